@@ -1,0 +1,1 @@
+//! Isolation layer and execution daemon for untrusted model-written code.
