@@ -1,0 +1,71 @@
+"""The verifier interface: a batch of (prompt, response, record) in, one `Verdict` per item out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class VerifyItem:
+    """One response to score. `record` is the whole input record, so a verifier can read the gold
+    `answer`, the `tests`, or any field of its own."""
+
+    prompt: str
+    response: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    """The outcome for one response.
+
+    score: in [0, 1]; None means "no verdict" (the item could not be judged; it is excluded from
+    training and counted, never silently scored 0).
+    correct: the binary judgement, or None when there is none.
+    reason: a short machine-friendly word: `correct`, `wrong`, `no_answer`, `timeout`, `error`, ...
+    extracted: what the verifier read as the answer (the boxed expression, the program, ...).
+    details: verifier-specific extras that are written into the response (e.g. `execution_output`).
+    """
+
+    score: float | None
+    correct: bool | None
+    reason: str
+    extracted: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class Verifier(ABC):
+    """Scores responses. Batch-first: implementations see many items at once and may parallelise."""
+
+    name: str = "verifier"
+
+    @abstractmethod
+    def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
+        """Return exactly one Verdict per item, in order. A bad item yields an `error` verdict;
+        only a failure of the verifier as a whole raises."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most verifiers hold nothing
+        """Release worker processes, sockets, ... ."""
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+VerifierFactory = Callable[..., Verifier]
+_REGISTRY: dict[str, VerifierFactory] = {}
+
+
+def register_verifier(name: str) -> Callable[[VerifierFactory], VerifierFactory]:
+    """Decorator: make a Verifier class (or factory returning one) available by `name`."""
+
+    def deco(factory: VerifierFactory) -> VerifierFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco

@@ -1,0 +1,1 @@
+//! Math answer checking: extraction, normalisation and exact rational comparison.
