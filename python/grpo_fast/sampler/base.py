@@ -1,0 +1,60 @@
+"""The sampler interface shared by the transformers and vLLM backends."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Prompt = str | list[dict[str, str]]  # plain text, or chat messages [{"role": ..., "content": ...}]
+
+
+@dataclass
+class Completion:
+    """One sampled completion. `token_ids` include the EOS token when the model stopped by itself;
+    `logprobs` are the sampling distribution's log-probs of those tokens (after temperature)."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str  # "stop" (EOS) or "length" (hit max_new_tokens)
+
+
+@dataclass
+class CompletionGroup:
+    """All completions of one prompt. `prompt_text` is the prompt after chat formatting;
+    `prompt_ids` its tokens (after left truncation), exactly what the model was conditioned on."""
+
+    prompt: Prompt
+    prompt_text: str
+    prompt_ids: list[int]
+    completions: list[Completion]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+class Sampler(ABC):
+    """Generates `n` completions for each prompt."""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[Prompt], n: int, **params: Any) -> list[CompletionGroup]:
+        """Return one `CompletionGroup` per prompt, in order, each with exactly `n` completions.
+        `params` override the sampler's defaults: temperature, top_p, top_k, max_new_tokens."""
+
+    def update_weights(self, model: Any) -> None:  # noqa: B027 - only remote/engine backends need it
+        """Make the sampler use the policy's current weights (a no-op when it shares the model)."""
+
+
+def format_prompt(tokenizer: Any, prompt: Prompt, use_chat_template: bool = True) -> str:
+    """Chat messages always go through the tokenizer's chat template; a string does when the tokenizer
+    has one and `use_chat_template` is on. The generation prompt (assistant turn opener) is appended."""
+    has_template = getattr(tokenizer, "chat_template", None) is not None
+    if isinstance(prompt, list):
+        if not has_template:
+            # No template: join the contents, so a plain LM still sees the text.
+            return "\n".join(m.get("content", "") for m in prompt)
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    if use_chat_template and has_template:
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+    return prompt

@@ -1,0 +1,335 @@
+"""`GRPOConfig`: every knob of the trainer with a documented default, the named presets, and
+loading from YAML/TOML with overrides. Field names follow TRL's `GRPOConfig` where they mean the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from grpo_fast.errors import ConfigError
+
+
+@dataclass
+class GRPOConfig:
+    """Configuration of a GRPO run. Defaults are conservative and close to TRL's `GRPOConfig`
+    (see `PRESETS` for the DeepSeek-R1, DAPO and Dr. GRPO recipes)."""
+
+    # --- what to train on -------------------------------------------------------------------
+    model: str | None = None
+    """Path or Hub id of the policy (a causal LM). Ignored with `toy`, which builds a tiny model."""
+    toy: str | None = None
+    """Run a built-in toy task (`next_digit`, `digit_sum`) with a tiny random-init model and a
+    character tokenizer; no download. Overrides `model`, `data` and `verifier`."""
+    data: str | None = None
+    """Prompts (JSONL, Parquet, or a local HF `datasets` directory); with `offline`, scored groups."""
+    prompt_field: str = "prompt"
+    """Field of each record holding the prompt (a string, or a list of chat messages)."""
+    offline: bool = False
+    """Train on already-scored groups from `data` (records with `responses[].score`) instead of sampling."""
+    verifier: str = "math"
+    """Verifier name (or `name=weight,name=weight` composition) used to score completions online."""
+    use_chat_template: bool = True
+    """Format string prompts with the tokenizer's chat template when it has one."""
+    output_dir: str = "runs/grpo"
+    """Where metrics.jsonl, curves.png, config.json and checkpoints are written."""
+    seed: int = 0
+    """Seed for model init (toy), prompt order and sampling."""
+
+    # --- batch and sampling -------------------------------------------------------------------
+    prompts_per_step: int = 8
+    """Prompts (groups) per optimisation step, per process. Completions per step = this * num_generations."""
+    num_generations: int = 8
+    """Group size G: completions sampled per prompt."""
+    generation_batch_size: int | None = None
+    """Prompts per generation call; the batch is generated in chunks of this size and each chunk is
+    verified while the next one is generated. None = the whole step in one call (no overlap)."""
+    max_prompt_length: int | None = 512
+    """Prompts longer than this many tokens are truncated from the left. None = no limit."""
+    max_completion_length: int = 256
+    """Most new tokens per completion; also the constant normaliser of `dr_grpo`."""
+    temperature: float = 1.0
+    """Sampling temperature; log-probs in the loss use logits / temperature, like the sampler."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold (1.0 = off)."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+
+    # --- advantages and rewards ---------------------------------------------------------------
+    advantage_method: str = "grpo"
+    """Advantage estimator from the Rust core: `grpo` ((r - mean) / std per group), `dr_grpo`
+    (r - mean, no std), `rloo` (leave-one-out baseline), `batch_std` (group mean, batch std)."""
+    skip_zero_std_groups: bool = False
+    """Drop groups whose rewards are all equal from the update (their advantage is 0 anyway; they
+    would still dilute the normaliser and contribute KL). Always counted in `frac_reward_zero_std`."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: keep sampling more prompts until the step has `prompts_per_step` groups
+    with non-zero reward std (or `max_sampling_rounds` is reached)."""
+    max_sampling_rounds: int = 4
+    """Upper bound on generation rounds per step under dynamic sampling."""
+    mask_truncated_completions: bool = False
+    """Exclude completions that hit `max_completion_length` without EOS from the loss (DAPO's overlong filtering)."""
+
+    # --- loss ---------------------------------------------------------------------------------
+    loss_type: str = "dapo"
+    """Aggregation: `grpo` (per-sequence mean, then batch mean), `dapo`/`bnpo` (token sum / token count),
+    `dr_grpo` (token sum / (B * max_completion_length))."""
+    epsilon: float = 0.2
+    """Lower clip range: ratios below 1 - epsilon are clipped for negative advantages."""
+    epsilon_high: float | None = None
+    """Upper clip range (1 + epsilon_high); None = same as `epsilon`. DAPO's clip-higher uses 0.28."""
+    beta: float = 0.0
+    """Weight of the k3 KL penalty to the reference model. 0 = no reference model is loaded at all."""
+    importance_sampling_level: str = "token"
+    """`token`: one ratio per token (GRPO); `sequence`: one length-normalised ratio per sequence (GSPO)."""
+    num_iterations: int = 1
+    """Updates per generated batch (PPO epochs, TRL's mu). > 1 stores the behaviour log-probs before
+    the first update so later updates are importance-weighted and clipped against them."""
+    ref_model_sync_steps: int = 0
+    """Copy the policy into the reference model every this many steps (0 = never). Needs beta > 0."""
+    entropy_coef: float = 0.0
+    """Weight of an entropy bonus (subtracted from the loss); 0 = only monitored."""
+
+    # --- optimisation -------------------------------------------------------------------------
+    learning_rate: float = 1e-6
+    """AdamW peak learning rate."""
+    lr_scheduler_type: str = "constant"
+    """`constant`, `cosine` or `linear` decay after warmup."""
+    warmup_steps: int = 0
+    """Linear warmup steps from 0 to `learning_rate`."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    adam_beta1: float = 0.9
+    """AdamW beta1."""
+    adam_beta2: float = 0.999
+    """AdamW beta2."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm (0 = off)."""
+    gradient_accumulation_steps: int = 1
+    """Split each step's completions into this many micro-batches, one optimiser step per step."""
+    max_steps: int = 100
+    """Optimisation steps to run."""
+    bf16: bool = False
+    """bf16 autocast for the forward passes (GPU only; ignored on CPU)."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory in the policy's backward pass."""
+    use_lora: bool = False
+    """Train LoRA adapters (needs `peft`) instead of all weights."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling alpha."""
+
+    # --- run control and logging --------------------------------------------------------------
+    logging_steps: int = 1
+    """Write a metrics line every this many steps."""
+    save_steps: int = 0
+    """Save a checkpoint every this many steps (0 = only at the end)."""
+    save_final: bool = True
+    """Save a checkpoint when the run ends."""
+    report_to: tuple[str, ...] = ()
+    """Extra loggers besides metrics.jsonl: `tensorboard`, `wandb` (offline)."""
+    num_threads: int | None = None
+    """torch intra-op threads. None = 1 for tiny models (per-op overhead dominates and a second thread
+    made the CPU prototype 7-20x slower when the other core was busy), torch's default otherwise."""
+    verifier_workers: int = 2
+    """Worker threads that run verification beside generation."""
+    eval_prompts: int = 0
+    """After training, greedy-decode this many prompts and report accuracy (0 = skip)."""
+    zero_advantages: bool = False
+    """Control experiment: force all advantages to 0 (the policy should then not learn)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, msg: str) -> ConfigError:
+            return ConfigError(f"{name}: {msg}", field=name)
+
+        if self.loss_type not in ("grpo", "bnpo", "dapo", "dr_grpo"):
+            raise bad("loss_type", f"must be grpo, bnpo, dapo or dr_grpo, got {self.loss_type!r}")
+        if self.importance_sampling_level not in ("token", "sequence"):
+            raise bad("importance_sampling_level", "must be token or sequence")
+        if self.advantage_method not in ("grpo", "dr_grpo", "rloo", "batch_std"):
+            raise bad("advantage_method", "must be grpo, dr_grpo, rloo or batch_std")
+        if self.lr_scheduler_type not in ("constant", "cosine", "linear"):
+            raise bad("lr_scheduler_type", "must be constant, cosine or linear")
+        if self.num_generations < 2:
+            raise bad("num_generations", "a group needs at least 2 completions for a relative advantage")
+        for name in ("prompts_per_step", "max_completion_length", "num_iterations", "gradient_accumulation_steps",
+                     "max_sampling_rounds", "verifier_workers"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be >= 1")
+        if self.max_steps < 0:
+            raise bad("max_steps", "must be >= 0")
+        if self.epsilon < 0 or (self.epsilon_high is not None and self.epsilon_high < 0):
+            raise bad("epsilon", "clip ranges must be >= 0")
+        if self.beta < 0:
+            raise bad("beta", "must be >= 0")
+        if self.temperature <= 0:
+            raise bad("temperature", "must be > 0")
+        if self.ref_model_sync_steps and self.beta == 0:
+            raise bad("ref_model_sync_steps", "refreshing a reference model needs beta > 0 (no reference model is kept)")
+        if self.learning_rate < 0:
+            raise bad("learning_rate", "must be >= 0")
+        for r in self.report_to:
+            if r not in ("tensorboard", "wandb"):
+                raise bad("report_to", f"unknown logger {r!r}; use tensorboard or wandb")
+        if self.generation_batch_size is not None and self.generation_batch_size < 1:
+            raise bad("generation_batch_size", "must be >= 1")
+
+    # --- conversion ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["report_to"] = list(self.report_to)
+        return d
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        """Field name -> its docstring (read from the source, so help and docs never drift)."""
+        return _field_docs()
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, **overrides: Any) -> GRPOConfig:
+        values: dict[str, Any] = {}
+        if name:
+            if name not in PRESETS:
+                raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}", field="preset")
+            values.update(PRESETS[name])
+        values.update(overrides)
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GRPOConfig:
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for k, v in values.items():
+            key = k.replace("-", "_")
+            if key not in known:
+                raise ConfigError(f"unknown config field {k!r}", field=k)
+            kwargs[key] = _coerce(key, known[key].type, v)
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path, preset: str | None = None, **overrides: Any) -> GRPOConfig:
+        """Read a YAML or TOML file (keys are field names; an optional `preset` key picks a base);
+        `preset` and `overrides` given here win over the file."""
+        values = load_config_file(path)
+        file_preset = values.pop("preset", None)
+        values.update(overrides)
+        return cls.from_preset(preset or file_preset, **values)
+
+
+# Each preset lists only what it changes from the defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    # DeepSeek-R1 (Nature, 2025), first RL stage: a very wide clip (epsilon=10), small KL, G=16,
+    # 32 prompts per step, reference refreshed every 400 steps.
+    "deepseek-r1": dict(epsilon=10.0, beta=0.001, num_generations=16, temperature=1.0, learning_rate=3e-6,
+                        prompts_per_step=32, ref_model_sync_steps=400, loss_type="grpo", advantage_method="grpo"),
+    # DAPO: clip-higher 0.2/0.28, no KL, token-level loss, dynamic sampling, overlong filtering.
+    "dapo": dict(epsilon=0.2, epsilon_high=0.28, beta=0.0, loss_type="dapo", dynamic_sampling=True,
+                 skip_zero_std_groups=True, mask_truncated_completions=True, advantage_method="grpo"),
+    # Dr. GRPO: advantages not divided by the group std, constant normaliser instead of length.
+    "dr-grpo": dict(advantage_method="dr_grpo", loss_type="dr_grpo", beta=0.0),
+    # The conservative default (TRL-like) under an explicit name.
+    "default": {},
+}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}", file=str(p))
+    text = p.read_text()
+    try:
+        if p.suffix in (".toml", ".tml"):
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            values = tomllib.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+    except Exception as exc:  # parse errors of either format
+        raise ConfigError(f"cannot parse {p}: {exc}", file=str(p)) from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"{p}: the top level must be a table/mapping of config fields", file=str(p))
+    # Allow the fields under a [grpo] / grpo: section as well as at the top level.
+    if "grpo" in values and isinstance(values["grpo"], dict):
+        values = {**{k: v for k, v in values.items() if k != "grpo"}, **values["grpo"]}
+    return values
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line; the value is parsed as YAML (numbers, bools, null, lists)."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key=value", field=text)
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except Exception:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+def _coerce(name: str, tp: Any, v: Any) -> Any:
+    """Check and convert a value read from a file or the command line to the field's type."""
+    t = str(tp)
+    if v is None:
+        if "None" in t:
+            return None
+        raise ConfigError(f"{name}: may not be null", field=name)
+    try:
+        if t.startswith("tuple"):
+            if isinstance(v, str):
+                v = [s for s in v.split(",") if s]
+            return tuple(str(x) for x in v)
+        if t.startswith("bool"):
+            if isinstance(v, str):
+                if v.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if v.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(v)
+            if not isinstance(v, bool):
+                raise ValueError(v)
+            return v
+        if t.startswith("int"):
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ValueError(v)
+            return int(v)
+        if t.startswith("float"):
+            if isinstance(v, bool):
+                raise ValueError(v)
+            return float(v)
+        if t.startswith("str"):
+            return str(v)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: {v!r} is not a valid {t}", field=name) from exc
+    return v
+
+
+def _field_docs() -> dict[str, str]:
+    import ast
+    import inspect
+    import itertools
+
+    src = inspect.getsource(GRPOConfig)
+    tree = ast.parse(src)
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
+                docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
