@@ -1,0 +1,195 @@
+//! Splitting a byte stream into chunks of whole lines, numbered, so that chunks can be parsed in
+//! parallel and results put back in file order. Memory stays bounded by the chunk size and the
+//! longest line, never by the file size.
+use std::io::{self, Read};
+
+/// Target bytes per chunk; a chunk grows past this only to finish one long line.
+pub const CHUNK_BYTES: usize = 4 << 20;
+
+/// Whole lines `[first_line, first_line + n)` of a file; `data` ends just after a `\n` or at EOF.
+pub struct Chunk {
+    pub data: Vec<u8>,
+    pub first_line: u64,
+    /// True for the chunk holding byte 0 of the file (strips a UTF-8 BOM there).
+    pub is_first: bool,
+}
+
+/// Reads a stream into `Chunk`s.
+pub struct Chunker<R> {
+    reader: R,
+    carry: Vec<u8>,
+    next_line: u64,
+    started: bool,
+    eof: bool,
+    chunk_bytes: usize,
+}
+
+impl<R: Read> Chunker<R> {
+    pub fn new(reader: R) -> Self {
+        Self::with_chunk_size(reader, CHUNK_BYTES)
+    }
+
+    pub fn with_chunk_size(reader: R, chunk_bytes: usize) -> Self {
+        Chunker {
+            reader,
+            carry: Vec::new(),
+            next_line: 1,
+            started: false,
+            eof: false,
+            chunk_bytes: chunk_bytes.max(1),
+        }
+    }
+
+    /// Lines handed out so far (the next chunk starts at this line number).
+    pub fn next_line(&self) -> u64 {
+        self.next_line
+    }
+
+    /// The next chunk, `Ok(None)` at the end. On a read error (a truncated gzip stream, say)
+    /// the complete lines before it have already been returned in earlier chunks.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        if self.eof && self.carry.is_empty() {
+            return Ok(None);
+        }
+        let mut data = std::mem::take(&mut self.carry);
+        let mut scan_from = 0;
+        loop {
+            if !self.eof && data.len() < self.chunk_bytes {
+                let want = self.chunk_bytes - data.len();
+                let filled = read_up_to(&mut self.reader, &mut data, want)?;
+                if filled == 0 {
+                    self.eof = true;
+                }
+                continue;
+            }
+            // Enough bytes (or EOF): cut after the last newline.
+            match memchr::memrchr(b'\n', &data[scan_from..]) {
+                Some(pos) => {
+                    let cut = scan_from + pos + 1;
+                    self.carry = data.split_off(cut);
+                    break;
+                }
+                None if self.eof => break,
+                None => {
+                    // One line longer than a chunk: keep reading until it ends.
+                    scan_from = data.len();
+                    let filled = read_up_to(&mut self.reader, &mut data, self.chunk_bytes)?;
+                    if filled == 0 {
+                        self.eof = true;
+                    }
+                }
+            }
+        }
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let lines = memchr::memchr_iter(b'\n', &data).count() as u64
+            + u64::from(data.last() != Some(&b'\n'));
+        let chunk = Chunk {
+            data,
+            first_line: self.next_line,
+            is_first: !self.started,
+        };
+        self.started = true;
+        self.next_line += lines;
+        Ok(Some(chunk))
+    }
+}
+
+fn read_up_to<R: Read>(reader: &mut R, data: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let start = data.len();
+    data.resize(start + want, 0);
+    let mut filled = 0;
+    while filled < want {
+        match reader.read(&mut data[start + filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                data.truncate(start + filled);
+                return Err(e);
+            }
+        }
+    }
+    data.truncate(start + filled);
+    Ok(filled)
+}
+
+/// Iterates `(line_number, line_bytes)` over a chunk, without the `\n`, a trailing `\r`, or a
+/// BOM at the very start of the file.
+pub fn chunk_lines(chunk: &Chunk) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut data: &[u8] = &chunk.data;
+    if chunk.is_first {
+        data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    }
+    let mut line_no = chunk.first_line;
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let item = (line_no, line);
+        line_no += 1;
+        Some(item)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_lines(input: &[u8], chunk: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut c = Chunker::with_chunk_size(input, chunk);
+        let mut out = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            out.extend(chunk_lines(&ch).map(|(n, l)| (n, l.to_vec())));
+        }
+        out
+    }
+
+    #[test]
+    fn numbers_lines_across_chunk_boundaries() {
+        let input = b"a\nbb\nccc\n\ndddd";
+        for size in 1..20 {
+            let lines = all_lines(input, size);
+            let expect: Vec<(u64, Vec<u8>)> = vec![
+                (1, b"a".to_vec()),
+                (2, b"bb".to_vec()),
+                (3, b"ccc".to_vec()),
+                (4, b"".to_vec()),
+                (5, b"dddd".to_vec()),
+            ];
+            assert_eq!(lines, expect, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn strips_crlf_and_leading_bom_only() {
+        let input = b"\xEF\xBB\xBF{}\r\n\xEF\xBB\xBF{}\r\n";
+        let lines = all_lines(input, 3);
+        assert_eq!(lines[0], (1, b"{}".to_vec()));
+        assert_eq!(lines[1], (2, b"\xEF\xBB\xBF{}".to_vec()));
+    }
+
+    #[test]
+    fn line_longer_than_chunk_stays_whole() {
+        let long = vec![b'x'; 10_000];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\nend\n");
+        let lines = all_lines(&input, 64);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].1, long);
+        assert_eq!(lines[1], (2, b"end".to_vec()));
+    }
+
+    #[test]
+    fn empty_input_has_no_chunks() {
+        assert!(all_lines(b"", 8).is_empty());
+    }
+}

@@ -1,0 +1,483 @@
+//! The streaming, parallel reader: bytes -> lines -> validated records -> columnar batches.
+//!
+//! A background thread reads and decompresses whole-line chunks; chunks are parsed in parallel
+//! (rayon) and their results consumed in file order, so memory is bounded by a few chunks and
+//! one batch, never by the file size. Flat (one completion per line) records are grouped by key;
+//! their groups are held until the end of the input, since a key may reappear anywhere.
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::batch::{Batch, GroupColumns};
+use crate::error::{DataError, Error, FieldError, Result};
+use crate::lines::{chunk_lines, Chunk, Chunker, CHUNK_BYTES};
+use crate::record::{self, LineView, RecordRules, ResponseStat};
+use crate::source::{open_input, open_output, OutputSink};
+
+/// What to do with a bad line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorPolicy {
+    /// Stop at the first bad line with an error naming file, line and field.
+    #[default]
+    Strict,
+    /// Keep going; every bad line goes to the rejects file with its reason.
+    Report,
+}
+
+impl std::str::FromStr for ErrorPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> std::result::Result<Self, Error> {
+        match s {
+            "strict" => Ok(ErrorPolicy::Strict),
+            "report" => Ok(ErrorPolicy::Report),
+            _ => Err(Error::Config(format!(
+                "unknown error policy {s:?}; expected strict or report"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub rules: RecordRules,
+    pub policy: ErrorPolicy,
+    /// Where rejected lines go under `Report`; required there.
+    pub rejects_path: Option<String>,
+    /// A batch is emitted once it holds at least this many responses.
+    pub batch_responses: usize,
+    /// Keep each record as a JSON value (for rewriting files); otherwise only the columns.
+    pub keep_records: bool,
+    pub chunk_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            rules: RecordRules {
+                score_range: Some(Default::default()),
+                group_key: None,
+            },
+            policy: ErrorPolicy::Strict,
+            rejects_path: None,
+            batch_responses: 65_536,
+            keep_records: false,
+            chunk_bytes: CHUNK_BYTES,
+        }
+    }
+}
+
+/// Counters over the whole read so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadReport {
+    pub lines: u64,
+    pub blank_lines: u64,
+    pub records: u64,
+    pub flat_records: u64,
+    pub rejected: u64,
+    /// The first few rejects, for a summary screen (all of them are in the rejects file).
+    pub first_rejects: Vec<DataError>,
+}
+
+const KEPT_REJECTS: usize = 20;
+
+enum Parsed {
+    Blank,
+    Ok(LineView, Option<Value>),
+    Bad(FieldError, Vec<u8>),
+}
+
+struct FlatGroup {
+    prompt: String,
+    id: Option<String>,
+    key_field: Option<String>,
+    key_value: Option<Value>,
+    line: u64,
+    responses: Vec<ResponseStat>,
+    records: Vec<Value>,
+}
+
+/// Iterator over the batches of one input.
+pub struct GroupReader {
+    file: String,
+    opts: ReadOptions,
+    chunks: Option<Receiver<std::io::Result<Chunk>>>,
+    thread: Option<JoinHandle<()>>,
+    raw_pos: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    raw_len: Option<u64>,
+    current: GroupColumns,
+    current_records: Vec<Value>,
+    ready: VecDeque<Batch>,
+    flat: Vec<FlatGroup>,
+    flat_index: HashMap<String, usize>,
+    rejects: Option<OutputSink>,
+    report: ReadReport,
+    done: bool,
+    failed: bool,
+}
+
+impl GroupReader {
+    pub fn open(path: &str, opts: ReadOptions) -> Result<Self> {
+        if opts.policy == ErrorPolicy::Report && opts.rejects_path.is_none() {
+            return Err(Error::Config(
+                "the `report` error policy needs a rejects file to write bad lines to".into(),
+            ));
+        }
+        let file = if path == "-" {
+            "<stdin>".to_string()
+        } else {
+            path.to_string()
+        };
+        let input = open_input(path)?;
+        let rejects = match (&opts.policy, &opts.rejects_path) {
+            (ErrorPolicy::Report, Some(p)) => Some(open_output(p)?),
+            _ => None,
+        };
+        let (tx, rx) = sync_channel(4);
+        let chunk_bytes = opts.chunk_bytes;
+        let reader = input.reader;
+        let thread = std::thread::Builder::new()
+            .name("grpo-read".into())
+            .spawn(move || {
+                let mut chunker = Chunker::with_chunk_size(reader, chunk_bytes);
+                loop {
+                    let next = chunker.next_chunk();
+                    let stop = !matches!(next, Ok(Some(_)));
+                    let item = match next {
+                        Ok(Some(c)) => Ok(c),
+                        Ok(None) => break,
+                        Err(e) => Err(std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "read failed after line {} (corrupt or truncated compressed stream?): {e}",
+                                chunker.next_line() - 1
+                            ),
+                        )),
+                    };
+                    if tx.send(item).is_err() || stop {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io(&file, e))?;
+        Ok(GroupReader {
+            file,
+            opts,
+            chunks: Some(rx),
+            thread: Some(thread),
+            raw_pos: input.raw_pos,
+            raw_len: input.raw_len,
+            current: GroupColumns::new(),
+            current_records: Vec::new(),
+            ready: VecDeque::new(),
+            flat: Vec::new(),
+            flat_index: HashMap::new(),
+            rejects,
+            report: ReadReport::default(),
+            done: false,
+            failed: false,
+        })
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    pub fn report(&self) -> &ReadReport {
+        &self.report
+    }
+
+    /// Reads everything into one batch (convenient for small files and tests).
+    pub fn read_all(mut self) -> Result<(Batch, ReadReport)> {
+        let mut all = Batch {
+            columns: GroupColumns::new(),
+            records: self.opts.keep_records.then(Vec::new),
+            bytes_read: 0,
+            bytes_total: self.raw_len,
+        };
+        for batch in self.by_ref() {
+            let batch = batch?;
+            append_columns(&mut all.columns, batch.columns);
+            if let (Some(dst), Some(src)) = (all.records.as_mut(), batch.records) {
+                dst.extend(src);
+            }
+            all.bytes_read = batch.bytes_read;
+        }
+        Ok((all, self.report.clone()))
+    }
+
+    fn parse_chunk(chunk: &Chunk, opts: &ReadOptions) -> Vec<(u64, Parsed)> {
+        chunk_lines(chunk)
+            .map(|(n, line)| {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return (n, Parsed::Blank);
+                }
+                let parsed = if opts.keep_records {
+                    record::parse_value(line).and_then(|v| {
+                        let view = record::view_of_value(&v, &opts.rules)?;
+                        Ok((view, Some(v)))
+                    })
+                } else {
+                    record::parse_view(line, &opts.rules).map(|v| (v, None))
+                };
+                match parsed {
+                    Ok((view, value)) => (n, Parsed::Ok(view, value)),
+                    Err(e) => (n, Parsed::Bad(e, line.to_vec())),
+                }
+            })
+            .collect()
+    }
+
+    /// Pulls and parses the next few chunks; false at the end of the input.
+    fn fill(&mut self) -> Result<bool> {
+        let Some(rx) = self.chunks.as_ref() else {
+            return Ok(false);
+        };
+        let want = rayon::current_num_threads().max(1) * 2;
+        let mut chunks = Vec::with_capacity(want);
+        let mut io_error = None;
+        let mut ended = false;
+        while chunks.len() < want {
+            let next = if chunks.is_empty() {
+                rx.recv().ok()
+            } else {
+                rx.try_recv().ok()
+            };
+            match next {
+                Some(Ok(c)) => chunks.push(c),
+                Some(Err(e)) => {
+                    io_error = Some(e);
+                    ended = true;
+                    break;
+                }
+                None => {
+                    // try_recv found nothing yet: go with what we have; recv: channel closed.
+                    if chunks.is_empty() {
+                        ended = true;
+                    }
+                    break;
+                }
+            }
+        }
+        if chunks.is_empty() && io_error.is_none() {
+            ended = true;
+        }
+        let opts = &self.opts;
+        let parsed: Vec<Vec<(u64, Parsed)>> = chunks
+            .par_iter()
+            .map(|c| Self::parse_chunk(c, opts))
+            .collect();
+        drop(chunks);
+        for lines in parsed {
+            for (n, p) in lines {
+                self.consume(n, p)?;
+            }
+        }
+        if let Some(e) = io_error {
+            return Err(Error::io(&self.file, e));
+        }
+        if ended {
+            self.chunks = None;
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+        Ok(!ended)
+    }
+
+    fn consume(&mut self, line: u64, parsed: Parsed) -> Result<()> {
+        self.report.lines = self.report.lines.max(line);
+        match parsed {
+            Parsed::Blank => self.report.blank_lines += 1,
+            Parsed::Bad(e, raw) => self.reject(e.at(&self.file, line), &raw)?,
+            Parsed::Ok(LineView::Group(g), value) => {
+                self.report.records += 1;
+                self.current.push_group(g.prompt, g.id, line, &g.responses);
+                if let Some(v) = value {
+                    self.current_records.push(v);
+                }
+                if self.current.num_responses() >= self.opts.batch_responses {
+                    self.emit();
+                }
+            }
+            Parsed::Ok(LineView::Flat(f), value) => {
+                self.report.flat_records += 1;
+                let idx = match self.flat_index.get(&f.key) {
+                    Some(&i) => {
+                        if self.flat[i].prompt != f.prompt {
+                            let e = FieldError::new(
+                                "prompt",
+                                format!(
+                                    "differs from the prompt of group key {} first seen on line {}",
+                                    f.key, self.flat[i].line
+                                ),
+                            );
+                            let raw = value.map(|v| v.to_string()).unwrap_or_default();
+                            return self.reject(e.at(&self.file, line), raw.as_bytes());
+                        }
+                        i
+                    }
+                    None => {
+                        let key_field = self.opts.rules.group_key.clone().or_else(|| {
+                            value.as_ref().and_then(|v| {
+                                ["prompt_id", "id"]
+                                    .into_iter()
+                                    .find(|k| v.get(k).is_some())
+                                    .map(str::to_string)
+                            })
+                        });
+                        self.flat.push(FlatGroup {
+                            prompt: f.prompt,
+                            id: Some(f.key.clone()),
+                            key_field,
+                            key_value: None,
+                            line,
+                            responses: Vec::new(),
+                            records: Vec::new(),
+                        });
+                        self.flat_index.insert(f.key, self.flat.len() - 1);
+                        self.flat.len() - 1
+                    }
+                };
+                let group = &mut self.flat[idx];
+                group.responses.push(f.response);
+                if let Some(Value::Object(obj)) = value {
+                    let (resp, _prompt, key) =
+                        record::flat_to_response(obj, group.key_field.as_deref());
+                    if group.key_value.is_none() {
+                        group.key_value = key;
+                    }
+                    group.records.push(Value::Object(resp));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, err: DataError, raw: &[u8]) -> Result<()> {
+        if self.opts.policy == ErrorPolicy::Strict {
+            return Err(Error::Data(err));
+        }
+        self.report.rejected += 1;
+        if let Some(sink) = self.rejects.as_mut() {
+            let mut obj = Map::new();
+            obj.insert("file".into(), Value::from(err.file.clone()));
+            obj.insert("line".into(), Value::from(err.line));
+            obj.insert("field".into(), Value::from(err.field.clone()));
+            obj.insert("error".into(), Value::from(err.message.clone()));
+            obj.insert(
+                "raw".into(),
+                Value::from(String::from_utf8_lossy(raw).into_owned()),
+            );
+            let mut bytes = serde_json::to_vec(&Value::Object(obj))
+                .map_err(|e| Error::io(sink.path().to_string(), e.into()))?;
+            bytes.push(b'\n');
+            sink.write_all(&bytes)?;
+        }
+        if self.report.first_rejects.len() < KEPT_REJECTS {
+            self.report.first_rejects.push(err);
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) {
+        if self.current.num_groups() == 0 {
+            return;
+        }
+        let columns = std::mem::replace(&mut self.current, GroupColumns::new());
+        let records = self
+            .opts
+            .keep_records
+            .then(|| std::mem::take(&mut self.current_records));
+        self.ready.push_back(Batch {
+            columns,
+            records,
+            bytes_read: self.raw_pos.load(std::sync::atomic::Ordering::Relaxed),
+            bytes_total: self.raw_len,
+        });
+    }
+
+    fn emit_flat(&mut self) {
+        for g in std::mem::take(&mut self.flat) {
+            let id = if g.key_field.is_some() { g.id } else { None };
+            self.current
+                .push_group(g.prompt.clone(), id, g.line, &g.responses);
+            if self.opts.keep_records {
+                let mut obj = Map::new();
+                if let (Some(field), Some(v)) = (&g.key_field, g.key_value) {
+                    obj.insert(field.clone(), v);
+                }
+                obj.insert("prompt".into(), Value::from(g.prompt));
+                obj.insert("responses".into(), Value::Array(g.records));
+                self.current_records.push(Value::Object(obj));
+            }
+            if self.current.num_responses() >= self.opts.batch_responses {
+                self.emit();
+            }
+        }
+        self.flat_index.clear();
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.emit_flat();
+        self.emit();
+        if let Some(mut sink) = self.rejects.take() {
+            sink.finish()?;
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for GroupReader {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Some(Ok(b));
+            }
+            if self.done || self.failed {
+                return None;
+            }
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    if let Err(e) = self.finish() {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                }
+                Err(e) => {
+                    self.failed = true;
+                    // Release the reader thread: dropping the receiver unblocks its send.
+                    self.chunks = None;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for GroupReader {
+    fn drop(&mut self) {
+        // Dropping the receiver makes the reader thread's next send fail, so it ends by
+        // itself; joining here could block on a stdin that never closes.
+        self.chunks = None;
+        self.thread.take();
+    }
+}
+
+pub fn append_columns(dst: &mut GroupColumns, src: GroupColumns) {
+    let base = dst.scores.len() as i64;
+    dst.scores.extend(src.scores);
+    dst.correct.extend(src.correct);
+    dst.text_bytes.extend(src.text_bytes);
+    dst.offsets
+        .extend(src.offsets.iter().skip(1).map(|o| o + base));
+    dst.prompts.extend(src.prompts);
+    dst.ids.extend(src.ids);
+    dst.lines.extend(src.lines);
+}

@@ -1,0 +1,595 @@
+//! Rollout records and their validation.
+//!
+//! Two shapes are accepted, one JSON object per line:
+//! - grouped: `{"prompt": str, "responses": [{"text": str, "score"?: num, "correct"?: bool}], ...}`
+//! - flat: one completion per line, `{"prompt": str, "completion"|"response"|"text": str,
+//!   "score"|"reward"?: num, "prompt_id"|"id"?: any, ...}`, grouped later by a key.
+//!
+//! Parsing has a fast path (typed, borrowing, unknown fields skipped) for the columnar readers and
+//! a `Value` path that keeps every field for round trips; when the fast path fails, the `Value`
+//! path runs to name the exact field and problem.
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::FieldError;
+
+/// What the caller allows for scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for ScoreRange {
+    fn default() -> Self {
+        ScoreRange { min: 0.0, max: 1.0 }
+    }
+}
+
+/// The per-response numbers the core works on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResponseStat {
+    /// NaN when the response has no score yet (unverified, or `null`).
+    pub score: f64,
+    /// 1 correct, 0 incorrect, -1 unknown.
+    pub correct: i8,
+    /// Length of the response text in bytes.
+    pub text_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupView {
+    pub prompt: String,
+    /// Raw JSON of `id` when present (so `7` and `"7"` stay distinct).
+    pub id: Option<String>,
+    pub responses: Vec<ResponseStat>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatView {
+    /// Raw JSON of the grouping field.
+    pub key: String,
+    pub prompt: String,
+    pub response: ResponseStat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineView {
+    Group(GroupView),
+    Flat(FlatView),
+}
+
+/// Options that decide what a valid record is.
+#[derive(Debug, Clone, Default)]
+pub struct RecordRules {
+    /// None: any finite score is accepted.
+    pub score_range: Option<ScoreRange>,
+    /// Field used to group flat records; default `prompt_id`, then `id`, then `prompt`.
+    pub group_key: Option<String>,
+}
+
+const FLAT_TEXT_FIELDS: [&str; 3] = ["completion", "response", "text"];
+const FLAT_SCORE_FIELDS: [&str; 2] = ["score", "reward"];
+
+#[derive(Deserialize)]
+struct FastResponse<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    score: Option<f64>,
+    #[serde(default)]
+    correct: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct FastLine<'a> {
+    #[serde(borrow, default)]
+    prompt: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    responses: Option<Vec<FastResponse<'a>>>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    prompt_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    completion: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    response: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    score: Option<f64>,
+    #[serde(default)]
+    reward: Option<f64>,
+    #[serde(default)]
+    correct: Option<bool>,
+}
+
+/// Parses one line into the numbers the core needs, skipping fields it does not use.
+pub fn parse_view(line: &[u8], rules: &RecordRules) -> Result<LineView, FieldError> {
+    if rules.group_key.is_none() {
+        if let Ok(fast) = serde_json::from_slice::<FastLine>(line) {
+            if let Some(view) = fast_to_view(fast, rules)? {
+                return Ok(view);
+            }
+        }
+    }
+    // Slow path: full parse, which also produces the precise error.
+    let value = parse_value(line)?;
+    view_of_value(&value, rules)
+}
+
+/// `Ok(None)`: the fast path cannot decide (shape is unusual); fall back to the Value path.
+fn fast_to_view(fast: FastLine, rules: &RecordRules) -> Result<Option<LineView>, FieldError> {
+    if let Some(responses) = fast.responses {
+        let prompt = fast
+            .prompt
+            .ok_or_else(|| FieldError::new("prompt", "missing required field"))?;
+        if responses.is_empty() {
+            return Err(empty_group());
+        }
+        let mut stats = Vec::with_capacity(responses.len());
+        for (i, r) in responses.into_iter().enumerate() {
+            let text = r.text.ok_or_else(|| {
+                FieldError::new(format!("responses[{i}].text"), "missing required field")
+            })?;
+            let score = check_score(r.score, rules, || format!("responses[{i}].score"))?;
+            stats.push(ResponseStat {
+                score,
+                correct: correct_code(r.correct),
+                text_bytes: text.len().min(u32::MAX as usize) as u32,
+            });
+        }
+        return Ok(Some(LineView::Group(GroupView {
+            prompt: prompt.into_owned(),
+            id: fast.id.map(|r| r.get().to_string()),
+            responses: stats,
+        })));
+    }
+    // Flat records: more than one candidate field for text or score is ambiguous; let the
+    // Value path produce that error.
+    let texts = [&fast.completion, &fast.response, &fast.text];
+    if texts.iter().filter(|t| t.is_some()).count() != 1 {
+        return Ok(None);
+    }
+    if fast.score.is_some() && fast.reward.is_some() {
+        return Ok(None);
+    }
+    let Some(prompt) = fast.prompt else {
+        return Ok(None);
+    };
+    let text_len = texts.iter().find_map(|t| t.as_ref()).map_or(0, |t| t.len());
+    let (score_field, score) = match (fast.score, fast.reward) {
+        (Some(s), _) => ("score", Some(s)),
+        (None, r) => ("reward", r),
+    };
+    let score = check_score(score, rules, || score_field.to_string())?;
+    let key = match (fast.prompt_id, fast.id) {
+        (Some(k), _) | (None, Some(k)) => k.get().to_string(),
+        (None, None) => serde_json::to_string(prompt.as_ref()).unwrap_or_default(),
+    };
+    Ok(Some(LineView::Flat(FlatView {
+        key,
+        prompt: prompt.into_owned(),
+        response: ResponseStat {
+            score,
+            correct: correct_code(fast.correct),
+            text_bytes: text_len.min(u32::MAX as usize) as u32,
+        },
+    })))
+}
+
+fn empty_group() -> FieldError {
+    FieldError::new(
+        "responses",
+        "empty group: a record needs at least one response",
+    )
+}
+
+fn correct_code(c: Option<bool>) -> i8 {
+    match c {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    }
+}
+
+fn check_score(
+    score: Option<f64>,
+    rules: &RecordRules,
+    field: impl Fn() -> String,
+) -> Result<f64, FieldError> {
+    let Some(s) = score else {
+        return Ok(f64::NAN);
+    };
+    if !s.is_finite() {
+        return Err(FieldError::new(
+            field(),
+            format!("score must be finite, got {s}"),
+        ));
+    }
+    if let Some(range) = rules.score_range {
+        if s < range.min || s > range.max {
+            return Err(FieldError::new(
+                field(),
+                format!(
+                    "score {s} is outside [{}, {}] (set a wider score range if this is intended)",
+                    range.min, range.max
+                ),
+            ));
+        }
+    }
+    Ok(s)
+}
+
+/// Parses a line as JSON, with messages that say what is wrong in words.
+pub fn parse_value(line: &[u8]) -> Result<Value, FieldError> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(FieldError::new(
+                "",
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            ))
+        }
+    };
+    serde_json::from_str::<Value>(text).map_err(|e| json_error(text, &e))
+}
+
+fn json_error(text: &str, e: &serde_json::Error) -> FieldError {
+    let col = e.column();
+    // serde_json points just past the offending token; look around it for the tokens that
+    // Python's json writes for non-finite floats, which JSON does not allow.
+    let start = col.saturating_sub(10);
+    let window = text
+        .get(start..(col + 10).min(text.len()))
+        .unwrap_or_default();
+    if ["NaN", "Infinity"].iter().any(|t| window.contains(t)) {
+        return FieldError::new(
+            "",
+            format!("invalid JSON at column {col}: NaN/Infinity are not valid JSON numbers (scores must be finite)"),
+        );
+    }
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "truncated JSON (line ends early)".to_string(),
+        _ => "invalid JSON".to_string(),
+    };
+    let msg = e.to_string();
+    let detail = msg.split(" at line ").next().unwrap_or(&msg);
+    FieldError::new("", format!("{what} at column {col}: {detail}"))
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn expected(field: impl Into<String>, what: &str, got: &Value) -> FieldError {
+    FieldError::new(field, format!("expected {what}, got {}", type_name(got)))
+}
+
+fn get_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    path: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match obj.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(expected(path, "string", other)),
+    }
+}
+
+fn get_score(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    rules: &RecordRules,
+) -> Result<f64, FieldError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(f64::NAN),
+        Some(Value::Number(n)) => check_score(n.as_f64(), rules, || path.to_string()),
+        Some(other) => Err(expected(path, "number", other)),
+    }
+}
+
+fn get_correct(obj: &Map<String, Value>, path: &str) -> Result<i8, FieldError> {
+    match obj.get("correct") {
+        None | Some(Value::Null) => Ok(-1),
+        Some(Value::Bool(b)) => Ok(i8::from(*b)),
+        Some(other) => Err(expected(path, "boolean", other)),
+    }
+}
+
+/// Validates a parsed record and extracts its numbers; errors name the field path.
+pub fn view_of_value(value: &Value, rules: &RecordRules) -> Result<LineView, FieldError> {
+    let obj = match value {
+        Value::Object(o) => o,
+        other => return Err(expected("", "a JSON object", other)),
+    };
+    if let Some(responses) = obj.get("responses") {
+        let prompt = get_str(obj, "prompt", "prompt")?
+            .ok_or_else(|| FieldError::new("prompt", "missing required field"))?;
+        let list = match responses {
+            Value::Array(a) => a,
+            other => return Err(expected("responses", "array", other)),
+        };
+        if list.is_empty() {
+            return Err(empty_group());
+        }
+        let mut stats = Vec::with_capacity(list.len());
+        for (i, r) in list.iter().enumerate() {
+            let r = match r {
+                Value::Object(o) => o,
+                other => return Err(expected(format!("responses[{i}]"), "object", other)),
+            };
+            let text = get_str(r, "text", &format!("responses[{i}].text"))?.ok_or_else(|| {
+                FieldError::new(format!("responses[{i}].text"), "missing required field")
+            })?;
+            stats.push(ResponseStat {
+                score: get_score(r, "score", &format!("responses[{i}].score"), rules)?,
+                correct: get_correct(r, &format!("responses[{i}].correct"))?,
+                text_bytes: text.len().min(u32::MAX as usize) as u32,
+            });
+        }
+        return Ok(LineView::Group(GroupView {
+            prompt: prompt.to_string(),
+            id: obj.get("id").map(|v| v.to_string()),
+            responses: stats,
+        }));
+    }
+    let present: Vec<&str> = FLAT_TEXT_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| obj.contains_key(*f))
+        .collect();
+    let text_field = match present.as_slice() {
+        [] => {
+            return Err(FieldError::new(
+                "",
+                "not a rollout record: expected `responses` (grouped form) or one of `completion`, `response`, `text` (flat form)",
+            ))
+        }
+        [one] => *one,
+        many => {
+            return Err(FieldError::new(
+                many[1],
+                format!("ambiguous flat record: both `{}` and `{}` present", many[0], many[1]),
+            ))
+        }
+    };
+    let text = get_str(obj, text_field, text_field)?.unwrap_or_default();
+    if obj.contains_key("score") && obj.contains_key("reward") {
+        return Err(FieldError::new(
+            "reward",
+            "ambiguous flat record: both `score` and `reward` present",
+        ));
+    }
+    let score_field = FLAT_SCORE_FIELDS
+        .iter()
+        .copied()
+        .find(|f| obj.contains_key(*f))
+        .unwrap_or("score");
+    let prompt = get_str(obj, "prompt", "prompt")?
+        .ok_or_else(|| FieldError::new("prompt", "missing required field"))?;
+    let key = match &rules.group_key {
+        Some(k) => obj
+            .get(k)
+            .ok_or_else(|| FieldError::new(k.clone(), "missing group key field"))?
+            .to_string(),
+        None => obj
+            .get("prompt_id")
+            .or_else(|| obj.get("id"))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| Value::String(prompt.to_string()).to_string()),
+    };
+    Ok(LineView::Flat(FlatView {
+        key,
+        prompt: prompt.to_string(),
+        response: ResponseStat {
+            score: get_score(obj, score_field, score_field, rules)?,
+            correct: get_correct(obj, "correct")?,
+            text_bytes: text.len().min(u32::MAX as usize) as u32,
+        },
+    }))
+}
+
+/// Turns a flat record into the response object of a grouped record: the text field becomes
+/// `text`, `reward` becomes `score`, and the group-level fields move to the group.
+pub fn flat_to_response(
+    mut obj: Map<String, Value>,
+    key_field: Option<&str>,
+) -> (Map<String, Value>, Option<Value>, Option<Value>) {
+    let prompt = obj.remove("prompt");
+    let key = match key_field {
+        Some(k) if k != "prompt" => obj.remove(k),
+        Some(_) => None,
+        None => obj.remove("prompt_id").or_else(|| obj.remove("id")),
+    };
+    let mut resp = Map::with_capacity(obj.len());
+    for (k, v) in obj {
+        let k = match k.as_str() {
+            "completion" | "response" => "text".to_string(),
+            "reward" => "score".to_string(),
+            _ => k,
+        };
+        resp.insert(k, v);
+    }
+    (resp, prompt, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> RecordRules {
+        RecordRules {
+            score_range: Some(ScoreRange::default()),
+            group_key: None,
+        }
+    }
+
+    fn err(line: &str) -> FieldError {
+        parse_view(line.as_bytes(), &rules()).unwrap_err()
+    }
+
+    #[test]
+    fn grouped_record_reads_scores_and_verdicts() {
+        let v = parse_view(
+            br#"{"prompt":"p","extra":{"a":[1,2]},"responses":[{"text":"ab","score":1,"correct":true},{"text":"c"}]}"#,
+            &rules(),
+        )
+        .unwrap();
+        let LineView::Group(g) = v else { panic!() };
+        assert_eq!(g.prompt, "p");
+        assert_eq!(g.responses[0].score, 1.0);
+        assert_eq!(g.responses[0].correct, 1);
+        assert_eq!(g.responses[0].text_bytes, 2);
+        assert!(g.responses[1].score.is_nan());
+        assert_eq!(g.responses[1].correct, -1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"prompt":"p","responses":[{"text":"a","score":"1.0"}]}"#,
+                "responses[0].score",
+                "expected number, got string",
+            ),
+            (
+                r#"{"prompt":"p","responses":[{"text":"a"},{"text":"b","score":2}]}"#,
+                "responses[1].score",
+                "outside [0, 1]",
+            ),
+            (
+                r#"{"prompt":"p","responses":[{"text":"a","score":-0.5}]}"#,
+                "responses[0].score",
+                "outside",
+            ),
+            (
+                r#"{"prompt":"p","responses":[]}"#,
+                "responses",
+                "empty group",
+            ),
+            (
+                r#"{"prompt":"p","responses":{}}"#,
+                "responses",
+                "expected array, got object",
+            ),
+            (r#"{"responses":[{"text":"a"}]}"#, "prompt", "missing"),
+            (
+                r#"{"prompt":3,"responses":[{"text":"a"}]}"#,
+                "prompt",
+                "expected string, got number",
+            ),
+            (
+                r#"{"prompt":"p","responses":[{"score":1}]}"#,
+                "responses[0].text",
+                "missing",
+            ),
+            (
+                r#"{"prompt":"p","responses":[{"text":"a","correct":"yes"}]}"#,
+                "responses[0].correct",
+                "expected boolean",
+            ),
+            (r#"[1,2]"#, "", "expected a JSON object, got array"),
+            (
+                r#"{"prompt":"p","responses":[{"text":"a","score":NaN}]}"#,
+                "",
+                "NaN/Infinity",
+            ),
+            (
+                r#"{"prompt":"p","responses":[{"text":"a","score":Infinity}]}"#,
+                "",
+                "NaN/Infinity",
+            ),
+            (
+                r#"{"prompt":"p","responses":[{"text":"a""#,
+                "",
+                "truncated JSON",
+            ),
+            (r#"{"prompt":"p"}"#, "", "not a rollout record"),
+            (
+                r#"{"prompt":"p","completion":"a","text":"b"}"#,
+                "text",
+                "ambiguous",
+            ),
+        ];
+        for (line, field, msg) in cases {
+            let e = err(line);
+            assert_eq!(e.field, field, "{line}: {e:?}");
+            assert!(e.message.contains(msg), "{line}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported() {
+        let e = parse_view(b"{\"prompt\":\"\xff\"}", &rules()).unwrap_err();
+        assert!(e.message.contains("invalid UTF-8"), "{e:?}");
+    }
+
+    #[test]
+    fn wider_score_range_on_request() {
+        let r = RecordRules {
+            score_range: None,
+            group_key: None,
+        };
+        let v = parse_view(
+            br#"{"prompt":"p","responses":[{"text":"a","score":-3.5}]}"#,
+            &r,
+        )
+        .unwrap();
+        let LineView::Group(g) = v else { panic!() };
+        assert_eq!(g.responses[0].score, -3.5);
+    }
+
+    #[test]
+    fn flat_record_groups_by_prompt_id_then_id_then_prompt() {
+        let v = parse_view(
+            br#"{"prompt":"p","prompt_id":7,"completion":"x","reward":0.5}"#,
+            &rules(),
+        )
+        .unwrap();
+        let LineView::Flat(f) = v else { panic!() };
+        assert_eq!(f.key, "7");
+        assert_eq!(f.response.score, 0.5);
+        let v = parse_view(br#"{"prompt":"p","response":"x"}"#, &rules()).unwrap();
+        let LineView::Flat(f) = v else { panic!() };
+        assert_eq!(f.key, "\"p\"");
+    }
+
+    #[test]
+    fn fast_and_value_paths_agree() {
+        let lines = [
+            r#"{"prompt":"p\n\"q\"","id":"a","responses":[{"text":"x\u00e9","score":0.25,"correct":false}]}"#,
+            r#"{"prompt":"p","prompt_id":"k","text":"x","score":null}"#,
+        ];
+        for line in lines {
+            let fast = parse_view(line.as_bytes(), &rules()).unwrap();
+            let slow = view_of_value(&parse_value(line.as_bytes()).unwrap(), &rules()).unwrap();
+            match (&fast, &slow) {
+                (LineView::Group(a), LineView::Group(b)) => {
+                    assert_eq!(a.prompt, b.prompt);
+                    assert_eq!(a.id, b.id);
+                    assert_eq!(a.responses[0].correct, b.responses[0].correct);
+                    assert_eq!(a.responses[0].text_bytes, b.responses[0].text_bytes);
+                }
+                (LineView::Flat(a), LineView::Flat(b)) => {
+                    assert_eq!(a.key, b.key);
+                    assert!(a.response.score.is_nan() && b.response.score.is_nan());
+                }
+                _ => panic!("{fast:?} vs {slow:?}"),
+            }
+        }
+    }
+}

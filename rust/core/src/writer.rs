@@ -1,0 +1,87 @@
+//! Writing records as JSONL (plain, gzip or zstd by extension; `-` for stdout), and the
+//! read -> advantages -> write pipeline behind `grpo-fast advantages`.
+use serde_json::Value;
+
+use crate::advantage::{self, Method};
+use crate::error::{Error, Result};
+use crate::reader::{GroupReader, ReadOptions, ReadReport};
+use crate::source::{open_output, OutputSink};
+use crate::stats::Summary;
+
+pub struct RecordWriter {
+    sink: OutputSink,
+    buf: Vec<u8>,
+    pub records: u64,
+}
+
+impl RecordWriter {
+    pub fn create(path: &str) -> Result<Self> {
+        Ok(RecordWriter {
+            sink: open_output(path)?,
+            buf: Vec::with_capacity(1 << 16),
+            records: 0,
+        })
+    }
+
+    pub fn write_value(&mut self, value: &Value) -> Result<()> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, value)
+            .map_err(|e| Error::io(self.sink.path().to_string(), e.into()))?;
+        self.buf.push(b'\n');
+        self.sink.write_all(&self.buf)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Writes one already-serialised JSON object; it must not contain a newline.
+    pub fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        if memchr::memchr(b'\n', line).is_some() {
+            return Err(Error::Config(
+                "a JSONL record must not contain a raw newline".into(),
+            ));
+        }
+        self.sink.write_all(line)?;
+        self.sink.write_all(b"\n")?;
+        self.records += 1;
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> Result<()> {
+        self.sink.finish()
+    }
+}
+
+/// Reads `input`, adds `"advantage"` to every response (grouped form out, whatever came in),
+/// writes `output`. Returns the read counters and the statistics of what was written.
+pub fn write_advantages(
+    input: &str,
+    output: &str,
+    method: Method,
+    eps: f64,
+    mut opts: ReadOptions,
+) -> Result<(ReadReport, Summary)> {
+    opts.keep_records = true;
+    let mut reader = GroupReader::open(input, opts)?;
+    let mut writer = RecordWriter::create(output)?;
+    let mut summary = Summary::default();
+    for batch in reader.by_ref() {
+        let batch = batch?;
+        let cols = &batch.columns;
+        let adv = advantage::compute(&cols.scores, &cols.offsets, method, eps)?;
+        summary.add(cols, eps)?;
+        let records = batch.records.unwrap_or_default();
+        for (g, mut record) in records.into_iter().enumerate() {
+            let start = cols.offsets[g] as usize;
+            if let Some(Value::Array(responses)) = record.get_mut("responses") {
+                for (k, r) in responses.iter_mut().enumerate() {
+                    if let Value::Object(obj) = r {
+                        obj.insert("advantage".into(), Value::from(adv.values[start + k]));
+                    }
+                }
+            }
+            writer.write_value(&record)?;
+        }
+    }
+    writer.finish()?;
+    Ok((reader.report().clone(), summary))
+}
