@@ -35,8 +35,8 @@ def _digit_sum_records() -> tuple[dict[str, Any], ...]:
 
 
 TOY_TASKS: dict[str, ToyTask] = {
-    "next_digit": ToyTask("next_digit", _next_digit_records(), 3, "toy_exact",
-                          "`d=` -> (d+1) mod 10; chance is ~1/17 per sample from a random init"),
+    "next_digit": ToyTask("next_digit", _next_digit_records(), 2, "toy_exact",
+                          "`d=` -> (d+1) mod 10, then EOS; a random init is right far below 10% of the time"),
     "digit_sum": ToyTask("digit_sum", _digit_sum_records(), 3, "toy_exact",
                          "`a+b=` -> a+b for single digits; 55 of 100 sums have one digit, 45 have two"),
 }
@@ -94,10 +94,9 @@ def build_tiny_model(tokenizer, seed: int = 0, hidden_size: int = 64, num_layers
 
 @register_verifier("toy_exact")
 class ToyExactVerifier(Verifier):
-    """Exact match of the stripped response against the record's `answer` (1.0 or 0.0).
-
-    A response with characters other than digits and spaces is still judged (wrong), never
-    "no verdict": a toy answer can always be compared."""
+    """Exact match of the response against the record's `answer` (1.0 or 0.0). Not stripped: the
+    policy has to learn to stop (EOS) right after the answer. Any response can be judged, so the
+    only "no verdict" is a record without a gold answer."""
 
     name = "toy_exact"
 
@@ -108,7 +107,7 @@ class ToyExactVerifier(Verifier):
             if gold is None:
                 out.append(Verdict(None, None, "no_gold"))
                 continue
-            got = it.response.strip()
+            got = it.response
             ok = got == str(gold)
             out.append(Verdict(1.0 if ok else 0.0, ok, "correct" if ok else ("no_answer" if not got else "wrong"),
                                extracted=got))
@@ -131,7 +130,7 @@ class ToyDigitsVerifier(Verifier):
                 out.append(Verdict(None, None, "no_gold"))
                 continue
             gold = str(gold)
-            got = it.response.strip()
+            got = it.response
             if got == gold:
                 out.append(Verdict(1.0, True, "correct", extracted=got))
                 continue

@@ -1,0 +1,186 @@
+"""Training metrics: one JSON line per step (`metrics.jsonl`, TRL's metric names where they mean the
+same), quality-gate warnings, optional TensorBoard / W&B (offline) mirrors, `curves.png` and the
+end-of-run summary table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Thresholds of the quality gates; crossing one prints a warning and is recorded in the step's line.
+GATE_KL_MAX = 0.1
+GATE_ADV_STD_RANGE = (0.5, 1.5)
+GATE_VERIFICATION_MIN = 0.8
+
+
+def quality_warnings(m: dict[str, float]) -> list[str]:
+    """The gates a step crossed, as short sentences."""
+    out = []
+    kl = m.get("kl")
+    if kl is not None and kl > GATE_KL_MAX:
+        out.append(f"KL {kl:.3f} > {GATE_KL_MAX}: the policy is drifting far from the reference")
+    a = m.get("advantage_std")
+    # Only groups with signal define the advantage scale; a step without any is reported as zero-std.
+    if a is not None and a > 0 and not (GATE_ADV_STD_RANGE[0] <= a <= GATE_ADV_STD_RANGE[1]):
+        out.append(f"advantage std {a:.2f} outside {GATE_ADV_STD_RANGE[0]}-{GATE_ADV_STD_RANGE[1]}")
+    v = m.get("verification_rate")
+    if v is not None and v < GATE_VERIFICATION_MIN:
+        out.append(f"verification rate {v:.0%} < {GATE_VERIFICATION_MIN:.0%}: many completions got no verdict")
+    return out
+
+
+class MetricsLogger:
+    """Appends each step's metrics to `<out>/metrics.jsonl` and mirrors them to the loggers in
+    `report_to` when their packages are installed (a missing one is reported once, not fatal)."""
+
+    def __init__(self, out_dir: str | Path, report_to: Sequence[str] = (), resume: bool = False,
+                 config: dict[str, Any] | None = None, console: Any = None):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.out_dir / "metrics.jsonl"
+        self.history: list[dict[str, Any]] = []
+        if resume and self.path.exists():
+            self.history = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
+        elif self.path.exists():
+            self.path.unlink()
+        self.console = console
+        self.warn_counts: dict[str, int] = {}
+        self._tb = None
+        self._wandb = None
+        self.unavailable: list[str] = []
+        for r in report_to:
+            if r == "tensorboard":
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+                except Exception:  # tensorboard not installed
+                    self.unavailable.append("tensorboard")
+            elif r == "wandb":
+                try:
+                    import wandb
+
+                    self._wandb = wandb.init(mode="offline", dir=str(self.out_dir), config=config or {},
+                                             project="grpo-fast")
+                except Exception:
+                    self.unavailable.append("wandb")
+
+    def truncate_to(self, step: int) -> None:
+        """On resume: forget lines after the checkpoint's step, so the file has each step once."""
+        self.history = [h for h in self.history if h.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+
+    def log(self, step: int, metrics: dict[str, float]) -> list[str]:
+        line = {"step": step, **{k: _clean(v) for k, v in metrics.items() if not k.startswith("_")}}
+        warns = quality_warnings(metrics)
+        if warns:
+            line["warnings"] = warns
+            for w in warns:
+                key = w.split(" ")[0]
+                self.warn_counts[key] = self.warn_counts.get(key, 0) + 1
+        self.history.append(line)
+        with self.path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        if self._tb is not None:
+            for k, v in line.items():
+                if isinstance(v, (int, float)) and k != "step" and v is not None:
+                    self._tb.add_scalar(f"train/{k}", v, step)
+        if self._wandb is not None:
+            self._wandb.log({f"train/{k}": v for k, v in line.items() if isinstance(v, (int, float))}, step=step)
+        return warns
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    return v
+
+
+CURVE_PANELS = (
+    ("reward", "reward (mean)"),
+    ("frac_reward_zero_std", "zero-std groups"),
+    ("entropy", "entropy (nats/token)"),
+    ("kl", "KL to reference"),
+    ("completions/mean_length", "completion length"),
+    ("clip_ratio/region_mean", "clipped tokens"),
+)
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Write a grid of per-step curves (reward with a rolling mean, zero-std share, entropy, KL,
+    length, clip share) as a PNG. Uses the Agg backend: no display needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    steps = [h["step"] for h in history]
+    for ax, (key, label) in zip(axes.flat, CURVE_PANELS, strict=False):
+        ys = [h.get(key) for h in history]
+        pts = [(s, y) for s, y in zip(steps, ys, strict=True) if y is not None]
+        if pts:
+            xs, vs = zip(*pts, strict=True)
+            ax.plot(xs, vs, lw=1, alpha=0.5 if key == "reward" else 1.0, label=label)
+            if key == "reward" and len(vs) >= 5:
+                w = min(10, len(vs))
+                roll = [sum(vs[max(0, i - w + 1):i + 1]) / len(vs[max(0, i - w + 1):i + 1]) for i in range(len(vs))]
+                ax.plot(xs, roll, lw=2, label=f"rolling mean ({w})")
+                if any(h.get("accuracy") is not None for h in history):
+                    acc = [(s, h.get("accuracy")) for s, h in zip(steps, history, strict=True) if h.get("accuracy") is not None]
+                    if acc and any(a != v for (_, a), v in zip(acc, vs, strict=False)):
+                        ax.plot(*zip(*acc, strict=True), lw=1, ls="--", label="accuracy (exact)")
+                ax.set_ylim(-0.02, 1.02)
+                ax.legend(loc="lower right", fontsize=8)
+        ax.set_title(label)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def summary_rows(history: Sequence[dict[str, Any]], window: int = 10) -> list[tuple[str, str, str, str]]:
+    """(metric, first window mean, last window mean, best) rows for the end-of-run table."""
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    rows = []
+    for key in ("reward", "accuracy", "reward_std", "frac_reward_zero_std", "entropy", "kl",
+                "completions/mean_length", "clip_ratio/region_mean", "grad_norm", "reward_wait_s", "tokens_per_s"):
+        vals = [h[key] for h in history if h.get(key) is not None]
+        if not vals:
+            continue
+        first, last = mean(vals[:window]), mean(vals[-window:])
+        best = max(vals) if key in ("reward", "accuracy") else float("nan")
+        rows.append((key, f"{first:.4g}", f"{last:.4g}", "" if math.isnan(best) else f"{best:.4g}"))
+    return rows
+
+
+def render_summary(history: Sequence[dict[str, Any]], console: Any, title: str, extra: dict[str, str] | None = None,
+                   window: int = 10) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    table.add_column("metric")
+    table.add_column(f"first {window} steps", justify="right")
+    table.add_column(f"last {window} steps", justify="right")
+    table.add_column("best step", justify="right")
+    for row in summary_rows(history, window):
+        table.add_row(*row)
+    for k, v in (extra or {}).items():
+        table.add_row(k, "", v, "")
+    console.print(table)

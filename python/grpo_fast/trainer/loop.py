@@ -1,0 +1,480 @@
+"""The online GRPO loop: sample a group per prompt -> verify (overlapped with generation) ->
+group-relative advantages (Rust core) -> clipped policy update. Also the offline path that trains on
+already-scored groups, and the state a checkpoint needs to resume bit-for-bit."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from grpo_fast.errors import ConfigError
+from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
+from grpo_fast.trainer import distributed as dist_utils
+from grpo_fast.trainer.config import GRPOConfig
+from grpo_fast.trainer.loss import grpo_loss
+from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem
+
+
+class PromptStream:
+    """Endless, reproducible prompt order: a fresh permutation of the records per epoch, derived from
+    (seed, epoch), so the position alone is the resumable state. Under DDP, rank r takes every
+    world-th prompt of the same order."""
+
+    def __init__(self, records: Sequence[dict[str, Any]], seed: int, rank: int = 0, world: int = 1):
+        if not records:
+            raise ConfigError("no prompts to train on", field="data")
+        self.records = list(records)
+        self.seed, self.rank, self.world = seed, rank, world
+        self.position = 0  # index into the global (all-rank) stream
+
+    def _at(self, i: int) -> dict[str, Any]:
+        epoch, j = divmod(i, len(self.records))
+        order = list(range(len(self.records)))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        return self.records[order[j]]
+
+    def take(self, k: int) -> list[dict[str, Any]]:
+        out = [self._at(self.position + i * self.world + self.rank) for i in range(k)]
+        self.position += k * self.world
+        return out
+
+
+@dataclass
+class ScoredGroup:
+    """A group after verification: its completions, one score per completion (NaN = no verdict)."""
+
+    group: CompletionGroup
+    scores: list[float]
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def std(self) -> float:
+        s = [x for x in self.scores if not math.isnan(x)]
+        return float(np.std(s)) if len(s) > 1 else 0.0
+
+
+def sequence_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
+                      temperature: float, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (B, C) of the last C tokens of each row under `model` at `temperature`, and optionally
+    the per-token entropy of the same distributions. Rows are left-padded prompts followed by
+    right-padded completions; position ids skip the left padding so they match generation."""
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   use_cache=False).logits
+    logits = logits[:, -n_completion - 1:-1, :].float() / temperature
+    logp_all = logits.log_softmax(-1)
+    targets = input_ids[:, -n_completion:]
+    logps = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    ent = None
+    if with_entropy:
+        with torch.no_grad():
+            ent = -(logp_all.exp() * logp_all).sum(-1)
+    return logps, ent
+
+
+@dataclass
+class Batch:
+    """Padded tensors for a list of (prompt_ids, completion_ids, advantage) rows."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    advantages: torch.Tensor
+    n_completion: int
+
+    def slice(self, idx: slice) -> Batch:
+        return Batch(self.input_ids[idx], self.attention_mask[idx], self.completion_mask[idx],
+                     self.advantages[idx], self.n_completion)
+
+
+def build_batch(rows: Sequence[tuple[list[int], list[int], float, bool]], pad_id: int, device: Any = "cpu") -> Batch:
+    """rows: (prompt_ids, completion_ids, advantage, counts_in_loss). Prompts are left-padded to a common
+    width, completions right-padded; the completion mask is 0 on padding and on rows that don't count."""
+    P = max(len(r[0]) for r in rows)
+    C = max(1, max(len(r[1]) for r in rows))
+    ids, att, cm, adv = [], [], [], []
+    for p, c, a, counts in rows:
+        ids.append([pad_id] * (P - len(p)) + p + c + [pad_id] * (C - len(c)))
+        att.append([0] * (P - len(p)) + [1] * (len(p) + len(c)) + [0] * (C - len(c)))
+        cm.append([1 if counts else 0] * len(c) + [0] * (C - len(c)))
+        adv.append(a)
+    t = lambda x, dt: torch.tensor(x, dtype=dt, device=device)  # noqa: E731
+    return Batch(t(ids, torch.long), t(att, torch.long), t(cm, torch.float32), t(adv, torch.float32), C)
+
+
+def lr_lambda(cfg: GRPOConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_scheduler_type == "constant":
+            return 1.0
+        total = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / total)
+        if cfg.lr_scheduler_type == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress
+
+    return f
+
+
+def compute_group_advantages(scores: np.ndarray, offsets: np.ndarray, method: str) -> np.ndarray:
+    """Group-relative advantages from the Rust estimators (`grpo_fast.advantages`)."""
+    from grpo_fast.advantages import compute_advantages
+
+    return np.asarray(compute_advantages(scores, offsets, method=method), dtype=np.float64)
+
+
+class GRPOTrainer:
+    """Runs GRPO steps on `model`. `records` are prompt records ({prompt_field: ..., plus whatever the
+    verifier reads}); `verifier` scores completions. One `step()` = one generation batch and
+    `num_iterations` optimiser steps on it."""
+
+    def __init__(self, cfg: GRPOConfig, model: Any, tokenizer: Any, records: Sequence[dict[str, Any]],
+                 verifier: Verifier | None, sampler: Sampler | None = None, device: Any = "cpu"):
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.rank, self.world = dist_utils.rank_and_world()
+        self.model = model.to(self.device)
+        self.model.train()
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        if cfg.use_lora:
+            self.model = _apply_lora(self.model, cfg)
+        # The reference model exists only when the KL term is on (beta = 0 loads nothing).
+        self.ref_model = None
+        if cfg.beta != 0.0:
+            self.ref_model = copy.deepcopy(self.model).eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
+        self.ddp_model = dist_utils.wrap_ddp(self.model) if self.world > 1 else self.model
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        if sampler is None:
+            from grpo_fast.sampler.transformers_backend import TransformersSampler
+
+            sampler = TransformersSampler(self.model, tokenizer, max_new_tokens=cfg.max_completion_length,
+                                          temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                          use_chat_template=cfg.use_chat_template,
+                                          max_prompt_length=cfg.max_prompt_length)
+        self.sampler = sampler
+        self.verifier = verifier
+        self.prompts = PromptStream(records, cfg.seed, self.rank, self.world) if records else None
+        self.step_count = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    # ---------------------------------------------------------------------------------- sampling
+    def _pool_get(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.cfg.verifier_workers, thread_name_prefix="grpo-verify")
+        return self._pool
+
+    def _verify(self, groups: list[CompletionGroup]) -> list[ScoredGroup]:
+        items = [VerifyItem(g.prompt_text if isinstance(g.prompt, list) else g.prompt, c.text, g.record)
+                 for g in groups for c in g.completions]
+        verdicts = self.verifier.verify_batch(items) if items else []
+        if len(verdicts) != len(items):
+            raise RuntimeError(f"verifier returned {len(verdicts)} verdicts for {len(items)} items")
+        out, k = [], 0
+        for g in groups:
+            n = len(g.completions)
+            vs = verdicts[k:k + n]
+            k += n
+            scores = [float("nan") if v.score is None else float(v.score) for v in vs]
+            out.append(ScoredGroup(g, scores, vs))
+        return out
+
+    def sample_and_verify(self, records: list[dict[str, Any]], timings: dict[str, float]) -> list[ScoredGroup]:
+        """Generate in chunks of `generation_batch_size` prompts; each chunk is handed to a verifier worker
+        as soon as it exists, so chunk k is scored while chunk k+1 is generated. Time spent waiting for
+        verdicts after the last chunk is `reward_wait_s`."""
+        cfg = self.cfg
+        chunk = cfg.generation_batch_size or len(records)
+        futures: list[Future] = []
+        pool = self._pool_get()
+        t0 = time.perf_counter()
+        for i in range(0, len(records), chunk):
+            recs = records[i:i + chunk]
+            prompts = [r[cfg.prompt_field] for r in recs]
+            groups = self.sampler.generate(prompts, cfg.num_generations, records=recs)
+            futures.append(pool.submit(self._verify, groups))
+        t1 = time.perf_counter()
+        scored = [sg for f in futures for sg in f.result()]
+        t2 = time.perf_counter()
+        timings["generation_s"] = timings.get("generation_s", 0.0) + (t1 - t0)
+        timings["reward_wait_s"] = timings.get("reward_wait_s", 0.0) + (t2 - t1)
+        return scored
+
+    def collect(self, timings: dict[str, float]) -> tuple[list[ScoredGroup], dict[str, float]]:
+        """One step's groups; with dynamic sampling, keep drawing prompts until `prompts_per_step` groups
+        have non-zero reward std (or the round limit is hit)."""
+        cfg = self.cfg
+        all_groups: list[ScoredGroup] = []
+        rounds = 0
+        if not cfg.dynamic_sampling:
+            all_groups = self.sample_and_verify(self.prompts.take(cfg.prompts_per_step), timings)
+            rounds = 1
+            kept = all_groups
+        else:
+            kept = []
+            while rounds < cfg.max_sampling_rounds and len(kept) < cfg.prompts_per_step:
+                got = self.sample_and_verify(self.prompts.take(cfg.prompts_per_step), timings)
+                rounds += 1
+                all_groups.extend(got)
+                kept.extend(g for g in got if g.std > 0)
+            kept = kept[:cfg.prompts_per_step]
+        return kept, {"sampling_rounds": float(rounds), "_all": all_groups}  # type: ignore[dict-item]
+
+    # ---------------------------------------------------------------------------------- update
+    def step(self) -> dict[str, float]:
+        """Run one online step; returns its metrics."""
+        if self.verifier is None or self.prompts is None:
+            raise ConfigError("online training needs prompts and a verifier", field="verifier")
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        kept, info = self.collect(timings)
+        all_groups = info.pop("_all")
+        metrics = self.train_on_groups(kept, all_groups=all_groups)
+        metrics.update(timings)
+        metrics.update(info)
+        metrics["step_time_s"] = time.perf_counter() - t_start
+        n_tok = metrics.get("num_tokens", 0.0)
+        metrics["tokens_per_s"] = n_tok / max(metrics["step_time_s"], 1e-9)
+        return metrics
+
+    def train_on_groups(self, groups: list[ScoredGroup], all_groups: list[ScoredGroup] | None = None) -> dict[str, float]:
+        """Advantages for `groups` and `num_iterations` optimiser steps on them. `all_groups` (default:
+        `groups`) are what the reward statistics are reported over (dynamic sampling drops some)."""
+        cfg = self.cfg
+        all_groups = groups if all_groups is None else all_groups
+        t_up = time.perf_counter()
+
+        scores = np.array([s for g in groups for s in g.scores], dtype=np.float64)
+        offsets = np.zeros(len(groups) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(g.scores) for g in groups])
+        if len(scores):
+            adv = compute_group_advantages(scores, offsets, cfg.advantage_method)
+        else:
+            adv = np.zeros(0)
+        if cfg.zero_advantages:
+            adv = np.zeros_like(adv)
+
+        rows = []
+        k = 0
+        for g in groups:
+            zero_std = g.std == 0.0
+            for c, s in zip(g.group.completions, g.scores, strict=True):
+                counts = not math.isnan(s)
+                if cfg.mask_truncated_completions and c.finish_reason == "length":
+                    counts = False
+                if cfg.skip_zero_std_groups and zero_std:
+                    counts = False
+                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k]), counts))
+                k += 1
+        if cfg.skip_zero_std_groups:
+            rows = [r for r in rows if r[3]] or rows[:0]
+
+        metrics = self._reward_metrics(all_groups, adv)
+        stats = self._update(rows)
+        metrics.update(stats)
+        metrics["update_s"] = time.perf_counter() - t_up
+        self.step_count += 1
+        if cfg.ref_model_sync_steps and self.ref_model is not None and self.step_count % cfg.ref_model_sync_steps == 0:
+            self.ref_model.load_state_dict(self.model.state_dict())
+        return metrics
+
+    def _update(self, rows: list[tuple[list[int], list[int], float, bool]]) -> dict[str, float]:
+        cfg = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        # Global normalisers (all micro-batches, all ranks) so accumulation and DDP match one big batch.
+        local_tokens = float(sum(len(r[1]) for r in rows if r[3]))
+        local_seqs = float(len(rows))
+        g_tokens, g_seqs = dist_utils.all_reduce_sum([local_tokens, local_seqs])
+        per_rank_tokens = g_tokens / self.world
+        per_rank_seqs = g_seqs / self.world
+
+        batch = build_batch(rows, self.pad_id, self.device) if rows else None
+        n_micro = cfg.gradient_accumulation_steps
+        bounds = []
+        if batch is not None:
+            B = batch.input_ids.shape[0]
+            size = math.ceil(B / n_micro)
+            bounds = [slice(i, min(B, i + size)) for i in range(0, B, size)]
+
+        old_logps: list[torch.Tensor | None] = [None] * len(bounds)
+        ref_logps: list[torch.Tensor | None] = [None] * len(bounds)
+        with torch.no_grad():
+            for i, sl in enumerate(bounds):
+                mb = batch.slice(sl)
+                if cfg.num_iterations > 1:
+                    old_logps[i], _ = sequence_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.n_completion,
+                                                        cfg.temperature)
+                if self.ref_model is not None:
+                    ref_logps[i], _ = sequence_logprobs(self.ref_model, mb.input_ids, mb.attention_mask,
+                                                        mb.n_completion, cfg.temperature)
+
+        acc = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "clip_region": 0.0, "entropy": 0.0,
+               "grad_norm": 0.0}
+        tok_seen = 0.0
+        for _ in range(cfg.num_iterations):
+            self.optimizer.zero_grad(set_to_none=True)
+            if not bounds:
+                # Nothing to learn from on this rank; still join DDP's gradient all-reduce.
+                (sum(p.sum() for p in params) * 0.0).backward()
+            for i, sl in enumerate(bounds):
+                mb = batch.slice(sl)
+                with _autocast(cfg, self.device):
+                    logps, ent = sequence_logprobs(self.ddp_model, mb.input_ids, mb.attention_mask, mb.n_completion,
+                                                   cfg.temperature, with_entropy=True)
+                old = old_logps[i] if old_logps[i] is not None else logps.detach()
+                out = grpo_loss(logps, old, mb.advantages, mb.completion_mask, epsilon_low=cfg.epsilon,
+                                epsilon_high=cfg.epsilon_high, beta=cfg.beta, ref_logps=ref_logps[i],
+                                loss_type=cfg.loss_type, importance_sampling_level=cfg.importance_sampling_level,
+                                max_completion_length=cfg.max_completion_length,
+                                num_items=per_rank_tokens, num_sequences=per_rank_seqs)
+                loss = out.loss
+                m = mb.completion_mask
+                if cfg.entropy_coef:
+                    # Recompute with grad only when the bonus is on; monitoring uses the no-grad value.
+                    loss = loss - cfg.entropy_coef * _entropy_with_grad(logps, m, self.ddp_model, mb, cfg)
+                loss.backward()
+                w = out.num_tokens
+                acc["loss"] += float(loss.detach())
+                acc["kl"] += out.kl * w
+                acc["clip_low"] += out.clip_low * w
+                acc["clip_high"] += out.clip_high * w
+                acc["clip_region"] += out.clip_region * w
+                acc["entropy"] += float((ent * m).sum())
+                tok_seen += w
+            if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+                gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            else:
+                gn = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
+            acc["grad_norm"] += float(gn)
+            self.optimizer.step()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        it = cfg.num_iterations
+        denom = max(tok_seen, 1.0)
+        return {
+            "loss": acc["loss"] / it,
+            "kl": acc["kl"] / denom,
+            "clip_ratio/low_mean": acc["clip_low"] / denom,
+            "clip_ratio/high_mean": acc["clip_high"] / denom,
+            "clip_ratio/region_mean": acc["clip_region"] / denom,
+            "entropy": acc["entropy"] / denom,
+            "grad_norm": acc["grad_norm"] / it,
+            "learning_rate": lr,
+            "num_tokens": local_tokens,
+        }
+
+    def _reward_metrics(self, groups: list[ScoredGroup], adv: np.ndarray) -> dict[str, float]:
+        scores = np.array([s for g in groups for s in g.scores], dtype=np.float64)
+        valid = scores[~np.isnan(scores)]
+        comps = [c for g in groups for c in g.group.completions]
+        lengths = np.array([len(c.token_ids) for c in comps], dtype=np.float64)
+        correct = [v.correct for g in groups for v in g.verdicts if v.correct is not None]
+        group_stds = [g.std for g in groups]
+        n = max(len(scores), 1)
+        return {
+            "reward": float(valid.mean()) if len(valid) else float("nan"),
+            "reward_std": float(np.mean(group_stds)) if group_stds else 0.0,
+            "accuracy": float(np.mean(correct)) if correct else float("nan"),
+            "frac_reward_zero_std": float(np.mean([s == 0.0 for s in group_stds])) if group_stds else 0.0,
+            "advantage_std": float(np.std(adv[adv != 0])) if np.any(adv != 0) else 0.0,
+            "verification_rate": float(len(valid) / n),
+            "no_verdict": float(len(scores) - len(valid)),
+            "completions/mean_length": float(lengths.mean()) if len(lengths) else 0.0,
+            "completions/min_length": float(lengths.min()) if len(lengths) else 0.0,
+            "completions/max_length": float(lengths.max()) if len(lengths) else 0.0,
+            "completions/clipped_ratio": float(np.mean([c.finish_reason == "length" for c in comps])) if comps else 0.0,
+            "num_groups": float(len(groups)),
+        }
+
+    # ---------------------------------------------------------------------------------- eval
+    @torch.no_grad()
+    def greedy_accuracy(self, records: Sequence[dict[str, Any]]) -> float:
+        """Share of `records` answered correctly by greedy decoding (one completion each)."""
+        if self.verifier is None or not records:
+            return float("nan")
+        prompts = [r[self.cfg.prompt_field] for r in records]
+        groups = greedy_generate(self.model, self.tokenizer, self.sampler, prompts, records,
+                                 self.cfg.max_completion_length)
+        scored = self._verify(groups)
+        vals = [s for g in scored for s in g.scores if not math.isnan(s)]
+        return float(np.mean([v >= 1.0 for v in vals])) if vals else float("nan")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def greedy_generate(model: Any, tokenizer: Any, sampler: Any, prompts: Sequence[Any], records: Sequence[dict],
+                    max_new_tokens: int) -> list[CompletionGroup]:
+    """One greedy completion per prompt (for evaluation), through the sampler's prompt encoding."""
+    texts, ids = sampler.encode_prompts(prompts)
+    pad = tokenizer.pad_token_id
+    eos = tokenizer.eos_token_id
+    width = max(len(x) for x in ids)
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
+    attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+    was = model.training
+    model.eval()
+    try:
+        out = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=False,
+                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                             temperature=None, top_p=None, top_k=None)
+    finally:
+        model.train(was)
+    groups = []
+    for i, row in enumerate(out[:, width:].tolist()):
+        toks = row[:row.index(eos) + 1] if eos in row else row
+        text = tokenizer.decode([t for t in toks if t != eos], skip_special_tokens=True)
+        comp = Completion(text, toks, [0.0] * len(toks), "stop" if eos in row else "length")
+        groups.append(CompletionGroup(prompts[i], texts[i], ids[i], [comp], dict(records[i])))
+    return groups
+
+
+def _entropy_with_grad(logps: torch.Tensor, mask: torch.Tensor, model: Any, mb: Batch, cfg: GRPOConfig) -> torch.Tensor:
+    position_ids = (mb.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=position_ids,
+                   use_cache=False).logits[:, -mb.n_completion - 1:-1, :].float() / cfg.temperature
+    lp = logits.log_softmax(-1)
+    ent = -(lp.exp() * lp).sum(-1)
+    return (ent * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+class _NullCtx:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def _autocast(cfg: GRPOConfig, device: torch.device):
+    if cfg.bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return _NullCtx()
+
+
+def _apply_lora(model: Any, cfg: GRPOConfig) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise ConfigError("use_lora needs `pip install grpo-fast[lora]` (peft)", field="use_lora") from exc
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg)
