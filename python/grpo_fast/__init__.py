@@ -7,6 +7,24 @@ The data path (JSONL records, group batching, advantages, statistics) runs in Ru
 from __future__ import annotations
 
 from grpo_fast._version import __version__
+from grpo_fast.advantages import (
+    METHODS as ADVANTAGE_METHODS,
+)
+from grpo_fast.advantages import (
+    advantage_details,
+    compute_advantages,
+    group_offsets,
+    group_stats,
+    write_advantages,
+)
+from grpo_fast.data import (
+    GroupBatch,
+    RecordWriter,
+    iter_batches,
+    iter_records,
+    read_groups,
+    write_records,
+)
 from grpo_fast.errors import (
     ConfigError,
     DataError,
@@ -17,11 +35,23 @@ from grpo_fast.errors import (
 )
 
 __all__ = [
+    "ADVANTAGE_METHODS",
     "ConfigError",
     "DataError",
+    "GroupBatch",
     "GrpoError",
     "GrpoIOError",
+    "RecordWriter",
     "SandboxError",
     "VerifierError",
     "__version__",
+    "advantage_details",
+    "compute_advantages",
+    "group_offsets",
+    "group_stats",
+    "iter_batches",
+    "iter_records",
+    "read_groups",
+    "write_advantages",
+    "write_records",
 ]

@@ -49,6 +49,14 @@ impl Moments {
         self.m2 += d * (x - self.mean);
     }
 
+    pub fn mean_or_nan(&self) -> f64 {
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            self.mean
+        }
+    }
+
     /// Population variance of everything pushed (NaN when empty).
     pub fn variance(&self) -> f64 {
         if self.n == 0 {

@@ -2,11 +2,17 @@
 //! module converts types, releases the GIL around real work and maps errors.
 use pyo3::prelude::*;
 
+mod convert;
+mod errors;
+mod io;
 mod math;
+mod stats;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    io::register(m)?;
+    stats::register(m)?;
     math::register(m)?;
     Ok(())
 }

@@ -1,0 +1,198 @@
+"""Reading and writing rollout files (JSONL, `.jsonl.gz`, `.jsonl.zst`, `-` for stdin/stdout).
+
+The heavy lifting is in Rust (`grpo_fast._native`): lines are parsed in parallel and handed
+over as NumPy columns. Records as dicts are produced only when asked for (`records=True`,
+`iter_records`), since building Python objects is what makes pure-Python readers slow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from grpo_fast import _native
+
+ErrorPolicy = Literal["strict", "report"]
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class GroupBatch:
+    """Groups in CSR layout: group `g` owns responses `offsets[g]:offsets[g + 1]`.
+
+    scores: float64, NaN where a response has no verdict yet. correct: int8, 1/0/-1 (unknown).
+    text_bytes: uint32 response lengths in bytes. lines: uint64, the input line of each group.
+    records: the grouped-form dicts, only when read with `records=True`.
+    """
+
+    scores: np.ndarray
+    correct: np.ndarray
+    text_bytes: np.ndarray
+    offsets: np.ndarray
+    prompts: list[str]
+    ids: list[str | None]
+    lines: np.ndarray
+    records: list[dict[str, Any]] | None = None
+    bytes_read: int = 0
+    bytes_total: int | None = None
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def num_responses(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def group_index(self) -> np.ndarray:
+        """For each response, the index of its group."""
+        return np.repeat(np.arange(self.num_groups), self.group_sizes)
+
+    def advantages(self, method: str = "grpo", eps: float = 1e-4) -> np.ndarray:
+        from grpo_fast.advantages import compute_advantages
+
+        return compute_advantages(self.scores, self.offsets, method=method, eps=eps)
+
+    @classmethod
+    def _from_native(cls, d: dict[str, Any]) -> GroupBatch:
+        return cls(**d)
+
+
+def _score_range(score_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    if score_range is None:
+        return None
+    lo, hi = score_range
+    return (float(lo), float(hi))
+
+
+class BatchIterator:
+    """Iterates a file's `GroupBatch`es; `report()` gives the line/record/reject counters."""
+
+    def __init__(self, path: PathLike, **kwargs: Any):
+        self._reader = _native.BatchReader(os.fspath(path), **kwargs)
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> GroupBatch:
+        d = self._reader.__next__()
+        if d is None:
+            raise StopIteration
+        return GroupBatch._from_native(d)
+
+    def report(self) -> dict[str, Any]:
+        return self._reader.report()
+
+
+def iter_batches(
+    path: PathLike,
+    *,
+    batch_size: int = 65_536,
+    on_error: ErrorPolicy = "strict",
+    rejects: PathLike | None = None,
+    score_range: tuple[float, float] | None = (0.0, 1.0),
+    group_key: str | None = None,
+    records: bool = False,
+) -> BatchIterator:
+    """Stream `path` as `GroupBatch`es of about `batch_size` responses (whole groups only).
+
+    on_error: `strict` raises `DataError` (file, line, field) at the first bad line; `report`
+    writes every bad line with its reason to `rejects` and keeps going.
+    score_range: allowed score interval, or None for any finite score.
+    group_key: field that groups flat (one completion per line) records; default `prompt_id`,
+    then `id`, then the prompt text.
+    """
+    return BatchIterator(
+        path,
+        on_error=on_error,
+        rejects=os.fspath(rejects) if rejects is not None else None,
+        score_range=_score_range(score_range),
+        group_key=group_key,
+        batch_responses=batch_size,
+        keep_records=records,
+    )
+
+
+def concat_batches(batches: Iterable[GroupBatch]) -> GroupBatch:
+    batches = list(batches)
+    if not batches:
+        return GroupBatch(
+            scores=np.zeros(0), correct=np.zeros(0, np.int8), text_bytes=np.zeros(0, np.uint32),
+            offsets=np.zeros(1, np.int64), prompts=[], ids=[], lines=np.zeros(0, np.uint64),
+        )
+    if len(batches) == 1:
+        return batches[0]
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for b in batches:
+        offsets.append(b.offsets[1:] + base)
+        base += b.num_responses
+    records = None
+    if all(b.records is not None for b in batches):
+        records = [r for b in batches for r in b.records or []]
+    return GroupBatch(
+        scores=np.concatenate([b.scores for b in batches]),
+        correct=np.concatenate([b.correct for b in batches]),
+        text_bytes=np.concatenate([b.text_bytes for b in batches]),
+        offsets=np.concatenate(offsets),
+        prompts=[p for b in batches for p in b.prompts],
+        ids=[i for b in batches for i in b.ids],
+        lines=np.concatenate([b.lines for b in batches]),
+        records=records,
+        bytes_read=batches[-1].bytes_read,
+        bytes_total=batches[-1].bytes_total,
+    )
+
+
+def read_groups(path: PathLike, **kwargs: Any) -> GroupBatch:
+    """Read a whole file into one `GroupBatch` (see `iter_batches` for the options)."""
+    return concat_batches(iter_batches(path, **kwargs))
+
+
+def iter_records(path: PathLike, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Yield every record as a grouped-form dict, in file order (flat files are grouped)."""
+    kwargs["records"] = True
+    for batch in iter_batches(path, **kwargs):
+        yield from batch.records or []
+
+
+class RecordWriter:
+    """Writes dicts as JSONL; compression follows the extension. Use as a context manager."""
+
+    def __init__(self, path: PathLike):
+        self.path = os.fspath(path)
+        self._w = _native.JsonlWriter(self.path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._w.write_records([record])
+
+    def write_many(self, records: Iterable[dict[str, Any]]) -> None:
+        self._w.write_records(list(records))
+
+    @property
+    def records_written(self) -> int:
+        return self._w.records_written
+
+    def close(self) -> None:
+        self._w.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_records(path: PathLike, records: Iterable[dict[str, Any]]) -> int:
+    """Write all `records` to `path`; returns how many were written."""
+    with RecordWriter(path) as w:
+        w.write_many(records)
+        return w.records_written
