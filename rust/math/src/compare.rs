@@ -1,0 +1,495 @@
+//! Comparison of two normalised answers: string identity, multiple-choice letters, equations
+//! with a `var =` prefix, lists / sets / tuples / intervals element by element, percentages,
+//! and scalars by exact rational arithmetic or by evaluation at sample points. What it cannot
+//! decide soundly it leaves `Undecided` for the symbolic path.
+
+use crate::expr::{self, Parsed};
+use num_rational::BigRational;
+use num_traits::Zero;
+
+/// The three-way outcome of the fast path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Equal,
+    NotEqual,
+    Undecided,
+}
+
+use Decision::{Equal, NotEqual, Undecided};
+
+/// Relative tolerance when a decimal literal is involved (`1.41421356` for `\sqrt{2}`,
+/// `0.333333` for `\frac{1}{3}`); decimals that terminate are compared exactly.
+pub const DECIMAL_RTOL: f64 = 1e-6;
+/// Agreement required from floating-point evaluation of exact expressions (rounding noise only).
+const EXACT_RTOL: f64 = 1e-9;
+/// Beyond this relative difference two exact expressions are certainly different.
+const DIFFERENT_RTOL: f64 = 1e-5;
+/// Largest list / set compared element by element.
+const MAX_ITEMS: usize = 64;
+
+/// Split at top-level occurrences of `sep` (outside (), [], {}, \{ \}).
+fn split_top(s: &str, sep: u8) -> Vec<&str> {
+    let bytes = s.as_bytes();
+    let mut depth = 0i32;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\\' {
+            // `\{` and `\}` nest like brackets; `\left` etc. are already gone.
+            match bytes.get(i + 1) {
+                Some(b'{') => depth += 1,
+                Some(b'}') => depth -= 1,
+                _ => {}
+            }
+            i += 2;
+            continue;
+        }
+        match c {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            _ if c == sep && depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// The shape of an answer.
+enum Shape<'a> {
+    Scalar(&'a str),
+    /// Several answers or a set: order does not matter.
+    Unordered(Vec<&'a str>),
+    /// A tuple, point, vector or interval: order and the bracket kinds matter.
+    Ordered(u8, u8, Vec<&'a str>),
+}
+
+fn shape(s: &str) -> Shape<'_> {
+    if let Some(inner) = s.strip_prefix("\\{").and_then(|x| x.strip_suffix("\\}")) {
+        if balanced(inner) {
+            return Shape::Unordered(split_top(inner, b','));
+        }
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() >= 2
+        && matches!(bytes[0], b'(' | b'[')
+        && matches!(bytes[bytes.len() - 1], b')' | b']')
+    {
+        let inner = &s[1..s.len() - 1];
+        let parts = split_top(inner, b',');
+        if parts.len() >= 2 && balanced(inner) {
+            return Shape::Ordered(bytes[0], bytes[bytes.len() - 1], parts);
+        }
+    }
+    let parts = split_top(s, b',');
+    if parts.len() >= 2 {
+        return Shape::Unordered(parts);
+    }
+    Shape::Scalar(s)
+}
+
+/// Brackets in `s` are balanced on their own (so `(1,2),(3,4)` is not read as one tuple).
+fn balanced(s: &str) -> bool {
+    let mut depth = 0i32;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => {
+                match bytes.get(i + 1) {
+                    Some(b'{') => depth += 1,
+                    Some(b'}') => depth -= 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+        i += 1;
+    }
+    depth == 0
+}
+
+/// Constructs the fast path leaves to sympy: relations, unions, infinity, matrices, ±, ...
+fn needs_symbolic(s: &str) -> bool {
+    const MARKERS: [&str; 16] = [
+        "\\leq",
+        "\\geq",
+        "\\neq",
+        "<",
+        ">",
+        "\\cup",
+        "\\cap",
+        "\\infty",
+        "\\begin",
+        "\\pm",
+        "\\mp",
+        "\\in",
+        "\\emptyset",
+        "\\varnothing",
+        "\\setminus",
+        "\\mathbb",
+    ];
+    MARKERS.iter().any(|m| s.contains(m))
+}
+
+/// A multiple-choice letter: `B`, `(B)`, `B)`.
+fn choice_letter(s: &str) -> Option<u8> {
+    let t = s.strip_prefix('(').unwrap_or(s);
+    let b = t.as_bytes();
+    let letter = *b.first()?;
+    if !(b'A'..=b'E').contains(&letter) {
+        return None;
+    }
+    let rest = &t[1..];
+    let rest = rest.strip_prefix(')').unwrap_or(rest);
+    // `(B)12` or `B` alone; not `Bx` (a product) or `B_1`.
+    (rest.is_empty()
+        || !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '^'))
+    .then_some(letter)
+}
+
+/// A word answer such as `Monday` or `even` (compared case-insensitively as text).
+fn is_word(s: &str) -> bool {
+    s.len() >= 3 && s.bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+/// Compare two normalised answers.
+pub fn compare(gold: &str, resp: &str) -> Decision {
+    compare_depth(gold, resp, 0)
+}
+
+fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
+    if gold == resp {
+        return Equal;
+    }
+    if gold.is_empty() || resp.is_empty() || depth > 4 {
+        return if gold.is_empty() || resp.is_empty() {
+            NotEqual
+        } else {
+            Undecided
+        };
+    }
+    if let Some(g) = choice_letter(gold) {
+        if gold.len() <= 3 {
+            return match choice_letter(resp) {
+                Some(r) if r == g => Equal,
+                _ => NotEqual,
+            };
+        }
+    }
+    if is_word(gold) || is_word(resp) {
+        if gold.eq_ignore_ascii_case(resp) {
+            return Equal;
+        }
+        if is_word(gold) && is_word(resp) {
+            return NotEqual;
+        }
+    }
+    if needs_symbolic(gold) || needs_symbolic(resp) {
+        return Undecided;
+    }
+    // Equations: `x = 5` against `5` compares the right-hand side; two equations compare
+    // side by side (anything subtler, such as scaled equations, is left to sympy).
+    let g_eq = split_top(gold, b'=');
+    let r_eq = split_top(resp, b'=');
+    match (g_eq.len(), r_eq.len()) {
+        (1, 1) => {}
+        (1, n) if n >= 2 && split_top(resp, b',').len() == 1 => {
+            return compare_depth(gold, r_eq[n - 1], depth + 1);
+        }
+        (n, 1) if n >= 2 && split_top(gold, b',').len() == 1 => {
+            return compare_depth(g_eq[n - 1], resp, depth + 1);
+        }
+        (2, 2) => {
+            let same = both(
+                compare_depth(g_eq[0], r_eq[0], depth + 1),
+                compare_depth(g_eq[1], r_eq[1], depth + 1),
+            );
+            if same == Equal {
+                return Equal;
+            }
+            let swapped = both(
+                compare_depth(g_eq[0], r_eq[1], depth + 1),
+                compare_depth(g_eq[1], r_eq[0], depth + 1),
+            );
+            if swapped == Equal {
+                return Equal;
+            }
+            // `y = 2x + 3` vs `y = 2x + 4`: same lone variable on the left, different right.
+            if g_eq[0] == r_eq[0] && g_eq[0].len() == 1 && same == NotEqual {
+                return NotEqual;
+            }
+            return Undecided;
+        }
+        _ => return Undecided,
+    }
+    match (shape(gold), shape(resp)) {
+        (Shape::Scalar(g), Shape::Scalar(r)) => compare_scalar(g, r),
+        // A single gold answer against several candidates is wrong: only one final answer
+        // counts (`\boxed{1, 2, 3, 4}` for gold `4`). And vice versa: an incomplete answer.
+        (Shape::Scalar(_), Shape::Unordered(r)) if r.len() >= 2 => NotEqual,
+        (Shape::Unordered(g), Shape::Scalar(_)) if g.len() >= 2 => NotEqual,
+        (Shape::Unordered(g), Shape::Unordered(r)) => match_unordered(&g, &r, depth),
+        (Shape::Ordered(go, gc, g), Shape::Ordered(ro, rc, r)) => {
+            if g.len() != r.len() || g.len() > MAX_ITEMS {
+                return NotEqual;
+            }
+            let mut acc = Equal;
+            for (a, c) in g.iter().zip(&r) {
+                acc = both(acc, compare_depth(a, c, depth + 1));
+                if acc == NotEqual {
+                    return NotEqual;
+                }
+            }
+            // Same elements, different brackets: `[1, 2)` is not `(1, 2)`.
+            if acc == Equal && (go != ro || gc != rc) {
+                return NotEqual;
+            }
+            acc
+        }
+        _ => Undecided,
+    }
+}
+
+fn both(a: Decision, b: Decision) -> Decision {
+    match (a, b) {
+        (NotEqual, _) | (_, NotEqual) => NotEqual,
+        (Equal, Equal) => Equal,
+        _ => Undecided,
+    }
+}
+
+/// Every gold element must match a distinct response element.
+fn match_unordered(g: &[&str], r: &[&str], depth: usize) -> Decision {
+    if g.len() != r.len() {
+        return NotEqual;
+    }
+    if g.len() > MAX_ITEMS {
+        return Undecided;
+    }
+    let mut used = vec![false; r.len()];
+    let mut undecided = false;
+    for a in g {
+        let mut found = false;
+        for (j, c) in r.iter().enumerate() {
+            if used[j] {
+                continue;
+            }
+            match compare_depth(a, c, depth + 1) {
+                Equal => {
+                    used[j] = true;
+                    found = true;
+                    break;
+                }
+                Undecided => undecided = true,
+                NotEqual => {}
+            }
+        }
+        if !found {
+            return if undecided { Undecided } else { NotEqual };
+        }
+    }
+    Equal
+}
+
+fn strip_percent(s: &str) -> (&str, bool) {
+    match s.strip_suffix('%') {
+        Some(x) => (x, true),
+        None => (s, false),
+    }
+}
+
+/// Two scalars. A percentage on one side only matches either reading (`28%` = `28` = `0.28`).
+fn compare_scalar(gold: &str, resp: &str) -> Decision {
+    let (g, gp) = strip_percent(gold);
+    let (r, rp) = strip_percent(resp);
+    let (Some(pg), Some(pr)) = (expr::parse(g), expr::parse(r)) else {
+        return Undecided;
+    };
+    if gp == rp {
+        return compare_values(&pg, &pr);
+    }
+    let hundred = expr::Expr::Num(BigRational::from_integer(100.into()));
+    let scaled = |p: &Parsed| Parsed {
+        expr: expr::Expr::Div(Box::new(p.expr.clone()), Box::new(hundred.clone())),
+        ..p.clone()
+    };
+    let (plain, other) = if gp { (&pr, &pg) } else { (&pg, &pr) };
+    let direct = compare_values(plain, other);
+    if direct == Equal {
+        return Equal;
+    }
+    let as_fraction = compare_values(plain, &scaled(other));
+    match (direct, as_fraction) {
+        (_, Equal) => Equal,
+        (NotEqual, NotEqual) => NotEqual,
+        _ => Undecided,
+    }
+}
+
+/// True when the rational's decimal expansion terminates (denominator 2^a 5^b).
+fn terminates(x: &BigRational) -> bool {
+    let mut d = x.denom().clone();
+    for p in [2u8, 5u8] {
+        let p = num_bigint::BigInt::from(p);
+        while (&d % &p).is_zero() {
+            d /= &p;
+        }
+    }
+    d == num_bigint::BigInt::from(1)
+}
+
+fn rel_diff(a: f64, b: f64) -> f64 {
+    let scale = a.abs().max(b.abs());
+    if scale == 0.0 {
+        0.0
+    } else {
+        (a - b).abs() / scale
+    }
+}
+
+/// Deterministic sample value for a variable at sample point `k`: positive (so `\sqrt{1/n}`
+/// and `1/\sqrt{n}` agree, as the reader of such an answer assumes) and not a round number.
+fn sample(name: &str, k: usize) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+    }
+    h = (h ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x100_0000_01b3);
+    0.6 + (h >> 11) as f64 / (1u64 << 53) as f64 * 2.3
+}
+
+const SAMPLE_POINTS: usize = 5;
+
+/// Compare two parsed scalars by value.
+pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
+    let decimal = g.has_decimal || r.has_decimal;
+    if let (Some(a), Some(c)) = (expr::exact(&g.expr), expr::exact(&r.expr)) {
+        if a == c {
+            return Equal;
+        }
+        // A decimal against a non-terminating fraction (`0.333333` vs `\frac{1}{3}`) is a
+        // rounding of it when close enough; terminating values must match exactly.
+        let approx = (g.has_decimal && !terminates(&c)) || (r.has_decimal && !terminates(&a));
+        if approx {
+            let (fa, fc) = (
+                expr::eval(&g.expr, &|_| f64::NAN),
+                expr::eval(&r.expr, &|_| f64::NAN),
+            );
+            if fa.is_finite() && fc.is_finite() && rel_diff(fa, fc) <= DECIMAL_RTOL * (1.0 + 1e-9) {
+                return Equal;
+            }
+        }
+        return NotEqual;
+    }
+    if g.vars != r.vars {
+        return Undecided;
+    }
+    let tol = if decimal {
+        DECIMAL_RTOL * (1.0 + 1e-9)
+    } else {
+        EXACT_RTOL
+    };
+    let mut valid = 0;
+    let mut all_close = true;
+    for k in 0..SAMPLE_POINTS {
+        let val = |name: &str| sample(name, k);
+        let (a, c) = (expr::eval(&g.expr, &val), expr::eval(&r.expr, &val));
+        if !a.is_finite() || !c.is_finite() {
+            continue;
+        }
+        // Near zero a relative error means nothing (`\sin\pi` is 1.2e-16, not 0): such a
+        // point decides nothing.
+        if a.abs().max(c.abs()) < 1e-9 {
+            continue;
+        }
+        valid += 1;
+        let d = rel_diff(a, c);
+        if d > tol {
+            all_close = false;
+        }
+        if d > DIFFERENT_RTOL || (decimal && d > tol) {
+            return NotEqual;
+        }
+        if g.vars.is_empty() {
+            break;
+        }
+    }
+    let needed = if g.vars.is_empty() { 1 } else { 3 };
+    if valid >= needed && all_close {
+        return Equal;
+    }
+    Undecided
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::normalize;
+
+    fn cmp(g: &str, r: &str) -> Decision {
+        compare(&normalize(g), &normalize(r))
+    }
+
+    #[test]
+    fn table() {
+        let cases = [
+            ("72", "72.0", Equal),
+            ("12982", "12983", NotEqual),
+            ("\\frac{1}{2}", "0.5", Equal),
+            ("\\frac12", "\\dfrac{1}{2}", Equal),
+            ("\\frac{1}{3}", "0.333333", Equal),
+            ("\\frac{1}{3}", "0.33", NotEqual),
+            ("2.5", "2.500001", NotEqual),
+            ("28", "28\\%", Equal),
+            ("0.28", "28\\%", Equal),
+            ("28", "29\\%", NotEqual),
+            ("1000", "1,000", Equal),
+            ("\\sqrt{2}", "1.41421356", Equal),
+            ("\\sqrt{2}", "1.414", NotEqual),
+            ("\\pi", "3.14", NotEqual),
+            ("4", "4\\sqrt{2}", NotEqual),
+            ("\\frac{1}{2004!}", "\\frac{1}{2006!}", NotEqual),
+            ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", Equal),
+            ("x^2-1", "(x-1)(x+1)", Equal),
+            ("x^2-1", "(x-1)(x+2)", NotEqual),
+            ("\\sqrt{\\frac{1}{n}}", "\\frac{1}{\\sqrt{n}}", Equal),
+            ("5", "x = 5", Equal),
+            ("y=2x+3", "y=3+2x", Equal),
+            ("y=2x+3", "y=2x+4", NotEqual),
+            ("4", "4, 5", NotEqual),
+            ("4", "4 \\text{ or } 5", NotEqual),
+            ("-2, 3", "3, -2", Equal),
+            ("\\{1,2\\}", "\\{2,1\\}", Equal),
+            ("(1,2)", "(2,1)", NotEqual),
+            ("[1,2)", "[1,2]", NotEqual),
+            ("(1,2)", "\\left(1, 2\\right)", Equal),
+            ("B", "(B)", Equal),
+            ("\\text{(B)}", "B", Equal),
+            ("C", "(B)", NotEqual),
+            ("10", "10 \\text{ cm}", Equal),
+            ("\\text{Monday}", "monday", Equal),
+            ("3\\frac{1}{2}", "\\frac{7}{2}", Equal),
+            ("2\\pi", "2 \\pi", Equal),
+            ("x \\le 2", "(-\\infty, 2]", Undecided),
+            ("3+4i", "4i+3", Undecided),
+            ("10^{10^{10}}", "10^{10^{10}}", Equal),
+            ("9^{9^{9}}", "9^{9^{9}} + 1", Undecided),
+        ];
+        for (g, r, want) in cases {
+            assert_eq!(cmp(g, r), want, "{g} vs {r}");
+        }
+    }
+}

@@ -1,0 +1,744 @@
+//! A small parser for the scalar LaTeX expressions answers are made of (numbers, `\frac`,
+//! `\sqrt`, powers, `\pi`, `e`, single-letter variables, a few functions) and two evaluators:
+//! exact rationals, and floating point at sample points for everything irrational or symbolic.
+//! Anything outside this grammar fails to parse, which sends the item to the symbolic path.
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{One, Signed, ToPrimitive, Zero};
+
+/// Exact powers and factorials are refused beyond these sizes (`10^{10^{10}}` must not be
+/// computed); the item then goes to the symbolic path, which runs under a hard deadline.
+const MAX_RESULT_BITS: u64 = 1 << 20;
+const MAX_FACTORIAL: u64 = 5000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Func {
+    Sin,
+    Cos,
+    Tan,
+    Sec,
+    Csc,
+    Cot,
+    Ln,
+    Exp,
+    Asin,
+    Acos,
+    Atan,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Num(BigRational),
+    Var(String),
+    Pi,
+    E,
+    Neg(Box<Expr>),
+    Add(Box<Expr>, Box<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
+    Mul(Box<Expr>, Box<Expr>),
+    Div(Box<Expr>, Box<Expr>),
+    Pow(Box<Expr>, Box<Expr>),
+    Root(Box<Expr>, Box<Expr>),
+    Fact(Box<Expr>),
+    Binom(Box<Expr>, Box<Expr>),
+    Call(Func, Box<Expr>),
+}
+
+/// A parsed expression plus what the comparison needs to know about how it was written.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub expr: Expr,
+    /// It contains a decimal literal such as `1.414`: compared with the float tolerance.
+    pub has_decimal: bool,
+    /// Variable names, sorted and deduplicated.
+    pub vars: Vec<String>,
+}
+
+const GREEK: [&str; 22] = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "phi",
+    "varphi",
+    "omega",
+];
+
+struct Parser<'a> {
+    s: &'a [u8],
+    pos: usize,
+    has_decimal: bool,
+    vars: Vec<String>,
+    depth: usize,
+}
+
+/// Deeply nested input must not overflow the stack.
+const MAX_DEPTH: usize = 200;
+
+fn b(e: Expr) -> Box<Expr> {
+    Box::new(e)
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.s[self.pos..]
+    }
+
+    /// The command name at the cursor (`\frac` -> "frac"), without consuming it.
+    fn command(&self) -> Option<&'a str> {
+        let r = self.rest();
+        if r.first() != Some(&b'\\') {
+            return None;
+        }
+        let n = r[1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        if n == 0 {
+            return None;
+        }
+        std::str::from_utf8(&r[1..1 + n]).ok()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.skip_spaces();
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_command(&mut self, name: &str) -> bool {
+        self.skip_spaces();
+        if self.command() == Some(name) {
+            self.pos += 1 + name.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    fn expr(&mut self) -> Option<Expr> {
+        self.enter()?;
+        let mut lhs = self.term()?;
+        loop {
+            if self.eat(b'+') {
+                lhs = Expr::Add(b(lhs), b(self.term()?));
+            } else if self.eat(b'-') {
+                lhs = Expr::Sub(b(lhs), b(self.term()?));
+            } else {
+                break;
+            }
+        }
+        self.depth -= 1;
+        Some(lhs)
+    }
+
+    fn term(&mut self) -> Option<Expr> {
+        let mut lhs = self.unary()?;
+        loop {
+            self.skip_spaces();
+            if self.eat(b'*') || self.eat_command("cdot") || self.eat_command("times") {
+                lhs = Expr::Mul(b(lhs), b(self.unary()?));
+            } else if self.eat(b'/') || self.eat_command("div") {
+                lhs = Expr::Div(b(lhs), b(self.unary()?));
+            } else if self.starts_atom() {
+                // Implicit multiplication: `2x`, `2\sqrt{3}`, `(x-1)(x+1)`; an integer directly
+                // followed by a proper numeric fraction is a mixed number (`3\frac{1}{2}`).
+                let rhs = self.power()?;
+                lhs = match (&lhs, &rhs) {
+                    (Expr::Num(w), Expr::Div(n, d)) if is_mixed(w, n, d) => {
+                        Expr::Add(b(lhs), b(rhs))
+                    }
+                    _ => Expr::Mul(b(lhs), b(rhs)),
+                };
+            } else {
+                break;
+            }
+        }
+        Some(lhs)
+    }
+
+    fn starts_atom(&self) -> bool {
+        match self.peek() {
+            Some(c) if c.is_ascii_alphanumeric() || c == b'(' || c == b'{' || c == b'.' => true,
+            Some(b'\\') => {
+                matches!(self.command(), Some(name) if name != "cdot" && name != "times" && name != "div")
+            }
+            _ => false,
+        }
+    }
+
+    fn unary(&mut self) -> Option<Expr> {
+        self.enter()?;
+        let out = if self.eat(b'-') {
+            Expr::Neg(b(self.unary()?))
+        } else if self.eat(b'+') {
+            self.unary()?
+        } else {
+            self.power()?
+        };
+        self.depth -= 1;
+        Some(out)
+    }
+
+    fn power(&mut self) -> Option<Expr> {
+        let base = self.postfix()?;
+        if self.eat(b'^') {
+            let exp = self.exponent()?;
+            // `x^2!` is unusual; `2^{3}!` too. Factorials bind to the atom only.
+            return Some(Expr::Pow(b(base), b(exp)));
+        }
+        Some(base)
+    }
+
+    /// `^{...}`, `^2`, `^x`, `^\pi`, `^-1`. Unbraced digits are all taken: TeX would typeset
+    /// `2^10` as `2^1 0`, but writers of answers mean 1024.
+    fn exponent(&mut self) -> Option<Expr> {
+        self.skip_spaces();
+        match self.peek()? {
+            b'{' => self.atom(),
+            b'-' => {
+                self.pos += 1;
+                Some(Expr::Neg(b(self.exponent()?)))
+            }
+            c if c.is_ascii_digit() => {
+                let start = self.pos;
+                while matches!(self.peek(), Some(b'0'..=b'9')) {
+                    self.pos += 1;
+                }
+                let digits = std::str::from_utf8(&self.s[start..self.pos]).ok()?;
+                Some(Expr::Num(BigRational::from_integer(digits.parse().ok()?)))
+            }
+            _ => self.atom(),
+        }
+    }
+
+    fn postfix(&mut self) -> Option<Expr> {
+        let mut e = self.atom()?;
+        while self.eat(b'!') {
+            e = Expr::Fact(b(e));
+        }
+        Some(e)
+    }
+
+    /// A `{...}` group (the braces are LaTeX grouping, not sets).
+    fn group(&mut self) -> Option<Expr> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        let e = self.expr()?;
+        self.eat(b'}').then_some(e)
+    }
+
+    fn atom(&mut self) -> Option<Expr> {
+        self.enter()?;
+        self.skip_spaces();
+        let c = self.peek()?;
+        let out = match c {
+            b'0'..=b'9' | b'.' => self.number()?,
+            b'(' => {
+                self.pos += 1;
+                let e = self.expr()?;
+                if !self.eat(b')') {
+                    return None;
+                }
+                e
+            }
+            b'{' => self.group()?,
+            b'\\' => self.command_atom()?,
+            b'e' => {
+                self.pos += 1;
+                Expr::E
+            }
+            // `i` is the imaginary unit (or an index); either way not a real fast-path value.
+            b'i' => return None,
+            c if c.is_ascii_alphabetic() => {
+                self.pos += 1;
+                let name = self.subscript((c as char).to_string())?;
+                self.var(name)
+            }
+            _ => return None,
+        };
+        self.depth -= 1;
+        Some(out)
+    }
+
+    /// `x_1`, `a_{n}`: the subscript is part of the variable name.
+    fn subscript(&mut self, mut name: String) -> Option<String> {
+        if self.peek() == Some(b'_') {
+            self.pos += 1;
+            match self.peek()? {
+                b'{' => {
+                    let inner = std::str::from_utf8(&self.s[self.pos + 1..]).ok()?;
+                    let close = crate::extract::matching_brace(inner)?;
+                    name.push('_');
+                    name.push_str(&inner[..close]);
+                    self.pos += close + 2;
+                }
+                c if c.is_ascii_alphanumeric() => {
+                    name.push('_');
+                    name.push(c as char);
+                    self.pos += 1;
+                }
+                _ => return None,
+            }
+        }
+        Some(name)
+    }
+
+    fn var(&mut self, name: String) -> Expr {
+        if !self.vars.contains(&name) {
+            self.vars.push(name.clone());
+        }
+        Expr::Var(name)
+    }
+
+    fn number(&mut self) -> Option<Expr> {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        let int_part = &self.s[start..self.pos];
+        let mut frac_part: &[u8] = &[];
+        if self.peek() == Some(b'.') && self.s.get(self.pos + 1).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+            let fs = self.pos;
+            while matches!(self.peek(), Some(b'0'..=b'9')) {
+                self.pos += 1;
+            }
+            frac_part = &self.s[fs..self.pos];
+            self.has_decimal = true;
+        } else if int_part.is_empty() {
+            return None;
+        }
+        let digits: String = int_part
+            .iter()
+            .chain(frac_part)
+            .map(|&c| c as char)
+            .collect();
+        let mantissa: BigInt = if digits.is_empty() {
+            BigInt::zero()
+        } else {
+            digits.parse().ok()?
+        };
+        let mut value = BigRational::new(mantissa, BigInt::from(10u8).pow(frac_part.len() as u32));
+        // Scientific notation written as `1.5e3` / `2E-4` (only directly after a number).
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            let save = self.pos;
+            self.pos += 1;
+            let neg = if self.peek() == Some(b'-') {
+                self.pos += 1;
+                true
+            } else {
+                if self.peek() == Some(b'+') {
+                    self.pos += 1;
+                }
+                false
+            };
+            let es = self.pos;
+            while matches!(self.peek(), Some(b'0'..=b'9')) {
+                self.pos += 1;
+            }
+            let exp: Option<i64> = std::str::from_utf8(&self.s[es..self.pos])
+                .ok()
+                .and_then(|t| t.parse().ok());
+            match exp {
+                Some(k) if k.unsigned_abs() <= 400 => {
+                    let scale =
+                        BigRational::from_integer(BigInt::from(10u8).pow(k.unsigned_abs() as u32));
+                    value = if neg { value / scale } else { value * scale };
+                }
+                _ => self.pos = save,
+            }
+        }
+        Some(Expr::Num(value))
+    }
+
+    fn command_atom(&mut self) -> Option<Expr> {
+        let name = self.command()?;
+        self.pos += 1 + name.len();
+        match name {
+            "frac" => {
+                let n = self.group()?;
+                let d = self.group()?;
+                Some(Expr::Div(b(n), b(d)))
+            }
+            "binom" => {
+                let n = self.group()?;
+                let k = self.group()?;
+                Some(Expr::Binom(b(n), b(k)))
+            }
+            "sqrt" => {
+                let index = if self.eat(b'[') {
+                    let e = self.expr()?;
+                    if !self.eat(b']') {
+                        return None;
+                    }
+                    e
+                } else {
+                    Expr::Num(BigRational::from_integer(BigInt::from(2)))
+                };
+                let arg = self.group()?;
+                Some(Expr::Root(b(arg), b(index)))
+            }
+            "pi" => Some(Expr::Pi),
+            "left" | "right" => self.atom(),
+            _ if GREEK.contains(&name) => {
+                let n = self.subscript(name.to_string())?;
+                Some(self.var(n))
+            }
+            _ => {
+                let f = match name {
+                    "sin" => Func::Sin,
+                    "cos" => Func::Cos,
+                    "tan" => Func::Tan,
+                    "sec" => Func::Sec,
+                    "csc" => Func::Csc,
+                    "cot" => Func::Cot,
+                    "ln" => Func::Ln,
+                    "exp" => Func::Exp,
+                    "arcsin" => Func::Asin,
+                    "arccos" => Func::Acos,
+                    "arctan" => Func::Atan,
+                    _ => return None,
+                };
+                // `\sin^2 x` is ambiguous enough to leave to the symbolic path.
+                self.skip_spaces();
+                if self.peek() == Some(b'^') {
+                    return None;
+                }
+                let arg = self.power()?;
+                Some(Expr::Call(f, b(arg)))
+            }
+        }
+    }
+}
+
+fn is_mixed(whole: &BigRational, n: &Expr, d: &Expr) -> bool {
+    match (n, d) {
+        (Expr::Num(n), Expr::Num(d)) => {
+            whole.is_integer()
+                && n.is_integer()
+                && d.is_integer()
+                && n.is_positive()
+                && n < d
+                && !whole.is_negative()
+        }
+        _ => false,
+    }
+}
+
+/// Parse a normalised scalar expression; None when it is outside the fast-path grammar.
+pub fn parse(s: &str) -> Option<Parsed> {
+    if s.is_empty() || s.len() > 2000 {
+        return None;
+    }
+    let mut p = Parser {
+        s: s.as_bytes(),
+        pos: 0,
+        has_decimal: false,
+        vars: Vec::new(),
+        depth: 0,
+    };
+    let expr = p.expr()?;
+    p.skip_spaces();
+    if p.pos != s.len() {
+        return None;
+    }
+    let mut vars = p.vars;
+    vars.sort();
+    Some(Parsed {
+        expr,
+        has_decimal: p.has_decimal,
+        vars,
+    })
+}
+
+fn bits(x: &BigRational) -> u64 {
+    x.numer().bits() + x.denom().bits()
+}
+
+fn int_of(x: &BigRational) -> Option<i64> {
+    if x.is_integer() {
+        x.to_integer().to_i64()
+    } else {
+        None
+    }
+}
+
+/// Exact n-th root of a non-negative rational, when it is rational.
+fn exact_root(x: &BigRational, n: u32) -> Option<BigRational> {
+    if x.is_negative() {
+        if n % 2 == 1 {
+            return exact_root(&-x, n).map(|r| -r);
+        }
+        return None;
+    }
+    let rn = x.numer().nth_root(n);
+    let rd = x.denom().nth_root(n);
+    (rn.pow(n) == *x.numer() && rd.pow(n) == *x.denom()).then(|| BigRational::new(rn, rd))
+}
+
+/// The exact rational value, or None when the expression is irrational, symbolic, undefined,
+/// or too big to compute.
+pub fn exact(e: &Expr) -> Option<BigRational> {
+    Some(match e {
+        Expr::Num(v) => v.clone(),
+        Expr::Neg(a) => -exact(a)?,
+        Expr::Add(a, c) => exact(a)? + exact(c)?,
+        Expr::Sub(a, c) => exact(a)? - exact(c)?,
+        Expr::Mul(a, c) => exact(a)? * exact(c)?,
+        Expr::Div(a, c) => {
+            let d = exact(c)?;
+            if d.is_zero() {
+                return None;
+            }
+            exact(a)? / d
+        }
+        Expr::Pow(a, c) => {
+            let base = exact(a)?;
+            let k = exact(c)?;
+            if let Some(k) = int_of(&k) {
+                if base.is_zero() && k < 0 {
+                    return None;
+                }
+                let magnitude = k.unsigned_abs();
+                if bits(&base).max(1).saturating_mul(magnitude) > MAX_RESULT_BITS {
+                    return None;
+                }
+                let p = num_traits::pow(base, magnitude as usize);
+                if k < 0 {
+                    p.recip()
+                } else {
+                    p
+                }
+            } else {
+                // A rational exponent p/q: exact when the q-th root is.
+                let q = k.denom().to_u32().filter(|&q| q <= 64)?;
+                let pnum = k.numer().to_i64()?;
+                let root = exact_root(&base, q)?;
+                if pnum.unsigned_abs() > 10_000 || root.is_zero() && pnum < 0 {
+                    return None;
+                }
+                let p = num_traits::pow(root, pnum.unsigned_abs() as usize);
+                if pnum < 0 {
+                    p.recip()
+                } else {
+                    p
+                }
+            }
+        }
+        Expr::Root(a, n) => {
+            let n = int_of(&exact(n)?)?;
+            if !(1..=64).contains(&n) {
+                return None;
+            }
+            exact_root(&exact(a)?, n as u32)?
+        }
+        Expr::Fact(a) => {
+            let n = int_of(&exact(a)?)?;
+            if n < 0 || n as u64 > MAX_FACTORIAL {
+                return None;
+            }
+            let mut acc = BigInt::one();
+            for i in 2..=n {
+                acc *= i;
+            }
+            BigRational::from_integer(acc)
+        }
+        Expr::Binom(n, k) => {
+            let n = int_of(&exact(n)?)?;
+            let k = int_of(&exact(k)?)?;
+            if n < 0 || n as u64 > 100_000 {
+                return None;
+            }
+            if k < 0 || k > n {
+                return Some(BigRational::zero());
+            }
+            let k = k.min(n - k);
+            let mut acc = BigInt::one();
+            for i in 0..k {
+                acc = acc * (n - i) / (i + 1);
+            }
+            BigRational::from_integer(acc)
+        }
+        Expr::Var(_) | Expr::Pi | Expr::E | Expr::Call(..) => return None,
+    })
+}
+
+/// Values beyond this are unreliable in f64 (and `1/2004!` underflows to 0): the point is
+/// skipped rather than trusted.
+const FLOAT_LIMIT: f64 = 1e250;
+
+fn guard(x: f64) -> f64 {
+    if !x.is_finite() || x.abs() > FLOAT_LIMIT || (x != 0.0 && x.abs() < 1.0 / FLOAT_LIMIT) {
+        f64::NAN
+    } else {
+        x
+    }
+}
+
+fn gamma_factorial(n: f64) -> f64 {
+    if n < 0.0 || n.fract() != 0.0 || n > 170.0 {
+        return f64::NAN;
+    }
+    (2..=n as u64).fold(1.0, |acc, i| acc * i as f64)
+}
+
+/// Floating-point value with variables bound by `value_of`; NaN when undefined or out of range.
+pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> f64 {
+    let r = match e {
+        Expr::Num(v) => v.to_f64().unwrap_or(f64::NAN),
+        Expr::Var(name) => value_of(name),
+        Expr::Pi => std::f64::consts::PI,
+        Expr::E => std::f64::consts::E,
+        Expr::Neg(a) => -eval(a, value_of),
+        Expr::Add(a, c) => eval(a, value_of) + eval(c, value_of),
+        Expr::Sub(a, c) => eval(a, value_of) - eval(c, value_of),
+        Expr::Mul(a, c) => eval(a, value_of) * eval(c, value_of),
+        Expr::Div(a, c) => {
+            let d = eval(c, value_of);
+            if d == 0.0 {
+                f64::NAN
+            } else {
+                eval(a, value_of) / d
+            }
+        }
+        Expr::Pow(a, c) => {
+            let base = eval(a, value_of);
+            let k = eval(c, value_of);
+            if base < 0.0 && k.fract() != 0.0 {
+                f64::NAN
+            } else {
+                base.powf(k)
+            }
+        }
+        Expr::Root(a, n) => {
+            let x = eval(a, value_of);
+            let n = eval(n, value_of);
+            if n == 2.0 {
+                if x < 0.0 {
+                    f64::NAN
+                } else {
+                    x.sqrt()
+                }
+            } else if x < 0.0 && n.fract() == 0.0 && (n as i64) % 2 == 1 {
+                -(-x).powf(1.0 / n)
+            } else if x < 0.0 {
+                f64::NAN
+            } else {
+                x.powf(1.0 / n)
+            }
+        }
+        Expr::Fact(a) => gamma_factorial(eval(a, value_of)),
+        Expr::Binom(n, k) => {
+            let (n, k) = (eval(n, value_of), eval(k, value_of));
+            gamma_factorial(n) / (gamma_factorial(k) * gamma_factorial(n - k))
+        }
+        Expr::Call(f, a) => {
+            let x = eval(a, value_of);
+            match f {
+                Func::Sin => x.sin(),
+                Func::Cos => x.cos(),
+                Func::Tan => x.tan(),
+                Func::Sec => 1.0 / x.cos(),
+                Func::Csc => 1.0 / x.sin(),
+                Func::Cot => 1.0 / x.tan(),
+                Func::Ln => {
+                    if x <= 0.0 {
+                        f64::NAN
+                    } else {
+                        x.ln()
+                    }
+                }
+                Func::Exp => x.exp(),
+                Func::Asin => x.asin(),
+                Func::Acos => x.acos(),
+                Func::Atan => x.atan(),
+            }
+        }
+    };
+    guard(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(s: &str) -> Option<BigRational> {
+        parse(s).and_then(|p| exact(&p.expr))
+    }
+
+    fn q(n: i64, d: i64) -> Option<BigRational> {
+        Some(BigRational::new(n.into(), d.into()))
+    }
+
+    #[test]
+    fn exact_values() {
+        assert_eq!(ex("\\frac{1}{2}"), q(1, 2));
+        assert_eq!(ex("3\\frac{1}{2}"), q(7, 2));
+        assert_eq!(ex("2\\frac{\\sqrt{4}}{2}"), q(2, 1));
+        assert_eq!(ex("-\\frac{3}{4}"), q(-3, 4));
+        assert_eq!(ex("0.25"), q(1, 4));
+        assert_eq!(ex(".5"), q(1, 2));
+        assert_eq!(ex("1.5e3"), q(1500, 1));
+        assert_eq!(ex("2.5\\times10^{-3}"), q(1, 400));
+        assert_eq!(ex("2^{10}"), q(1024, 1));
+        assert_eq!(ex("2^10"), q(1024, 1));
+        assert_eq!(ex("\\sqrt{16}"), q(4, 1));
+        assert_eq!(ex("\\sqrt[3]{-8}"), q(-2, 1));
+        assert_eq!(ex("8^{\\frac{2}{3}}"), q(4, 1));
+        assert_eq!(ex("5!"), q(120, 1));
+        assert_eq!(ex("\\binom{5}{2}"), q(10, 1));
+        assert_eq!(ex("\\sqrt{2}"), None);
+        assert_eq!(ex("10^{10^{10}}"), None);
+        assert_eq!(ex("\\frac{1}{0}"), None);
+        assert!(ex("\\frac{1}{2004!}").is_some());
+    }
+
+    #[test]
+    fn grammar_limits() {
+        assert!(parse("x^2-1").is_some());
+        assert!(parse("(x-1)(x+1)").is_some());
+        assert!(parse("2\\pi r").is_some());
+        assert!(parse("3+4i").is_none());
+        assert!(parse("\\log_2 8").is_none());
+        assert!(parse("1,2").is_none());
+        let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&deep).is_none());
+    }
+}

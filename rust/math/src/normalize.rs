@@ -1,0 +1,398 @@
+//! Normalisation of an extracted answer to a canonical LaTeX-ish string: presentation-only
+//! differences (spacing, `\dfrac`, `\left(`, units, `\text{}`, currency, degrees, thousands
+//! separators) disappear, so that equal answers usually become equal strings and the rest is
+//! easy to parse.
+
+/// Commands that only carry presentation and are dropped.
+const DROP: [&str; 17] = [
+    "left",
+    "right",
+    "big",
+    "Big",
+    "bigl",
+    "bigr",
+    "Bigl",
+    "Bigr",
+    "bigg",
+    "Bigg",
+    "biggl",
+    "biggr",
+    "displaystyle",
+    "textstyle",
+    "scriptstyle",
+    "limits",
+    "nolimits",
+];
+
+/// Commands whose argument is text: unwrapped, or dropped when the text is a unit word.
+const TEXTLIKE: [&str; 13] = [
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "textnormal",
+    "mbox",
+    "mathrm",
+    "mathbf",
+    "mathit",
+    "emph",
+    "boldsymbol",
+    "mathsf",
+    "bf",
+];
+
+fn is_connector(w: &str) -> bool {
+    matches!(w.to_ascii_lowercase().as_str(), "or" | "and")
+}
+
+/// True for text that is only words (a unit, "apples", "square feet") rather than an answer.
+fn is_unit_text(t: &str) -> bool {
+    let t = t.trim();
+    !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '.')
+        && t.chars().any(|c| c.is_ascii_alphabetic())
+        && !t.split_whitespace().any(is_connector)
+}
+
+/// Skip a `^2`/`^{2}` exponent after a dropped unit (`\text{cm}^2`); returns bytes consumed.
+fn unit_exponent_len(rest: &str) -> usize {
+    for pat in ["^{2}", "^{3}", "^2", "^3"] {
+        if rest.starts_with(pat) {
+            return pat.len();
+        }
+    }
+    0
+}
+
+/// One pass over LaTeX commands: rename synonyms, drop presentation, unwrap text.
+fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < s.len() {
+        let c = bytes[i];
+        if c != b'\\' {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            match ch {
+                '°' => {}
+                '≤' => out.push_str("\\leq "),
+                '≥' => out.push_str("\\geq "),
+                '≠' => out.push_str("\\neq "),
+                '∞' => out.push_str("\\infty "),
+                'π' => out.push_str("\\pi "),
+                '−' | '–' => out.push('-'),
+                '×' => out.push_str("\\times "),
+                '·' => out.push_str("\\cdot "),
+                '√' => out.push_str("\\sqrt"),
+                '~' => out.push(' '),
+                '€' | '£' => {}
+                _ => out.push(ch),
+            }
+            i += ch.len_utf8();
+            continue;
+        }
+        // A command: `\` followed by letters, or by one non-letter.
+        let name_start = i + 1;
+        let mut j = name_start;
+        while j < s.len() && bytes[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        if j == name_start {
+            // `\,` `\;` `\!` `\%` `\$` `\{` ...
+            let Some(ch) = s[name_start..].chars().next() else {
+                break;
+            };
+            match ch {
+                ',' | ';' | ':' | ' ' => out.push(' '),
+                '!' | '$' => {}
+                '%' => out.push('%'),
+                _ => {
+                    out.push('\\');
+                    out.push(ch);
+                }
+            }
+            i = name_start + ch.len_utf8();
+            continue;
+        }
+        let name = &s[name_start..j];
+        i = j;
+        if DROP.contains(&name) {
+            // `\left.` / `\right.` are invisible delimiters.
+            if (name == "left" || name == "right") && s[i..].starts_with('.') {
+                i += 1;
+            }
+            continue;
+        }
+        if TEXTLIKE.contains(&name) {
+            let rest = &s[i..];
+            let trimmed = rest.trim_start();
+            if let Some(inner) = trimmed.strip_prefix('{') {
+                if let Some(close) = crate::extract::matching_brace(inner) {
+                    let content = &inner[..close];
+                    i += rest.len() - trimmed.len() + 1 + close + 1;
+                    if has_digit_outside && is_unit_text(content) {
+                        i += unit_exponent_len(&s[i..]);
+                    } else {
+                        out.push(' ');
+                        rewrite_commands(content, out, false);
+                        out.push(' ');
+                    }
+                    continue;
+                }
+            }
+            continue;
+        }
+        match name {
+            "dfrac" | "tfrac" | "cfrac" => out.push_str("\\frac"),
+            "dbinom" | "tbinom" => out.push_str("\\binom"),
+            "quad" | "qquad" => out.push(' '),
+            "le" | "leqslant" => out.push_str("\\leq "),
+            "ge" | "geqslant" => out.push_str("\\geq "),
+            "ne" => out.push_str("\\neq "),
+            "degree" | "dollar" | "pounds" | "euro" => {}
+            "infin" => out.push_str("\\infty "),
+            "lbrace" => out.push_str("\\{"),
+            "rbrace" => out.push_str("\\}"),
+            _ => {
+                out.push('\\');
+                out.push_str(name);
+                // Keep a separator so `\pi r` does not become the command `\pir`.
+                if s[i..].starts_with(|c: char| c.is_ascii_alphabetic() || c == ' ') {
+                    out.push(' ');
+                }
+            }
+        }
+    }
+}
+
+/// Drop trailing words after a numeric answer ("18 dollars", "5 square feet", "28 percent" ->
+/// "28%"), and turn "or"/"and" between answers into commas so they read as a list.
+fn rewrite_words(s: &str) -> String {
+    let mut toks: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+    for t in &mut toks {
+        if is_connector(t) {
+            *t = ",".to_string();
+        }
+    }
+    let is_word = |t: &str| {
+        let core = t.trim_end_matches('.');
+        let core = core
+            .strip_suffix("^{2}")
+            .or_else(|| core.strip_suffix("^2"))
+            .or_else(|| core.strip_suffix("^{3}"))
+            .or_else(|| core.strip_suffix("^3"))
+            .unwrap_or(core);
+        core.len() >= 2 && core.chars().all(|c| c.is_ascii_alphabetic())
+    };
+    let mut percent = false;
+    while toks.len() >= 2
+        && is_word(toks[toks.len() - 1].as_str())
+        && toks[..toks.len() - 1]
+            .iter()
+            .any(|t| t.bytes().any(|b| b.is_ascii_digit()))
+    {
+        let w = toks.pop().unwrap_or_default().to_ascii_lowercase();
+        if w.starts_with("percent") {
+            percent = true;
+        }
+    }
+    let mut out = toks.join(" ");
+    if percent {
+        out.push('%');
+    }
+    out
+}
+
+/// `\frac12` -> `\frac{1}{2}`, `\sqrt2` -> `\sqrt{2}`: single-token arguments get braces.
+fn brace_short_arguments(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        let (cmd, nargs) = if rest.starts_with("\\frac") {
+            ("\\frac", 2)
+        } else if rest.starts_with("\\sqrt") {
+            ("\\sqrt", 1)
+        } else {
+            let ch = rest.chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        };
+        out.push_str(cmd);
+        i += cmd.len();
+        // `\sqrt[3]{x}`: keep the index as is.
+        if cmd == "\\sqrt" && s[i..].starts_with('[') {
+            if let Some(end) = s[i..].find(']') {
+                out.push_str(&s[i..i + end + 1]);
+                i += end + 1;
+            }
+        }
+        for _ in 0..nargs {
+            let rest = &s[i..];
+            match rest.chars().next() {
+                Some('{') => match crate::extract::matching_brace(&rest[1..]) {
+                    Some(close) => {
+                        out.push_str(&brace_short_arguments(&rest[..close + 2]));
+                        i += close + 2;
+                    }
+                    None => break,
+                },
+                Some('\\') => {
+                    // A command argument such as `\frac\pi2`.
+                    let end = rest[1..]
+                        .find(|c: char| !c.is_ascii_alphabetic())
+                        .map_or(rest.len(), |e| e + 1);
+                    out.push('{');
+                    out.push_str(&rest[..end]);
+                    out.push('}');
+                    i += end;
+                }
+                Some(c) if c.is_ascii_alphanumeric() => {
+                    out.push('{');
+                    out.push(c);
+                    out.push('}');
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// `1,234,567` (and `1{,}234`) -> `1234567` when the whole answer is one such number.
+fn drop_thousands_separators(s: &str) -> String {
+    let t = s.replace("{,}", ",");
+    let body = t.strip_prefix(['-', '+']).unwrap_or(&t);
+    let body = body.strip_suffix('%').unwrap_or(body);
+    let (int, frac) = match body.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (body, None),
+    };
+    let groups: Vec<&str> = int.split(',').collect();
+    let ok = groups.len() > 1
+        && (1..=3).contains(&groups[0].len())
+        && groups[1..].iter().all(|g| g.len() == 3)
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        t.replace(',', "")
+    } else {
+        t
+    }
+}
+
+/// Strip `$...$`, `\(...\)`, `\[...\]` around the whole answer.
+fn strip_delimiters(mut s: &str) -> &str {
+    loop {
+        let t = s.trim();
+        let inner = t
+            .strip_prefix("$$")
+            .and_then(|x| x.strip_suffix("$$"))
+            .or_else(|| t.strip_prefix('$').and_then(|x| x.strip_suffix('$')))
+            .or_else(|| t.strip_prefix("\\(").and_then(|x| x.strip_suffix("\\)")))
+            .or_else(|| t.strip_prefix("\\[").and_then(|x| x.strip_suffix("\\]")));
+        match inner {
+            Some(x) => s = x,
+            None => return t,
+        }
+    }
+}
+
+/// Remove one pair of braces wrapping the whole string (`{5}` -> `5`).
+fn strip_outer_braces(mut s: &str) -> &str {
+    while let Some(inner) = s.strip_prefix('{') {
+        match crate::extract::matching_brace(inner) {
+            Some(close) if close + 1 == inner.len() => s = &inner[..close],
+            _ => break,
+        }
+    }
+    s
+}
+
+/// Remove whitespace, except a single space that ends a command name before a letter
+/// (`\pi r` must not become the command `\pir`).
+fn compact_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for ch in s.chars() {
+        if ch.is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && ch.is_ascii_alphabetic() && ends_with_command(&out) {
+            out.push(' ');
+        }
+        pending_space = false;
+        out.push(ch);
+    }
+    out
+}
+
+fn ends_with_command(s: &str) -> bool {
+    let letters = s.bytes().rev().take_while(u8::is_ascii_alphabetic).count();
+    letters > 0
+        && s.len()
+            .checked_sub(letters + 1)
+            .is_some_and(|i| s.as_bytes()[i] == b'\\')
+}
+
+/// The canonical form of an answer; see the module docs.
+pub fn normalize(answer: &str) -> String {
+    let s = strip_delimiters(answer);
+    let s = s
+        .replace("^{\\circ}", "")
+        .replace("^\\circ", "")
+        .replace("{}^\\circ", "");
+    let has_digit = s.bytes().any(|b| b.is_ascii_digit());
+    let mut rewritten = String::with_capacity(s.len());
+    rewrite_commands(&s, &mut rewritten, has_digit);
+    let worded = rewrite_words(&rewritten);
+    let compact = compact_whitespace(&worded);
+    let compact = compact
+        .trim_end_matches(['.', ';', '!', ','])
+        .trim_start_matches(',');
+    let compact = strip_outer_braces(compact);
+    let compact = drop_thousands_separators(compact);
+    let compact = brace_short_arguments(&compact);
+    strip_outer_braces(strip_delimiters(&compact)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn table() {
+        let cases = [
+            ("\\dfrac{1}{2}", "\\frac{1}{2}"),
+            ("\\frac12", "\\frac{1}{2}"),
+            ("\\tfrac1{2}", "\\frac{1}{2}"),
+            ("\\left( 1, 2 \\right)", "(1,2)"),
+            ("1,000", "1000"),
+            ("1\\,000", "1000"),
+            ("1{,}000.5", "1000.5"),
+            ("10 \\text{ cm}^2", "10"),
+            ("\\$18.50", "18.50"),
+            ("18 dollars", "18"),
+            ("90^\\circ", "90"),
+            ("90^{\\circ}", "90"),
+            ("28\\%", "28%"),
+            ("28 percent", "28%"),
+            ("\\text{(B)}", "(B)"),
+            ("\\textbf{Monday}", "Monday"),
+            ("4 \\text{ or } 5", "4,5"),
+            ("x \\le 2", "x\\leq2"),
+            ("5.", "5"),
+            ("$\\sqrt2$", "\\sqrt{2}"),
+            ("{7}", "7"),
+            ("1,2", "1,2"),
+            ("\\left\\{1,2\\right\\}", "\\{1,2\\}"),
+            ("2\\pi r", "2\\pi r"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input), want, "{input}");
+        }
+    }
+}
