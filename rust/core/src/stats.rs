@@ -90,7 +90,7 @@ pub struct Summary {
 impl Summary {
     pub fn add(&mut self, cols: &GroupColumns, eps: f64) -> Result<(), Error> {
         let stats = per_group(&cols.scores, &cols.offsets)?;
-        self.groups += cols.num_groups() as u64;
+        self.groups += (cols.offsets.len().saturating_sub(1)) as u64;
         self.responses += cols.num_responses() as u64;
         for w in cols.offsets.windows(2) {
             *self.group_sizes.entry((w[1] - w[0]) as usize).or_default() += 1;

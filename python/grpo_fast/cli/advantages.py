@@ -1,0 +1,65 @@
+"""`grpo-fast advantages`: write group-relative advantages into every response."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from grpo_fast.advantages import METHODS, write_advantages
+from grpo_fast.cli._common import (
+    any_score_option,
+    console,
+    fmt,
+    group_key_option,
+    handle_errors,
+    on_error_option,
+    print_json,
+    rejects_option,
+    score_range_option,
+)
+
+
+@click.command("advantages")
+@click.argument("input", type=click.Path(allow_dash=True))
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True), help="Output file (- for stdout).")
+@click.option("--method", type=click.Choice(METHODS), default="grpo", show_default=True,
+              help="grpo: (r-mean)/(std+eps); dr_grpo: r-mean; rloo: leave-one-out; batch_std: std over the batch.")
+@click.option("--eps", type=float, default=1e-4, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@on_error_option
+@rejects_option
+@score_range_option
+@any_score_option
+@group_key_option
+@handle_errors
+def advantages(input, output, method, eps, as_json, on_error, rejects, score_range, any_score, group_key) -> None:
+    """Read INPUT, add an `advantage` to every response, write OUTPUT (grouped form).
+
+    Responses without a score get advantage 0; so does every response of a group whose
+    scores are all equal or that has fewer than two scores. Flat input is written grouped.
+
+    \b
+    Examples:
+      grpo-fast advantages verified.jsonl -o with_adv.jsonl --method rloo
+      grpo-fast advantages verified.jsonl.zst -o - | head
+    """
+    if on_error == "report" and rejects is None:
+        rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
+    start = time.perf_counter()
+    result = write_advantages(
+        input, output, method=method, eps=eps, on_error=on_error, rejects=rejects,
+        score_range=None if any_score else tuple(score_range), group_key=group_key,
+    )
+    seconds = time.perf_counter() - start
+    s, r = result["summary"], result["report"]
+    if as_json:
+        print_json({"summary": s, "read": r, "seconds": seconds})
+        return
+    a = s["advantages"][method]
+    console.print(
+        f"wrote {s['groups']:,} groups / {s['responses']:,} responses to {output} in {seconds:.2f} s; "
+        f"{method} advantage mean {fmt(a['mean'])} std {fmt(a['std'])}; "
+        f"zero-std groups {s['zero_std_groups']:,}; rejected lines {r['rejected']:,}",
+        highlight=False,
+    )
