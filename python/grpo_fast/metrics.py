@@ -170,6 +170,19 @@ def summary_rows(history: Sequence[dict[str, Any]], window: int = 10) -> list[tu
     return rows
 
 
+def first_step_reaching(history: Sequence[dict[str, Any]], key: str, threshold: float, window: int = 10) -> int | None:
+    """First step at which the rolling mean of `key` over `window` logged steps reaches `threshold`."""
+    vals: list[float] = []
+    for h in history:
+        v = h.get(key)
+        if v is None:
+            continue
+        vals.append(v)
+        if len(vals) >= window and sum(vals[-window:]) / window >= threshold:
+            return int(h["step"])
+    return None
+
+
 def render_summary(history: Sequence[dict[str, Any]], console: Any, title: str, extra: dict[str, str] | None = None,
                    window: int = 10) -> None:
     from rich.table import Table
@@ -178,9 +191,11 @@ def render_summary(history: Sequence[dict[str, Any]], console: Any, title: str, 
     table.add_column("metric")
     table.add_column(f"first {window} steps", justify="right")
     table.add_column(f"last {window} steps", justify="right")
-    table.add_column("best step", justify="right")
+    table.add_column("best", justify="right")
     for row in summary_rows(history, window):
         table.add_row(*row)
+    hit = first_step_reaching(history, "reward", 0.9, window)
+    table.add_row(f"reward >= 0.9 ({window}-step mean)", "", f"step {hit}" if hit else "not reached", "")
     for k, v in (extra or {}).items():
         table.add_row(k, "", v, "")
     console.print(table)

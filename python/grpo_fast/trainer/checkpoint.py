@@ -69,6 +69,10 @@ def save_checkpoint(trainer: Any, path: str | Path, extra_state: dict[str, Any] 
     torch.save(_rng_state(), path / f"rng_state_{rank}.pt")
     if rank != 0:
         return path
+    from transformers.utils import logging as hf_logging
+
+    # transformers shows a per-shard progress bar on save; the run has its own progress display.
+    hf_logging.disable_progress_bar()
     trainer.model.save_pretrained(path, safe_serialization=True)
     trainer.tokenizer.save_pretrained(path)
     torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict()},

@@ -1,0 +1,257 @@
+"""A whole training run from a `GRPOConfig`: build (or load) model, tokenizer, prompts and verifier,
+loop with a live display, checkpoint, and finish with metrics.jsonl, curves.png and a summary table.
+The `grpo-fast train` command is a thin wrapper around `run_training`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from grpo_fast.errors import ConfigError
+from grpo_fast.trainer import distributed as dist_utils
+from grpo_fast.trainer.config import GRPOConfig
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    history: list[dict[str, Any]]
+    final_checkpoint: Path | None
+    greedy_accuracy: float | None = None
+    warnings: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+def resolve_verifier(spec: str) -> Any:
+    """A verifier by name (or `a=0.5,b=0.5` composition) through `grpo_fast.verifiers.registry` when it
+    exists, else the base registry. Importing the toy tasks registers `toy_exact` / `toy_digits`."""
+    import grpo_fast.trainer.toy_tasks  # noqa: F401 - registers the toy verifiers
+
+    try:
+        from grpo_fast.verifiers import registry
+    except ImportError:
+        registry = None
+    if registry is not None:
+        for fn_name in ("build_verifier", "get_verifier", "resolve_verifier", "load_verifier", "make_verifier"):
+            fn = getattr(registry, fn_name, None)
+            if callable(fn):
+                return fn(spec)
+    from grpo_fast.verifiers.base import _REGISTRY
+
+    if spec not in _REGISTRY:
+        raise ConfigError(f"unknown verifier {spec!r}; known: {sorted(_REGISTRY)}", field="verifier")
+    return _REGISTRY[spec]()
+
+
+def is_tiny(model: Any) -> bool:
+    return sum(p.numel() for p in model.parameters()) < 50_000_000
+
+
+def build_model_and_tokenizer(cfg: GRPOConfig, resume_from: Path | None = None) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if resume_from is not None:
+        tok = AutoTokenizer.from_pretrained(resume_from)
+        model = AutoModelForCausalLM.from_pretrained(resume_from, dtype=torch.float32)
+        return model, tok
+    if cfg.toy:
+        from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model
+
+        tok = build_char_tokenizer()
+        return build_tiny_model(tok, seed=cfg.seed), tok
+    if not cfg.model:
+        raise ConfigError("give --model (a path or Hub id) or --toy TASK", field="model")
+    tok = AutoTokenizer.from_pretrained(cfg.model, padding_side="left")
+    dtype = torch.bfloat16 if (cfg.bf16 and torch.cuda.is_available()) else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
+    return model, tok
+
+
+def toy_overrides(cfg: GRPOConfig, explicit: set[str]) -> GRPOConfig:
+    """Settings a toy task needs unless the user set them: its verifier and answer length, no chat
+    template, and the learning rate / batch the CPU prototype learned with."""
+    from grpo_fast.trainer.toy_tasks import get_toy_task
+
+    task = get_toy_task(cfg.toy)  # type: ignore[arg-type]
+    d = cfg.to_dict()
+    defaults = dict(verifier=task.verifier, max_completion_length=task.max_completion_length,
+                    use_chat_template=False, learning_rate=2e-3, prompts_per_step=32, num_generations=8,
+                    max_steps=150, eval_prompts=len(task.records))
+    for k, v in defaults.items():
+        if k not in explicit:
+            d[k] = v
+    return GRPOConfig.from_dict(d)
+
+
+def offline_groups(trainer: Any, records: list[dict[str, Any]]) -> list[Any]:
+    """Scored records -> ScoredGroups with tokenized completions (EOS appended)."""
+    from grpo_fast.sampler.base import Completion, CompletionGroup
+    from grpo_fast.trainer.loop import ScoredGroup
+    from grpo_fast.verifiers.base import Verdict
+
+    cfg = trainer.cfg
+    tok = trainer.tokenizer
+    prompts = [r[cfg.prompt_field] for r in records]
+    texts, ids = trainer.sampler.encode_prompts(prompts)
+    out = []
+    for r, text, pid in zip(records, texts, ids, strict=True):
+        comps, scores, verdicts = [], [], []
+        for x in r["responses"]:
+            toks = tok(x["text"], add_special_tokens=False)["input_ids"][:cfg.max_completion_length]
+            truncated = len(tok(x["text"], add_special_tokens=False)["input_ids"]) > cfg.max_completion_length
+            if not truncated:
+                toks = [*toks, tok.eos_token_id]
+            comps.append(Completion(x["text"], toks, [0.0] * len(toks), "length" if truncated else "stop"))
+            s = x.get("score")
+            scores.append(float("nan") if s is None else float(s))
+            verdicts.append(Verdict(s, x.get("correct"), "offline"))
+        out.append(ScoredGroup(CompletionGroup(r[cfg.prompt_field], text, pid, comps, r), scores, verdicts))
+    return out
+
+
+def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = None, live: bool = True,
+                 explicit: set[str] | None = None) -> RunResult:
+    """Run `cfg` to `max_steps`. `explicit` names the fields the user set (toy defaults don't override them)."""
+    from grpo_fast.metrics import MetricsLogger, plot_curves, render_summary
+    from grpo_fast.trainer.checkpoint import (
+        checkpoint_dir,
+        load_trainer_state,
+        resolve_resume,
+        save_checkpoint,
+    )
+    from grpo_fast.trainer.loop import GRPOTrainer
+    from grpo_fast.trainer.prompt_data import load_prompt_records, load_scored_groups
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    t0 = time.perf_counter()
+    distributed = dist_utils.init_from_env()
+    rank, _ = dist_utils.rank_and_world()
+    if cfg.toy:
+        cfg = toy_overrides(cfg, explicit or set())
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume_path = resolve_resume(resume, out_dir) if resume else None
+
+    model, tok = build_model_and_tokenizer(cfg, resume_path)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    elif is_tiny(model) and not torch.cuda.is_available():
+        torch.set_num_threads(1)
+    # Seed sampling per rank; model init (toy) used its own seeded generator above.
+    torch.manual_seed(cfg.seed + rank)
+
+    records: list[dict[str, Any]] = []
+    verifier = None
+    if cfg.toy:
+        from grpo_fast.trainer.toy_tasks import get_toy_task
+
+        records = list(get_toy_task(cfg.toy).records)
+        verifier = resolve_verifier(cfg.verifier)
+    elif cfg.offline:
+        if not cfg.data:
+            raise ConfigError("--offline needs --data with scored groups", field="data")
+        records = load_scored_groups(cfg.data, cfg.prompt_field)
+    else:
+        if not cfg.data:
+            raise ConfigError("online training needs --data with prompts", field="data")
+        records = load_prompt_records(cfg.data, cfg.prompt_field)
+        verifier = resolve_verifier(cfg.verifier)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if distributed and device == "cuda":
+        device = f"cuda:{rank % torch.cuda.device_count()}"
+    trainer = GRPOTrainer(cfg, model, tok, [] if cfg.offline else records, verifier, device=device)
+    offline_data = offline_groups(trainer, records) if cfg.offline else None
+
+    logger = MetricsLogger(out_dir, cfg.report_to if rank == 0 else (), resume=resume_path is not None,
+                           config=cfg.to_dict()) if rank == 0 else None
+    if resume_path is not None:
+        load_trainer_state(trainer, resume_path)
+        if logger is not None:
+            logger.truncate_to(trainer.step_count)
+    if rank == 0:
+        cfg.save(out_dir / "config.json")
+        _print_config(console, cfg, resume_path)
+        for name in logger.unavailable:
+            console.print(f"[yellow]--report-to {name}: package not installed, skipped[/]")
+
+    final_ckpt = None
+    try:
+        _loop(cfg, trainer, logger, console, live and rank == 0, offline_data, out_dir)
+        if cfg.save_final:
+            final_ckpt = save_checkpoint(trainer, checkpoint_dir(out_dir, trainer.step_count))
+        acc = None
+        if cfg.eval_prompts and verifier is not None and rank == 0:
+            acc = trainer.greedy_accuracy(records[:cfg.eval_prompts])
+    finally:
+        trainer.close()
+        if logger is not None:
+            logger.close()
+        dist_utils.barrier()
+    history = logger.history if logger is not None else []
+    result = RunResult(out_dir, history, final_ckpt, acc, dict(logger.warn_counts) if logger else {},
+                       time.perf_counter() - t0)
+    if rank == 0 and history:
+        title = f"GRPO {cfg.toy or cfg.model or ''} ({len(history)} steps)"
+        plot_curves(history, out_dir / "curves.png", title=title)
+        extra = {"wall time": f"{result.elapsed_s:.1f} s", "metrics": str(out_dir / "metrics.jsonl"),
+                 "curves": str(out_dir / "curves.png")}
+        if final_ckpt is not None:
+            extra["checkpoint"] = str(final_ckpt)
+        if acc is not None:
+            extra["greedy accuracy"] = f"{acc:.2%} on {cfg.eval_prompts} prompts"
+        for k, n in result.warnings.items():
+            extra[f"gate warnings: {k}"] = f"{n} steps"
+        render_summary(history, console, title, extra)
+    return result
+
+
+def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, offline_data: list | None,
+          out_dir: Path) -> None:
+    from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    start = trainer.step_count
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[info]}"), console=console, disable=not live, transient=False)
+    warned: set[str] = set()
+    with progress:
+        task = progress.add_task("train", total=cfg.max_steps, completed=start, info="")
+        for _ in range(start, cfg.max_steps):
+            if offline_data is not None:
+                k = cfg.prompts_per_step
+                i = (trainer.step_count * k) % max(1, len(offline_data))
+                batch = (offline_data[i:] + offline_data[:i])[:k]
+                t = time.perf_counter()
+                m = trainer.train_on_groups(batch)
+                m["step_time_s"] = time.perf_counter() - t
+            else:
+                m = trainer.step()
+            step = trainer.step_count
+            if logger is not None and (step % cfg.logging_steps == 0 or step == cfg.max_steps):
+                for w in logger.log(step, m):
+                    key = w.split(" ")[0]
+                    if key not in warned:  # each kind of warning once on screen; all are in metrics.jsonl
+                        warned.add(key)
+                        console.print(f"[yellow]step {step}: {w}[/]")
+            r = m.get("reward", float("nan"))
+            info = (f"reward {r:.3f}  kl {m.get('kl', 0):.4f}  entropy {m.get('entropy', 0):.3f}  "
+                    f"len {m.get('completions/mean_length', 0):.1f}  zero-std {m.get('frac_reward_zero_std', 0):.0%}")
+            progress.update(task, advance=1, info=info if not math.isnan(r) else "")
+            if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.max_steps:
+                save_checkpoint(trainer, checkpoint_dir(out_dir, step))
+                dist_utils.barrier()
+
+
+def _print_config(console: Any, cfg: GRPOConfig, resume_path: Path | None) -> None:
+    defaults = GRPOConfig()
+    changed = {k: v for k, v in cfg.to_dict().items() if getattr(defaults, k) != (tuple(v) if isinstance(v, list) else v)}
+    parts = ", ".join(f"{k}={v}" for k, v in changed.items())
+    console.print(f"[bold]effective config[/] (non-default fields; all in {cfg.output_dir}/config.json): {parts}")
+    if resume_path is not None:
+        console.print(f"resuming from {resume_path}")
