@@ -1,1 +1,303 @@
 //! Isolation layer and execution daemon for untrusted model-written code.
+//!
+//! `daemon_main` is the whole `grpo-sandboxd` program, callable from the binary and from the
+//! Python extension module alike.
+
+pub mod checker;
+pub mod config;
+pub mod engine;
+pub mod isolation;
+pub mod limits;
+pub mod log;
+pub mod seccomp;
+pub mod server;
+pub mod zygote;
+
+use config::Config;
+use engine::Engine;
+use isolation::SlotSpec;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const USAGE: &str = "grpo-sandboxd: runs untrusted programs in isolated, pre-warmed sandboxes (HTTP/JSON API)
+
+usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--slots N] [--quiet]
+                     [--insecure-no-isolation] [--check]
+
+  --config FILE              TOML configuration (every key optional; see grpo-sandboxd.toml)
+  --socket PATH              Unix socket to listen on (default: $GRPO_SANDBOX_SOCKET, else
+                             /run/grpo-sandboxd/sandboxd.sock as root)
+  --tcp ADDR                 also listen on TCP, e.g. 127.0.0.1:8787 (no authentication)
+  --slots N                  warm interpreters / concurrent runs (default: CPU cores)
+  --quiet                    log warnings and errors only
+  --insecure-no-isolation    run without namespaces (rlimits + seccomp only); for machines
+                             where isolation is impossible and the code is trusted
+  --check                    start the slots, print /health as JSON and exit
+
+examples:
+  grpo-sandboxd --socket /tmp/sbx.sock
+  curl --unix-socket /tmp/sbx.sock -d '{\"code\":\"print(input())\",\"stdin\":\"hi\"}' http://x/run
+";
+
+struct Args {
+    config: Option<PathBuf>,
+    socket: Option<String>,
+    tcp: Option<String>,
+    slots: Option<usize>,
+    quiet: bool,
+    insecure: bool,
+    check: bool,
+}
+
+fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
+    let mut a = Args { config: None, socket: None, tcp: None, slots: None, quiet: false, insecure: false, check: false };
+    let mut it = argv.iter().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "-V" | "--version" => {
+                println!("grpo-sandboxd {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--config" => a.config = Some(PathBuf::from(value("--config")?)),
+            "--socket" => a.socket = Some(value("--socket")?),
+            "--tcp" => a.tcp = Some(value("--tcp")?),
+            "--slots" => a.slots = Some(value("--slots")?.parse().map_err(|_| "--slots needs a number")?),
+            "--quiet" => a.quiet = true,
+            "--insecure-no-isolation" => a.insecure = true,
+            "--check" => a.check = true,
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    Ok(Some(a))
+}
+
+/// The real interpreter, never a shim: an explicit path is canonicalised, else the system one.
+fn resolve_interpreter(cfg: &str) -> Result<PathBuf, String> {
+    let candidates: Vec<&str> = if cfg.is_empty() { vec!["/usr/bin/python3", "/usr/local/bin/python3"] } else { vec![cfg] };
+    for c in &candidates {
+        if let Ok(p) = std::fs::canonicalize(c) {
+            return Ok(p);
+        }
+    }
+    Err(format!("no Python interpreter found (tried {}); set python.interpreter", candidates.join(", ")))
+}
+
+/// Asks the interpreter for its version and prefix once, at startup.
+fn probe_interpreter(p: &Path) -> Result<(String, String), String> {
+    let out = std::process::Command::new(p)
+        .args(["-I", "-S", "-c", "import sys; print(sys.version.split()[0]); print(sys.base_prefix)"])
+        .env_clear()
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", p.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed: {}", p.display(), String::from_utf8_lossy(&out.stderr)));
+    }
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = s.lines();
+    Ok((lines.next().unwrap_or("").to_string(), lines.next().unwrap_or("/usr").to_string()))
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    server::SHUTDOWN.store(true, Ordering::Relaxed);
+}
+
+fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!("another daemon is already listening on {}", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    Ok(l)
+}
+
+/// Runs the daemon; returns the process exit code (0 after a graceful shutdown).
+pub fn daemon_main(argv: Vec<String>) -> i32 {
+    let args = match parse_args(&argv) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            if argv.iter().any(|a| a == "-h" || a == "--help") {
+                print!("{USAGE}");
+            }
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("grpo-sandboxd: {e}");
+            return 2;
+        }
+    };
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error("fatal", &[("error", e.clone().into())]);
+            eprintln!("grpo-sandboxd: {e}");
+            1
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    log::set_quiet(args.quiet);
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(s) = args.socket {
+        cfg.server.socket = s;
+    }
+    if let Some(t) = args.tcp {
+        cfg.server.tcp = t;
+    }
+    if let Some(n) = args.slots {
+        cfg.pool.slots = n;
+    }
+    let isolated = !args.insecure;
+    // SAFETY: geteuid cannot fail.
+    if isolated && unsafe { libc::geteuid() } != 0 {
+        return Err("native isolation needs root (it maps each slot to its own unprivileged host uid and builds \
+                    a private root with bind mounts). Run as root (e.g. the systemd unit), or pass \
+                    --insecure-no-isolation for trusted code only."
+            .into());
+    }
+    let interpreter = resolve_interpreter(&cfg.python.interpreter)?;
+    let (version, prefix) = probe_interpreter(&interpreter)?;
+    let mut ro_paths = cfg.isolation.ro_paths.clone();
+    if !ro_paths.iter().any(|p| prefix.starts_with(p.as_str())) {
+        ro_paths.push(prefix.clone());
+    }
+    let slots = cfg.slots();
+    let (cgroup_procs, cg_note) = if isolated && cfg.isolation.cgroup == "auto" {
+        limits::setup_pids_cgroups(slots, cfg.limits.max_processes * 4 + 16)
+    } else {
+        (None, "disabled".into())
+    };
+    let cgroup = limits::CgroupInfo {
+        pids: if cgroup_procs.is_some() { "cgroup-v1-pids+rlimit-nproc".into() } else { "rlimit-nproc".into() },
+        memory: "rlimit-as".into(),
+        note: Some(cg_note),
+    };
+    let mut iargs = vec!["-I".to_string(), "-B".to_string()];
+    if !cfg.python.site_packages {
+        iargs.push("-S".into());
+    }
+    let specs: Vec<SlotSpec> = (0..slots)
+        .map(|i| SlotSpec {
+            index: i,
+            interpreter: interpreter.clone(),
+            interpreter_args: iargs.clone(),
+            zygote_source: zygote::ZYGOTE_SOURCE,
+            ro_paths: ro_paths.clone(),
+            host_uid_root: cfg.isolation.uid_base + 2 * i as u32,
+            host_uid_user: cfg.isolation.uid_base + 2 * i as u32 + 1,
+            isolated,
+            cgroup_procs: cgroup_procs.as_ref().map(|v| v[i].clone()),
+        })
+        .collect();
+    let hello = json!({
+        "isolated": isolated,
+        "uid": isolation::SANDBOX_UID,
+        "sys_capset": libc::SYS_capset,
+        "seccomp_hex": seccomp::filter_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "preload": cfg.python.preload,
+    });
+    // SAFETY: prctl and signal setup at startup, before any thread is spawned.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let pool = zygote::Pool::start(specs, hello, cfg.server.max_queue).map_err(|e| {
+        if isolated {
+            format!("{e}\nrefusing to run without isolation; pass --insecure-no-isolation to run trusted code unisolated")
+        } else {
+            e
+        }
+    })?;
+    let engine = Arc::new(Engine {
+        pool,
+        isolated,
+        python_version: version,
+        interpreter: interpreter.to_string_lossy().into_owned(),
+        cgroup,
+        started: std::time::Instant::now(),
+        served: 0.into(),
+        cfg,
+    });
+    if args.check {
+        let r = server::route(&engine, "GET", "/health", b"");
+        println!("{}", String::from_utf8_lossy(&r.body));
+        engine.pool.close();
+        return Ok(());
+    }
+    // Orphans of the slots' keepers land on us (child subreaper): reap them.
+    std::thread::Builder::new()
+        .name("reaper".into())
+        .spawn(|| loop {
+            // SAFETY: waitpid with WNOHANG on any child.
+            while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        })
+        .map_err(|e| e.to_string())?;
+
+    let socket = engine.cfg.socket_path();
+    let listener = bind_unix(&socket)?;
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    if !engine.cfg.server.tcp.is_empty() {
+        let tcp = std::net::TcpListener::bind(&engine.cfg.server.tcp).map_err(|e| format!("cannot listen on {}: {e}", engine.cfg.server.tcp))?;
+        use std::os::fd::AsRawFd;
+        let fd = tcp.as_raw_fd();
+        let (e, a) = (engine.clone(), active.clone());
+        threads.push(std::thread::spawn(move || server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a)));
+    }
+    log::info(
+        "listening",
+        &[
+            ("socket", socket.to_string_lossy().into_owned().into()),
+            ("tcp", engine.cfg.server.tcp.clone().into()),
+            ("slots", engine.pool.size.into()),
+            ("isolated", isolated.into()),
+            ("python", engine.python_version.clone().into()),
+            ("interpreter", engine.interpreter.clone().into()),
+            ("pids", engine.cgroup.pids.clone().into()),
+        ],
+    );
+    {
+        use std::os::fd::AsRawFd;
+        let fd = listener.as_raw_fd();
+        server::accept_loop(engine.clone(), listener, fd, |l| l.accept().map(|(s, _)| s), active.clone());
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = std::fs::remove_file(&socket);
+    log::info("shutting down", &[("in_flight", active.load(Ordering::Relaxed).into())]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(engine.cfg.server.shutdown_grace_s);
+    while active.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    engine.pool.close();
+    if let Some(p) = cgroup_procs {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        limits::remove_pids_cgroups(&p);
+    }
+    log::info("stopped", &[]);
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! Daemon configuration: a TOML file whose every key has a default, so an empty file is valid.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub pool: PoolConfig,
+    pub python: PythonConfig,
+    pub limits: LimitsConfig,
+    pub isolation: IsolationConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Unix socket path; empty = the per-user default (see `default_socket_path`).
+    pub socket: String,
+    /// Optional TCP listener such as "127.0.0.1:8787"; empty = none. No authentication: bind it
+    /// to loopback or a private network only.
+    pub tcp: String,
+    /// Largest accepted request body.
+    pub max_request_bytes: usize,
+    /// Open connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Requests waiting for a free slot; beyond this the daemon answers 503 "busy".
+    pub max_queue: usize,
+    /// Programs in one /batch request.
+    pub max_batch: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM before slots are killed.
+    pub shutdown_grace_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Warm zygotes, each serving one run at a time; 0 = number of CPU cores.
+    pub slots: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PythonConfig {
+    /// Interpreter; empty = the first of /usr/bin/python3, /usr/local/bin/python3 (resolved to the
+    /// real binary once, so a slow shim on PATH is never used per run).
+    pub interpreter: String,
+    /// Modules imported once in the zygote so every run starts with them loaded.
+    pub preload: Vec<String>,
+    /// Let programs import from site-packages (off: `python -I -S`).
+    pub site_packages: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub default_timeout_ms: u64,
+    /// Upper bound for a request's `timeout_ms` (per program / per test).
+    pub max_timeout_ms: u64,
+    pub default_memory_mb: u64,
+    pub max_memory_mb: u64,
+    /// Cap per stream (stdout, stderr) and per fetched file.
+    pub max_output_bytes: usize,
+    /// RLIMIT_FSIZE: the largest file a program may write.
+    pub max_file_bytes: u64,
+    /// RLIMIT_NPROC inside the run's own user namespace (threads count).
+    pub max_processes: u64,
+    /// RLIMIT_NOFILE.
+    pub max_open_files: u64,
+    /// Size of the per-run tmpfs (/tmp, also /dev/shm).
+    pub tmpfs_mb: u64,
+    /// Inodes of the per-run tmpfs (bounds "many small files").
+    pub tmpfs_inodes: u64,
+    /// Tests in one /run_tests request.
+    pub max_tests: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolationConfig {
+    /// First host uid of the range the slots map to (two uids per slot, none of them owning files).
+    pub uid_base: u32,
+    /// Paths bind-mounted read-only into the sandbox root (symlinks are recreated as symlinks).
+    pub ro_paths: Vec<String>,
+    /// "auto": a pids cgroup per slot where the host lets us create one; "off": never.
+    pub cgroup: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            pool: PoolConfig::default(),
+            python: PythonConfig::default(),
+            limits: LimitsConfig::default(),
+            isolation: IsolationConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            socket: String::new(),
+            tcp: String::new(),
+            max_request_bytes: 64 << 20,
+            max_connections: 512,
+            max_queue: 1024,
+            max_batch: 4096,
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { slots: 0 }
+    }
+}
+
+impl Default for PythonConfig {
+    fn default() -> Self {
+        PythonConfig {
+            interpreter: String::new(),
+            preload: [
+                "sys", "os", "re", "math", "json", "random", "string", "itertools", "functools",
+                "collections", "heapq", "bisect", "typing", "dataclasses", "fractions", "decimal",
+                "statistics", "datetime", "copy", "operator", "array", "threading",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            site_packages: false,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            default_timeout_ms: 5_000,
+            max_timeout_ms: 60_000,
+            default_memory_mb: 512,
+            max_memory_mb: 4096,
+            max_output_bytes: 1 << 20,
+            max_file_bytes: 16 << 20,
+            max_processes: 32,
+            max_open_files: 256,
+            tmpfs_mb: 64,
+            tmpfs_inodes: 4096,
+            max_tests: 1000,
+        }
+    }
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        IsolationConfig {
+            uid_base: 1_500_000,
+            ro_paths: ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/localtime"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            cgroup: "auto".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.default_timeout_ms == 0 || l.default_timeout_ms > l.max_timeout_ms {
+            return Err("limits.default_timeout_ms must be in 1..=max_timeout_ms".into());
+        }
+        if l.default_memory_mb < 32 || l.default_memory_mb > l.max_memory_mb {
+            return Err("limits.default_memory_mb must be in 32..=max_memory_mb".into());
+        }
+        if l.max_processes == 0 || l.max_open_files < 16 || l.tmpfs_mb == 0 {
+            return Err("limits: max_processes > 0, max_open_files >= 16, tmpfs_mb > 0".into());
+        }
+        if !matches!(self.isolation.cgroup.as_str(), "auto" | "off") {
+            return Err("isolation.cgroup must be \"auto\" or \"off\"".into());
+        }
+        Ok(())
+    }
+
+    pub fn slots(&self) -> usize {
+        if self.pool.slots > 0 {
+            return self.pool.slots;
+        }
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        if self.server.socket.is_empty() {
+            default_socket_path()
+        } else {
+            PathBuf::from(&self.server.socket)
+        }
+    }
+}
+
+/// `$GRPO_SANDBOX_SOCKET`, else /run/grpo-sandboxd/sandboxd.sock for root, else
+/// `$XDG_RUNTIME_DIR/grpo-sandboxd/sandboxd.sock`, else /tmp/grpo-sandboxd-<uid>/sandboxd.sock.
+/// The Python client computes the same path.
+pub fn default_socket_path() -> PathBuf {
+    if let Ok(p) = std::env::var("GRPO_SANDBOX_SOCKET") {
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/grpo-sandboxd/sandboxd.sock");
+    }
+    if let Ok(d) = std::env::var("XDG_RUNTIME_DIR") {
+        if !d.is_empty() {
+            return PathBuf::from(d).join("grpo-sandboxd/sandboxd.sock");
+        }
+    }
+    PathBuf::from(format!("/tmp/grpo-sandboxd-{uid}/sandboxd.sock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.limits.default_timeout_ms, 5_000);
+        assert!(c.slots() >= 1);
+    }
+
+    #[test]
+    fn sample_config_parses() {
+        let text = include_str!("../grpo-sandboxd.toml");
+        Config::parse(text).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Config::parse("[limits]\ntimeout = 3\n").is_err());
+    }
+
+    #[test]
+    fn default_above_maximum_is_rejected() {
+        assert!(Config::parse("[limits]\ndefault_timeout_ms = 90000\nmax_timeout_ms = 1000\n").is_err());
+    }
+}

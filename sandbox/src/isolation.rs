@@ -1,0 +1,421 @@
+//! Starting one slot: a keeper process that creates fresh user/PID/mount/net/IPC/UTS namespaces,
+//! and inside them the slot's init, which builds a minimal read-only root (bind mounts of the
+//! runtime only), pivots into it and execs the zygote interpreter.
+//!
+//! Host view: daemon (root) -> keeper (root, host namespaces, waits) -> init = zygote (pid 1 of the
+//! slot's PID namespace; uid 0 inside, an unprivileged host uid outside).
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// Inside-namespace uid that programs run as (mapped to a per-slot host uid).
+pub const SANDBOX_UID: u32 = 1000;
+
+pub struct SlotSpec {
+    pub index: usize,
+    pub interpreter: PathBuf,
+    pub interpreter_args: Vec<String>,
+    pub zygote_source: &'static str,
+    pub ro_paths: Vec<String>,
+    /// Host uid for the slot's in-namespace root (the zygote) and for the sandbox uid.
+    pub host_uid_root: u32,
+    pub host_uid_user: u32,
+    pub isolated: bool,
+    /// `cgroup.procs` of the slot's pids cgroup, when one is used.
+    pub cgroup_procs: Option<PathBuf>,
+}
+
+pub struct SlotProcess {
+    /// Direct child of the daemon; dies with the slot.
+    pub keeper: i32,
+    /// Host pid of the zygote; SIGKILL on it ends every process of the slot.
+    pub init: i32,
+    pub ctl: UnixStream,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+fn errno_msg(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// Everything the child processes need, prepared before fork so the children only make syscalls.
+struct Prepared {
+    exe: CString,
+    argv: Vec<CString>,
+    binds: Vec<Bind>,
+}
+
+enum BindKind {
+    Dir,
+    File,
+    Symlink(CString),
+}
+
+struct Bind {
+    host: CString,
+    inside: CString,
+    kind: BindKind,
+    flags: libc::c_ulong,
+}
+
+const ROOT: &str = "/tmp";
+
+fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
+    let mut binds = Vec::new();
+    for p in &spec.ro_paths {
+        let host = Path::new(p);
+        let Ok(meta) = std::fs::symlink_metadata(host) else { continue };
+        let inside = format!("{ROOT}{p}");
+        let kind = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(host).map_err(|e| format!("readlink {p}: {e}"))?;
+            BindKind::Symlink(cstr(&target.to_string_lossy()))
+        } else if meta.is_dir() {
+            BindKind::Dir
+        } else {
+            BindKind::File
+        };
+        binds.push(Bind { host: cstr(p), inside: cstr(&inside), kind, flags: locked_flags(p) });
+    }
+    let mut argv = vec![cstr("python3")];
+    argv.extend(spec.interpreter_args.iter().map(|a| cstr(a)));
+    argv.push(cstr("-c"));
+    argv.push(cstr(spec.zygote_source));
+    Ok(Prepared { exe: cstr(&spec.interpreter.to_string_lossy()), argv, binds })
+}
+
+/// Mount flags a user namespace may not clear on a bind mount it inherited; a read-only remount
+/// has to repeat them or it fails with EPERM.
+fn locked_flags(path: &str) -> libc::c_ulong {
+    let c = cstr(path);
+    // SAFETY: statvfs fills the struct for a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let f = st.f_flag;
+    let mut out = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_flag != 0 {
+            out |= ms_flag;
+        }
+    }
+    out
+}
+
+pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
+    let prepared = prepare(spec)?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let (up_r, up_w) = pipe()?;
+    let (down_r, down_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    // SAFETY: getpid cannot fail.
+    let daemon_pid = unsafe { libc::getpid() };
+    // SAFETY: the child only runs `keeper`, which makes syscalls on data prepared above and
+    // never returns (it ends in _exit or exec).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno_msg("fork"));
+    }
+    if pid == 0 {
+        drop(ours);
+        keeper(spec, &prepared, daemon_pid, theirs.as_raw_fd(), &up_w, &down_r, &err_w);
+    }
+    drop((theirs, up_w, down_r, err_w));
+    let fail = |msg: String| -> Result<SlotProcess, String> {
+        // SAFETY: signalling and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        Err(msg)
+    };
+    let mut up = std::fs::File::from(up_r);
+    let mut down = std::fs::File::from(down_w);
+    let mut err = std::fs::File::from(err_r);
+    let mut byte = [0u8; 1];
+    if up.read_exact(&mut byte).is_err() {
+        let mut msg = String::new();
+        let _ = err.read_to_string(&mut msg);
+        return fail(format!("slot {} did not start: {}", spec.index, msg.trim()));
+    }
+    if spec.isolated {
+        let map = |inside_root: u32, inside_user: u32| format!("0 {inside_root} 1\n{SANDBOX_UID} {inside_user} 1\n");
+        let m = map(spec.host_uid_root, spec.host_uid_user);
+        for file in ["uid_map", "gid_map"] {
+            if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), &m) {
+                return fail(format!("writing {file} for slot {}: {e}", spec.index));
+            }
+        }
+    }
+    if let Some(procs) = &spec.cgroup_procs {
+        if let Err(e) = std::fs::write(procs, pid.to_string()) {
+            return fail(format!("joining cgroup {}: {e}", procs.display()));
+        }
+    }
+    if down.write_all(b"m").is_err() {
+        return fail("slot keeper vanished".into());
+    }
+    drop(down);
+    let mut pidbuf = [0u8; 4];
+    let got_pid = up.read_exact(&mut pidbuf);
+    let mut msg = String::new();
+    let _ = err.read_to_string(&mut msg);
+    if got_pid.is_err() || !msg.is_empty() {
+        return fail(format!("slot {} failed to start: {}", spec.index, msg.trim()));
+    }
+    Ok(SlotProcess { keeper: pid, init: i32::from_ne_bytes(pidbuf), ctl: ours })
+}
+
+/// Writes an error for the daemon and exits; used only in forked children.
+fn die(err_fd: i32, msg: &str) -> ! {
+    // SAFETY: write and _exit on a valid fd.
+    unsafe {
+        libc::write(err_fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(1);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn keeper(
+    spec: &SlotSpec,
+    p: &Prepared,
+    daemon_pid: i32,
+    ctl: i32,
+    up_w: &OwnedFd,
+    down_r: &OwnedFd,
+    err_w: &OwnedFd,
+) -> ! {
+    let err = err_w.as_raw_fd();
+    // SAFETY: raw syscalls in a freshly forked child; every pointer refers to live data.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != daemon_pid {
+            libc::_exit(1);
+        }
+        if spec.isolated {
+            let flags = libc::CLONE_NEWUSER
+                | libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWNET
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS;
+            if libc::unshare(flags) != 0 {
+                die(err, &errno_msg("unshare(user, pid, mount, net, ipc, uts)"));
+            }
+        }
+        libc::write(up_w.as_raw_fd(), b"u".as_ptr().cast(), 1);
+        let mut b = 0u8;
+        if libc::read(down_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1) != 1 {
+            libc::_exit(1);
+        }
+        if spec.isolated
+            && (libc::setresgid(0, 0, 0) != 0 || libc::setgroups(0, std::ptr::null()) != 0 || libc::setresuid(0, 0, 0) != 0)
+        {
+            die(err, &errno_msg("becoming root of the slot's user namespace"));
+        }
+        let init = libc::fork();
+        if init < 0 {
+            die(err, &errno_msg("fork"));
+        }
+        if init == 0 {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Err(msg) = slot_init(spec, p, ctl) {
+                die(err, &msg);
+            }
+            unreachable_exit();
+        }
+        libc::write(up_w.as_raw_fd(), (&init as *const i32).cast(), 4);
+        libc::close(err);
+        libc::close(ctl);
+        let mut status = 0;
+        while libc::waitpid(init, &mut status, 0) < 0 {
+            if *libc::__errno_location() != libc::EINTR {
+                break;
+            }
+        }
+        libc::_exit(0);
+    }
+}
+
+fn unreachable_exit() -> ! {
+    // SAFETY: _exit never returns.
+    unsafe { libc::_exit(1) }
+}
+
+fn mount(src: Option<&CString>, dst: &CString, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+    let fstype = fstype.map(cstr);
+    let data = data.map(cstr);
+    // SAFETY: every pointer is NULL or a NUL-terminated string alive for the call.
+    let rc = unsafe {
+        libc::mount(
+            src.map_or(std::ptr::null(), |s| s.as_ptr()),
+            dst.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            data.as_ref().map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+        )
+    };
+    if rc != 0 {
+        return Err(errno_msg(&format!("mount {}", dst.to_string_lossy())));
+    }
+    Ok(())
+}
+
+fn mkdirs(path: &str, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| format!("mkdir {path}: {e}"))
+}
+
+fn write_file(path: &str, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("write {path}: {e}"))
+}
+
+fn bind_ro(host: &CString, inside: &CString, locked: libc::c_ulong) -> Result<(), String> {
+    mount(Some(host), inside, None, libc::MS_BIND | libc::MS_REC, None)?;
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | locked;
+    mount(None, inside, None, flags, None)
+}
+
+/// Runs as the slot's pid 1: builds the root and execs the zygote with fd 3 = control socket.
+fn slot_init(spec: &SlotSpec, p: &Prepared, ctl: i32) -> Result<(), String> {
+    if spec.isolated {
+        build_root(p)?;
+        // SAFETY: sethostname with a valid buffer.
+        unsafe { libc::sethostname(b"sandbox".as_ptr().cast(), 7) };
+    }
+    // SAFETY: fd juggling and exec in the child; all strings were prepared before fork.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null < 0 {
+            return Err(errno_msg("open /dev/null"));
+        }
+        libc::dup2(null, 0);
+        libc::dup2(null, 1);
+        if libc::dup2(ctl, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) != 0 {
+            return Err(errno_msg("dup2 control socket"));
+        }
+        // Close-on-exec rather than close: the error pipe must stay open until exec succeeds.
+        libc::close_range(4, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
+        let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    Err(errno_msg(&format!("exec {}", p.exe.to_string_lossy())))
+}
+
+fn build_root(p: &Prepared) -> Result<(), String> {
+    let root = cstr(ROOT);
+    mount(None, &cstr("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount(Some(&cstr("tmpfs")), &root, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=4m,nr_inodes=4096,mode=0755"))?;
+    for b in &p.binds {
+        let inside = b.inside.to_string_lossy().into_owned();
+        let parent = Path::new(&inside).parent().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+        mkdirs(&parent, 0o755)?;
+        match &b.kind {
+            BindKind::Symlink(target) => {
+                // SAFETY: both strings are NUL-terminated.
+                if unsafe { libc::symlink(target.as_ptr(), b.inside.as_ptr()) } != 0 {
+                    return Err(errno_msg(&format!("symlink {inside}")));
+                }
+            }
+            BindKind::Dir => {
+                mkdirs(&inside, 0o755)?;
+                bind_ro(&b.host, &b.inside, b.flags)?;
+            }
+            BindKind::File => {
+                write_file(&inside, "")?;
+                bind_ro(&b.host, &b.inside, b.flags)?;
+            }
+        }
+    }
+    // /etc: only what Python's stdlib may look up; no host secrets.
+    mkdirs(&format!("{ROOT}/etc"), 0o755)?;
+    write_file(&format!("{ROOT}/etc/passwd"), "root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:1000:1000:sandbox:/tmp:/usr/sbin/nologin\n")?;
+    write_file(&format!("{ROOT}/etc/group"), "root:x:0:\nsandbox:x:1000:\n")?;
+    write_file(&format!("{ROOT}/etc/hosts"), "127.0.0.1 localhost sandbox\n::1 localhost\n")?;
+    // /dev: a small tmpfs holding bind mounts of the harmless device nodes; /dev/shm is the run's
+    // tmpfs, so filling it is bounded and gone after the run.
+    let dev = format!("{ROOT}/dev");
+    mkdirs(&dev, 0o755)?;
+    mount(Some(&cstr("tmpfs")), &cstr(&dev), Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("size=64k,nr_inodes=64,mode=0755"))?;
+    for node in ["null", "zero", "full", "random", "urandom"] {
+        let inside = format!("{dev}/{node}");
+        write_file(&inside, "")?;
+        mount(Some(&cstr(&format!("/dev/{node}"))), &cstr(&inside), None, libc::MS_BIND, None)?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("shm", "/tmp"),
+    ] {
+        std::os::unix::fs::symlink(target, format!("{dev}/{name}")).map_err(|e| format!("symlink /dev/{name}: {e}"))?;
+    }
+    mount(None, &cstr(&dev), None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC, None)?;
+    mkdirs(&format!("{ROOT}/tmp"), 0o755)?;
+    std::fs::set_permissions(format!("{ROOT}/tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+        .map_err(|e| format!("chmod /tmp: {e}"))?;
+    mkdirs(&format!("{ROOT}/proc"), 0o555)?;
+    mount(
+        Some(&cstr("proc")),
+        &cstr(&format!("{ROOT}/proc")),
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    mkdirs(&format!("{ROOT}/.old"), 0o700)?;
+    // SAFETY: pivot_root/chdir/umount2/rmdir with NUL-terminated paths.
+    unsafe {
+        if libc::syscall(libc::SYS_pivot_root, root.as_ptr(), cstr(&format!("{ROOT}/.old")).as_ptr()) != 0 {
+            return Err(errno_msg("pivot_root"));
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Err(errno_msg("chdir /"));
+        }
+        if libc::umount2(c"/.old".as_ptr(), libc::MNT_DETACH) != 0 {
+            return Err(errno_msg("detaching the host root"));
+        }
+        libc::rmdir(c"/.old".as_ptr());
+    }
+    mount(None, &cstr("/"), None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV, None)
+}
+
+/// Kills a slot: SIGKILL to its init ends every process in its PID namespace.
+pub fn kill_slot(proc_: &SlotProcess) {
+    // SAFETY: signalling and reaping our own processes; ECHILD (already reaped by the
+    // subreaper loop) is fine.
+    unsafe {
+        libc::kill(proc_.init, libc::SIGKILL);
+        libc::kill(proc_.keeper, libc::SIGKILL);
+        libc::waitpid(proc_.keeper, std::ptr::null_mut(), 0);
+    }
+}

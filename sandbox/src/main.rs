@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(grpo_sandbox::daemon_main(std::env::args().collect()));
+}

@@ -1,0 +1,241 @@
+//! The warm pool: one zygote (pre-imported interpreter) per slot, one run per slot at a time, and
+//! a bounded queue in front of them. A slot that misbehaves is killed and started afresh.
+
+use crate::isolation::{kill_slot, spawn_slot, SlotProcess, SlotSpec};
+use crate::log;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+pub const ZYGOTE_SOURCE: &str = include_str!("zygote.py");
+
+/// Extra time the zygote and the daemon allow beyond a run's own deadlines before they kill it.
+const GRACE_MS: u64 = 2_000;
+
+pub struct Slot {
+    pub index: usize,
+    proc_: SlotProcess,
+    pub runs: u64,
+}
+
+/// What came back from one request to a zygote.
+pub struct Reply {
+    /// The harness's report; None when it was killed or crashed before reporting.
+    pub report: Option<Value>,
+    /// The zygote killed the harness at the request's budget.
+    pub killed: bool,
+}
+
+#[derive(Debug)]
+pub enum SlotError {
+    /// The slot stopped answering or broke the protocol; it has to be replaced.
+    Broken(String),
+}
+
+impl Slot {
+    pub fn start(spec: &SlotSpec, hello: &Value) -> Result<Slot, String> {
+        let proc_ = spawn_slot(spec)?;
+        let mut slot = Slot { index: spec.index, proc_, runs: 0 };
+        let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
+        let res = slot
+            .send(b'H', 0, &body)
+            .and_then(|_| slot.read_frame(Duration::from_secs(30)))
+            .map_err(|SlotError::Broken(m)| m);
+        match res {
+            Ok((b'h', _)) => Ok(slot),
+            Ok((k, _)) => {
+                kill_slot(&slot.proc_);
+                Err(format!("zygote {} sent frame {:?} instead of hello", spec.index, k as char))
+            }
+            Err(e) => {
+                kill_slot(&slot.proc_);
+                Err(format!("zygote {} did not start: {e}", spec.index))
+            }
+        }
+    }
+
+    fn send(&mut self, kind: u8, budget_ms: u32, payload: &[u8]) -> Result<(), SlotError> {
+        let mut hdr = Vec::with_capacity(9 + payload.len());
+        hdr.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        hdr.push(kind);
+        hdr.extend_from_slice(&budget_ms.to_le_bytes());
+        hdr.extend_from_slice(payload);
+        self.proc_.ctl.set_write_timeout(Some(Duration::from_secs(30))).ok();
+        self.proc_.ctl.write_all(&hdr).map_err(|e| SlotError::Broken(format!("write to zygote: {e}")))
+    }
+
+    fn read_frame(&mut self, timeout: Duration) -> Result<(u8, Vec<u8>), SlotError> {
+        let broken = |e: std::io::Error| SlotError::Broken(format!("read from zygote: {e}"));
+        self.proc_.ctl.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).ok();
+        let mut hdr = [0u8; 5];
+        self.proc_.ctl.read_exact(&mut hdr).map_err(broken)?;
+        let n = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+        if n > 1 << 30 {
+            return Err(SlotError::Broken("oversized frame from zygote".into()));
+        }
+        let mut body = vec![0u8; n];
+        self.proc_.ctl.read_exact(&mut body).map_err(broken)?;
+        Ok((hdr[4], body))
+    }
+
+    /// Sends one request ('R' run, 'P' parse) and waits for the harness report and the zygote's
+    /// "done". `budget_ms` is the harness's whole allowance; the daemon waits a little longer.
+    pub fn request(&mut self, kind: u8, budget_ms: u64, payload: &[u8]) -> Result<Reply, SlotError> {
+        let budget = budget_ms + GRACE_MS;
+        self.send(kind, budget.min(u32::MAX as u64) as u32, payload)?;
+        self.runs += 1;
+        let deadline = std::time::Instant::now() + Duration::from_millis(budget + GRACE_MS);
+        let mut report = None;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(SlotError::Broken("zygote missed its deadline".into()));
+            }
+            let (k, body) = self.read_frame(left)?;
+            match k {
+                b'r' => {
+                    report = Some(serde_json::from_slice(&body).map_err(|e| SlotError::Broken(format!("bad report: {e}")))?)
+                }
+                b'd' => {
+                    let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let killed = done.get("killed").and_then(Value::as_bool).unwrap_or(false);
+                    return Ok(Reply { report, killed });
+                }
+                other => return Err(SlotError::Broken(format!("unexpected frame {other}"))),
+            }
+        }
+    }
+
+    pub fn kill(&self) {
+        kill_slot(&self.proc_);
+    }
+}
+
+/// Why a slot could not be had.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AcquireError {
+    Busy,
+    ShuttingDown,
+}
+
+pub struct Pool {
+    free: Mutex<VecDeque<Slot>>,
+    cond: Condvar,
+    waiting: AtomicUsize,
+    max_queue: usize,
+    pub size: usize,
+    specs: Vec<SlotSpec>,
+    hello: Value,
+    pub restarts: AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+pub struct SlotGuard<'a> {
+    pool: &'a Pool,
+    slot: Option<Slot>,
+    broken: bool,
+}
+
+impl Pool {
+    pub fn start(specs: Vec<SlotSpec>, hello: Value, max_queue: usize) -> Result<Pool, String> {
+        let mut free = VecDeque::new();
+        for spec in &specs {
+            free.push_back(Slot::start(spec, &hello)?);
+        }
+        Ok(Pool {
+            size: specs.len(),
+            free: Mutex::new(free),
+            cond: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            max_queue,
+            specs,
+            hello,
+            restarts: AtomicU64::new(0),
+            closed: false.into(),
+        })
+    }
+
+    /// Takes a free slot, waiting in the queue when all are busy; a full queue answers `Busy`
+    /// at once (`queue` = false bypasses the bound: for items of an already admitted batch).
+    pub fn acquire(&self, queue: bool) -> Result<SlotGuard<'_>, AcquireError> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.is_empty() && queue && self.waiting.load(Ordering::Relaxed) >= self.max_queue {
+            return Err(AcquireError::Busy);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        loop {
+            if self.closed.load(Ordering::Relaxed) {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(AcquireError::ShuttingDown);
+            }
+            if let Some(slot) = free.pop_front() {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Ok(SlotGuard { pool: self, slot: Some(slot), broken: false });
+            }
+            free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    pub fn idle(&self) -> usize {
+        self.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    fn give_back(&self, slot: Slot, broken: bool) {
+        let slot = if broken {
+            slot.kill();
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+            match Slot::start(&self.specs[slot.index], &self.hello) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Keep serving with one slot fewer rather than failing every request.
+                    log::error("slot restart failed", &[("slot", slot.index.into()), ("error", e.into())]);
+                    self.cond.notify_one();
+                    return;
+                }
+            }
+        } else {
+            slot
+        };
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).push_back(slot);
+        self.cond.notify_one();
+    }
+
+    /// Stops handing out slots and kills the idle ones (busy ones are killed when returned).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        for s in free.drain(..) {
+            s.kill();
+        }
+        self.cond.notify_all();
+    }
+}
+
+impl SlotGuard<'_> {
+    pub fn slot(&mut self) -> &mut Slot {
+        self.slot.as_mut().expect("slot present until drop")
+    }
+
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            if self.pool.closed.load(Ordering::Relaxed) {
+                slot.kill();
+                return;
+            }
+            self.pool.give_back(slot, self.broken);
+        }
+    }
+}
