@@ -74,9 +74,16 @@ def grpo_loss(
         seq_len = mask.sum(-1).clamp(min=1.0)
         log_ratio = ((log_ratio * mask).sum(-1) / seq_len).unsqueeze(-1).expand_as(logps)
     ratio = torch.exp(log_ratio)
-    # With epsilon_low >= 1 the lower bound is <= 0, so it never binds (ratios are positive).
-    clipped = torch.clamp(ratio, 1.0 - epsilon_low, 1.0 + eps_high)
-    per_token = -torch.minimum(ratio * adv, clipped * adv)
+    # PPO's min(r*A, clip(r)*A) picks the clipped (constant, gradient-free) term exactly when
+    # A > 0 and r > 1 + eps_high, or A < 0 and r < 1 - eps_low. Written as that case analysis so a
+    # ratio lying exactly on a bound keeps its full gradient (min/clamp would halve it at the tie).
+    # With epsilon_low >= 1 the lower bound is <= 0 and never binds: ratios are positive.
+    lo, hi = 1.0 - epsilon_low, 1.0 + eps_high
+    a_full = adv.expand_as(ratio)
+    is_low = (ratio < lo) & (a_full < 0)
+    is_high = (ratio > hi) & (a_full > 0)
+    bound = torch.where(is_low, torch.full_like(ratio, lo), torch.full_like(ratio, hi))
+    per_token = -torch.where(is_low | is_high, bound * adv, ratio * adv)
 
     kl = None
     if beta != 0.0:
@@ -101,10 +108,8 @@ def grpo_loss(
     with torch.no_grad():
         n_tok = float(mask.sum())
         denom = max(n_tok, 1.0)
-        r = ratio.detach()
-        a = adv.expand_as(r)
-        low = ((r < 1.0 - epsilon_low) & (a < 0)).to(mask.dtype)
-        high = ((r > 1.0 + eps_high) & (a > 0)).to(mask.dtype)
+        low = is_low.to(mask.dtype)
+        high = is_high.to(mask.dtype)
         stats = dict(
             kl=float((kl.detach() * mask).sum() / denom) if kl is not None else 0.0,
             clip_low=float((low * mask).sum() / denom),
