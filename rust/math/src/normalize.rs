@@ -321,13 +321,19 @@ fn compact_whitespace(s: &str) -> String {
             pending_space = true;
             continue;
         }
-        if pending_space && ch.is_ascii_alphabetic() && ends_with_command(&out) {
+        if pending_space && ch.is_ascii_alphanumeric() && (ends_with_command(&out) || ends_with_script(&out)) {
             out.push(' ');
         }
         pending_space = false;
         out.push(ch);
     }
     out
+}
+
+/// `\log_2 8`: the space ends a one-character sub/superscript and must survive.
+fn ends_with_script(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2 && matches!(b[b.len() - 2], b'_' | b'^') && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 fn ends_with_command(s: &str) -> bool {
@@ -390,6 +396,7 @@ mod tests {
             ("1,2", "1,2"),
             ("\\left\\{1,2\\right\\}", "\\{1,2\\}"),
             ("2\\pi r", "2\\pi r"),
+            ("\\log_2 8", "\\log_2 8"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input), want, "{input}");
