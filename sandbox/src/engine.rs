@@ -406,7 +406,7 @@ impl Engine {
                 stderr: truncate(&lossy(&o.stderr), keep),
                 expected: match &p.check {
                     Check::Stdout(e) if !passed => Some(truncate(e, keep)),
-                    Check::Value { expected, .. } if !passed => Some(truncate(&expected.to_string(), keep)),
+                    Check::Value { expected, literals, .. } if !passed && literals.is_empty() => Some(truncate(&expected.to_string(), keep)),
                     _ => None,
                 },
                 check: p.label.clone(),

@@ -22,6 +22,7 @@ import traceback
 import types
 
 CTL = 3
+ZYGOTE_FILE = sys._getframe().f_code.co_filename  # frames of the harness, hidden from tracebacks
 RES_FD = 3
 HDR = struct.Struct("<IBI")  # payload length, kind, budget in ms
 
@@ -127,6 +128,8 @@ def enter_sandbox(stdin_fd, out_w, err_w, res_w, lim):
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # leaves uid 0: every capability in the slot namespace is gone
+        # The uid change (and G) left T non-dumpable, which makes its own /proc files root's.
+        check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
         check(libc.unshare(CLONE_NEWUSER), "unshare(user)")
         write_file("/proc/self/setgroups", "deny")
         write_file("/proc/self/uid_map", f"{uid} {uid} 1")
@@ -199,7 +202,7 @@ def finish(rc):
 
 def print_exc(exc):
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename == ZYGOTE_FILE:
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb)
 
@@ -517,6 +520,7 @@ def serve():
     send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
     buf = bytearray(1 << 20)
     hdr = bytearray(HDR.size)
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
     while True:
         try:
             recv_exact(memoryview(hdr))
@@ -528,8 +532,12 @@ def serve():
             buf = bytearray(n)
         view = memoryview(buf)[:n]
         recv_exact(view)
-        if CFG["isolated"] and kind == ord("R"):
-            check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
+        if CFG["isolated"]:
+            # unshare(CLONE_NEWPID) works once per process; resetting the namespace for
+            # children to our own first makes it repeatable: a fresh PID namespace per run.
+            check(libc.setns(own_pidns, CLONE_NEWPID), "setns(pid)")
+            if kind == ord("R"):
+                check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
         pid = os.fork()
         if pid == 0:
             code = 0
