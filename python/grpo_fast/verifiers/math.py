@@ -126,7 +126,7 @@ class MathVerifier(Verifier):
                     outcomes[k] = (EQUAL if self._cache[k] else DIFFERENT, "")
         missing = [k for k in keys if k not in outcomes]
         if missing:
-            for k, res in zip(missing, self.pool.map(missing)):
+            for k, res in zip(missing, self.pool.map(missing), strict=False):
                 outcomes[k] = res
                 if res[0] in (EQUAL, DIFFERENT):
                     with self._cache_lock:

@@ -25,7 +25,7 @@ def available() -> list[str]:
     names = set(_REGISTRY)
     try:
         names.update(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception:  # noqa: BLE001 - a broken third-party distribution must not hide ours
+    except Exception:
         pass
     return sorted(names)
 
@@ -70,7 +70,7 @@ class FunctionVerifier(Verifier):
         for it in items:
             try:
                 r = self.fn(it.prompt, it.response, it.record)
-            except Exception as exc:  # noqa: BLE001 - a bad item is an `error` verdict
+            except Exception as exc:
                 out.append(Verdict(None, None, "error", None, {"message": f"{type(exc).__name__}: {exc}"}))
                 continue
             out.append(_as_verdict(r, self.name))
@@ -95,7 +95,7 @@ def _as_verdict(r: Any, name: str) -> Verdict:
 def _load_entry_point(name: str) -> Any | None:
     try:
         eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     for ep in eps:
         if ep.name == name:
@@ -171,7 +171,7 @@ class CompositeVerifier(Verifier):
 
     def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
         per_part = [v.verify_batch(items) for v, _ in self.parts]
-        for (v, _), verdicts in zip(self.parts, per_part):
+        for (v, _), verdicts in zip(self.parts, per_part, strict=False):
             if len(verdicts) != len(items):
                 raise VerifierError(f"verifier {v.name} returned {len(verdicts)} verdicts for {len(items)} items")
         out = []
@@ -181,7 +181,7 @@ class CompositeVerifier(Verifier):
             correct: bool | None = True
             reason = "correct"
             extracted = None
-            for (v, w), verdicts in zip(self.parts, per_part):
+            for (v, w), verdicts in zip(self.parts, per_part, strict=False):
                 vd = verdicts[i]
                 comps[v.name] = {"score": vd.score, "correct": vd.correct, "reason": vd.reason}
                 if extracted is None:

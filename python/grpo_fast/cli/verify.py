@@ -1,0 +1,156 @@
+"""`grpo-fast verify`: score every response of a rollout file with one or more verifiers."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grpo_fast.cli._common import (
+    console,
+    group_key_option,
+    handle_errors,
+    on_error_option,
+    pct,
+    print_json,
+    rejects_option,
+)
+from grpo_fast.data import RecordWriter, iter_batches
+from grpo_fast.verifiers import VerifyItem, build_verifier
+
+# Response fields the verdict details may not overwrite.
+_RESERVED = {"text", "score", "correct", "reason", "extracted"}
+
+
+def _apply(resp: dict[str, Any], verdict: Any) -> None:
+    resp["score"] = verdict.score
+    resp["correct"] = verdict.correct
+    resp["reason"] = verdict.reason
+    if verdict.extracted is not None:
+        resp["extracted"] = verdict.extracted
+    for k, v in (verdict.details or {}).items():
+        if k not in _RESERVED:
+            resp[k] = v
+
+
+@click.command("verify")
+@click.argument("input", type=click.Path(allow_dash=True))
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True), help="Output file (- for stdout).")
+@click.option(
+    "--verifier", "verifiers", multiple=True, default=("math",), show_default=True,
+    help="NAME or NAME=WEIGHT (math, format, code, an entry point, or module:attr). Repeat to combine "
+    "as a weighted mean.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--timeout", type=click.FloatRange(min=0.01), default=3.0, show_default=True,
+              help="Seconds per item for checks that may run long (symbolic math, code); overrun = timeout verdict.")
+@click.option("--answer-field", default="answer", show_default=True, help="Record field with the gold answer.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=8192, show_default=True,
+              help="Responses verified per batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@on_error_option
+@rejects_option
+@group_key_option
+@handle_errors
+def verify(input, output, verifiers, workers, timeout, answer_field, chunk_size, as_json, on_error, rejects,
+           group_key) -> None:
+    """Score every response of INPUT and write OUTPUT with `score`, `correct`, `reason`,
+    `extracted` and the verifier's details added to each response. All other fields are kept.
+
+    A response without a verdict (timeout, error, missing gold) gets `score: null`: it is counted
+    in the summary and left out of training, never silently scored 0.
+
+    \b
+    Examples:
+      grpo-fast verify groups.jsonl -o verified.jsonl
+      grpo-fast verify --verifier math=0.9 --verifier format=0.1 groups.jsonl.zst -o verified.jsonl.zst
+      grpo-fast verify --verifier mypkg.graders:exact groups.jsonl -o - --timeout 10 --json
+    """
+    if on_error == "report" and rejects is None:
+        rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
+    options: dict[str, Any] = {"timeout": timeout, "answer_field": answer_field}
+    if workers is not None:
+        options["workers"] = workers
+    start = time.perf_counter()
+    reasons: Counter[str] = Counter()
+    total = verified = correct = 0
+    batches = iter_batches(
+        input, batch_size=chunk_size, on_error=on_error, rejects=rejects, score_range=None,
+        group_key=group_key, records=True,
+    )
+    progress = Progress(
+        TextColumn("[bold]verify"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[done]:,} responses"),
+        TextColumn("{task.fields[rate]:,.0f}/s"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+        transient=True,
+    )
+    with build_verifier(list(verifiers), **options) as verifier, RecordWriter(output) as writer, progress:
+        task = progress.add_task("verify", total=None, done=0, rate=0.0)
+        for batch in batches:
+            records = batch.records or []
+            items, targets = [], []
+            for rec in records:
+                prompt = rec.get("prompt")
+                for resp in rec.get("responses") or []:
+                    text = resp.get("text")
+                    items.append(VerifyItem(prompt if isinstance(prompt, str) else "",
+                                            text if isinstance(text, str) else "", rec))
+                    targets.append(resp)
+            verdicts = verifier.verify_batch(items) if items else []
+            for resp, vd in zip(targets, verdicts, strict=False):
+                _apply(resp, vd)
+                reasons[vd.reason] += 1
+                if vd.score is not None:
+                    verified += 1
+                    correct += vd.correct is True
+            total += len(items)
+            writer.write_many(records)
+            elapsed = time.perf_counter() - start
+            progress.update(task, completed=batch.bytes_read, total=batch.bytes_total,
+                            done=total, rate=total / elapsed if elapsed > 0 else 0.0)
+    seconds = time.perf_counter() - start
+    report = batches.report()
+    summary = {
+        "verifier": "+".join(verifiers),
+        "records": report.get("records", 0),
+        "responses": total,
+        "verified": verified,
+        "correct": correct,
+        "pass_rate": correct / verified if verified else None,
+        "extraction_failures": reasons.get("no_answer", 0),
+        "timeouts": reasons.get("timeout", 0),
+        "errors": reasons.get("error", 0) + reasons.get("no_gold", 0),
+        "rejected_lines": report.get("rejected", 0),
+        "reasons": dict(reasons),
+        "responses_per_second": total / seconds if seconds > 0 else None,
+        "seconds": seconds,
+        "output": output,
+    }
+    if on_error == "report":
+        summary["rejects"] = rejects
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"grpo-fast verify ({summary['verifier']})", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("verified / total", f"{verified:,} / {total:,}")
+    table.add_row("pass rate", pct(summary["pass_rate"]))
+    table.add_row("extraction failures", f"{summary['extraction_failures']:,}")
+    table.add_row("timeouts", f"{summary['timeouts']:,}")
+    table.add_row("errors (incl. missing gold)", f"{summary['errors']:,}")
+    table.add_row("rejected lines", f"{summary['rejected_lines']:,}")
+    rate = summary["responses_per_second"]
+    table.add_row("verification rate", f"{rate:,.0f} responses/s" if rate else "-")
+    table.add_row("wall time", f"{seconds:.2f} s")
+    table.add_row("output", output)
+    console.print(table)
