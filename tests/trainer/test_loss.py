@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from grpo_fast.trainer.loss import grpo_loss
 
 

@@ -78,9 +78,9 @@ def save_checkpoint(trainer: Any, path: str | Path, extra_state: dict[str, Any] 
     torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict()},
                path / OPTIM_FILE)
     if trainer.ref_model is not None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save_model
 
-        save_file({k: v.contiguous() for k, v in trainer.ref_model.state_dict().items()}, str(path / REF_FILE))
+        save_model(trainer.ref_model, str(path / REF_FILE))  # handles tied embeddings
     state = {
         "step": trainer.step_count,
         "prompt_position": trainer.prompts.position if trainer.prompts is not None else 0,
@@ -107,9 +107,9 @@ def load_trainer_state(trainer: Any, path: str | Path) -> dict[str, Any]:
     if trainer.ref_model is not None:
         ref = path / REF_FILE
         if ref.exists():
-            from safetensors.torch import load_file
+            from safetensors.torch import load_model
 
-            trainer.ref_model.load_state_dict(load_file(str(ref), device=str(trainer.device)))
+            load_model(trainer.ref_model, str(ref), device=str(trainer.device))
     trainer.step_count = int(state["step"])
     if trainer.prompts is not None:
         trainer.prompts.position = int(state["prompt_position"])
