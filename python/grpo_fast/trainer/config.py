@@ -118,7 +118,7 @@ class GRPOConfig:
     use_lora: bool = False
     """Train LoRA adapters (needs `peft`) instead of all weights."""
     lora_r: int = 16
-    """LoRA rank."""
+    """LoRA rank (adapter width)."""
     lora_alpha: int = 32
     """LoRA scaling alpha."""
 
