@@ -6,6 +6,7 @@ pub mod error;
 pub mod lines;
 pub mod reader;
 pub mod record;
+pub mod skim;
 pub mod source;
 pub mod stats;
 pub mod writer;

@@ -239,24 +239,18 @@ impl GroupReader {
         let mut chunks = Vec::with_capacity(want);
         let mut io_error = None;
         let mut ended = false;
+        // Block for each chunk: the reader thread runs ahead (bounded channel), and waiting
+        // for a full set is what lets the parse below use every core.
         while chunks.len() < want {
-            let next = if chunks.is_empty() {
-                rx.recv().ok()
-            } else {
-                rx.try_recv().ok()
-            };
-            match next {
-                Some(Ok(c)) => chunks.push(c),
-                Some(Err(e)) => {
+            match rx.recv() {
+                Ok(Ok(c)) => chunks.push(c),
+                Ok(Err(e)) => {
                     io_error = Some(e);
                     ended = true;
                     break;
                 }
-                None => {
-                    // try_recv found nothing yet: go with what we have; recv: channel closed.
-                    if chunks.is_empty() {
-                        ended = true;
-                    }
+                Err(_) => {
+                    ended = true;
                     break;
                 }
             }

@@ -5,16 +5,13 @@
 //! - flat: one completion per line, `{"prompt": str, "completion"|"response"|"text": str,
 //!   "score"|"reward"?: num, "prompt_id"|"id"?: any, ...}`, grouped later by a key.
 //!
-//! Parsing has a fast path (typed, borrowing, unknown fields skipped) for the columnar readers and
+//! Parsing has a fast path (`skim`: validating, unknown fields skipped, nothing built) for the columnar readers and
 //! a `Value` path that keeps every field for round trips; when the fast path fails, the `Value`
 //! path runs to name the exact field and problem.
-use std::borrow::Cow;
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::FieldError;
+use crate::skim::{self, SkimmedLine};
 
 /// What the caller allows for scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,109 +71,93 @@ pub struct RecordRules {
 const FLAT_TEXT_FIELDS: [&str; 3] = ["completion", "response", "text"];
 const FLAT_SCORE_FIELDS: [&str; 2] = ["score", "reward"];
 
-#[derive(Deserialize)]
-struct FastResponse<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default)]
-    score: Option<f64>,
-    #[serde(default)]
-    correct: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct FastLine<'a> {
-    #[serde(borrow, default)]
-    prompt: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    responses: Option<Vec<FastResponse<'a>>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    prompt_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    completion: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    response: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default)]
-    score: Option<f64>,
-    #[serde(default)]
-    reward: Option<f64>,
-    #[serde(default)]
-    correct: Option<bool>,
-}
-
 /// Parses one line into the numbers the core needs, skipping fields it does not use.
 pub fn parse_view(line: &[u8], rules: &RecordRules) -> Result<LineView, FieldError> {
-    if rules.group_key.is_none() {
-        if let Ok(fast) = serde_json::from_slice::<FastLine>(line) {
-            if let Some(view) = fast_to_view(fast, rules)? {
+    if rules.group_key.is_none() && std::str::from_utf8(line).is_ok() {
+        if let Ok(skimmed) = skim::skim_line(line) {
+            if let Some(view) = skimmed_to_view(skimmed, rules)? {
                 return Ok(view);
             }
         }
     }
-    // Slow path: full parse, which also produces the precise error.
+    // Exact path: full parse, which also produces the precise error.
     let value = parse_value(line)?;
     view_of_value(&value, rules)
 }
 
+/// The same text `serde_json::Value::to_string` gives for a raw JSON value, so that group keys
+/// from the fast and the exact path compare equal.
+fn canonical_raw(raw: &[u8]) -> String {
+    let simple_string = raw.len() >= 2 && raw[0] == b'"' && !raw.contains(&b'\\');
+    let simple_int = !raw.is_empty()
+        && raw
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || (i == 0 && *c == b'-'));
+    if simple_string || simple_int {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    serde_json::from_slice::<Value>(raw)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+}
+
 /// `Ok(None)`: the fast path cannot decide (shape is unusual); fall back to the Value path.
-fn fast_to_view(fast: FastLine, rules: &RecordRules) -> Result<Option<LineView>, FieldError> {
-    if let Some(responses) = fast.responses {
-        let prompt = fast
-            .prompt
-            .ok_or_else(|| FieldError::new("prompt", "missing required field"))?;
+fn skimmed_to_view(sk: SkimmedLine, rules: &RecordRules) -> Result<Option<LineView>, FieldError> {
+    if let Some(responses) = sk.responses {
+        let Some(prompt) = sk.prompt else {
+            return Err(FieldError::new("prompt", "missing required field"));
+        };
         if responses.is_empty() {
             return Err(empty_group());
         }
         let mut stats = Vec::with_capacity(responses.len());
         for (i, r) in responses.into_iter().enumerate() {
-            let text = r.text.ok_or_else(|| {
+            let text_bytes = r.text_len.ok_or_else(|| {
                 FieldError::new(format!("responses[{i}].text"), "missing required field")
             })?;
             let score = check_score(r.score, rules, || format!("responses[{i}].score"))?;
             stats.push(ResponseStat {
                 score,
                 correct: correct_code(r.correct),
-                text_bytes: text.len().min(u32::MAX as usize) as u32,
+                text_bytes: text_bytes.min(u32::MAX as usize) as u32,
             });
         }
+        let Some(prompt) = prompt.decode() else {
+            return Ok(None);
+        };
         return Ok(Some(LineView::Group(GroupView {
-            prompt: prompt.into_owned(),
-            id: fast.id.map(|r| r.get().to_string()),
+            prompt,
+            id: sk.id.map(canonical_raw),
             responses: stats,
         })));
     }
-    // Flat records: more than one candidate field for text or score is ambiguous; let the
-    // Value path produce that error.
-    let texts = [&fast.completion, &fast.response, &fast.text];
-    if texts.iter().filter(|t| t.is_some()).count() != 1 {
+    // Flat records: ambiguous or incomplete ones get their error from the Value path.
+    let texts = [sk.completion, sk.response, sk.text];
+    if texts.iter().filter(|t| t.is_some()).count() != 1 || (sk.has_score_key && sk.has_reward_key)
+    {
         return Ok(None);
     }
-    if fast.score.is_some() && fast.reward.is_some() {
-        return Ok(None);
-    }
-    let Some(prompt) = fast.prompt else {
+    let Some(prompt) = sk.prompt.and_then(|p| p.decode()) else {
         return Ok(None);
     };
-    let text_len = texts.iter().find_map(|t| t.as_ref()).map_or(0, |t| t.len());
-    let (score_field, score) = match (fast.score, fast.reward) {
-        (Some(s), _) => ("score", Some(s)),
-        (None, r) => ("reward", r),
+    let text_len = texts.iter().find_map(|t| *t).unwrap_or(0);
+    let (score_field, score) = if sk.has_reward_key {
+        ("reward", sk.reward)
+    } else {
+        ("score", sk.score)
     };
     let score = check_score(score, rules, || score_field.to_string())?;
-    let key = match (fast.prompt_id, fast.id) {
-        (Some(k), _) | (None, Some(k)) => k.get().to_string(),
-        (None, None) => serde_json::to_string(prompt.as_ref()).unwrap_or_default(),
+    let key = match (sk.prompt_id, sk.id) {
+        (Some(k), _) | (None, Some(k)) => canonical_raw(k),
+        (None, None) => Value::String(prompt.clone()).to_string(),
     };
     Ok(Some(LineView::Flat(FlatView {
         key,
-        prompt: prompt.into_owned(),
+        prompt,
         response: ResponseStat {
             score,
-            correct: correct_code(fast.correct),
+            correct: correct_code(sk.correct),
             text_bytes: text_len.min(u32::MAX as usize) as u32,
         },
     })))
@@ -529,6 +510,90 @@ mod tests {
             let e = err(line);
             assert_eq!(e.field, field, "{line}: {e:?}");
             assert!(e.message.contains(msg), "{line}: {e:?}");
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn record() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let response = (
+            ".*",
+            proptest::option::of(0.0f64..=1.0),
+            proptest::option::of(any::<bool>()),
+            json_value(),
+        )
+            .prop_map(|(text, score, correct, extra)| {
+                let mut m = Map::new();
+                m.insert("extra".into(), extra);
+                m.insert("text".into(), Value::String(text));
+                if let Some(s) = score {
+                    m.insert("score".into(), Value::from(s));
+                }
+                if let Some(c) = correct {
+                    m.insert("correct".into(), Value::Bool(c));
+                }
+                Value::Object(m)
+            });
+        (
+            ".*",
+            proptest::collection::vec(response, 1..5),
+            json_value(),
+            json_value(),
+        )
+            .prop_map(|(p, rs, id, meta)| {
+                let mut m = Map::new();
+                m.insert("meta".into(), meta);
+                m.insert("prompt".into(), Value::String(p));
+                m.insert("id".into(), id);
+                m.insert("responses".into(), Value::Array(rs));
+                Value::Object(m)
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skimmer_and_exact_path_agree(rec in record()) {
+            let line = serde_json::to_vec(&rec).unwrap();
+            let sk = skim::skim_line(&line).ok().and_then(|s| skimmed_to_view(s, &rules()).ok().flatten());
+            let exact = view_of_value(&rec, &rules()).unwrap();
+            let (LineView::Group(a), LineView::Group(b)) = (sk.expect("skimmer gave up on valid JSON"), exact) else {
+                panic!("not a group")
+            };
+            proptest::prop_assert_eq!(a.prompt, b.prompt);
+            proptest::prop_assert_eq!(a.id, b.id);
+            proptest::prop_assert_eq!(a.responses.len(), b.responses.len());
+            for (x, y) in a.responses.iter().zip(&b.responses) {
+                proptest::prop_assert_eq!(x.text_bytes, y.text_bytes);
+                proptest::prop_assert_eq!(x.correct, y.correct);
+                proptest::prop_assert!(x.score == y.score || (x.score.is_nan() && y.score.is_nan()));
+            }
+        }
+
+        #[test]
+        fn skimmer_is_never_more_lenient_than_serde(rec in record(), at in 0usize..10_000, byte in proptest::prelude::any::<u8>()) {
+            let mut line = serde_json::to_vec(&rec).unwrap();
+            let at = at % line.len();
+            line[at] = byte;
+            if std::str::from_utf8(&line).is_ok() && skim::skim_line(&line).is_ok() {
+                proptest::prop_assert!(serde_json::from_slice::<Value>(&line).is_ok(), "{}", String::from_utf8_lossy(&line));
+            }
         }
     }
 

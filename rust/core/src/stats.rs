@@ -140,7 +140,10 @@ impl Summary {
 
     /// Fraction of groups (with >= 2 valid scores) that have zero spread.
     pub fn zero_std_fraction(&self) -> f64 {
-        ratio(self.zero_std_groups, self.groups.saturating_sub(self.small_groups))
+        ratio(
+            self.zero_std_groups,
+            self.groups.saturating_sub(self.small_groups),
+        )
     }
 }
 

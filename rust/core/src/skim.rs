@@ -1,0 +1,531 @@
+//! A validating JSON skimmer specialised for rollout records: it walks one line, keeps the few
+//! fields the columnar reader needs and skips the rest without building anything. Strings —
+//! most of a rollout file's bytes — are skipped a word at a time.
+//!
+//! It is no more lenient than `serde_json`: anything it does not fully understand (or any
+//! invalid JSON) makes it give up, and the caller falls back to the `serde_json::Value` path,
+//! which decides and names the error.
+
+/// The fields of a rollout line that the columnar reader uses. Strings are raw slices of the
+/// line (without quotes) plus whether they contain escapes.
+#[derive(Debug, Default)]
+pub struct SkimmedLine<'a> {
+    pub prompt: Option<RawStr<'a>>,
+    pub responses: Option<Vec<SkimmedResponse>>,
+    pub id: Option<&'a [u8]>,
+    pub prompt_id: Option<&'a [u8]>,
+    /// Decoded byte lengths of the flat text fields.
+    pub completion: Option<usize>,
+    pub response: Option<usize>,
+    pub text: Option<usize>,
+    pub score: Option<f64>,
+    pub reward: Option<f64>,
+    pub correct: Option<bool>,
+    /// The key appeared, even if with a null value (flat `score: null` is allowed).
+    pub has_score_key: bool,
+    pub has_reward_key: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SkimmedResponse {
+    pub text_len: Option<usize>,
+    pub score: Option<f64>,
+    pub correct: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RawStr<'a> {
+    pub raw: &'a [u8],
+    pub escaped: bool,
+    pub decoded_len: usize,
+}
+
+impl RawStr<'_> {
+    /// The string's value. The line was UTF-8 checked before skimming.
+    pub fn decode(&self) -> Option<String> {
+        if !self.escaped {
+            return std::str::from_utf8(self.raw).ok().map(str::to_string);
+        }
+        let mut quoted = Vec::with_capacity(self.raw.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(self.raw);
+        quoted.push(b'"');
+        serde_json::from_slice(&quoted).ok()
+    }
+}
+
+/// Give up: not understood or not valid. Carries no detail; the Value path produces that.
+pub struct GiveUp;
+
+type R<T> = Result<T, GiveUp>;
+
+const MAX_DEPTH: usize = 128;
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> R<u8> {
+        self.b.get(self.i).copied().ok_or(GiveUp)
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> R<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> R<()> {
+        if self.b[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    /// A string at the cursor (which is on the opening quote).
+    fn string(&mut self) -> R<RawStr<'a>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        let mut decoded_len = 0usize;
+        loop {
+            // Jump to the next byte that needs attention: a quote, a backslash or a control
+            // character (which JSON forbids raw inside strings).
+            let rest = &self.b[self.i..];
+            let skip = find_special(rest).ok_or(GiveUp)?;
+            decoded_len += skip;
+            self.i += skip;
+            match self.b[self.i] {
+                b'"' => {
+                    let raw = &self.b[start..self.i];
+                    self.i += 1;
+                    return Ok(RawStr {
+                        raw,
+                        escaped,
+                        decoded_len,
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    let esc = *self.b.get(self.i + 1).ok_or(GiveUp)?;
+                    match esc {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                            decoded_len += 1;
+                            self.i += 2;
+                        }
+                        b'u' => {
+                            let cp = self.hex4(self.i + 2)?;
+                            self.i += 6;
+                            if (0xD800..0xDC00).contains(&cp) {
+                                // A high surrogate must be followed by a low one.
+                                if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                                    return Err(GiveUp);
+                                }
+                                let lo = self.hex4(self.i + 2)?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(GiveUp);
+                                }
+                                self.i += 6;
+                                decoded_len += 4;
+                            } else if (0xDC00..0xE000).contains(&cp) {
+                                return Err(GiveUp);
+                            } else {
+                                decoded_len += match cp {
+                                    0..=0x7F => 1,
+                                    0x80..=0x7FF => 2,
+                                    _ => 3,
+                                };
+                            }
+                        }
+                        _ => return Err(GiveUp),
+                    }
+                }
+                _ => return Err(GiveUp), // raw control character
+            }
+        }
+    }
+
+    fn hex4(&self, at: usize) -> R<u32> {
+        let h = self.b.get(at..at + 4).ok_or(GiveUp)?;
+        let mut v = 0u32;
+        for &c in h {
+            v = v * 16 + (c as char).to_digit(16).ok_or(GiveUp)?;
+        }
+        Ok(v)
+    }
+
+    /// A number per the JSON grammar; returns its text.
+    fn number(&mut self) -> R<&'a [u8]> {
+        let start = self.i;
+        if self.peek()? == b'-' {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return Err(GiveUp),
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return Err(GiveUp);
+            }
+            self.digits();
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !self.peek()?.is_ascii_digit() {
+                return Err(GiveUp);
+            }
+            self.digits();
+        }
+        Ok(&self.b[start..self.i])
+    }
+
+    fn digits(&mut self) {
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+    }
+
+    fn skip_value(&mut self, depth: usize) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(GiveUp),
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(GiveUp),
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => {
+                let text = self.number()?;
+                // serde_json rejects numbers that overflow f64 (1e400, very long integers).
+                if text.len() > 300 || text.iter().any(|&c| c == b'e' || c == b'E') {
+                    let s = std::str::from_utf8(text).map_err(|_| GiveUp)?;
+                    if !s.parse::<f64>().map_err(|_| GiveUp)?.is_finite() {
+                        return Err(GiveUp);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A value that must be a number or null; the number as f64.
+    fn opt_number(&mut self) -> R<Option<f64>> {
+        self.ws();
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Ok(None);
+        }
+        let text = self.number()?;
+        // Safe: the grammar above admits only ASCII.
+        let s = std::str::from_utf8(text).map_err(|_| GiveUp)?;
+        let v: f64 = s.parse().map_err(|_| GiveUp)?;
+        if !v.is_finite() {
+            return Err(GiveUp); // overflow such as 1e400: serde_json rejects it too
+        }
+        Ok(Some(v))
+    }
+
+    fn opt_bool(&mut self) -> R<Option<bool>> {
+        self.ws();
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|_| Some(true)),
+            b'f' => self.literal(b"false").map(|_| Some(false)),
+            b'n' => self.literal(b"null").map(|_| None),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// The raw text of any value (for ids).
+    fn raw_value(&mut self) -> R<&'a [u8]> {
+        self.ws();
+        let start = self.i;
+        self.skip_value(1)?;
+        Ok(&self.b[start..self.i])
+    }
+
+    fn string_value(&mut self) -> R<RawStr<'a>> {
+        self.ws();
+        self.string()
+    }
+
+    /// Iterates the members of an object, calling `f(key, cursor)` with the cursor before
+    /// the value; `f` must consume the value.
+    fn object(&mut self, depth: usize, mut f: impl FnMut(&[u8], &mut Self) -> R<()>) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        self.ws();
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            if key.escaped {
+                return Err(GiveUp); // rare; let the exact path compare escaped keys
+            }
+            self.ws();
+            self.eat(b':')?;
+            f(key.raw, self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
+    fn response(&mut self) -> R<SkimmedResponse> {
+        let mut r = SkimmedResponse::default();
+        let mut seen = [false; 3];
+        self.object(2, |key, c| {
+            let slot = match key {
+                b"text" => 0,
+                b"score" => 1,
+                b"correct" => 2,
+                _ => return c.skip_value(3),
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(GiveUp); // duplicate key: let serde_json decide
+            }
+            match slot {
+                0 => r.text_len = Some(c.string_value()?.decoded_len),
+                1 => r.score = c.opt_number()?,
+                _ => r.correct = c.opt_bool()?,
+            }
+            Ok(())
+        })?;
+        Ok(r)
+    }
+}
+
+/// Finds the first `"`, `\` or byte < 0x20, eight bytes at a time.
+#[inline]
+fn find_special(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = u64::from_le_bytes(s[i..i + 8].try_into().ok()?);
+        let quote = w ^ (LO * b'"' as u64);
+        let bslash = w ^ (LO * b'\\' as u64);
+        // Classic "has zero byte" / "has byte less than n" tests.
+        let z = |x: u64| x.wrapping_sub(LO) & !x & HI;
+        let ctrl = w.wrapping_sub(LO * 0x20) & !w & HI;
+        let hit = z(quote) | z(bslash) | ctrl;
+        if hit != 0 {
+            // The lowest flagged byte is exact for these tests (borrows only move upward).
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
+}
+
+/// Skims one line (already known to be valid UTF-8). `Err` means "use the exact path".
+pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
+    let mut c = Cursor { b: line, i: 0 };
+    let mut out = SkimmedLine::default();
+    let mut seen = [false; 11];
+    c.object(1, |key, c| {
+        let slot = match key {
+            b"prompt" => 0,
+            b"responses" => 1,
+            b"id" => 2,
+            b"prompt_id" => 3,
+            b"completion" => 4,
+            b"response" => 5,
+            b"text" => 6,
+            b"score" => 7,
+            b"reward" => 8,
+            b"correct" => 9,
+            _ => return c.skip_value(2),
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            return Err(GiveUp);
+        }
+        match slot {
+            0 => out.prompt = Some(c.string_value()?),
+            1 => {
+                c.ws();
+                c.eat(b'[')?;
+                let mut list = Vec::with_capacity(16);
+                c.ws();
+                if c.peek()? == b']' {
+                    c.i += 1;
+                } else {
+                    loop {
+                        c.ws();
+                        list.push(c.response()?);
+                        c.ws();
+                        match c.peek()? {
+                            b',' => c.i += 1,
+                            b']' => {
+                                c.i += 1;
+                                break;
+                            }
+                            _ => return Err(GiveUp),
+                        }
+                    }
+                }
+                out.responses = Some(list);
+            }
+            2 => out.id = Some(c.raw_value()?),
+            3 => out.prompt_id = Some(c.raw_value()?),
+            4 => out.completion = Some(c.string_value()?.decoded_len),
+            5 => out.response = Some(c.string_value()?.decoded_len),
+            6 => out.text = Some(c.string_value()?.decoded_len),
+            7 => {
+                out.has_score_key = true;
+                out.score = c.opt_number()?;
+            }
+            8 => {
+                out.has_reward_key = true;
+                out.reward = c.opt_number()?;
+            }
+            _ => out.correct = c.opt_bool()?,
+        }
+        Ok(())
+    })?;
+    c.ws();
+    if c.i != line.len() {
+        return Err(GiveUp); // trailing bytes after the object
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_special_agrees_with_a_plain_scan() {
+        let samples: [&[u8]; 6] = [
+            b"abcdefghijkl\"x",
+            b"ab\\c",
+            b"\x1f",
+            b"plain text without",
+            b"12345678\"",
+            b"\xc3\xa9\xe2\x82\xac\"",
+        ];
+        for s in samples {
+            let plain = s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            assert_eq!(find_special(s), plain, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn gives_up_on_invalid_json() {
+        let bad = [
+            r#"{"prompt":"a",}"#,
+            r#"{"prompt":"a"} x"#,
+            r#"{"prompt":01}"#,
+            r#"{"prompt":"\x"}"#,
+            r#"{"a":[1,2,]}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            "{\"a\":\"tab\tinside\"}",
+        ];
+        for b in bad {
+            assert!(skim_line(b.as_bytes()).is_err(), "{b}");
+            assert!(serde_json::from_str::<serde_json::Value>(b).is_err(), "{b}");
+        }
+    }
+
+    #[test]
+    fn reads_the_fields_it_keeps() {
+        let line = br#"{"x":{"y":[1,{"z":null}]},"prompt":"p\"q","responses":[{"text":"a\u00e9","score":1e0,"correct":true,"k":[]},{"text":""}],"id":"a-1"}"#;
+        let s = skim_line(line).ok().unwrap();
+        assert_eq!(s.prompt.unwrap().decode().unwrap(), "p\"q");
+        let r = s.responses.unwrap();
+        assert_eq!(
+            (r[0].text_len, r[0].score, r[0].correct),
+            (Some(3), Some(1.0), Some(true))
+        );
+        assert_eq!(r[1].text_len, Some(0));
+        assert_eq!(s.id.unwrap(), br#""a-1""#);
+    }
+}
