@@ -63,7 +63,8 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except GrpoError as e:
-            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            # Plain echo: one unwrapped line that users can grep and editors can jump to.
+            click.echo(f"error: {e}", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

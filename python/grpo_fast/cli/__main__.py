@@ -1,0 +1,3 @@
+from grpo_fast.cli import main
+
+main()
