@@ -146,6 +146,11 @@ fn needs_symbolic(s: &str) -> bool {
 
 /// A multiple-choice letter: `B`, `(B)`, `B)`.
 fn choice_letter(s: &str) -> Option<u8> {
+    // `(B)` followed by the option's value (`(B)12`) names the choice B.
+    let b = s.as_bytes();
+    if b.len() >= 3 && b[0] == b'(' && b[2] == b')' && (b'A'..=b'E').contains(&b[1]) {
+        return Some(b[1]);
+    }
     let t = s.strip_prefix('(').unwrap_or(s);
     let b = t.as_bytes();
     let letter = *b.first()?;

@@ -122,7 +122,8 @@ fn after_phrase(text: &str) -> Option<String> {
         .iter()
         .filter_map(|p| lower.rfind(p).map(|i| (i, p.len())))
         .max_by_key(|&(i, l)| (i + l, l))?;
-    let rest = text[pos + len..].trim_start_matches([' ', ':', '\t']);
+    // `**Answer:** 7` (markdown bold) is common in chat models' output.
+    let rest = text[pos + len..].trim_start_matches([' ', ':', '\t', '*']);
     let line = rest
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -143,7 +144,7 @@ fn after_phrase(text: &str) -> Option<String> {
             break;
         }
     }
-    let ans = line[..cut].trim();
+    let ans = line[..cut].trim().trim_end_matches('*').trim();
     (!ans.is_empty()).then(|| ans.to_string())
 }
 

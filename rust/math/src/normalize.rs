@@ -151,6 +151,7 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
             "ne" => out.push_str("\\neq "),
             "degree" | "dollar" | "pounds" | "euro" => {}
             "infin" => out.push_str("\\infty "),
+            "varnothing" => out.push_str("\\emptyset "),
             "lbrace" => out.push_str("\\{"),
             "rbrace" => out.push_str("\\}"),
             _ => {
@@ -321,7 +322,10 @@ fn compact_whitespace(s: &str) -> String {
             pending_space = true;
             continue;
         }
-        if pending_space && ch.is_ascii_alphanumeric() && (ends_with_command(&out) || ends_with_script(&out)) {
+        if pending_space
+            && ((ch.is_ascii_alphabetic() && ends_with_command(&out))
+                || (ch.is_ascii_alphanumeric() && ends_with_script(&out)))
+        {
             out.push(' ');
         }
         pending_space = false;
@@ -397,6 +401,8 @@ mod tests {
             ("\\left\\{1,2\\right\\}", "\\{1,2\\}"),
             ("2\\pi r", "2\\pi r"),
             ("\\log_2 8", "\\log_2 8"),
+            ("\\frac{\\sqrt 3}{2}", "\\frac{\\sqrt{3}}{2}"),
+            ("\\varnothing", "\\emptyset"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input), want, "{input}");
