@@ -266,8 +266,6 @@ impl Engine {
         json!({
             "code": code,
             "limits": limits,
-            "tmpfs_bytes": self.cfg.limits.tmpfs_mb << 20,
-            "tmpfs_inodes": self.cfg.limits.tmpfs_inodes,
             "units": units,
         })
     }

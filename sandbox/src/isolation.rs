@@ -59,6 +59,22 @@ struct Prepared {
     exe: CString,
     argv: Vec<CString>,
     binds: Vec<Bind>,
+    source: OwnedFd,
+}
+
+fn source_memfd(text: &str) -> Result<OwnedFd, String> {
+    // SAFETY: memfd_create with a NUL-terminated name; the fd is owned from here on.
+    let fd = unsafe { libc::memfd_create(c"grpo-zygote".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno_msg("memfd_create"));
+    }
+    // SAFETY: fd was just created.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
+    f.write_all(text.as_bytes()).map_err(|e| format!("writing zygote source: {e}"))?;
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    Ok(fd)
 }
 
 enum BindKind {
@@ -94,9 +110,11 @@ fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
     }
     let mut argv = vec![cstr("python3")];
     argv.extend(spec.interpreter_args.iter().map(|a| cstr(a)));
+    // The zygote's source comes on fd 4 (a memfd), which keeps `ps` output short.
     argv.push(cstr("-c"));
-    argv.push(cstr(spec.zygote_source));
-    Ok(Prepared { exe: cstr(&spec.interpreter.to_string_lossy()), argv, binds })
+    argv.push(cstr("import os;f=os.fdopen(4,'rb');s=f.read();f.close();exec(compile(s,'grpo-zygote','exec'))"));
+    let source = source_memfd(spec.zygote_source)?;
+    Ok(Prepared { exe: cstr(&spec.interpreter.to_string_lossy()), argv, binds, source })
 }
 
 /// Mount flags a user namespace may not clear on a bind mount it inherited; a read-only remount
@@ -318,11 +336,16 @@ fn slot_init(spec: &SlotSpec, p: &Prepared, ctl: i32) -> Result<(), String> {
         }
         libc::dup2(null, 0);
         libc::dup2(null, 1);
-        if libc::dup2(ctl, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) != 0 {
+        // The source fd first: it may sit at 3, which the control socket is about to take.
+        let src = libc::fcntl(p.source.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10);
+        if src < 0 || libc::dup2(ctl, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) != 0 {
             return Err(errno_msg("dup2 control socket"));
         }
+        if libc::dup2(src, 4) < 0 || libc::fcntl(4, libc::F_SETFD, 0) != 0 {
+            return Err(errno_msg("dup2 zygote source"));
+        }
         // Close-on-exec rather than close: the error pipe must stay open until exec succeeds.
-        libc::close_range(4, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
+        libc::close_range(5, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
         let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];

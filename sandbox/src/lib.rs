@@ -215,6 +215,8 @@ fn run(args: Args) -> Result<(), String> {
         "sys_capset": libc::SYS_capset,
         "seccomp_hex": seccomp::filter_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>(),
         "preload": cfg.python.preload,
+        "tmpfs_bytes": cfg.limits.tmpfs_mb << 20,
+        "tmpfs_inodes": cfg.limits.tmpfs_inodes,
     });
     // SAFETY: prctl and signal setup at startup, before any thread is spawned.
     unsafe {

@@ -263,11 +263,11 @@ def child_main(unit, code_obj, fds, lim):
 
 # ---- the trusted harness G -----------------------------------------------------------------------
 
-def setup_run(req):
+def setup_run():
     if not CFG["isolated"]:
         return
     check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare(run)")
-    opts = f"size={req['tmpfs_bytes']},nr_inodes={req['tmpfs_inodes']},mode=1777".encode()
+    opts = f"size={CFG['tmpfs_bytes']},nr_inodes={CFG['tmpfs_inodes']},mode=1777".encode()
     check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp")
     check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
     libc.sethostname(b"sandbox", 7)
@@ -431,7 +431,6 @@ def reap_all():
 def harness_main(data):
     req = json.loads(data)
     del data
-    setup_run(req)
     write_request_files(req.get("files"))
     lim = req["limits"]
     units = req["units"]
@@ -515,12 +514,59 @@ def parse_main(data):
 
 # ---- the zygote loop -----------------------------------------------------------------------------
 
+def read_request(fd):
+    """A spare harness blocks here until the zygote hands it a request, then sees EOF."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def prefork(own_pidns):
+    """Forks the next harness ahead of time: its namespaces and tmpfs are ready before the request
+    arrives, so their cost is paid while the previous run executes."""
+    if CFG["isolated"]:
+        # unshare(CLONE_NEWPID) works once per process; resetting the namespace for children to
+        # our own first makes it repeatable: a fresh PID namespace per run.
+        check(libc.setns(own_pidns, CLONE_NEWPID), "setns(pid)")
+        check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(w)
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            setup_run()
+            data = read_request(r)
+            if not data:
+                os._exit(0)
+            if data[0] == ord("R"):
+                harness_main(data[1:])
+            else:
+                parse_main(data[1:])
+        except BaseException as exc:
+            code = 1
+            try:
+                send_frame(ord("r"), {"harness_error": f"{type(exc).__name__}: {exc}"})
+            except BaseException:
+                pass
+        os._exit(code)
+    os.close(r)
+    return pid, w
+
+
 def serve():
     load_hello()
     send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
     buf = bytearray(1 << 20)
     hdr = bytearray(HDR.size)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
+    spare = prefork(own_pidns)
     while True:
         try:
             recv_exact(memoryview(hdr))
@@ -532,32 +578,18 @@ def serve():
             buf = bytearray(n)
         view = memoryview(buf)[:n]
         recv_exact(view)
-        if CFG["isolated"]:
-            # unshare(CLONE_NEWPID) works once per process; resetting the namespace for
-            # children to our own first makes it repeatable: a fresh PID namespace per run.
-            check(libc.setns(own_pidns, CLONE_NEWPID), "setns(pid)")
-            if kind == ord("R"):
-                check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-                data = bytes(view)
-                view.release()
-                if kind == ord("R"):
-                    harness_main(data)
-                else:
-                    parse_main(data)
-            except BaseException as exc:
-                code = 1
-                try:
-                    send_frame(ord("r"), {"harness_error": f"{type(exc).__name__}: {exc}"})
-                except BaseException:
-                    pass
-            os._exit(code)
+        pid, w = spare
+        try:
+            os.write(w, bytes([kind]))
+            rest = view
+            while rest:
+                rest = rest[os.write(w, rest):]
+        except OSError:
+            pass  # the spare died during setup: reported below as a run without a report
+        os.close(w)
         view[:] = bytes(n)  # no later run may find this request in memory inherited from the zygote
         view.release()
+        spare = prefork(own_pidns)
         pidfd = os.pidfd_open(pid)
         killed = False
         if not select.select([pidfd], [], [], budget_ms / 1000.0)[0]:

@@ -19,6 +19,9 @@ pub struct Slot {
     pub index: usize,
     proc_: SlotProcess,
     pub runs: u64,
+    /// The zygote's "done" for the last request has not been read yet: the answer went out as
+    /// soon as the report arrived, and the harness's teardown overlaps the next request.
+    pending_done: Option<std::time::Instant>,
 }
 
 /// What came back from one request to a zygote.
@@ -38,7 +41,7 @@ pub enum SlotError {
 impl Slot {
     pub fn start(spec: &SlotSpec, hello: &Value) -> Result<Slot, String> {
         let proc_ = spawn_slot(spec)?;
-        let mut slot = Slot { index: spec.index, proc_, runs: 0 };
+        let mut slot = Slot { index: spec.index, proc_, runs: 0, pending_done: None };
         let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
         let res = slot
             .send(b'H', 0, &body)
@@ -84,11 +87,18 @@ impl Slot {
     /// Sends one request ('R' run, 'P' parse) and waits for the harness report and the zygote's
     /// "done". `budget_ms` is the harness's whole allowance; the daemon waits a little longer.
     pub fn request(&mut self, kind: u8, budget_ms: u64, payload: &[u8]) -> Result<Reply, SlotError> {
+        if let Some(deadline) = self.pending_done.take() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.read_frame(left)? {
+                (b'd', _) => {}
+                (k, _) => return Err(SlotError::Broken(format!("expected done, got frame {k}"))),
+            }
+        }
         let budget = budget_ms + GRACE_MS;
         self.send(kind, budget.min(u32::MAX as u64) as u32, payload)?;
         self.runs += 1;
         let deadline = std::time::Instant::now() + Duration::from_millis(budget + GRACE_MS);
-        let mut report = None;
+        let report = None;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -97,7 +107,9 @@ impl Slot {
             let (k, body) = self.read_frame(left)?;
             match k {
                 b'r' => {
-                    report = Some(serde_json::from_slice(&body).map_err(|e| SlotError::Broken(format!("bad report: {e}")))?)
+                    let r: Value = serde_json::from_slice(&body).map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
+                    self.pending_done = Some(deadline);
+                    return Ok(Reply { report: Some(r), killed: false });
                 }
                 b'd' => {
                     let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

@@ -1,0 +1,338 @@
+"""Client for the `grpo-sandboxd` daemon: HTTP/JSON over its Unix socket, standard library only.
+
+A `Client` starts a daemon on demand when none answers on the socket, keeps one keep-alive
+connection per thread, and spreads many programs over `/batch` requests from a thread pool, so
+thousands of programs can be in flight while the daemon's slots stay busy.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from grpo_fast.errors import SandboxError
+
+
+class SandboxBusy(SandboxError):
+    """Every slot is busy and the daemon's queue is full (HTTP 503); retry later."""
+
+
+def default_socket_path() -> str:
+    """The same default as the daemon: $GRPO_SANDBOX_SOCKET, else a per-user runtime path."""
+    env = os.environ.get("GRPO_SANDBOX_SOCKET")
+    if env:
+        return env
+    uid = os.getuid()
+    if uid == 0:
+        return "/run/grpo-sandboxd/sandboxd.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "grpo-sandboxd", "sandboxd.sock")
+    return f"/tmp/grpo-sandboxd-{uid}/sandboxd.sock"
+
+
+def find_daemon_binary() -> str | None:
+    """$GRPO_SANDBOXD, then next to this package or on PATH, then a cargo build in a checkout."""
+    env = os.environ.get("GRPO_SANDBOXD")
+    if env:
+        return env
+    here = Path(__file__).resolve().parent
+    beside = here / "bin" / "grpo-sandboxd"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    on_path = shutil.which("grpo-sandboxd")
+    if on_path:
+        return on_path
+    root = here.parents[2]  # python/grpo_fast/sandbox -> repository root
+    targets = []
+    if os.environ.get("CARGO_TARGET_DIR"):
+        targets.append(Path(os.environ["CARGO_TARGET_DIR"]))
+    targets += sorted(root.glob("target*"))
+    for profile in ("release", "debug"):
+        for t in targets:
+            cand = t / profile / "grpo-sandboxd"
+            if cand.is_file() and os.access(cand, os.X_OK):
+                return str(cand)
+    return None
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Client:
+    """Talks to one daemon.
+
+    >>> c = Client()                                   # starts a daemon if none answers
+    >>> c.run("print(input()[::-1])", stdin="abc")["stdout"]
+    'cba\\n'
+    >>> c.run_tests("print(sum(map(int, input().split())))",
+    ...             tests=[{"stdin": "1 2", "expected_stdout": "3"}])["all_passed"]
+    True
+    """
+
+    def __init__(
+        self,
+        socket_path: str | None = None,
+        *,
+        tcp: str | None = None,
+        start: bool = True,
+        binary: str | None = None,
+        daemon_args: Sequence[str] = (),
+        timeout: float = 3600.0,
+        max_workers: int | None = None,
+        busy_retries: int = 200,
+    ):
+        """socket_path: the daemon's Unix socket (default: `default_socket_path()`).
+        tcp: "host:port" of a remote daemon instead (never started by the client).
+        start: start a daemon (binary found by `find_daemon_binary`) when none answers.
+        daemon_args: extra arguments for a daemon started here (e.g. ["--slots", "4"]).
+        max_workers: threads for `map_*` (default: the daemon's slots x 2, at least 2).
+        busy_retries: how often a 503 "busy" answer is retried, with backoff."""
+        self.socket_path = socket_path or default_socket_path()
+        self.tcp = tcp
+        self.timeout = timeout
+        self.busy_retries = busy_retries
+        self._local = threading.local()
+        self._proc: subprocess.Popen | None = None
+        self._max_workers = max_workers
+        if start and not tcp and not self._alive():
+            self._start(binary, daemon_args)
+
+    # ---- connection ---------------------------------------------------------------------------
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.tcp:
+                host, _, port = self.tcp.rpartition(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
+            else:
+                conn = _UnixHTTPConnection(self.socket_path, self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        delay = 0.01
+        for attempt in range(self.busy_retries + 1):
+            try:
+                conn = self._conn()
+                conn.request(method, path, body=data, headers=headers)
+                resp = conn.getresponse()
+                payload = resp.read()
+                status = resp.status
+                if resp.getheader("Connection", "").lower() == "close":
+                    self._drop_conn()
+            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError) as exc:
+                # A kept-alive connection the daemon closed: one fresh try, then give up.
+                self._drop_conn()
+                if attempt == 0:
+                    continue
+                raise SandboxError(f"sandbox daemon at {self._where()} dropped the connection: {exc}") from exc
+            except OSError as exc:
+                self._drop_conn()
+                raise SandboxError(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
+            try:
+                answer = json.loads(payload)
+            except ValueError as exc:
+                raise SandboxError(f"sandbox daemon sent invalid JSON (HTTP {status})") from exc
+            if status == 503 and answer.get("error") == "busy":
+                if attempt < self.busy_retries:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise SandboxBusy("sandbox daemon is busy (queue full)")
+            if status != 200:
+                raise SandboxError(f"sandbox daemon answered HTTP {status}: {answer.get('message', answer)}")
+            return answer
+        raise SandboxBusy("sandbox daemon is busy (queue full)")
+
+    def _where(self) -> str:
+        return self.tcp or self.socket_path
+
+    def _alive(self) -> bool:
+        try:
+            self._request("GET", "/health")
+            return True
+        except SandboxError:
+            return False
+
+    # ---- daemon on demand ---------------------------------------------------------------------
+
+    def _start(self, binary: str | None, daemon_args: Sequence[str]) -> None:
+        exe = binary or find_daemon_binary()
+        if exe is None:
+            raise SandboxError(
+                "no sandbox daemon answers on " + self.socket_path + " and no grpo-sandboxd binary was found: set "
+                "GRPO_SANDBOXD, put grpo-sandboxd on PATH, or build it (cargo build --release -p grpo-sandbox)"
+            )
+        Path(self.socket_path).parent.mkdir(parents=True, exist_ok=True)
+        log_path = Path(self.socket_path).with_suffix(".log")
+        with open(log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [exe, "--socket", self.socket_path, "--quiet", *daemon_args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        atexit.register(self.stop_daemon)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise SandboxError(f"grpo-sandboxd exited with code {self._proc.returncode}:\n{tail}")
+            if self._alive():
+                return
+            time.sleep(0.05)
+        self.stop_daemon()
+        raise SandboxError(f"grpo-sandboxd did not answer on {self.socket_path} within 60 s (log: {log_path})")
+
+    @property
+    def started_daemon(self) -> bool:
+        """True when this client started the daemon it talks to (it stops it on close)."""
+        return self._proc is not None
+
+    def stop_daemon(self) -> None:
+        """Stops a daemon this client started (graceful SIGTERM, then SIGKILL)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        self._drop_conn()
+        self.stop_daemon()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- API ----------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        return self._request("GET", "/health")
+
+    def languages(self) -> list[dict]:
+        return self._request("GET", "/languages")["languages"]
+
+    def run(
+        self,
+        code: str,
+        stdin: str = "",
+        *,
+        language: str = "python",
+        timeout_ms: int | None = None,
+        memory_mb: int | None = None,
+        files: dict[str, str] | None = None,
+        fetch_files: Sequence[str] | None = None,
+    ) -> dict:
+        """Runs one program; returns the daemon's answer (`status`, `stdout`, `stderr`, ...)."""
+        return self._request("POST", "/run", run_request(code, stdin, language=language, timeout_ms=timeout_ms,
+                                                          memory_mb=memory_mb, files=files, fetch_files=fetch_files))
+
+    def run_tests(
+        self,
+        code: str,
+        tests: Sequence[dict] | None = None,
+        *,
+        test_code: str | None = None,
+        entry_point: str | None = None,
+        language: str = "python",
+        compare: str = "whitespace",
+        float_tolerance: float = 1e-6,
+        timeout_ms: int | None = None,
+        memory_mb: int | None = None,
+    ) -> dict:
+        """Runs one program against tests (see docs/sandbox.md for both test styles)."""
+        return self._request("POST", "/run_tests", tests_request(
+            code, tests, test_code=test_code, entry_point=entry_point, language=language, compare=compare,
+            float_tolerance=float_tolerance, timeout_ms=timeout_ms, memory_mb=memory_mb))
+
+    def batch(self, items: Sequence[dict]) -> list[dict]:
+        """One POST /batch: each item is a /run or /run_tests body plus "kind": "run" | "run_tests"."""
+        return self._request("POST", "/batch", {"items": list(items)})["results"]
+
+    def map(self, items: Iterable[dict], chunk_size: int = 32) -> list[dict]:
+        """Many /batch items, in order, with several batches in flight at once."""
+        items = list(items)
+        if not items:
+            return []
+        chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+        workers = self._max_workers or max(2, 2 * int(self.health().get("slots", 1)))
+        workers = min(workers, len(chunks))
+        if workers == 1:
+            return [r for c in chunks for r in self.batch(c)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
+            parts = list(pool.map(self.batch, chunks))
+        return [r for part in parts for r in part]
+
+
+def run_request(code: str, stdin: str = "", *, language: str = "python", timeout_ms: int | None = None,
+                memory_mb: int | None = None, files: dict[str, str] | None = None,
+                fetch_files: Sequence[str] | None = None) -> dict:
+    body: dict[str, Any] = {"language": language, "code": code, "stdin": stdin}
+    if timeout_ms is not None:
+        body["timeout_ms"] = int(timeout_ms)
+    if memory_mb is not None:
+        body["memory_mb"] = int(memory_mb)
+    if files:
+        body["files"] = dict(files)
+    if fetch_files:
+        body["fetch_files"] = list(fetch_files)
+    return body
+
+
+def tests_request(code: str, tests: Sequence[dict] | None = None, *, test_code: str | None = None,
+                  entry_point: str | None = None, language: str = "python", compare: str = "whitespace",
+                  float_tolerance: float = 1e-6, timeout_ms: int | None = None,
+                  memory_mb: int | None = None) -> dict:
+    body: dict[str, Any] = {"language": language, "code": code, "tests": list(tests or []), "compare": compare,
+                            "float_tolerance": float_tolerance}
+    if test_code is not None:
+        body["test_code"] = test_code
+    if entry_point is not None:
+        body["entry_point"] = entry_point
+    if timeout_ms is not None:
+        body["timeout_ms"] = int(timeout_ms)
+    if memory_mb is not None:
+        body["memory_mb"] = int(memory_mb)
+    return body
