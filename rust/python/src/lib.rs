@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod io;
 mod math;
+mod sandboxd;
 mod stats;
 
 #[pymodule]
@@ -14,5 +15,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     io::register(m)?;
     stats::register(m)?;
     math::register(m)?;
+    sandboxd::register(m)?;
     Ok(())
 }
