@@ -1,0 +1,75 @@
+"""Type stubs for the Rust extension `grpo_fast._native`. Use the friendlier wrappers in
+`grpo_fast.data` and `grpo_fast.advantages`; these are the raw bindings."""
+
+from collections.abc import Iterable
+from typing import Any, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class BatchDict(TypedDict):
+    scores: npt.NDArray[np.float64]
+    correct: npt.NDArray[np.int8]
+    text_bytes: npt.NDArray[np.uint32]
+    offsets: npt.NDArray[np.int64]
+    lines: npt.NDArray[np.uint64]
+    prompts: list[str]
+    ids: list[str | None]
+    records: list[dict[str, Any]] | None
+    bytes_read: int
+    bytes_total: int | None
+
+class BatchReader:
+    def __init__(
+        self,
+        path: str,
+        *,
+        on_error: str = "strict",
+        rejects: str | None = None,
+        score_range: tuple[float, float] | None = (0.0, 1.0),
+        group_key: str | None = None,
+        batch_responses: int = 65536,
+        keep_records: bool = False,
+    ) -> None: ...
+    def __iter__(self) -> BatchReader: ...
+    def __next__(self) -> BatchDict | None: ...
+    def report(self) -> dict[str, Any]: ...
+
+class JsonlWriter:
+    def __init__(self, path: str) -> None: ...
+    def write_records(self, records: Iterable[dict[str, Any]]) -> None: ...
+    def write_lines(self, lines: list[str]) -> None: ...
+    @property
+    def records_written(self) -> int: ...
+    def close(self) -> None: ...
+
+def write_advantages_file(
+    input: str,
+    output: str,
+    *,
+    method: str = "grpo",
+    eps: float = 1e-4,
+    on_error: str = "strict",
+    rejects: str | None = None,
+    score_range: tuple[float, float] | None = (0.0, 1.0),
+    group_key: str | None = None,
+) -> dict[str, Any]: ...
+def compute_advantages(
+    scores: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], method: str = "grpo", eps: float = 1e-4
+) -> tuple[npt.NDArray[np.float64], int, int]: ...
+def group_stats(scores: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]: ...
+
+class StatsAccumulator:
+    def __init__(self, eps: float = 1e-4) -> None: ...
+    def add(
+        self,
+        scores: npt.NDArray[np.float64],
+        offsets: npt.NDArray[np.int64],
+        correct: npt.NDArray[np.int8],
+        text_bytes: npt.NDArray[np.uint32],
+    ) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+def sandboxd_main(argv: list[str]) -> int: ...
