@@ -152,6 +152,10 @@ fn health(engine: &Engine) -> Value {
             "readonly_root": true, "tmpfs": true, "fresh_procfs": true, "empty_env": true,
             "unprivileged_uid": true, "seccomp": true, "no_new_privs": true, "hard_rlimits": true,
             "pids": engine.cgroup.pids, "memory": engine.cgroup.memory, "cgroup_note": engine.cgroup.note,
+            "host_uids": {
+                "zygotes": (0..engine.pool.size).map(|i| engine.cfg.isolation.uid_base + 2 * i as u32).collect::<Vec<_>>(),
+                "programs": (0..engine.pool.size).map(|i| engine.cfg.isolation.uid_base + 2 * i as u32 + 1).collect::<Vec<_>>(),
+            },
         })
     } else {
         json!({"mode": "insecure-no-isolation", "seccomp": true, "hard_rlimits": true,
