@@ -250,8 +250,11 @@ fn is_bare_expression(text: &str) -> bool {
             run = 0;
         }
     }
-    // "or"/"and" style connectors are short; a real sentence has several long words.
-    words == 0 || (words == 1 && t.split_whitespace().count() <= 3)
+    // A bare word beside the math ("so 5", "about 10") makes it prose, not an answer.
+    let prose_token = t
+        .split_whitespace()
+        .any(|w| w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic()));
+    words == 0 && !prose_token
 }
 
 /// The last number in the text: optional sign, thousands separators, decimals, or `a/b`.
@@ -387,6 +390,7 @@ mod tests {
             ),
             ("\\frac{1}{2}", Some(("\\frac{1}{2}", Source::Whole))),
             ("$3$", Some(("3", Source::Whole))),
+            ("so 5", Some(("5", Source::LastNumber))),
             (
                 "she pays 3 dollars and then 4.5 more dollars",
                 Some(("4.5", Source::LastNumber)),
