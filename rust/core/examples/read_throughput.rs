@@ -27,6 +27,35 @@ fn main() {
     }
     report("parse_view, 1 thread", mb, t);
     let t = Instant::now();
+    let input = grpo_core::source::open_input(&path).unwrap();
+    let mut chunker = grpo_core::lines::Chunker::new(input.reader);
+    let mut chunks = 0;
+    while let Some(_c) = chunker.next_chunk().unwrap() {
+        chunks += 1;
+    }
+    report("chunker only", mb, t);
+    let t = Instant::now();
+    let rules2 = RecordRules::default();
+    let input = grpo_core::source::open_input(&path).unwrap();
+    let mut chunker = grpo_core::lines::Chunker::new(input.reader);
+    let mut all = Vec::new();
+    while let Some(c) = chunker.next_chunk().unwrap() {
+        all.push(c);
+    }
+    report("chunker collect", mb, t);
+    let t = Instant::now();
+    use rayon::prelude::*;
+    let n2: usize = all
+        .par_iter()
+        .map(|c| {
+            grpo_core::lines::chunk_lines(c)
+                .filter(|(_, l)| parse_view(l, &rules2).is_ok())
+                .count()
+        })
+        .sum();
+    report("rayon parse of chunks", mb, t);
+    println!("chunks {chunks} parsed {n2}");
+    let t = Instant::now();
     let (batch, _) = GroupReader::open(&path, ReadOptions::default())
         .unwrap()
         .read_all()

@@ -48,10 +48,19 @@ impl<R: Read> Chunker<R> {
     /// The next chunk, `Ok(None)` at the end. On a read error (a truncated gzip stream, say)
     /// the complete lines before it have already been returned in earlier chunks.
     pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        self.next_chunk_in(Vec::new())
+    }
+
+    /// Like `next_chunk`, filling `buf` (cleared first). Passing back the buffers of consumed
+    /// chunks avoids a fresh multi-megabyte allocation, and its page faults, per chunk.
+    pub fn next_chunk_in(&mut self, mut buf: Vec<u8>) -> io::Result<Option<Chunk>> {
         if self.eof && self.carry.is_empty() {
             return Ok(None);
         }
-        let mut data = std::mem::take(&mut self.carry);
+        buf.clear();
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let mut data = buf;
         let mut scan_from = 0;
         loop {
             if !self.eof && data.len() < self.chunk_bytes {
@@ -66,7 +75,8 @@ impl<R: Read> Chunker<R> {
             match memchr::memrchr(b'\n', &data[scan_from..]) {
                 Some(pos) => {
                     let cut = scan_from + pos + 1;
-                    self.carry = data.split_off(cut);
+                    self.carry.extend_from_slice(&data[cut..]);
+                    data.truncate(cut);
                     break;
                 }
                 None if self.eof => break,

@@ -104,6 +104,8 @@ pub struct GroupReader {
     file: String,
     opts: ReadOptions,
     chunks: Option<Receiver<std::io::Result<Chunk>>>,
+    /// Consumed chunk buffers go back to the reader thread for reuse.
+    buffers: std::sync::mpsc::Sender<Vec<u8>>,
     thread: Option<JoinHandle<()>>,
     raw_pos: std::sync::Arc<std::sync::atomic::AtomicU64>,
     raw_len: Option<u64>,
@@ -136,6 +138,7 @@ impl GroupReader {
             _ => None,
         };
         let (tx, rx) = sync_channel(4);
+        let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let chunk_bytes = opts.chunk_bytes;
         let reader = input.reader;
         let thread = std::thread::Builder::new()
@@ -143,7 +146,8 @@ impl GroupReader {
             .spawn(move || {
                 let mut chunker = Chunker::with_chunk_size(reader, chunk_bytes);
                 loop {
-                    let next = chunker.next_chunk();
+                    let buf = pool_rx.try_recv().unwrap_or_default();
+                    let next = chunker.next_chunk_in(buf);
                     let stop = !matches!(next, Ok(Some(_)));
                     let item = match next {
                         Ok(Some(c)) => Ok(c),
@@ -166,6 +170,7 @@ impl GroupReader {
             file,
             opts,
             chunks: Some(rx),
+            buffers: pool_tx,
             thread: Some(thread),
             raw_pos: input.raw_pos,
             raw_len: input.raw_len,
@@ -263,7 +268,12 @@ impl GroupReader {
             .par_iter()
             .map(|c| Self::parse_chunk(c, opts))
             .collect();
-        drop(chunks);
+        for c in chunks {
+            // Oversized buffers (a very long line) are freed rather than kept around.
+            if c.data.capacity() <= 2 * self.opts.chunk_bytes {
+                let _ = self.buffers.send(c.data);
+            }
+        }
         for lines in parsed {
             for (n, p) in lines {
                 self.consume(n, p)?;
