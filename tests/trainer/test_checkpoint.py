@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import torch
+from safetensors.torch import load_file
+
 from grpo_fast.trainer.checkpoint import latest_checkpoint
 from grpo_fast.trainer.config import GRPOConfig
 from grpo_fast.trainer.run import run_training
-from safetensors.torch import load_file
 
 TIMING = ("step_time_s", "generation_s", "reward_wait_s", "update_s", "tokens_per_s")
 

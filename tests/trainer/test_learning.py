@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from grpo_fast.metrics import first_step_reaching
 from grpo_fast.trainer.config import GRPOConfig
 from grpo_fast.trainer.run import run_training

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 from click.testing import CliRunner
+
 from grpo_fast.metrics import quality_warnings
 from grpo_fast.sampler.base import Completion, CompletionGroup
 from grpo_fast.trainer.config import GRPOConfig

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+
 from grpo_fast.trainer.loss import grpo_loss
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from grpo_fast.errors import ConfigError
 
 STATE_FILE = "trainer_state.json"

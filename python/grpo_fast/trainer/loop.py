@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from grpo_fast.errors import ConfigError
 from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
 from grpo_fast.trainer import distributed as dist_utils
@@ -329,8 +330,9 @@ class GRPOTrainer:
         tok_seen = 0.0
         for _ in range(cfg.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            if not bounds:
-                # Nothing to learn from on this rank; still join DDP's gradient all-reduce.
+            # Every rank must run the same number of backward passes (each one is a DDP all-reduce);
+            # a rank with fewer micro-batches (or none) joins with zero-gradient passes.
+            for _ in range(self._micro_batches_all_ranks(len(bounds)) - len(bounds)):
                 (sum(p.sum() for p in params) * 0.0).backward()
             for i, sl in enumerate(bounds):
                 mb = batch.slice(sl)
@@ -378,6 +380,11 @@ class GRPOTrainer:
             "learning_rate": lr,
             "num_tokens": local_tokens,
         }
+
+    def _micro_batches_all_ranks(self, local: int) -> int:
+        if self.world == 1:
+            return local
+        return int(dist_utils.all_reduce_max(float(local)))
 
     def _reward_metrics(self, groups: list[ScoredGroup], adv: np.ndarray) -> dict[str, float]:
         scores = np.array([s for g in groups for s in g.scores], dtype=np.float64)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from grpo_fast.errors import ConfigError
 from grpo_fast.trainer import distributed as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
@@ -116,6 +117,8 @@ def offline_groups(trainer: Any, records: list[dict[str, Any]]) -> list[Any]:
 def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = None, live: bool = True,
                  explicit: set[str] | None = None) -> RunResult:
     """Run `cfg` to `max_steps`. `explicit` names the fields the user set (toy defaults don't override them)."""
+    from rich.console import Console
+
     from grpo_fast.metrics import MetricsLogger, plot_curves, render_summary
     from grpo_fast.trainer.checkpoint import (
         checkpoint_dir,
@@ -125,7 +128,6 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
     )
     from grpo_fast.trainer.loop import GRPOTrainer
     from grpo_fast.trainer.prompt_data import load_prompt_records, load_scored_groups
-    from rich.console import Console
 
     console = console or Console(stderr=True)
     t0 = time.perf_counter()
@@ -213,8 +215,9 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
 
 def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, offline_data: list | None,
           out_dir: Path) -> None:
-    from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
 
     start = trainer.step_count
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
