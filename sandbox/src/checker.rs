@@ -91,17 +91,27 @@ impl PyVal {
                 }
             }
             Value::String(s) => PyVal::Str(s.clone()),
-            Value::Array(a) => PyVal::List(a.iter().map(PyVal::from_json).collect::<Result<_, _>>()?),
+            Value::Array(a) => {
+                PyVal::List(a.iter().map(PyVal::from_json).collect::<Result<_, _>>()?)
+            }
             Value::Object(o) => {
                 if o.len() == 1 {
                     let (k, inner) = o.iter().next().expect("one entry");
                     let items = || -> Result<Vec<PyVal>, String> {
-                        inner.as_array().ok_or("tagged value needs a list")?.iter().map(PyVal::from_json).collect()
+                        inner
+                            .as_array()
+                            .ok_or("tagged value needs a list")?
+                            .iter()
+                            .map(PyVal::from_json)
+                            .collect()
                     };
                     match k.as_str() {
                         "$int" => {
                             let s = inner.as_str().ok_or("$int needs a string")?;
-                            return Ok(s.parse::<i128>().map(PyVal::Int).unwrap_or_else(|_| PyVal::BigInt(s.to_string())));
+                            return Ok(s
+                                .parse::<i128>()
+                                .map(PyVal::Int)
+                                .unwrap_or_else(|_| PyVal::BigInt(s.to_string())));
                         }
                         "$float" => {
                             let s = inner.as_str().ok_or("$float needs a string")?;
@@ -113,11 +123,16 @@ impl PyVal {
                         }
                         "$tuple" => return Ok(PyVal::Tuple(items()?)),
                         "$set" => return Ok(PyVal::Set(items()?)),
-                        "$bytes" => return Ok(PyVal::Bytes(inner.as_str().unwrap_or_default().to_string())),
+                        "$bytes" => {
+                            return Ok(PyVal::Bytes(inner.as_str().unwrap_or_default().to_string()))
+                        }
                         "$dict" => {
                             let mut out = Vec::new();
                             for pair in inner.as_array().ok_or("$dict needs a list")? {
-                                let p = pair.as_array().filter(|p| p.len() == 2).ok_or("$dict entries are pairs")?;
+                                let p = pair
+                                    .as_array()
+                                    .filter(|p| p.len() == 2)
+                                    .ok_or("$dict entries are pairs")?;
                                 out.push((PyVal::from_json(&p[0])?, PyVal::from_json(&p[1])?));
                             }
                             return Ok(PyVal::Dict(out));
@@ -125,7 +140,11 @@ impl PyVal {
                         _ => {}
                     }
                 }
-                PyVal::Dict(o.iter().map(|(k, v)| Ok((PyVal::Str(k.clone()), PyVal::from_json(v)?))).collect::<Result<_, String>>()?)
+                PyVal::Dict(
+                    o.iter()
+                        .map(|(k, v)| Ok((PyVal::Str(k.clone()), PyVal::from_json(v)?)))
+                        .collect::<Result<_, String>>()?,
+                )
             }
         })
     }
@@ -141,7 +160,10 @@ impl PyVal {
     }
 
     fn is_number(&self) -> bool {
-        matches!(self, PyVal::Bool(_) | PyVal::Int(_) | PyVal::BigInt(_) | PyVal::Float(_))
+        matches!(
+            self,
+            PyVal::Bool(_) | PyVal::Int(_) | PyVal::BigInt(_) | PyVal::Float(_)
+        )
     }
 
     /// Python truthiness.
@@ -171,15 +193,23 @@ impl PyVal {
                 _ => self.as_f64() == other.as_f64(),
             };
         }
-        let seq_eq = |a: &[PyVal], b: &[PyVal]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y, lenient));
+        let seq_eq = |a: &[PyVal], b: &[PyVal]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y, lenient))
+        };
         match (self, other) {
             (None, None) => true,
             (Str(a), Str(b)) | (Bytes(a), Bytes(b)) => a == b,
             (List(a), List(b)) | (Tuple(a), Tuple(b)) => seq_eq(a, b),
             (List(a), Tuple(b)) | (Tuple(a), List(b)) => lenient && seq_eq(a, b),
-            (Set(a), Set(b)) => a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| x.py_eq(y, lenient))),
+            (Set(a), Set(b)) => {
+                a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| x.py_eq(y, lenient)))
+            }
             (Dict(a), Dict(b)) => {
-                a.len() == b.len() && a.iter().all(|(k, v)| b.iter().any(|(k2, v2)| k.py_eq(k2, lenient) && v.py_eq(v2, lenient)))
+                a.len() == b.len()
+                    && a.iter().all(|(k, v)| {
+                        b.iter()
+                            .any(|(k2, v2)| k.py_eq(k2, lenient) && v.py_eq(v2, lenient))
+                    })
             }
             _ => false,
         }
@@ -209,7 +239,9 @@ impl PyVal {
 
     fn contains(&self, item: &PyVal) -> Option<bool> {
         match self {
-            PyVal::List(v) | PyVal::Tuple(v) | PyVal::Set(v) => Some(v.iter().any(|x| x.py_eq(item, false))),
+            PyVal::List(v) | PyVal::Tuple(v) | PyVal::Set(v) => {
+                Some(v.iter().any(|x| x.py_eq(item, false)))
+            }
             PyVal::Dict(d) => Some(d.iter().any(|(k, _)| k.py_eq(item, false))),
             PyVal::Str(s) => match item {
                 PyVal::Str(sub) => Some(s.contains(sub.as_str())),
@@ -222,7 +254,10 @@ impl PyVal {
 
 /// Applies one comparison operator; Err when Python would raise TypeError.
 pub fn compare(op: &str, a: &PyVal, b: &PyVal) -> Result<bool, String> {
-    let ord = || a.py_cmp(b).ok_or_else(|| format!("'{op}' not supported between these values"));
+    let ord = || {
+        a.py_cmp(b)
+            .ok_or_else(|| format!("'{op}' not supported between these values"))
+    };
     Ok(match op {
         "==" => a.py_eq(b, false),
         "!=" => !a.py_eq(b, false),
@@ -233,8 +268,14 @@ pub fn compare(op: &str, a: &PyVal, b: &PyVal) -> Result<bool, String> {
         "in" => b.contains(a).ok_or("'in' needs a container")?,
         "not in" => !b.contains(a).ok_or("'not in' needs a container")?,
         // Identity is only meaningful for singletons in plain data.
-        "is" => matches!((a, b), (PyVal::None, PyVal::None)) || matches!((a, b), (PyVal::Bool(x), PyVal::Bool(y)) if x == y),
-        "is not" => !(matches!((a, b), (PyVal::None, PyVal::None)) || matches!((a, b), (PyVal::Bool(x), PyVal::Bool(y)) if x == y)),
+        "is" => {
+            matches!((a, b), (PyVal::None, PyVal::None))
+                || matches!((a, b), (PyVal::Bool(x), PyVal::Bool(y)) if x == y)
+        }
+        "is not" => {
+            !(matches!((a, b), (PyVal::None, PyVal::None))
+                || matches!((a, b), (PyVal::Bool(x), PyVal::Bool(y)) if x == y))
+        }
         _ => return Err(format!("unsupported operator {op}")),
     })
 }
@@ -272,20 +313,78 @@ mod tests {
     #[test]
     fn stdout_modes() {
         let cases: &[(&str, CompareMode, &[u8], &str, bool)] = &[
-            ("exact_needs_identical_bytes", CompareMode::Exact, b"3\n", "3", false),
+            (
+                "exact_needs_identical_bytes",
+                CompareMode::Exact,
+                b"3\n",
+                "3",
+                false,
+            ),
             ("exact_equal", CompareMode::Exact, b"3\n", "3\n", true),
-            ("whitespace_ignores_trailing_spaces_and_blank_lines", CompareMode::Whitespace, b"1 2  \n3\n\n", "1 2\n3", true),
-            ("whitespace_keeps_inner_spacing", CompareMode::Whitespace, b"1  2\n", "1 2\n", false),
-            ("whitespace_keeps_line_structure", CompareMode::Whitespace, b"1\n2\n", "1 2\n", false),
-            ("tokens_ignore_line_structure", CompareMode::Tokens, b"1\n2\n", "1 2", true),
-            ("float_within_tolerance", CompareMode::Float, b"0.3333333\n", "0.333333333", true),
-            ("float_outside_tolerance", CompareMode::Float, b"0.34\n", "0.333333333", false),
-            ("float_words_must_match", CompareMode::Float, b"YES 1.0", "NO 1.0", false),
+            (
+                "whitespace_ignores_trailing_spaces_and_blank_lines",
+                CompareMode::Whitespace,
+                b"1 2  \n3\n\n",
+                "1 2\n3",
+                true,
+            ),
+            (
+                "whitespace_keeps_inner_spacing",
+                CompareMode::Whitespace,
+                b"1  2\n",
+                "1 2\n",
+                false,
+            ),
+            (
+                "whitespace_keeps_line_structure",
+                CompareMode::Whitespace,
+                b"1\n2\n",
+                "1 2\n",
+                false,
+            ),
+            (
+                "tokens_ignore_line_structure",
+                CompareMode::Tokens,
+                b"1\n2\n",
+                "1 2",
+                true,
+            ),
+            (
+                "float_within_tolerance",
+                CompareMode::Float,
+                b"0.3333333\n",
+                "0.333333333",
+                true,
+            ),
+            (
+                "float_outside_tolerance",
+                CompareMode::Float,
+                b"0.34\n",
+                "0.333333333",
+                false,
+            ),
+            (
+                "float_words_must_match",
+                CompareMode::Float,
+                b"YES 1.0",
+                "NO 1.0",
+                false,
+            ),
             ("float_token_count", CompareMode::Float, b"1 2", "1", false),
-            ("invalid_utf8_never_matches_text", CompareMode::Whitespace, b"\xff\n", "?", false),
+            (
+                "invalid_utf8_never_matches_text",
+                CompareMode::Whitespace,
+                b"\xff\n",
+                "?",
+                false,
+            ),
         ];
         for (name, mode, actual, expected, want) in cases {
-            assert_eq!(stdout_matches(*mode, actual, expected, 1e-6), *want, "{name}");
+            assert_eq!(
+                stdout_matches(*mode, actual, expected, 1e-6),
+                *want,
+                "{name}"
+            );
         }
     }
 
@@ -293,14 +392,33 @@ mod tests {
     fn python_equality_semantics() {
         assert!(v(json!(1)).py_eq(&v(json!(1.0)), false), "1 == 1.0");
         assert!(v(json!(true)).py_eq(&v(json!(1)), false), "True == 1");
-        assert!(!v(json!({"$tuple": [1, 2]})).py_eq(&v(json!([1, 2])), false), "tuple != list");
-        assert!(v(json!({"$tuple": [1, 2]})).py_eq(&v(json!([1, 2])), true), "lenient tuple == list");
-        assert!(v(json!({"$set": [1, 2]})).py_eq(&v(json!({"$set": [2, 1]})), false), "sets ignore order");
-        assert!(!v(json!({"$float": "nan"})).py_eq(&v(json!({"$float": "nan"})), false), "nan != nan");
-        assert!(v(json!({"$int": "123456789012345678901234567890123456789012"}))
-            .py_eq(&v(json!({"$int": "123456789012345678901234567890123456789012"})), false));
+        assert!(
+            !v(json!({"$tuple": [1, 2]})).py_eq(&v(json!([1, 2])), false),
+            "tuple != list"
+        );
+        assert!(
+            v(json!({"$tuple": [1, 2]})).py_eq(&v(json!([1, 2])), true),
+            "lenient tuple == list"
+        );
+        assert!(
+            v(json!({"$set": [1, 2]})).py_eq(&v(json!({"$set": [2, 1]})), false),
+            "sets ignore order"
+        );
+        assert!(
+            !v(json!({"$float": "nan"})).py_eq(&v(json!({"$float": "nan"})), false),
+            "nan != nan"
+        );
+        assert!(
+            v(json!({"$int": "123456789012345678901234567890123456789012"})).py_eq(
+                &v(json!({"$int": "123456789012345678901234567890123456789012"})),
+                false
+            )
+        );
         assert!(!v(json!("1")).py_eq(&v(json!(1)), false), "str != int");
-        assert!(v(json!({"a": [1]})).py_eq(&v(json!({"$dict": [["a", [1]]]})), false), "json object is a dict");
+        assert!(
+            v(json!({"a": [1]})).py_eq(&v(json!({"$dict": [["a", [1]]]})), false),
+            "json object is a dict"
+        );
     }
 
     #[test]
@@ -308,9 +426,15 @@ mod tests {
         let vals = [v(json!(1)), v(json!(2)), v(json!(3))];
         assert!(check_chain(&vals, &["<".into(), "<".into()], false).unwrap());
         assert!(!check_chain(&vals, &["<".into(), ">".into()], false).unwrap());
-        assert!(check_chain(&[v(json!(0))], &[], true).unwrap(), "assert not 0");
+        assert!(
+            check_chain(&[v(json!(0))], &[], true).unwrap(),
+            "assert not 0"
+        );
         assert!(check_chain(&[v(json!(2)), v(json!([1, 2]))], &["in".into()], false).unwrap());
         assert!(check_chain(&[v(json!(null)), v(json!(null))], &["is".into()], false).unwrap());
-        assert!(check_chain(&[v(json!("a")), v(json!(1))], &["<".into()], false).is_err(), "TypeError");
+        assert!(
+            check_chain(&[v(json!("a")), v(json!(1))], &["<".into()], false).is_err(),
+            "TypeError"
+        );
     }
 }

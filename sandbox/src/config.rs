@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -33,7 +33,7 @@ pub struct ServerConfig {
     pub shutdown_grace_s: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     /// Warm zygotes, each serving one run at a time; 0 = number of CPU cores.
@@ -87,18 +87,6 @@ pub struct IsolationConfig {
     pub cgroup: String,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            pool: PoolConfig::default(),
-            python: PythonConfig::default(),
-            limits: LimitsConfig::default(),
-            isolation: IsolationConfig::default(),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -113,20 +101,33 @@ impl Default for ServerConfig {
     }
 }
 
-impl Default for PoolConfig {
-    fn default() -> Self {
-        PoolConfig { slots: 0 }
-    }
-}
-
 impl Default for PythonConfig {
     fn default() -> Self {
         PythonConfig {
             interpreter: String::new(),
             preload: [
-                "sys", "os", "re", "math", "json", "random", "string", "itertools", "functools",
-                "collections", "heapq", "bisect", "typing", "dataclasses", "fractions", "decimal",
-                "statistics", "datetime", "copy", "operator", "array", "threading",
+                "sys",
+                "os",
+                "re",
+                "math",
+                "json",
+                "random",
+                "string",
+                "itertools",
+                "functools",
+                "collections",
+                "heapq",
+                "bisect",
+                "typing",
+                "dataclasses",
+                "fractions",
+                "decimal",
+                "statistics",
+                "datetime",
+                "copy",
+                "operator",
+                "array",
+                "threading",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -158,10 +159,18 @@ impl Default for IsolationConfig {
     fn default() -> Self {
         IsolationConfig {
             uid_base: 1_500_000,
-            ro_paths: ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/localtime"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            ro_paths: [
+                "/usr",
+                "/bin",
+                "/lib",
+                "/lib64",
+                "/sbin",
+                "/etc/ld.so.cache",
+                "/etc/localtime",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             cgroup: "auto".into(),
         }
     }
@@ -169,7 +178,8 @@ impl Default for IsolationConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
         Config::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
     }
 
@@ -200,7 +210,9 @@ impl Config {
         if self.pool.slots > 0 {
             return self.pool.slots;
         }
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -258,6 +270,8 @@ mod tests {
 
     #[test]
     fn default_above_maximum_is_rejected() {
-        assert!(Config::parse("[limits]\ndefault_timeout_ms = 90000\nmax_timeout_ms = 1000\n").is_err());
+        assert!(
+            Config::parse("[limits]\ndefault_timeout_ms = 90000\nmax_timeout_ms = 1000\n").is_err()
+        );
     }
 }

@@ -173,7 +173,9 @@ struct UnitOutcome {
 
 fn b64(v: &Value, key: &str) -> Vec<u8> {
     let s = v.get(key).and_then(Value::as_str).unwrap_or_default();
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -208,7 +210,9 @@ fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
     {
         "timeout"
     } else if (exit_code.unwrap_or(0) != 0 || signal.is_some())
-        && (tail.contains("MemoryError") || tail.contains("Cannot allocate memory") || tail.contains("out of memory"))
+        && (tail.contains("MemoryError")
+            || tail.contains("Cannot allocate memory")
+            || tail.contains("out of memory"))
     {
         "memory_limit"
     } else if exit_code != Some(0) || signal.is_some() {
@@ -233,7 +237,9 @@ fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
 fn check_language(lang: &str) -> Result<(), ApiError> {
     match lang {
         "python" | "python3" | "py" => Ok(()),
-        other => Err(ApiError::BadRequest(format!("unsupported language {other:?}; GET /languages lists them"))),
+        other => Err(ApiError::BadRequest(format!(
+            "unsupported language {other:?}; GET /languages lists them"
+        ))),
     }
 }
 
@@ -241,15 +247,26 @@ fn check_files(files: &BTreeMap<String, String>, fetch: &[String]) -> Result<(),
     for name in files.keys() {
         let bad = name.is_empty()
             || name.starts_with('/')
-            || name.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || name
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
             || name.contains('\0');
         if bad {
-            return Err(ApiError::BadRequest(format!("bad file name {name:?}: use a relative path without '..'")));
+            return Err(ApiError::BadRequest(format!(
+                "bad file name {name:?}: use a relative path without '..'"
+            )));
         }
     }
     for name in fetch {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
-            return Err(ApiError::BadRequest(format!("bad fetch_files name {name:?}: top-level names only")));
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.contains('\0')
+        {
+            return Err(ApiError::BadRequest(format!(
+                "bad fetch_files name {name:?}: top-level names only"
+            )));
         }
     }
     Ok(())
@@ -271,30 +288,48 @@ impl Engine {
     }
 
     /// Runs one zygote request on a slot; `queue` = false for items of an admitted batch.
-    fn dispatch(&self, kind: u8, budget_ms: u64, req: &Value, queue: bool) -> Result<Harness, ApiError> {
+    fn dispatch(
+        &self,
+        kind: u8,
+        budget_ms: u64,
+        req: &Value,
+        queue: bool,
+    ) -> Result<Harness, ApiError> {
         let payload = serde_json::to_vec(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut guard = self.pool.acquire(queue)?;
-        self.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = guard.slot();
         let slot_index = slot.index;
         match slot.request(kind, budget_ms, &payload) {
-            Ok(Reply { report: Some(r), .. }) => {
+            Ok(Reply {
+                report: Some(r), ..
+            }) => {
                 if let Some(e) = r.get("compile_error").and_then(Value::as_str) {
                     return Ok(Harness::CompileError(e.to_string()));
                 }
                 if let Some(e) = r.get("harness_error").and_then(Value::as_str) {
-                    crate::log::error("harness error", &[("slot", slot_index.into()), ("error", e.into())]);
+                    crate::log::error(
+                        "harness error",
+                        &[("slot", slot_index.into()), ("error", e.into())],
+                    );
                     return Ok(Harness::Failed(format!("sandbox harness failed: {e}")));
                 }
                 Ok(Harness::Report(r))
             }
-            Ok(Reply { report: None, killed }) => Ok(Harness::Failed(if killed {
+            Ok(Reply {
+                report: None,
+                killed,
+            }) => Ok(Harness::Failed(if killed {
                 "the run exceeded its total budget and was killed".into()
             } else {
                 "the sandbox harness ended without a report".into()
             })),
             Err(SlotError::Broken(msg)) => {
-                crate::log::warn("slot broken, restarting", &[("slot", slot_index.into()), ("error", msg.clone().into())]);
+                crate::log::warn(
+                    "slot broken, restarting",
+                    &[("slot", slot_index.into()), ("error", msg.clone().into())],
+                );
                 guard.mark_broken();
                 Ok(Harness::Failed(format!("sandbox slot failed: {msg}")))
             }
@@ -309,18 +344,37 @@ impl Engine {
         check_language(&req.language)?;
         check_files(&req.files, &req.fetch_files)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
-        let mut zreq = self.base_request(&req.code, &limits, vec![json!({"mode": "program", "stdin": req.stdin})]);
+        let mut zreq = self.base_request(
+            &req.code,
+            &limits,
+            vec![json!({"mode": "program", "stdin": req.stdin})],
+        );
         zreq["files"] = json!(req.files);
         zreq["fetch_files"] = json!(req.fetch_files);
         let report = match self.dispatch(b'R', Self::budget(&limits, 1), &zreq, queue)? {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
-                return Ok(RunResponse { status: "runtime_error".into(), exit_code: Some(1), stderr: e, ..Default::default() })
+                return Ok(RunResponse {
+                    status: "runtime_error".into(),
+                    exit_code: Some(1),
+                    stderr: e,
+                    ..Default::default()
+                })
             }
-            Harness::Failed(m) => return Ok(RunResponse { status: "sandbox_error".into(), message: Some(m), ..Default::default() }),
+            Harness::Failed(m) => {
+                return Ok(RunResponse {
+                    status: "sandbox_error".into(),
+                    message: Some(m),
+                    ..Default::default()
+                })
+            }
         };
         let Some(u) = report.get("units").and_then(|u| u.get(0)) else {
-            return Ok(RunResponse { status: "sandbox_error".into(), message: Some("empty report".into()), ..Default::default() });
+            return Ok(RunResponse {
+                status: "sandbox_error".into(),
+                message: Some("empty report".into()),
+                ..Default::default()
+            });
         };
         let o = classify(u, &limits);
         Ok(RunResponse {
@@ -348,17 +402,26 @@ impl Engine {
         };
         let total = plan.len();
         if total == 0 {
-            return Err(ApiError::BadRequest("no tests: give `tests` or `test_code`".into()));
+            return Err(ApiError::BadRequest(
+                "no tests: give `tests` or `test_code`".into(),
+            ));
         }
         if total > self.cfg.limits.max_tests {
-            return Err(ApiError::BadRequest(format!("{total} tests exceed the maximum of {}", self.cfg.limits.max_tests)));
+            return Err(ApiError::BadRequest(format!(
+                "{total} tests exceed the maximum of {}",
+                self.cfg.limits.max_tests
+            )));
         }
         let units: Vec<Value> = plan.iter().map(|p| p.unit.clone()).collect();
         let zreq = self.base_request(&req.code, &limits, units);
         let report = match self.dispatch(b'R', Self::budget(&limits, total), &zreq, queue)? {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
-                let mut r = tests_failure("compile_error", "the program does not compile".into(), total);
+                let mut r = tests_failure(
+                    "compile_error",
+                    "the program does not compile".into(),
+                    total,
+                );
                 let v = TestVerdict {
                     index: 0,
                     passed: false,
@@ -378,9 +441,17 @@ impl Engine {
             }
             Harness::Failed(m) => return Ok(tests_failure("sandbox_error", m, total)),
         };
-        let results = report.get("units").and_then(Value::as_array).cloned().unwrap_or_default();
+        let results = report
+            .get("units")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if results.len() != total {
-            return Ok(tests_failure("sandbox_error", "the harness reported the wrong number of tests".into(), total));
+            return Ok(tests_failure(
+                "sandbox_error",
+                "the harness reported the wrong number of tests".into(),
+                total,
+            ));
         }
         let keep = req.keep_output_bytes;
         let mut verdicts = Vec::with_capacity(total);
@@ -404,7 +475,11 @@ impl Engine {
                 stderr: truncate(&lossy(&o.stderr), keep),
                 expected: match &p.check {
                     Check::Stdout(e) if !passed => Some(truncate(e, keep)),
-                    Check::Value { expected, literals, .. } if !passed && literals.is_empty() => Some(truncate(&expected.to_string(), keep)),
+                    Check::Value {
+                        expected, literals, ..
+                    } if !passed && literals.is_empty() => {
+                        Some(truncate(&expected.to_string(), keep))
+                    }
                     _ => None,
                 },
                 check: p.label.clone(),
@@ -425,11 +500,17 @@ impl Engine {
 
     /// Turns the request's tests into harness units plus how to judge each one. Assertion-style
     /// test code is parsed by a throwaway fork of the zygote, so the expected literals stay here.
-    fn plan_tests(&self, req: &TestsRequest, queue: bool) -> Result<Result<Vec<Planned>, String>, ApiError> {
+    fn plan_tests(
+        &self,
+        req: &TestsRequest,
+        queue: bool,
+    ) -> Result<Result<Vec<Planned>, String>, ApiError> {
         let mut plan = Vec::new();
         for (i, t) in req.tests.iter().enumerate() {
             if let Some(f) = &t.call {
-                let expected = t.expected.clone().ok_or_else(|| ApiError::BadRequest(format!("tests[{i}]: `call` needs `expected`")))?;
+                let expected = t.expected.clone().ok_or_else(|| {
+                    ApiError::BadRequest(format!("tests[{i}]: `call` needs `expected`"))
+                })?;
                 let args = serde_json::to_string(&t.args).unwrap_or_default();
                 let kwargs = serde_json::to_string(&t.kwargs).unwrap_or_default();
                 plan.push(Planned {
@@ -444,7 +525,9 @@ impl Engine {
                     label: None,
                 });
             } else {
-                return Err(ApiError::BadRequest(format!("tests[{i}]: give `stdin` + `expected_stdout`, or `call` + `expected`")));
+                return Err(ApiError::BadRequest(format!(
+                    "tests[{i}]: give `stdin` + `expected_stdout`, or `call` + `expected`"
+                )));
             }
         }
         if let Some(code) = &req.test_code {
@@ -464,23 +547,42 @@ impl Engine {
                     label: Some("whole test code".into()),
                 });
             }
-            let setup = parsed.get("setup").and_then(Value::as_str).unwrap_or_default();
-            for c in parsed.get("checks").and_then(Value::as_array).into_iter().flatten() {
+            let setup = parsed
+                .get("setup")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            for c in parsed
+                .get("checks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let mut exprs = Vec::new();
                 let mut literals = Vec::new();
-                for (j, op) in c.get("operands").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                for (j, op) in c
+                    .get("operands")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     if let Some(e) = op.get("expr").and_then(Value::as_str) {
                         exprs.push(e.to_string());
                         literals.push((j, None));
                     } else {
-                        let lit = PyVal::from_json(op.get("literal").unwrap_or(&Value::Null)).map_err(ApiError::BadRequest)?;
+                        let lit = PyVal::from_json(op.get("literal").unwrap_or(&Value::Null))
+                            .map_err(ApiError::BadRequest)?;
                         literals.push((j, Some(lit)));
                     }
                 }
                 let ops = c
                     .get("ops")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|o| o.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 plan.push(Planned {
                     unit: json!({"mode": "eval", "setup": setup, "exprs": exprs}),
@@ -490,7 +592,10 @@ impl Engine {
                         ops,
                         negate: c.get("negate").and_then(Value::as_bool).unwrap_or(false),
                     },
-                    label: c.get("src").and_then(Value::as_str).map(|s| format!("assert {s}")),
+                    label: c
+                        .get("src")
+                        .and_then(Value::as_str)
+                        .map(|s| format!("assert {s}")),
                 });
             }
         }
@@ -528,19 +633,36 @@ fn judge(check: &Check, o: &UnitOutcome, mode: CompareMode, tol: f64) -> (bool, 
             }
         }
         Check::Completes | Check::Value { .. } => {
-            let Some(raw) = &o.result else { return wrong("no_result") };
-            let Ok(res) = serde_json::from_str::<Value>(raw) else { return wrong("no_result") };
+            let Some(raw) = &o.result else {
+                return wrong("no_result");
+            };
+            let Ok(res) = serde_json::from_str::<Value>(raw) else {
+                return wrong("no_result");
+            };
             if let Some(e) = res.get("error").and_then(Value::as_str) {
                 return (false, format!("exception: {}", truncate(e, 300)));
             }
-            let Some(values) = res.get("values").and_then(Value::as_array) else { return wrong("no_result") };
-            let Ok(values) = values.iter().map(PyVal::from_json).collect::<Result<Vec<_>, _>>() else {
+            let Some(values) = res.get("values").and_then(Value::as_array) else {
+                return wrong("no_result");
+            };
+            let Ok(values) = values
+                .iter()
+                .map(PyVal::from_json)
+                .collect::<Result<Vec<_>, _>>()
+            else {
                 return wrong("bad_result");
             };
             match check {
                 Check::Completes => (true, "passed".into()),
-                Check::Value { expected, literals, ops, negate } if literals.is_empty() => {
-                    let Ok(exp) = PyVal::from_json(expected) else { return wrong("bad_expected") };
+                Check::Value {
+                    expected,
+                    literals,
+                    ops,
+                    negate,
+                } if literals.is_empty() => {
+                    let Ok(exp) = PyVal::from_json(expected) else {
+                        return wrong("bad_expected");
+                    };
                     let got = values.first();
                     // APPS call-style data often wraps the expected return value in a list.
                     let ok = got.is_some_and(|g| {
@@ -553,7 +675,12 @@ fn judge(check: &Check, o: &UnitOutcome, mode: CompareMode, tol: f64) -> (bool, 
                         wrong("wrong_value")
                     }
                 }
-                Check::Value { literals, ops, negate, .. } => {
+                Check::Value {
+                    literals,
+                    ops,
+                    negate,
+                    ..
+                } => {
                     let mut it = values.into_iter();
                     let mut operands = Vec::with_capacity(literals.len());
                     for (_, lit) in literals {

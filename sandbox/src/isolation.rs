@@ -71,9 +71,11 @@ fn source_memfd(text: &str) -> Result<OwnedFd, String> {
     // SAFETY: fd was just created.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut f = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
-    f.write_all(text.as_bytes()).map_err(|e| format!("writing zygote source: {e}"))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("writing zygote source: {e}"))?;
     use std::io::Seek;
-    f.seek(std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    f.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| e.to_string())?;
     Ok(fd)
 }
 
@@ -96,7 +98,9 @@ fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
     let mut binds = Vec::new();
     for p in &spec.ro_paths {
         let host = Path::new(p);
-        let Ok(meta) = std::fs::symlink_metadata(host) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(host) else {
+            continue;
+        };
         let inside = format!("{ROOT}{p}");
         let kind = if meta.file_type().is_symlink() {
             let target = std::fs::read_link(host).map_err(|e| format!("readlink {p}: {e}"))?;
@@ -106,15 +110,27 @@ fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
         } else {
             BindKind::File
         };
-        binds.push(Bind { host: cstr(p), inside: cstr(&inside), kind, flags: locked_flags(p) });
+        binds.push(Bind {
+            host: cstr(p),
+            inside: cstr(&inside),
+            kind,
+            flags: locked_flags(p),
+        });
     }
     let mut argv = vec![cstr("python3")];
     argv.extend(spec.interpreter_args.iter().map(|a| cstr(a)));
     // The zygote's source comes on fd 4 (a memfd), which keeps `ps` output short.
     argv.push(cstr("-c"));
-    argv.push(cstr("import os;f=os.fdopen(4,'rb');s=f.read();f.close();exec(compile(s,'grpo-zygote','exec'))"));
+    argv.push(cstr(
+        "import os;f=os.fdopen(4,'rb');s=f.read();f.close();exec(compile(s,'grpo-zygote','exec'))",
+    ));
     let source = source_memfd(spec.zygote_source)?;
-    Ok(Prepared { exe: cstr(&spec.interpreter.to_string_lossy()), argv, binds, source })
+    Ok(Prepared {
+        exe: cstr(&spec.interpreter.to_string_lossy()),
+        argv,
+        binds,
+        source,
+    })
 }
 
 /// Mount flags a user namespace may not clear on a bind mount it inherited; a read-only remount
@@ -159,7 +175,15 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
     }
     if pid == 0 {
         drop(ours);
-        keeper(spec, &prepared, daemon_pid, theirs.as_raw_fd(), &up_w, &down_r, &err_w);
+        keeper(
+            spec,
+            &prepared,
+            daemon_pid,
+            theirs.as_raw_fd(),
+            &up_w,
+            &down_r,
+            &err_w,
+        );
     }
     drop((theirs, up_w, down_r, err_w));
     let fail = |msg: String| -> Result<SlotProcess, String> {
@@ -180,7 +204,9 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
         return fail(format!("slot {} did not start: {}", spec.index, msg.trim()));
     }
     if spec.isolated {
-        let map = |inside_root: u32, inside_user: u32| format!("0 {inside_root} 1\n{SANDBOX_UID} {inside_user} 1\n");
+        let map = |inside_root: u32, inside_user: u32| {
+            format!("0 {inside_root} 1\n{SANDBOX_UID} {inside_user} 1\n")
+        };
         let m = map(spec.host_uid_root, spec.host_uid_user);
         for file in ["uid_map", "gid_map"] {
             if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), &m) {
@@ -202,9 +228,17 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
     let mut msg = String::new();
     let _ = err.read_to_string(&mut msg);
     if got_pid.is_err() || !msg.is_empty() {
-        return fail(format!("slot {} failed to start: {}", spec.index, msg.trim()));
+        return fail(format!(
+            "slot {} failed to start: {}",
+            spec.index,
+            msg.trim()
+        ));
     }
-    Ok(SlotProcess { keeper: pid, init: i32::from_ne_bytes(pidbuf), ctl: ours })
+    Ok(SlotProcess {
+        keeper: pid,
+        init: i32::from_ne_bytes(pidbuf),
+        ctl: ours,
+    })
 }
 
 /// Writes an error for the daemon and exits; used only in forked children.
@@ -250,9 +284,14 @@ fn keeper(
             libc::_exit(1);
         }
         if spec.isolated
-            && (libc::setresgid(0, 0, 0) != 0 || libc::setgroups(0, std::ptr::null()) != 0 || libc::setresuid(0, 0, 0) != 0)
+            && (libc::setresgid(0, 0, 0) != 0
+                || libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresuid(0, 0, 0) != 0)
         {
-            die(err, &errno_msg("becoming root of the slot's user namespace"));
+            die(
+                err,
+                &errno_msg("becoming root of the slot's user namespace"),
+            );
         }
         let init = libc::fork();
         if init < 0 {
@@ -283,7 +322,13 @@ fn unreachable_exit() -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn mount(src: Option<&CString>, dst: &CString, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+fn mount(
+    src: Option<&CString>,
+    dst: &CString,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
     let fstype = fstype.map(cstr);
     let data = data.map(cstr);
     // SAFETY: every pointer is NULL or a NUL-terminated string alive for the call.
@@ -293,7 +338,8 @@ fn mount(src: Option<&CString>, dst: &CString, fstype: Option<&str>, flags: libc
             dst.as_ptr(),
             fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
             flags,
-            data.as_ref().map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
         )
     };
     if rc != 0 {
@@ -317,7 +363,12 @@ fn write_file(path: &str, text: &str) -> Result<(), String> {
 
 fn bind_ro(host: &CString, inside: &CString, locked: libc::c_ulong) -> Result<(), String> {
     mount(Some(host), inside, None, libc::MS_BIND | libc::MS_REC, None)?;
-    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | locked;
+    let flags = libc::MS_BIND
+        | libc::MS_REMOUNT
+        | libc::MS_RDONLY
+        | libc::MS_NOSUID
+        | libc::MS_NODEV
+        | locked;
     mount(None, inside, None, flags, None)
 }
 
@@ -356,11 +407,26 @@ fn slot_init(spec: &SlotSpec, p: &Prepared, ctl: i32) -> Result<(), String> {
 
 fn build_root(p: &Prepared) -> Result<(), String> {
     let root = cstr(ROOT);
-    mount(None, &cstr("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    mount(Some(&cstr("tmpfs")), &root, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=4m,nr_inodes=4096,mode=0755"))?;
+    mount(
+        None,
+        &cstr("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    mount(
+        Some(&cstr("tmpfs")),
+        &root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("size=4m,nr_inodes=4096,mode=0755"),
+    )?;
     for b in &p.binds {
         let inside = b.inside.to_string_lossy().into_owned();
-        let parent = Path::new(&inside).parent().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+        let parent = Path::new(&inside)
+            .parent()
+            .map(|x| x.to_string_lossy().into_owned())
+            .unwrap_or_default();
         mkdirs(&parent, 0o755)?;
         match &b.kind {
             BindKind::Symlink(target) => {
@@ -381,18 +447,36 @@ fn build_root(p: &Prepared) -> Result<(), String> {
     }
     // /etc: only what Python's stdlib may look up; no host secrets.
     mkdirs(&format!("{ROOT}/etc"), 0o755)?;
-    write_file(&format!("{ROOT}/etc/passwd"), "root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:1000:1000:sandbox:/tmp:/usr/sbin/nologin\n")?;
+    write_file(
+        &format!("{ROOT}/etc/passwd"),
+        "root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:1000:1000:sandbox:/tmp:/usr/sbin/nologin\n",
+    )?;
     write_file(&format!("{ROOT}/etc/group"), "root:x:0:\nsandbox:x:1000:\n")?;
-    write_file(&format!("{ROOT}/etc/hosts"), "127.0.0.1 localhost sandbox\n::1 localhost\n")?;
+    write_file(
+        &format!("{ROOT}/etc/hosts"),
+        "127.0.0.1 localhost sandbox\n::1 localhost\n",
+    )?;
     // /dev: a small tmpfs holding bind mounts of the harmless device nodes; /dev/shm is the run's
     // tmpfs, so filling it is bounded and gone after the run.
     let dev = format!("{ROOT}/dev");
     mkdirs(&dev, 0o755)?;
-    mount(Some(&cstr("tmpfs")), &cstr(&dev), Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("size=64k,nr_inodes=64,mode=0755"))?;
+    mount(
+        Some(&cstr("tmpfs")),
+        &cstr(&dev),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("size=64k,nr_inodes=64,mode=0755"),
+    )?;
     for node in ["null", "zero", "full", "random", "urandom"] {
         let inside = format!("{dev}/{node}");
         write_file(&inside, "")?;
-        mount(Some(&cstr(&format!("/dev/{node}"))), &cstr(&inside), None, libc::MS_BIND, None)?;
+        mount(
+            Some(&cstr(&format!("/dev/{node}"))),
+            &cstr(&inside),
+            None,
+            libc::MS_BIND,
+            None,
+        )?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -401,12 +485,22 @@ fn build_root(p: &Prepared) -> Result<(), String> {
         ("stderr", "/proc/self/fd/2"),
         ("shm", "/tmp"),
     ] {
-        std::os::unix::fs::symlink(target, format!("{dev}/{name}")).map_err(|e| format!("symlink /dev/{name}: {e}"))?;
+        std::os::unix::fs::symlink(target, format!("{dev}/{name}"))
+            .map_err(|e| format!("symlink /dev/{name}: {e}"))?;
     }
-    mount(None, &cstr(&dev), None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC, None)?;
+    mount(
+        None,
+        &cstr(&dev),
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+        None,
+    )?;
     mkdirs(&format!("{ROOT}/tmp"), 0o755)?;
-    std::fs::set_permissions(format!("{ROOT}/tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777))
-        .map_err(|e| format!("chmod /tmp: {e}"))?;
+    std::fs::set_permissions(
+        format!("{ROOT}/tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .map_err(|e| format!("chmod /tmp: {e}"))?;
     mkdirs(&format!("{ROOT}/proc"), 0o555)?;
     mount(
         Some(&cstr("proc")),
@@ -418,7 +512,12 @@ fn build_root(p: &Prepared) -> Result<(), String> {
     mkdirs(&format!("{ROOT}/.old"), 0o700)?;
     // SAFETY: pivot_root/chdir/umount2/rmdir with NUL-terminated paths.
     unsafe {
-        if libc::syscall(libc::SYS_pivot_root, root.as_ptr(), cstr(&format!("{ROOT}/.old")).as_ptr()) != 0 {
+        if libc::syscall(
+            libc::SYS_pivot_root,
+            root.as_ptr(),
+            cstr(&format!("{ROOT}/.old")).as_ptr(),
+        ) != 0
+        {
             return Err(errno_msg("pivot_root"));
         }
         if libc::chdir(c"/".as_ptr()) != 0 {
@@ -429,7 +528,13 @@ fn build_root(p: &Prepared) -> Result<(), String> {
         }
         libc::rmdir(c"/.old".as_ptr());
     }
-    mount(None, &cstr("/"), None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV, None)
+    mount(
+        None,
+        &cstr("/"),
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )
 }
 
 /// Kills a slot: SIGKILL to its init ends every process in its PID namespace.

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-const USAGE: &str = "grpo-sandboxd: runs untrusted programs in isolated, pre-warmed sandboxes (HTTP/JSON API)
+const USAGE: &str =
+    "grpo-sandboxd: runs untrusted programs in isolated, pre-warmed sandboxes (HTTP/JSON API)
 
 usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--slots N] [--quiet]
                      [--insecure-no-isolation] [--check]
@@ -52,7 +53,15 @@ struct Args {
 }
 
 fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
-    let mut a = Args { config: None, socket: None, tcp: None, slots: None, quiet: false, insecure: false, check: false };
+    let mut a = Args {
+        config: None,
+        socket: None,
+        tcp: None,
+        slots: None,
+        quiet: false,
+        insecure: false,
+        check: false,
+    };
     let mut it = argv.iter().skip(1);
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -60,7 +69,10 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
-            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{name} needs a value"))
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{name} needs a value"))
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
@@ -71,7 +83,13 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
             "--config" => a.config = Some(PathBuf::from(value("--config")?)),
             "--socket" => a.socket = Some(value("--socket")?),
             "--tcp" => a.tcp = Some(value("--tcp")?),
-            "--slots" => a.slots = Some(value("--slots")?.parse().map_err(|_| "--slots needs a number")?),
+            "--slots" => {
+                a.slots = Some(
+                    value("--slots")?
+                        .parse()
+                        .map_err(|_| "--slots needs a number")?,
+                )
+            }
             "--quiet" => a.quiet = true,
             "--insecure-no-isolation" => a.insecure = true,
             "--check" => a.check = true,
@@ -83,28 +101,47 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
 
 /// The real interpreter, never a shim: an explicit path is canonicalised, else the system one.
 fn resolve_interpreter(cfg: &str) -> Result<PathBuf, String> {
-    let candidates: Vec<&str> = if cfg.is_empty() { vec!["/usr/bin/python3", "/usr/local/bin/python3"] } else { vec![cfg] };
+    let candidates: Vec<&str> = if cfg.is_empty() {
+        vec!["/usr/bin/python3", "/usr/local/bin/python3"]
+    } else {
+        vec![cfg]
+    };
     for c in &candidates {
         if let Ok(p) = std::fs::canonicalize(c) {
             return Ok(p);
         }
     }
-    Err(format!("no Python interpreter found (tried {}); set python.interpreter", candidates.join(", ")))
+    Err(format!(
+        "no Python interpreter found (tried {}); set python.interpreter",
+        candidates.join(", ")
+    ))
 }
 
 /// Asks the interpreter for its version and prefix once, at startup.
 fn probe_interpreter(p: &Path) -> Result<(String, String), String> {
     let out = std::process::Command::new(p)
-        .args(["-I", "-S", "-c", "import sys; print(sys.version.split()[0]); print(sys.base_prefix)"])
+        .args([
+            "-I",
+            "-S",
+            "-c",
+            "import sys; print(sys.version.split()[0]); print(sys.base_prefix)",
+        ])
         .env_clear()
         .output()
         .map_err(|e| format!("cannot run {}: {e}", p.display()))?;
     if !out.status.success() {
-        return Err(format!("{} failed: {}", p.display(), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{} failed: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let s = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = s.lines();
-    Ok((lines.next().unwrap_or("").to_string(), lines.next().unwrap_or("/usr").to_string()))
+    Ok((
+        lines.next().unwrap_or("").to_string(),
+        lines.next().unwrap_or("/usr").to_string(),
+    ))
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -113,15 +150,20 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("another daemon is already listening on {}", path.display()));
+            return Err(format!(
+                "another daemon is already listening on {}",
+                path.display()
+            ));
         }
         let _ = std::fs::remove_file(path);
     }
-    let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let l = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     Ok(l)
@@ -188,7 +230,11 @@ fn run(args: Args) -> Result<(), String> {
         (None, "disabled".into())
     };
     let cgroup = limits::CgroupInfo {
-        pids: if cgroup_procs.is_some() { "cgroup-v1-pids+rlimit-nproc".into() } else { "rlimit-nproc".into() },
+        pids: if cgroup_procs.is_some() {
+            "cgroup-v1-pids+rlimit-nproc".into()
+        } else {
+            "rlimit-nproc".into()
+        },
         memory: "rlimit-as".into(),
         note: Some(cg_note),
     };
@@ -263,11 +309,14 @@ fn run(args: Args) -> Result<(), String> {
     let active = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
     if !engine.cfg.server.tcp.is_empty() {
-        let tcp = std::net::TcpListener::bind(&engine.cfg.server.tcp).map_err(|e| format!("cannot listen on {}: {e}", engine.cfg.server.tcp))?;
+        let tcp = std::net::TcpListener::bind(&engine.cfg.server.tcp)
+            .map_err(|e| format!("cannot listen on {}: {e}", engine.cfg.server.tcp))?;
         use std::os::fd::AsRawFd;
         let fd = tcp.as_raw_fd();
         let (e, a) = (engine.clone(), active.clone());
-        threads.push(std::thread::spawn(move || server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a)));
+        threads.push(std::thread::spawn(move || {
+            server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a)
+        }));
     }
     log::info(
         "listening",
@@ -284,14 +333,24 @@ fn run(args: Args) -> Result<(), String> {
     {
         use std::os::fd::AsRawFd;
         let fd = listener.as_raw_fd();
-        server::accept_loop(engine.clone(), listener, fd, |l| l.accept().map(|(s, _)| s), active.clone());
+        server::accept_loop(
+            engine.clone(),
+            listener,
+            fd,
+            |l| l.accept().map(|(s, _)| s),
+            active.clone(),
+        );
     }
     for t in threads {
         let _ = t.join();
     }
     let _ = std::fs::remove_file(&socket);
-    log::info("shutting down", &[("in_flight", active.load(Ordering::Relaxed).into())]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(engine.cfg.server.shutdown_grace_s);
+    log::info(
+        "shutting down",
+        &[("in_flight", active.load(Ordering::Relaxed).into())],
+    );
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(engine.cfg.server.shutdown_grace_s);
     while active.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -21,8 +21,12 @@ pub struct RunLimits {
 impl RunLimits {
     /// A request may lower any limit but never raise one above the daemon's maximum.
     pub fn clamp(cfg: &LimitsConfig, timeout_ms: Option<u64>, memory_mb: Option<u64>) -> RunLimits {
-        let timeout_ms = timeout_ms.unwrap_or(cfg.default_timeout_ms).clamp(1, cfg.max_timeout_ms);
-        let memory_mb = memory_mb.unwrap_or(cfg.default_memory_mb).clamp(32, cfg.max_memory_mb);
+        let timeout_ms = timeout_ms
+            .unwrap_or(cfg.default_timeout_ms)
+            .clamp(1, cfg.max_timeout_ms);
+        let memory_mb = memory_mb
+            .unwrap_or(cfg.default_memory_mb)
+            .clamp(32, cfg.max_memory_mb);
         RunLimits {
             timeout_ms,
             // CPU seconds are whole; the wall-clock deadline is the precise bound.
@@ -66,7 +70,10 @@ pub fn setup_pids_cgroups(slots: usize, pids_max: u64) -> (Option<Vec<PathBuf>>,
         }
         out.push(dir.join("cgroup.procs"));
     }
-    (Some(out), format!("per-slot pids cgroups under {}", parent.display()))
+    (
+        Some(out),
+        format!("per-slot pids cgroups under {}", parent.display()),
+    )
 }
 
 /// Removes the cgroups made by `setup_pids_cgroups` (they must be empty by then).

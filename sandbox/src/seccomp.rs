@@ -43,7 +43,12 @@ pub struct Insn {
 }
 
 const fn stmt(code: u16, k: u32) -> Insn {
-    Insn { code, jt: 0, jf: 0, k }
+    Insn {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
@@ -190,10 +195,16 @@ mod tests {
     #[test]
     fn jumps_stay_inside_the_program() {
         let p = build_filter();
-        assert!(p.len() < 4096, "BPF programs are limited to 4096 instructions");
+        assert!(
+            p.len() < 4096,
+            "BPF programs are limited to 4096 instructions"
+        );
         for (i, insn) in p.iter().enumerate() {
             if insn.code & 0x07 == 0x05 {
-                assert!(i + 1 + (insn.jt.max(insn.jf) as usize) < p.len(), "jump at {i} leaves the program");
+                assert!(
+                    i + 1 + (insn.jt.max(insn.jf) as usize) < p.len(),
+                    "jump at {i} leaves the program"
+                );
             }
         }
         assert_eq!(p.last().unwrap().k, SECCOMP_RET_ALLOW);
@@ -229,7 +240,9 @@ mod tests {
                     if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != -1 {
                         return 14;
                     }
-                    if libc::syscall(libc::SYS_clone3, 0, 0) != -1 || *libc::__errno_location() != libc::ENOSYS {
+                    if libc::syscall(libc::SYS_clone3, 0, 0) != -1
+                        || *libc::__errno_location() != libc::ENOSYS
+                    {
                         return 15;
                     }
                     0

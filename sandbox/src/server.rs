@@ -20,7 +20,10 @@ pub struct Response {
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
-    Response { code, body: serde_json::to_vec(v).unwrap_or_default() }
+    Response {
+        code,
+        body: serde_json::to_vec(v).unwrap_or_default(),
+    }
 }
 
 fn error(code: u16, kind: &str, msg: &str) -> Response {
@@ -45,13 +48,18 @@ fn reason(code: u16) -> &'static str {
 fn api_error(e: ApiError) -> Response {
     match e {
         ApiError::BadRequest(m) => error(400, "bad_request", &m),
-        ApiError::Busy => error(503, "busy", "all sandbox slots are busy and the queue is full; retry shortly"),
+        ApiError::Busy => error(
+            503,
+            "busy",
+            "all sandbox slots are busy and the queue is full; retry shortly",
+        ),
         ApiError::Unavailable(m) => error(503, "unavailable", &m),
     }
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| error(400, "bad_request", &format!("invalid JSON request: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| error(400, "bad_request", &format!("invalid JSON request: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -91,8 +99,14 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
             Err(r) => r,
         },
         ("POST", "/batch") => batch(engine, body),
-        (_, "/health" | "/languages" | "/run" | "/run_tests" | "/batch") => error(405, "method_not_allowed", "wrong method"),
-        _ => error(404, "not_found", "endpoints: GET /health, GET /languages, POST /run, /run_tests, /batch"),
+        (_, "/health" | "/languages" | "/run" | "/run_tests" | "/batch") => {
+            error(405, "method_not_allowed", "wrong method")
+        }
+        _ => error(
+            404,
+            "not_found",
+            "endpoints: GET /health, GET /languages, POST /run, /run_tests, /batch",
+        ),
     }
 }
 
@@ -103,14 +117,23 @@ fn batch(engine: &Engine, body: &[u8]) -> Response {
     };
     let n = req.items.len();
     if n > engine.cfg.server.max_batch {
-        return error(400, "bad_request", &format!("{n} items exceed max_batch {}", engine.cfg.server.max_batch));
+        return error(
+            400,
+            "bad_request",
+            &format!("{n} items exceed max_batch {}", engine.cfg.server.max_batch),
+        );
     }
     // The batch as a whole takes a place in the queue; its items then wait for slots freely.
     if engine.pool.queued() >= engine.cfg.server.max_queue {
         return api_error(ApiError::Busy);
     }
-    let items: Vec<std::sync::Mutex<Option<BatchItem>>> = req.items.into_iter().map(|i| std::sync::Mutex::new(Some(i))).collect();
-    let results: Vec<std::sync::Mutex<Value>> = (0..n).map(|_| std::sync::Mutex::new(Value::Null)).collect();
+    let items: Vec<std::sync::Mutex<Option<BatchItem>>> = req
+        .items
+        .into_iter()
+        .map(|i| std::sync::Mutex::new(Some(i)))
+        .collect();
+    let results: Vec<std::sync::Mutex<Value>> =
+        (0..n).map(|_| std::sync::Mutex::new(Value::Null)).collect();
     let next = AtomicUsize::new(0);
     let workers = engine.pool.size.min(n).max(1);
     std::thread::scope(|s| {
@@ -122,8 +145,12 @@ fn batch(engine: &Engine, body: &[u8]) -> Response {
                 }
                 let item = items[i].lock().ok().and_then(|mut g| g.take());
                 let out = match item {
-                    Some(BatchItem::Run(r)) => engine.run(r, false).map(|x| serde_json::to_value(x).unwrap_or_default()),
-                    Some(BatchItem::RunTests(r)) => engine.run_tests(r, false).map(|x| serde_json::to_value(x).unwrap_or_default()),
+                    Some(BatchItem::Run(r)) => engine
+                        .run(r, false)
+                        .map(|x| serde_json::to_value(x).unwrap_or_default()),
+                    Some(BatchItem::RunTests(r)) => engine
+                        .run_tests(r, false)
+                        .map(|x| serde_json::to_value(x).unwrap_or_default()),
                     None => Ok(Value::Null),
                 };
                 let v = match out {
@@ -139,7 +166,10 @@ fn batch(engine: &Engine, body: &[u8]) -> Response {
             });
         }
     });
-    let results: Vec<Value> = results.into_iter().map(|m| m.into_inner().unwrap_or_default()).collect();
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_default())
+        .collect();
     json_response(200, &json!({"results": results}))
 }
 
@@ -185,7 +215,11 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
         // Read until the blank line ending the head.
         loop {
             let before = head.len();
-            match reader.by_ref().take((MAX_HEAD + 1 - head.len()) as u64).read_until(b'\n', &mut head) {
+            match reader
+                .by_ref()
+                .take((MAX_HEAD + 1 - head.len()) as u64)
+                .read_until(b'\n', &mut head)
+            {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(_) => return,
@@ -194,14 +228,22 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
                 break;
             }
             if head.len() > MAX_HEAD || head.len() == before {
-                let _ = write_response(reader.get_mut(), &error(431, "header_too_large", "request head too large"), false);
+                let _ = write_response(
+                    reader.get_mut(),
+                    &error(431, "header_too_large", "request head too large"),
+                    false,
+                );
                 return;
             }
         }
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         if !matches!(req.parse(&head), Ok(httparse::Status::Complete(_))) {
-            let _ = write_response(reader.get_mut(), &error(400, "bad_request", "malformed HTTP request"), false);
+            let _ = write_response(
+                reader.get_mut(),
+                &error(400, "bad_request", "malformed HTTP request"),
+                false,
+            );
             return;
         }
         let method = req.method.unwrap_or("").to_string();
@@ -210,23 +252,41 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
         let mut keep_alive = req.version == Some(1);
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
-                match std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()) {
+                match std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                {
                     Some(n) => length = n,
                     None => {
-                        let _ = write_response(reader.get_mut(), &error(400, "bad_request", "bad Content-Length"), false);
+                        let _ = write_response(
+                            reader.get_mut(),
+                            &error(400, "bad_request", "bad Content-Length"),
+                            false,
+                        );
                         return;
                     }
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                let _ = write_response(reader.get_mut(), &error(411, "length_required", "send a Content-Length"), false);
+                let _ = write_response(
+                    reader.get_mut(),
+                    &error(411, "length_required", "send a Content-Length"),
+                    false,
+                );
                 return;
             } else if h.name.eq_ignore_ascii_case("connection") {
                 let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-                keep_alive = if v.contains("close") { false } else { keep_alive || v.contains("keep-alive") };
+                keep_alive = if v.contains("close") {
+                    false
+                } else {
+                    keep_alive || v.contains("keep-alive")
+                };
             }
         }
         if length > engine.cfg.server.max_request_bytes {
-            let msg = format!("request body of {length} bytes exceeds max_request_bytes {}", engine.cfg.server.max_request_bytes);
+            let msg = format!(
+                "request body of {length} bytes exceeds max_request_bytes {}",
+                engine.cfg.server.max_request_bytes
+            );
             let _ = write_response(reader.get_mut(), &error(413, "too_large", &msg), false);
             return;
         }
@@ -244,7 +304,10 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
                     ("path", path.clone().into()),
                     ("code", resp.code.into()),
                     ("bytes_in", length.into()),
-                    ("ms", ((t0.elapsed().as_secs_f64() * 1e5).round() / 100.0).into()),
+                    (
+                        "ms",
+                        ((t0.elapsed().as_secs_f64() * 1e5).round() / 100.0).into(),
+                    ),
                 ],
             );
         }
@@ -274,18 +337,29 @@ fn write_response<W: Write>(w: &mut W, r: &Response, keep_alive: bool) -> std::i
 }
 
 /// Accept loop shared by the Unix and TCP listeners; returns when SHUTDOWN is set.
-pub fn accept_loop<L, S>(engine: Arc<Engine>, listener: L, fd: i32, accept: impl Fn(&L) -> std::io::Result<S>, active: Arc<AtomicUsize>)
-where
+pub fn accept_loop<L, S>(
+    engine: Arc<Engine>,
+    listener: L,
+    fd: i32,
+    accept: impl Fn(&L) -> std::io::Result<S>,
+    active: Arc<AtomicUsize>,
+) where
     S: Read + Write + Send + 'static + SetTimeouts,
 {
     while !SHUTDOWN.load(Ordering::Relaxed) {
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: poll on one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, 200) };
         if n <= 0 {
             continue;
         }
-        let Ok(stream) = accept(&listener) else { continue };
+        let Ok(stream) = accept(&listener) else {
+            continue;
+        };
         stream.set_timeouts();
         if active.load(Ordering::Relaxed) >= engine.cfg.server.max_connections {
             let mut s = stream;
@@ -295,10 +369,12 @@ where
         active.fetch_add(1, Ordering::Relaxed);
         let engine = engine.clone();
         let active2 = active.clone();
-        let spawned = std::thread::Builder::new().name("conn".into()).spawn(move || {
-            handle_connection(&engine, stream);
-            active2.fetch_sub(1, Ordering::Relaxed);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || {
+                handle_connection(&engine, stream);
+                active2.fetch_sub(1, Ordering::Relaxed);
+            });
         if spawned.is_err() {
             active.fetch_sub(1, Ordering::Relaxed);
         }

@@ -41,7 +41,12 @@ pub enum SlotError {
 impl Slot {
     pub fn start(spec: &SlotSpec, hello: &Value) -> Result<Slot, String> {
         let proc_ = spawn_slot(spec)?;
-        let mut slot = Slot { index: spec.index, proc_, runs: 0, pending_done: None };
+        let mut slot = Slot {
+            index: spec.index,
+            proc_,
+            runs: 0,
+            pending_done: None,
+        };
         let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
         let res = slot
             .send(b'H', 0, &body)
@@ -51,7 +56,10 @@ impl Slot {
             Ok((b'h', _)) => Ok(slot),
             Ok((k, _)) => {
                 kill_slot(&slot.proc_);
-                Err(format!("zygote {} sent frame {:?} instead of hello", spec.index, k as char))
+                Err(format!(
+                    "zygote {} sent frame {:?} instead of hello",
+                    spec.index, k as char
+                ))
             }
             Err(e) => {
                 kill_slot(&slot.proc_);
@@ -66,13 +74,22 @@ impl Slot {
         hdr.push(kind);
         hdr.extend_from_slice(&budget_ms.to_le_bytes());
         hdr.extend_from_slice(payload);
-        self.proc_.ctl.set_write_timeout(Some(Duration::from_secs(30))).ok();
-        self.proc_.ctl.write_all(&hdr).map_err(|e| SlotError::Broken(format!("write to zygote: {e}")))
+        self.proc_
+            .ctl
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .ok();
+        self.proc_
+            .ctl
+            .write_all(&hdr)
+            .map_err(|e| SlotError::Broken(format!("write to zygote: {e}")))
     }
 
     fn read_frame(&mut self, timeout: Duration) -> Result<(u8, Vec<u8>), SlotError> {
         let broken = |e: std::io::Error| SlotError::Broken(format!("read from zygote: {e}"));
-        self.proc_.ctl.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).ok();
+        self.proc_
+            .ctl
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .ok();
         let mut hdr = [0u8; 5];
         self.proc_.ctl.read_exact(&mut hdr).map_err(broken)?;
         let n = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
@@ -86,7 +103,12 @@ impl Slot {
 
     /// Sends one request ('R' run, 'P' parse) and waits for the harness report and the zygote's
     /// "done". `budget_ms` is the harness's whole allowance; the daemon waits a little longer.
-    pub fn request(&mut self, kind: u8, budget_ms: u64, payload: &[u8]) -> Result<Reply, SlotError> {
+    pub fn request(
+        &mut self,
+        kind: u8,
+        budget_ms: u64,
+        payload: &[u8],
+    ) -> Result<Reply, SlotError> {
         if let Some(deadline) = self.pending_done.take() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.read_frame(left)? {
@@ -98,26 +120,27 @@ impl Slot {
         self.send(kind, budget.min(u32::MAX as u64) as u32, payload)?;
         self.runs += 1;
         let deadline = std::time::Instant::now() + Duration::from_millis(budget + GRACE_MS);
-        let report = None;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(SlotError::Broken("zygote missed its deadline".into()));
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (k, body) = self.read_frame(left)?;
+        match k {
+            b'r' => {
+                let r: Value = serde_json::from_slice(&body)
+                    .map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
+                self.pending_done = Some(deadline);
+                Ok(Reply {
+                    report: Some(r),
+                    killed: false,
+                })
             }
-            let (k, body) = self.read_frame(left)?;
-            match k {
-                b'r' => {
-                    let r: Value = serde_json::from_slice(&body).map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
-                    self.pending_done = Some(deadline);
-                    return Ok(Reply { report: Some(r), killed: false });
-                }
-                b'd' => {
-                    let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let killed = done.get("killed").and_then(Value::as_bool).unwrap_or(false);
-                    return Ok(Reply { report, killed });
-                }
-                other => return Err(SlotError::Broken(format!("unexpected frame {other}"))),
+            b'd' => {
+                let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let killed = done.get("killed").and_then(Value::as_bool).unwrap_or(false);
+                Ok(Reply {
+                    report: None,
+                    killed,
+                })
             }
+            other => Err(SlotError::Broken(format!("unexpected frame {other}"))),
         }
     }
 
@@ -185,7 +208,11 @@ impl Pool {
             }
             if let Some(slot) = free.pop_front() {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
-                return Ok(SlotGuard { pool: self, slot: Some(slot), broken: false });
+                return Ok(SlotGuard {
+                    pool: self,
+                    slot: Some(slot),
+                    broken: false,
+                });
             }
             free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
         }
@@ -207,7 +234,10 @@ impl Pool {
                 Ok(s) => s,
                 Err(e) => {
                     // Keep serving with one slot fewer rather than failing every request.
-                    log::error("slot restart failed", &[("slot", slot.index.into()), ("error", e.into())]);
+                    log::error(
+                        "slot restart failed",
+                        &[("slot", slot.index.into()), ("error", e.into())],
+                    );
                     self.cond.notify_one();
                     return;
                 }
@@ -215,7 +245,10 @@ impl Pool {
         } else {
             slot
         };
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).push_back(slot);
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(slot);
         self.cond.notify_one();
     }
 

@@ -76,7 +76,7 @@ def normalize_tests(tests: Any, record: dict | None = None) -> dict:
         if ins is None or outs is None or len(ins) != len(outs):
             raise DataError("tests: a dict needs `inputs` and `outputs` of equal length, or `test`", field="tests")
         fn = tests.get("fn_name")
-        tests = [({"fn": fn, "inputs": i, "outputs": o} if fn else {"input": i, "output": o}) for i, o in zip(ins, outs)]
+        tests = [({"fn": fn, "inputs": i, "outputs": o} if fn else {"input": i, "output": o}) for i, o in zip(ins, outs, strict=True)]
     if not isinstance(tests, list):
         raise DataError(f"tests: expected a list, dict or string, not {type(tests).__name__}", field="tests")
     cases, asserts = [], []

@@ -1,0 +1,170 @@
+"""The `code` verifier: runs the program in a response against the record's tests in the sandbox
+daemon (`grpo-sandboxd`) and scores the fraction of tests passed (or all-or-nothing)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from grpo_fast.errors import ConfigError, DataError
+from grpo_fast.sandbox.client import Client, tests_request
+from grpo_fast.sandbox.tests_format import normalize_tests
+from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, register_verifier
+
+# ```lang\n ... ``` with the info string captured; an unterminated last fence runs to the end.
+_FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\n`]*)\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
+
+LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}}
+
+
+def extract_code(response: str, language: str = "python", fallback: str = "none") -> str | None:
+    """The last fenced code block tagged with `language` (or one of its aliases); else the last
+    untagged block; else, with fallback="response", the whole response; else None."""
+    tags = LANGUAGE_TAGS.get(language, {language})
+    tagged, untagged = None, None
+    for m in _FENCE.finditer(response):
+        info = m.group(2).strip().split()
+        tag = info[0].lower() if info else ""
+        if tag in tags:
+            tagged = m.group(3)
+        elif not tag:
+            untagged = m.group(3)
+    code = tagged if tagged is not None else untagged
+    if code is None and fallback == "response":
+        code = response
+    return code
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+@register_verifier("code")
+class CodeVerifier(Verifier):
+    """Scores code responses by running them against the record's `tests` (docs/sandbox.md).
+
+    language: the fenced-block language to extract (only python runs today).
+    scoring: "fraction" (tests passed / total) or "all" (1.0 only when every test passes).
+    tests_field: the record field holding the tests.
+    timeout_ms, memory_mb: per-test limits (the daemon clamps them to its maxima).
+    compare: stdout comparison: whitespace (default), exact, tokens or float.
+    fallback: "none" (a response without a code block scores 0, reason no_answer) or "response"
+        (treat the whole response as the program).
+    socket, tcp: where the daemon listens (default: the local socket; started on demand).
+    """
+
+    name = "code"
+
+    def __init__(
+        self,
+        language: str = "python",
+        scoring: str = "fraction",
+        tests_field: str = "tests",
+        timeout_ms: int | None = None,
+        memory_mb: int | None = None,
+        compare: str = "whitespace",
+        float_tolerance: float = 1e-6,
+        fallback: str = "none",
+        output_chars: int = 2000,
+        socket: str | None = None,
+        tcp: str | None = None,
+        client: Client | None = None,
+        timeout: float | None = None,
+    ):
+        if scoring not in ("fraction", "all"):
+            raise ConfigError(f"code verifier: scoring must be 'fraction' or 'all', not {scoring!r}")
+        if compare not in ("whitespace", "exact", "tokens", "float"):
+            raise ConfigError(f"code verifier: unknown compare mode {compare!r}")
+        if fallback not in ("none", "response"):
+            raise ConfigError(f"code verifier: fallback must be 'none' or 'response', not {fallback!r}")
+        if timeout_ms is None and timeout is not None:  # the CLI's shared --timeout is in seconds
+            timeout_ms = int(timeout * 1000)
+        self.language = language
+        self.scoring = scoring
+        self.tests_field = tests_field
+        self.timeout_ms = timeout_ms
+        self.memory_mb = memory_mb
+        self.compare = compare
+        self.float_tolerance = float_tolerance
+        self.fallback = fallback
+        self.output_chars = output_chars
+        self._client = client
+        self._socket = socket
+        self._tcp = tcp
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self._socket, tcp=self._tcp)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _request(self, item: VerifyItem) -> tuple[dict | None, Verdict | None, str | None]:
+        code = extract_code(item.response, self.language, self.fallback)
+        if code is None or not code.strip():
+            return None, Verdict(0.0, False, "no_answer", None, {"execution_output": "", "status": "no_code"}), None
+        tests = item.record.get(self.tests_field)
+        if tests is None:
+            return None, Verdict(None, None, "error", code, {"message": f"record has no `{self.tests_field}`"}), code
+        try:
+            t = normalize_tests(tests, item.record)
+        except DataError as exc:
+            return None, Verdict(None, None, "error", code, {"message": exc.message}), code
+        body = tests_request(code, t["tests"], test_code=t["test_code"], entry_point=t["entry_point"],
+                             language=self.language, compare=self.compare, float_tolerance=self.float_tolerance,
+                             timeout_ms=self.timeout_ms, memory_mb=self.memory_mb)
+        body["kind"] = "run_tests"
+        return body, None, code
+
+    def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = [None] * len(items)
+        bodies, where, codes = [], [], {}
+        for i, it in enumerate(items):
+            body, early, code = self._request(it)
+            if early is not None:
+                verdicts[i] = early
+            else:
+                bodies.append(body)
+                where.append(i)
+                codes[i] = code
+        if bodies:
+            # A failure of the daemon as a whole raises SandboxError: it is not a per-item verdict.
+            results = self.client.map(bodies)
+            for i, res in zip(where, results, strict=True):
+                verdicts[i] = self._verdict(res, codes[i])
+        return [v for v in verdicts if v is not None]
+
+    def _verdict(self, res: dict[str, Any], code: str) -> Verdict:
+        if "error" in res:  # a per-item refusal by the daemon (bad tests, ...)
+            return Verdict(None, None, "error", code, {"message": res.get("message", res["error"])})
+        status = res.get("status")
+        total = int(res.get("total") or 0)
+        passed = int(res.get("passed") or 0)
+        ff = res.get("first_failure") or {}
+        output = ""
+        if ff:
+            parts = [ff.get("stdout") or "", ff.get("stderr") or ""]
+            output = _excerpt("\n".join(p for p in parts if p), self.output_chars)
+        details: dict[str, Any] = {"execution_output": output, "tests_passed": passed, "tests_total": total,
+                                   "status": status}
+        if ff:
+            details["first_failure"] = {k: ff.get(k) for k in ("index", "reason", "status", "check", "expected")}
+        if status == "sandbox_error":
+            details["message"] = res.get("message")
+            return Verdict(None, None, "error", code, details)
+        if status == "compile_error" or total == 0:
+            return Verdict(0.0, False, "wrong", code, details)
+        all_passed = passed == total
+        score = (1.0 if all_passed else 0.0) if self.scoring == "all" else passed / total
+        if all_passed:
+            reason = "correct"
+        elif any(t.get("status") == "timeout" for t in res.get("tests", [])) and passed == 0:
+            reason = "timeout"
+        else:
+            reason = "wrong"
+        return Verdict(score, all_passed, reason, code, details)

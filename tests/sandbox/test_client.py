@@ -1,0 +1,200 @@
+"""The Python client and the daemon's API, against the real daemon."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from grpo_fast.errors import SandboxError
+from grpo_fast.sandbox import Client, normalize_tests
+
+
+def test_health_reports_every_isolation_layer(sandbox):
+    h = sandbox.health()
+    iso = h["isolation"]
+    assert iso["mode"] == "native"
+    for layer in ("user_namespace", "pid_namespace", "mount_namespace", "network_namespace", "ipc_namespace",
+                  "uts_namespace", "readonly_root", "seccomp", "hard_rlimits", "empty_env", "unprivileged_uid"):
+        assert iso[layer] is True, layer
+    assert iso["memory"] == "rlimit-as"
+    assert iso["pids"] in ("rlimit-nproc", "cgroup-v1-pids+rlimit-nproc")
+    assert h["slots"] == 2
+
+
+def test_languages_lists_python(sandbox):
+    langs = sandbox.languages()
+    assert [x["name"] for x in langs] == ["python"]
+    assert langs[0]["version"].startswith("3.")
+
+
+def test_run_echoes_stdin(sandbox):
+    r = sandbox.run("import sys\nprint(sys.stdin.read().upper(), end='')", stdin="héllo\n")
+    assert r["status"] == "ok" and r["stdout"] == "HÉLLO\n" and r["exit_code"] == 0
+    assert r["wall_ms"] > 0 and r["max_rss_kb"] > 0
+
+
+@pytest.mark.parametrize(
+    "code, status, exit_code",
+    [
+        ("raise ValueError('boom')", "runtime_error", 1),
+        ("import sys\nsys.exit(3)", "runtime_error", 3),
+        ("import sys\nsys.exit(0)", "ok", 0),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", "runtime_error", None),
+        ("def f(:\n  pass", "runtime_error", 1),
+    ],
+    ids=["exception", "exit_code", "clean_exit", "signal", "syntax_error"],
+)
+def test_run_statuses(sandbox, code, status, exit_code):
+    r = sandbox.run(code)
+    assert r["status"] == status and r["exit_code"] == exit_code, r
+
+
+def test_traceback_names_the_program_not_the_harness(sandbox):
+    r = sandbox.run("def f():\n    1/0\nf()\n")
+    assert "ZeroDivisionError" in r["stderr"] and 'File "main.py", line 2' in r["stderr"]
+    assert "grpo-zygote" not in r["stderr"]
+
+
+def test_files_are_written_and_fetched(sandbox):
+    r = sandbox.run("print(open('data/in.txt').read())\nopen('out.txt','w').write('result')",
+                    files={"data/in.txt": "payload"}, fetch_files=["out.txt"])
+    assert r["stdout"] == "payload\n"
+    assert r["files"]["out.txt"]["b64"] == "cmVzdWx0"
+
+
+def test_limits_are_clamped_to_the_daemon_maxima(sandbox):
+    lim = sandbox.health()["limits"]
+    r = sandbox.run("import resource\nprint(*resource.getrlimit(resource.RLIMIT_AS))", memory_mb=10**9)
+    soft, hard = map(int, r["stdout"].split())
+    assert soft == hard == lim["max_memory_mb"] << 20
+
+
+def test_random_state_differs_between_runs(sandbox):
+    outs = {sandbox.run("import random\nprint(random.random())")["stdout"] for _ in range(4)}
+    assert len(outs) == 4
+
+
+def test_stdin_stdout_tests_with_comparison_modes(sandbox):
+    code = "a, b = map(float, input().split())\nprint(a / b)"
+    tests = [{"stdin": "1 3", "expected_stdout": "0.3333333"}, {"stdin": "1 2", "expected_stdout": "0.5"}]
+    assert sandbox.run_tests(code, tests, compare="float")["passed"] == 2
+    assert sandbox.run_tests(code, tests, compare="whitespace")["passed"] == 1
+    r = sandbox.run_tests(code, tests, compare="exact")
+    assert r["passed"] == 0 and r["first_failure"]["reason"] == "wrong_output"
+
+
+def test_call_style_tests(sandbox):
+    code = "def add(a, b):\n    return a + b\ndef pair(a):\n    return (a, a)"
+    r = sandbox.run_tests(code, [
+        {"call": "add", "args": [1, 2], "expected": 3},
+        {"call": "add", "args": [[1], [2]], "expected": [1, 2]},
+        {"call": "pair", "args": [1], "expected": [1, 1]},
+        {"call": "add", "args": ["a", "b"], "expected": "abc"},
+    ])
+    assert [t["passed"] for t in r["tests"]] == [True, True, True, False], r
+    assert r["pass_fraction"] == 0.75
+
+
+def test_assert_style_humaneval_check(sandbox):
+    code = "def add(a, b):\n    return a + b\n"
+    test = textwrap.dedent("""
+        METADATA = {}
+        def check(candidate):
+            assert candidate(1, 2) == 3
+            assert candidate(-1, 1) == 0
+            assert abs(candidate(0.1, 0.2) - 0.3) < 1e-9
+            assert candidate(2, 2) == 5
+    """)
+    r = sandbox.run_tests(code, test_code=test, entry_point="add")
+    assert r["total"] == 4 and r["passed"] == 3, r
+    assert r["first_failure"]["check"] == "assert candidate(2, 2) == 5"
+
+
+def test_assert_style_with_loops_runs_as_one_test(sandbox):
+    code = "def sq(x):\n    return x * x\n"
+    test = "def check(candidate):\n    for i in range(5):\n        assert candidate(i) == i * i\n"
+    assert sandbox.run_tests(code, test_code=test, entry_point="sq")["all_passed"]
+    assert not sandbox.run_tests("def sq(x):\n    return x\n", test_code=test, entry_point="sq")["all_passed"]
+
+
+def test_tuple_is_not_a_list_in_assertions(sandbox):
+    r = sandbox.run_tests("def f():\n    return (1, 2)\n", test_code="assert f() == [1, 2]\nassert f() == (1, 2)\n")
+    assert [t["passed"] for t in r["tests"]] == [False, True]
+
+
+def test_each_test_runs_in_a_fresh_process(sandbox):
+    code = "import sys\nseen = []\nseen.append(input())\nprint(len(seen))"
+    tests = [{"stdin": str(i), "expected_stdout": "1"} for i in range(5)]
+    assert sandbox.run_tests(code, tests)["passed"] == 5
+
+
+def test_a_timeout_in_one_test_does_not_stop_the_others(sandbox):
+    code = "n = int(input())\nwhile n == 0:\n    pass\nprint(n)"
+    tests = [{"stdin": "1", "expected_stdout": "1"}, {"stdin": "0", "expected_stdout": "0"},
+             {"stdin": "2", "expected_stdout": "2"}]
+    r = sandbox.run_tests(code, tests, timeout_ms=300)
+    assert [t["status"] for t in r["tests"]] == ["ok", "timeout", "ok"]
+
+
+def test_compile_error_fails_every_test(sandbox):
+    r = sandbox.run_tests("def f(:\n", [{"stdin": "", "expected_stdout": ""}])
+    assert r["status"] == "compile_error" and r["passed"] == 0 and "SyntaxError" in r["first_failure"]["stderr"]
+
+
+def test_bad_requests_are_clear_errors(sandbox):
+    with pytest.raises(SandboxError, match="unsupported language"):
+        sandbox.run("x", language="cobol")
+    with pytest.raises(SandboxError, match="no tests"):
+        sandbox.run_tests("print(1)", [])
+    with pytest.raises(SandboxError, match="expected_stdout"):
+        sandbox.run_tests("print(1)", [{"stdin": "1"}])
+
+
+def test_batch_mixes_runs_and_tests_in_order(sandbox):
+    items = [{"kind": "run", "code": f"print({i})"} for i in range(6)]
+    items.insert(3, {"kind": "run_tests", "code": "print(input())", "tests": [{"stdin": "x", "expected_stdout": "x"}]})
+    out = sandbox.batch(items)
+    assert [o.get("stdout") for o in out[:3]] == ["0\n", "1\n", "2\n"]
+    assert out[3]["all_passed"] is True
+    assert out[6]["stdout"] == "5\n"
+
+
+def test_map_keeps_order_over_many_concurrent_batches(sandbox):
+    items = [{"kind": "run", "code": f"print({i} * 2)"} for i in range(200)]
+    out = sandbox.map(items, chunk_size=16)
+    assert [o["stdout"] for o in out] == [f"{i * 2}\n" for i in range(200)]
+
+
+def test_oversized_request_is_refused(sandbox):
+    big = "x = 1\n" * (12 * 1024 * 1024)  # 72 MiB > 64 MiB default cap
+    with pytest.raises(SandboxError, match=r"413|exceeds|dropped"):
+        sandbox.run(big)
+    assert sandbox.run("print('still here')")["stdout"] == "still here\n"
+
+
+def test_client_without_daemon_and_without_start_fails_clearly(tmp_path):
+    c = Client(str(tmp_path / "none.sock"), start=False)
+    with pytest.raises(SandboxError, match="cannot reach"):
+        c.health()
+
+
+@pytest.mark.parametrize(
+    "tests, record, want",
+    [
+        ([{"input": "1", "output": "2"}], {}, {"tests": [{"stdin": "1", "expected_stdout": "2"}], "test_code": None}),
+        ({"inputs": ["1\n"], "outputs": ["2\n"]}, {}, {"tests": [{"stdin": "1\n", "expected_stdout": "2\n"}]}),
+        ({"fn_name": "f", "inputs": [[1, 2]], "outputs": [3]}, {},
+         {"tests": [{"call": "f", "args": [1, 2], "expected": 3}]}),
+        (["assert f(1) == 2", "assert f(2) == 3"], {}, {"test_code": "assert f(1) == 2\nassert f(2) == 3\n"}),
+        ({"test": "def check(candidate):\n    assert candidate(1)\n", "entry_point": "f"}, {},
+         {"entry_point": "f", "tests": []}),
+        ("assert g() == 1", {"entry_point": "g", "test_imports": ["import math"]},
+         {"test_code": "import math\nassert g() == 1\n", "entry_point": "g"}),
+    ],
+    ids=["stdio_list", "apps_stdio", "apps_call", "mbpp_list", "humaneval", "string_with_imports"],
+)
+def test_normalize_tests_shapes(tests, record, want):
+    got = normalize_tests(tests, record)
+    for k, v in want.items():
+        assert got[k] == v, (k, got)
