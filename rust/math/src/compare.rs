@@ -4,6 +4,7 @@
 //! decide soundly it leaves `Undecided` for the symbolic path.
 
 use crate::expr::{self, Parsed};
+use num_complex::Complex64 as C64;
 use num_rational::BigRational;
 use num_traits::Zero;
 
@@ -202,14 +203,37 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
             return NotEqual;
         }
     }
+    match (matrix(gold), matrix(resp)) {
+        (Some(g), Some(r)) => return compare_matrices(&g, &r, depth),
+        (Some(_), None) | (None, Some(_)) => return Undecided,
+        (None, None) => {}
+    }
+    if is_intervalish(gold) || is_intervalish(resp) {
+        if let (Some(g), Some(r)) = (intervals(gold), intervals(resp)) {
+            return compare_intervals(&g, &r, depth);
+        }
+    }
+    match (infinity(gold), infinity(resp)) {
+        (Some(a), Some(b)) => return if a == b { Equal } else { NotEqual },
+        (Some(_), None) if expr::parse(resp).is_some() => return NotEqual,
+        (None, Some(_)) if expr::parse(gold).is_some() => return NotEqual,
+        _ => {}
+    }
     if needs_symbolic(gold) || needs_symbolic(resp) {
         return Undecided;
     }
+    let listed = split_top(gold, b',').len() > 1 || split_top(resp, b',').len() > 1;
     // Equations: `x = 5` against `5` compares the right-hand side; two equations compare
-    // side by side (anything subtler, such as scaled equations, is left to sympy).
+    // side by side (anything subtler, such as scaled equations, is left to sympy). Lists
+    // (`x=-2, x=3`) are compared element by element below.
     let g_eq = split_top(gold, b'=');
     let r_eq = split_top(resp, b'=');
-    match (g_eq.len(), r_eq.len()) {
+    let eq_shape = if listed {
+        (1, 1)
+    } else {
+        (g_eq.len(), r_eq.len())
+    };
+    match eq_shape {
         (1, 1) => {}
         (1, n) if n >= 2 && split_top(resp, b',').len() == 1 => {
             return compare_depth(gold, r_eq[n - 1], depth + 1);
@@ -266,6 +290,306 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         }
         _ => Undecided,
     }
+}
+
+/// Matrix environments that denote the matrix itself (`vmatrix` is a determinant: not here).
+const MATRIX_ENVS: [&str; 4] = ["pmatrix", "bmatrix", "Bmatrix", "matrix"];
+
+/// `\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}` as rows of cells.
+fn matrix(s: &str) -> Option<Vec<Vec<&str>>> {
+    let env = MATRIX_ENVS.iter().find(|e| {
+        s.strip_prefix("\\begin{")
+            .and_then(|r| r.strip_prefix(**e))
+            .is_some_and(|r| r.starts_with('}'))
+    })?;
+    let open = format!("\\begin{{{env}}}");
+    let close = format!("\\end{{{env}}}");
+    let body = s
+        .strip_prefix(open.as_str())?
+        .strip_suffix(close.as_str())?;
+    if body.contains("\\begin") {
+        return None;
+    }
+    let mut rows: Vec<Vec<&str>> = body
+        .split("\\\\")
+        .map(|row| row.split('&').map(str::trim).collect())
+        .collect();
+    if rows.len() > 1 && rows.last().is_some_and(|r| r.len() == 1 && r[0].is_empty()) {
+        rows.pop();
+    }
+    (!rows.is_empty() && rows.iter().all(|r| r.iter().all(|c| !c.is_empty()))).then_some(rows)
+}
+
+fn compare_matrices(g: &[Vec<&str>], r: &[Vec<&str>], depth: usize) -> Decision {
+    if g.len() != r.len() || g.iter().zip(r).any(|(a, b)| a.len() != b.len()) {
+        return NotEqual;
+    }
+    let mut acc = Equal;
+    for (a, b) in g.iter().flatten().zip(r.iter().flatten()) {
+        acc = both(acc, compare_depth(a, b, depth + 1));
+        if acc == NotEqual {
+            break;
+        }
+    }
+    acc
+}
+
+/// `\infty` / `-\infty` as a whole answer: Some(true) for +, Some(false) for -.
+fn infinity(s: &str) -> Option<bool> {
+    match s {
+        "\\infty" | "+\\infty" | "\\infty " => Some(true),
+        "-\\infty" => Some(false),
+        _ => None,
+    }
+}
+
+fn is_intervalish(s: &str) -> bool {
+    ["\\infty", "\\cup", "<", ">", "\\leq", "\\geq"]
+        .iter()
+        .any(|m| s.contains(m))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum End<'a> {
+    Inf(bool),
+    At(&'a str),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Interval<'a> {
+    lo: End<'a>,
+    lo_closed: bool,
+    hi: End<'a>,
+    hi_closed: bool,
+}
+
+fn end(s: &str) -> End<'_> {
+    match infinity(s) {
+        Some(sign) => End::Inf(sign),
+        None => End::At(s),
+    }
+}
+
+/// `[a, b)`, `(-\infty, 2]`: a bracket pair with two ends.
+fn bracket_interval(s: &str) -> Option<Interval<'_>> {
+    let b = s.as_bytes();
+    if b.len() < 5 || !matches!(b[0], b'(' | b'[') || !matches!(b[b.len() - 1], b')' | b']') {
+        return None;
+    }
+    let inner = &s[1..s.len() - 1];
+    let parts = split_top(inner, b',');
+    if parts.len() != 2 || !balanced(inner) {
+        return None;
+    }
+    Some(Interval {
+        lo: end(parts[0]),
+        lo_closed: b[0] == b'[',
+        hi: end(parts[1]),
+        hi_closed: b[b.len() - 1] == b']',
+    })
+}
+
+fn is_variable(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty() && b[0].is_ascii_alphabetic() && (b.len() == 1 || (b.len() >= 3 && b[1] == b'_'))
+}
+
+/// Relations at the top level of `s`, as (position, operator, length); `<`, `>`, `\leq`, `\geq`.
+fn relations(s: &str) -> Vec<(usize, u8, usize)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            b'<' | b'>' if depth == 0 => {
+                let eq = b.get(i + 1) == Some(&b'=');
+                let op = match (b[i], eq) {
+                    (b'<', false) => b'<',
+                    (b'<', true) => b'l',
+                    (_, false) => b'>',
+                    (_, true) => b'g',
+                };
+                out.push((i, op, if eq { 2 } else { 1 }));
+                i += if eq { 2 } else { 1 };
+                continue;
+            }
+            b'\\' if depth == 0 && (s[i..].starts_with("\\leq") || s[i..].starts_with("\\geq")) => {
+                out.push((i, if b[i + 1] == b'l' { b'l' } else { b'g' }, 4));
+                i += 4;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `x \leq 2`, `2 < x`, `-3 \leq x < 3` as an interval of the real line.
+fn inequality_interval(s: &str) -> Option<Interval<'_>> {
+    let rels = relations(s);
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for &(pos, _, len) in &rels {
+        parts.push(s[start..pos].trim());
+        start = pos + len;
+    }
+    parts.push(s[start..].trim());
+    let upper = |op: u8| matches!(op, b'<' | b'l');
+    let closed = |op: u8| matches!(op, b'l' | b'g');
+    match (rels.len(), parts.as_slice()) {
+        (1, [l, r]) => {
+            let op = rels[0].1;
+            if is_variable(l) {
+                Some(if upper(op) {
+                    Interval {
+                        lo: End::Inf(false),
+                        lo_closed: false,
+                        hi: End::At(r),
+                        hi_closed: closed(op),
+                    }
+                } else {
+                    Interval {
+                        lo: End::At(r),
+                        lo_closed: closed(op),
+                        hi: End::Inf(true),
+                        hi_closed: false,
+                    }
+                })
+            } else if is_variable(r) {
+                Some(if upper(op) {
+                    Interval {
+                        lo: End::At(l),
+                        lo_closed: closed(op),
+                        hi: End::Inf(true),
+                        hi_closed: false,
+                    }
+                } else {
+                    Interval {
+                        lo: End::Inf(false),
+                        lo_closed: false,
+                        hi: End::At(l),
+                        hi_closed: closed(op),
+                    }
+                })
+            } else {
+                None
+            }
+        }
+        (2, [a, x, c]) if is_variable(x) => {
+            let (o1, o2) = (rels[0].1, rels[1].1);
+            if upper(o1) && upper(o2) {
+                Some(Interval {
+                    lo: End::At(a),
+                    lo_closed: closed(o1),
+                    hi: End::At(c),
+                    hi_closed: closed(o2),
+                })
+            } else if !upper(o1) && !upper(o2) {
+                Some(Interval {
+                    lo: End::At(c),
+                    lo_closed: closed(o2),
+                    hi: End::At(a),
+                    hi_closed: closed(o1),
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A union of intervals (`(-\infty, 1) \cup (2, \infty)`), or None when `s` is not one.
+fn intervals(s: &str) -> Option<Vec<Interval<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        let (part, next) = match find_top(rest, "\\cup") {
+            Some(i) => (&rest[..i], Some(&rest[i + 4..])),
+            None => (rest, None),
+        };
+        out.push(bracket_interval(part).or_else(|| inequality_interval(part))?);
+        match next {
+            Some(n) => rest = n,
+            None => return Some(out),
+        }
+    }
+}
+
+/// First top-level occurrence of `pat` in `s`.
+fn find_top(s: &str, pat: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut depth = 0i32;
+    for i in 0..b.len() {
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            _ if depth == 0 && s[i..].starts_with(pat) => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn compare_ends(a: End, b: End, depth: usize) -> Decision {
+    match (a, b) {
+        (End::Inf(x), End::Inf(y)) => {
+            if x == y {
+                Equal
+            } else {
+                NotEqual
+            }
+        }
+        (End::At(x), End::At(y)) => compare_depth(x, y, depth + 1),
+        _ => NotEqual,
+    }
+}
+
+fn compare_interval(a: &Interval, b: &Interval, depth: usize) -> Decision {
+    if a.lo_closed != b.lo_closed || a.hi_closed != b.hi_closed {
+        return NotEqual;
+    }
+    both(
+        compare_ends(a.lo, b.lo, depth),
+        compare_ends(a.hi, b.hi, depth),
+    )
+}
+
+fn compare_intervals(g: &[Interval], r: &[Interval], depth: usize) -> Decision {
+    if g.len() != r.len() || g.len() > MAX_ITEMS {
+        return if g.len() != r.len() {
+            Undecided
+        } else {
+            NotEqual
+        };
+    }
+    let mut used = vec![false; r.len()];
+    let mut undecided = false;
+    for a in g {
+        let mut found = false;
+        for (j, c) in r.iter().enumerate() {
+            if used[j] {
+                continue;
+            }
+            match compare_interval(a, c, depth) {
+                Equal => {
+                    used[j] = true;
+                    found = true;
+                    break;
+                }
+                Undecided => undecided = true,
+                NotEqual => {}
+            }
+        }
+        if !found {
+            return if undecided { Undecided } else { NotEqual };
+        }
+    }
+    Equal
 }
 
 fn both(a: Decision, b: Decision) -> Decision {
@@ -356,12 +680,12 @@ fn terminates(x: &BigRational) -> bool {
     d == num_bigint::BigInt::from(1)
 }
 
-fn rel_diff(a: f64, b: f64) -> f64 {
-    let scale = a.abs().max(b.abs());
+fn rel_diff(a: C64, b: C64) -> f64 {
+    let scale = a.norm().max(b.norm());
     if scale == 0.0 {
         0.0
     } else {
-        (a - b).abs() / scale
+        (a - b).norm() / scale
     }
 }
 
@@ -417,7 +741,7 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
         }
         // Near zero a relative error means nothing (`\sin\pi` is 1.2e-16, not 0): such a
         // point decides nothing.
-        if a.abs().max(c.abs()) < 1e-9 {
+        if a.norm().max(c.norm()) < 1e-9 {
             continue;
         }
         valid += 1;
@@ -488,8 +812,49 @@ mod tests {
             ("\\text{Monday}", "monday", Equal),
             ("3\\frac{1}{2}", "\\frac{7}{2}", Equal),
             ("2\\pi", "2 \\pi", Equal),
-            ("x \\le 2", "(-\\infty, 2]", Undecided),
-            ("3+4i", "4i+3", Undecided),
+            ("x \\le 2", "(-\\infty, 2]", Equal),
+            ("x < 2", "(-\\infty, 2]", NotEqual),
+            ("-3 \\le x < 3", "[-3, 3)", Equal),
+            ("x \\geq 5", "[5, \\infty)", Equal),
+            ("5 < x", "(5, \\infty)", Equal),
+            (
+                "(-\\infty,1)\\cup(2,\\infty)",
+                "(2,\\infty)\\cup(-\\infty,1)",
+                Equal,
+            ),
+            (
+                "(-\\infty,1)\\cup(2,\\infty)",
+                "(-\\infty,1]\\cup(2,\\infty)",
+                NotEqual,
+            ),
+            ("\\infty", "-\\infty", NotEqual),
+            ("\\infty", "1000000", NotEqual),
+            ("3+4i", "4i+3", Equal),
+            (
+                "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+                "\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+                "\\begin{pmatrix}1&3\\\\2&4\\end{pmatrix}",
+                NotEqual,
+            ),
+            (
+                "\\begin{pmatrix}1&2\\end{pmatrix}",
+                "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+                NotEqual,
+            ),
+            (
+                "\\begin{pmatrix}\\frac12\\\\1\\end{pmatrix}",
+                "\\begin{pmatrix}0.5\\\\1\\end{pmatrix}",
+                Equal,
+            ),
+            ("3+4i", "3-4i", NotEqual),
+            ("\\frac{1+i}{2}", "\\frac12+\\frac{i}{2}", Equal),
+            ("2i", "\\sqrt{-4}", Equal),
+            ("-2, 3", "x=3, x=-2", Equal),
+            ("\\sqrt[3]{-2}", "-\\sqrt[3]{2}", Equal),
             ("10^{10^{10}}", "10^{10^{10}}", Equal),
             ("9^{9^{9}}", "9^{9^{9}} + 1", Undecided),
         ];

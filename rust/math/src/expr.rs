@@ -4,6 +4,7 @@
 //! Anything outside this grammar fails to parse, which sends the item to the symbolic path.
 
 use num_bigint::BigInt;
+use num_complex::Complex64 as C64;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
@@ -33,6 +34,8 @@ pub enum Expr {
     Var(String),
     Pi,
     E,
+    /// The imaginary unit.
+    I,
     Neg(Box<Expr>),
     Add(Box<Expr>, Box<Expr>),
     Sub(Box<Expr>, Box<Expr>),
@@ -284,8 +287,11 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Expr::E
             }
-            // `i` is the imaginary unit (or an index); either way not a real fast-path value.
-            b'i' => return None,
+            // In answers `i` is the imaginary unit.
+            b'i' => {
+                self.pos += 1;
+                Expr::I
+            }
             c if c.is_ascii_alphabetic() => {
                 self.pos += 1;
                 let name = self.subscript((c as char).to_string())?;
@@ -596,7 +602,7 @@ pub fn exact(e: &Expr) -> Option<BigRational> {
             }
             BigRational::from_integer(acc)
         }
-        Expr::Var(_) | Expr::Pi | Expr::E | Expr::Call(..) => return None,
+        Expr::Var(_) | Expr::Pi | Expr::E | Expr::I | Expr::Call(..) => return None,
     })
 }
 
@@ -604,36 +610,54 @@ pub fn exact(e: &Expr) -> Option<BigRational> {
 /// skipped rather than trusted.
 const FLOAT_LIMIT: f64 = 1e250;
 
-fn guard(x: f64) -> f64 {
-    if !x.is_finite() || x.abs() > FLOAT_LIMIT || (x != 0.0 && x.abs() < 1.0 / FLOAT_LIMIT) {
-        f64::NAN
+fn nan() -> C64 {
+    C64::new(f64::NAN, f64::NAN)
+}
+
+fn guard(z: C64) -> C64 {
+    let m = z.norm();
+    if !m.is_finite() || m > FLOAT_LIMIT || (m != 0.0 && m < 1.0 / FLOAT_LIMIT) {
+        nan()
     } else {
-        x
+        // Rounding noise in a part that should be zero (e^{i pi}) must not look like a value.
+        let re = if z.re.abs() < m * 1e-13 { 0.0 } else { z.re };
+        let im = if z.im.abs() < m * 1e-13 { 0.0 } else { z.im };
+        C64::new(re, im)
     }
 }
 
-fn gamma_factorial(n: f64) -> f64 {
-    if n < 0.0 || n.fract() != 0.0 || n > 170.0 {
-        return f64::NAN;
-    }
-    (2..=n as u64).fold(1.0, |acc, i| acc * i as f64)
+fn real(x: f64) -> C64 {
+    C64::new(x, 0.0)
 }
 
-/// Floating-point value with variables bound by `value_of`; NaN when undefined or out of range.
-pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> f64 {
+fn factorial(n: C64) -> C64 {
+    if n.im != 0.0 || n.re < 0.0 || n.re.fract() != 0.0 || n.re > 170.0 {
+        return nan();
+    }
+    real((2..=n.re as u64).fold(1.0, |acc, i| acc * i as f64))
+}
+
+fn is_real_int(z: C64) -> Option<i64> {
+    (z.im == 0.0 && z.re.fract() == 0.0 && z.re.abs() < 1e15).then_some(z.re as i64)
+}
+
+/// Value at a sample point (variables bound by `value_of`), over the complex numbers; NaN when
+/// undefined or out of range. Odd roots of negative reals are the real roots, as in answers.
+pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> C64 {
     let r = match e {
-        Expr::Num(v) => v.to_f64().unwrap_or(f64::NAN),
-        Expr::Var(name) => value_of(name),
-        Expr::Pi => std::f64::consts::PI,
-        Expr::E => std::f64::consts::E,
+        Expr::Num(v) => real(v.to_f64().unwrap_or(f64::NAN)),
+        Expr::Var(name) => real(value_of(name)),
+        Expr::Pi => real(std::f64::consts::PI),
+        Expr::E => real(std::f64::consts::E),
+        Expr::I => C64::new(0.0, 1.0),
         Expr::Neg(a) => -eval(a, value_of),
         Expr::Add(a, c) => eval(a, value_of) + eval(c, value_of),
         Expr::Sub(a, c) => eval(a, value_of) - eval(c, value_of),
         Expr::Mul(a, c) => eval(a, value_of) * eval(c, value_of),
         Expr::Div(a, c) => {
             let d = eval(c, value_of);
-            if d == 0.0 {
-                f64::NAN
+            if d.norm() == 0.0 {
+                nan()
             } else {
                 eval(a, value_of) / d
             }
@@ -641,33 +665,35 @@ pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> f64 {
         Expr::Pow(a, c) => {
             let base = eval(a, value_of);
             let k = eval(c, value_of);
-            if base < 0.0 && k.fract() != 0.0 {
-                f64::NAN
-            } else {
-                base.powf(k)
+            match is_real_int(k) {
+                Some(n) if n.unsigned_abs() <= 4096 => base.powi(n as i32),
+                _ if base.im == 0.0 && base.re > 0.0 && k.im == 0.0 => real(base.re.powf(k.re)),
+                _ if base.norm() == 0.0 => {
+                    if k.re > 0.0 {
+                        real(0.0)
+                    } else {
+                        nan()
+                    }
+                }
+                _ => base.powc(k),
             }
         }
         Expr::Root(a, n) => {
             let x = eval(a, value_of);
             let n = eval(n, value_of);
-            if n == 2.0 {
-                if x < 0.0 {
-                    f64::NAN
-                } else {
-                    x.sqrt()
+            match is_real_int(n) {
+                Some(2) => x.sqrt(),
+                Some(k) if k > 0 && k % 2 == 1 && x.im == 0.0 => {
+                    real(x.re.signum() * x.re.abs().powf(1.0 / k as f64))
                 }
-            } else if x < 0.0 && n.fract() == 0.0 && (n as i64) % 2 == 1 {
-                -(-x).powf(1.0 / n)
-            } else if x < 0.0 {
-                f64::NAN
-            } else {
-                x.powf(1.0 / n)
+                Some(k) if k > 0 => x.powf(1.0 / k as f64),
+                _ => nan(),
             }
         }
-        Expr::Fact(a) => gamma_factorial(eval(a, value_of)),
+        Expr::Fact(a) => factorial(eval(a, value_of)),
         Expr::Binom(n, k) => {
             let (n, k) = (eval(n, value_of), eval(k, value_of));
-            gamma_factorial(n) / (gamma_factorial(k) * gamma_factorial(n - k))
+            factorial(n) / (factorial(k) * factorial(n - k))
         }
         Expr::Call(f, a) => {
             let x = eval(a, value_of);
@@ -675,12 +701,12 @@ pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> f64 {
                 Func::Sin => x.sin(),
                 Func::Cos => x.cos(),
                 Func::Tan => x.tan(),
-                Func::Sec => 1.0 / x.cos(),
-                Func::Csc => 1.0 / x.sin(),
-                Func::Cot => 1.0 / x.tan(),
+                Func::Sec => x.cos().inv(),
+                Func::Csc => x.sin().inv(),
+                Func::Cot => x.tan().inv(),
                 Func::Ln => {
-                    if x <= 0.0 {
-                        f64::NAN
+                    if x.norm() == 0.0 {
+                        nan()
                     } else {
                         x.ln()
                     }
@@ -735,7 +761,7 @@ mod tests {
         assert!(parse("x^2-1").is_some());
         assert!(parse("(x-1)(x+1)").is_some());
         assert!(parse("2\\pi r").is_some());
-        assert!(parse("3+4i").is_none());
+        assert!(parse("3+4i").is_some());
         assert!(parse("\\log_2 8").is_none());
         assert!(parse("1,2").is_none());
         let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));

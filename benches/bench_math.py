@@ -1,0 +1,369 @@
+"""Math answer checking, side by side: grpo-fast `math` against math-verify, the naive sympy
+approach (regex LaTeX rewrite + `simplify(g - r) == 0`) and plain string match.
+
+The workload is synthetic but shaped like GRPO rollouts: groups of 8 responses sharing a gold
+answer, 300-800 characters of reasoning ending in a final answer; ~60% integer golds, ~20%
+fractions/decimals, ~20% symbolic (radicals, pi, polynomials, intervals, tuples, sets, equations,
+complex numbers). About half the responses are correct, written in varied equivalent forms.
+
+Prints verifications/s, p99 per-item latency, accuracy against the generator's labels,
+agreement with grpo-fast (with examples of disagreements) and throughput ratios.
+
+    python benches/bench_math.py                # 20,000 pairs
+    python benches/bench_math.py --quick        # 2,000 pairs
+    python benches/bench_math.py --table        # also score every grader on tests/verifiers' table
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import re
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+GROUP = 8
+FILLER = [
+    "First, let us restate the problem in our own words.",
+    "We compute the quantity step by step.",
+    "Substituting the known values gives {a} + {b} = {c}.",
+    "Multiplying both sides by {a} we obtain {c}.",
+    "Note that {a} \\times {b} = {c}, which we will use below.",
+    "Checking the boundary case n = {a} confirms the pattern.",
+    "Hence the remaining amount is {c} - {a} = {d}.",
+    "This is consistent with the constraint that x > {a}.",
+    "Let me double-check the arithmetic once more.",
+    "So the total over {a} days is {c}.",
+]
+
+
+def reasoning(rng: random.Random) -> str:
+    target = rng.randint(300, 800)
+    parts: list[str] = []
+    while sum(len(p) + 1 for p in parts) < target:
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        parts.append(rng.choice(FILLER).format(a=a, b=b, c=a * b, d=a * b - a))
+    return " ".join(parts)[:target]
+
+
+def gold_integer(rng):
+    n = rng.choice([rng.randint(0, 100), rng.randint(100, 5000), rng.randint(-50, -1), rng.randint(1000, 999999)])
+    same = [str(n), f"{n}.0", f"{n:,}", f"\\text{{{n}}}", f"{n} \\text{{ dollars}}"]
+    wrong = [str(n + 1), str(n - 1), str(2 * n + 3) if n != -3 else "7", str(n + 10), f"{n + 1}.0"]
+    gold = f"{reasoning_short(rng)}\n#### {n}" if rng.random() < 0.4 else str(n)
+    return gold, same, wrong
+
+
+def reasoning_short(rng):
+    a, b = rng.randint(2, 50), rng.randint(2, 50)
+    return f"She has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} items."
+
+
+def gold_fraction(rng):
+    if rng.random() < 0.5:
+        q = rng.choice([2, 3, 4, 5, 6, 7, 8, 9, 12, 16])
+        p = rng.choice([x for x in range(1, 3 * q) if Fraction(x, q).denominator == q])
+        f = Fraction(p, q)
+        same = [f"\\frac{{{p}}}{{{q}}}", f"\\dfrac{{{p}}}{{{q}}}", f"{p}/{q}", f"\\frac{{{2 * p}}}{{{2 * q}}}"]
+        if 10**6 % q == 0:
+            same.append(str(float(f)))
+        wrong = [(f"\\frac{{{q}}}{{{p}}}", Fraction(q, p)), (f"\\frac{{{p + 1}}}{{{q}}}", Fraction(p + 1, q)),
+                 (f"{float(f):.2f}", Fraction(f"{float(f):.2f}")), (f"\\frac{{{p}}}{{{q + 1}}}", Fraction(p, q + 1))]
+        return f"\\frac{{{p}}}{{{q}}}", same, [w for w, val in wrong if val != f]
+    cents = rng.randint(1, 99999)
+    d = Fraction(cents, 100)
+    text = f"{cents / 100:.2f}"
+    same = [text, text + "0", f"\\frac{{{d.numerator}}}{{{d.denominator}}}", f"\\${text}"]
+    wrong = [f"{(cents + 1) / 100:.2f}", f"{(cents + 10) / 100:.2f}", f"{cents / 10:.1f}"]
+    return text, same, wrong
+
+
+def gold_symbolic(rng):
+    kind = rng.randrange(10)
+    a, b = rng.randint(2, 9), rng.choice([2, 3, 5, 6, 7])
+    if a == b:  # keeps every "wrong" form below really wrong
+        a += 1
+    if kind == 0:
+        return (f"{a}\\sqrt{{{b}}}", [f"{a}\\sqrt{{{b}}}", f"\\sqrt{{{a * a * b}}}", f"{a} \\sqrt {b}"],
+                [f"{a + 1}\\sqrt{{{b}}}", f"\\sqrt{{{a * b}}}", f"{a}\\sqrt{{{b + 1}}}"])
+    if kind == 1:
+        return (f"\\frac{{{a}\\pi}}{{{b}}}", [f"\\frac{{{a}\\pi}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}\\pi", f"{a}\\pi/{b}"],
+                [f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{b}\\pi}}{{{a}}}", f"{a}\\pi"])
+    if kind == 2:
+        return (f"x^2-{a * a}", [f"x^2-{a * a}", f"(x-{a})(x+{a})", f"x^{{2}} - {a * a}"],
+                [f"(x-{a})^2", f"x^2+{a * a}", f"(x-{a})(x+{a + 1})"])
+    if kind == 3:
+        return (f"[{a}, {a + b})", [f"[{a}, {a + b})", f"[{a},{a + b})", f"\\left[{a}, {a + b}\\right)"],
+                [f"({a}, {a + b})", f"[{a}, {a + b}]", f"[{a}, {a + b + 1})"])
+    if kind == 4:
+        return (f"({a}, -{b})", [f"({a}, -{b})", f"({a},-{b})", f"\\left({a}, -{b}\\right)"],
+                [f"(-{b}, {a})", f"({a}, {b})", f"({a + 1}, -{b})"])
+    if kind == 5:
+        return (f"-{a}, {b}", [f"-{a}, {b}", f"{b}, -{a}", f"x=-{a}, x={b}"], [f"{a}, -{b}", f"{b}", f"-{a}, {b}, 0"])
+    if kind == 6:
+        return (f"y = {a}x + {b}", [f"y = {a}x + {b}", f"y={b}+{a}x", f"{a}x+{b}"],
+                [f"y = {b}x + {a}", f"y = {a}x - {b}", f"y = {a}x"])
+    if kind == 7:
+        return (f"{a}+{b}i", [f"{a}+{b}i", f"{b}i+{a}", f"{a} + {b}i"], [f"{a}-{b}i", f"{b}+{a}i", f"{a}"])
+    if kind == 8:
+        return (f"(-\\infty, {a}]", [f"(-\\infty, {a}]", f"x \\le {a}", f"(-\\infty,{a}]"],
+                [f"(-\\infty, {a})", f"[{a}, \\infty)", f"x < {a}"])
+    m = f"\\begin{{pmatrix}} {a} \\\\ -{b} \\end{{pmatrix}}"
+    return (m, [m, f"\\begin{{pmatrix}}{a}\\\\-{b}\\end{{pmatrix}}", f"\\begin{{bmatrix}} {a} \\\\ -{b} \\end{{bmatrix}}"],
+            [f"\\begin{{pmatrix}} {b} \\\\ -{a} \\end{{pmatrix}}", f"\\begin{{pmatrix}} {a} \\\\ {b} \\end{{pmatrix}}"])
+
+
+def wrap(rng, ans: str, integer: bool) -> str:
+    text = reasoning(rng)
+    r = rng.random()
+    if integer and r < 0.1:
+        return f"{text}\n#### {ans}"
+    if r < 0.2:
+        return f"{text} The answer is ${ans}$."
+    if r < 0.25:
+        return f"{text}\nFinal Answer: The final answer is ${ans}$. I hope it is correct."
+    return f"{text} Therefore the answer is $\\boxed{{{ans}}}$."
+
+
+def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
+    rng = random.Random(seed)
+    pairs = []
+    while len(pairs) < n:
+        u = rng.random()
+        integer = u < 0.6
+        gold, same, wrong = gold_integer(rng) if integer else gold_fraction(rng) if u < 0.8 else gold_symbolic(rng)
+        for _ in range(GROUP):
+            ok = rng.random() < 0.5
+            form = (same[0] if rng.random() < 0.6 else rng.choice(same)) if ok else rng.choice(wrong)
+            pairs.append((gold, wrap(rng, form, integer), ok))
+    return pairs[:n]
+
+
+# ---------------------------------------------------------------- graders
+
+def last_boxed(text: str) -> str | None:
+    i = text.rfind("\\boxed{")
+    if i < 0:
+        m = re.findall(r"####\s*(.+)", text) or re.findall(r"answer is \$?([^$\n]+?)\$?\.?(?:\s|$)", text)
+        return m[-1].strip() if m else None
+    depth, j = 1, i + 7
+    while j < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        j += 1
+    return text[i + 7 : j - 1] if depth == 0 else None
+
+
+def gold_answer(gold: str) -> str:
+    if "####" in gold:
+        return gold.split("####")[-1].strip()
+    return last_boxed(gold) or gold
+
+
+def string_match(gold: str, resp: str) -> bool:
+    a = last_boxed(resp)
+    return a is not None and a.strip() == gold_answer(gold).strip()
+
+
+_naive_sympy = None
+
+
+def naive_sympy(gold: str, resp: str) -> bool:
+    """The seed's idea: regex LaTeX -> Python syntax, sympify, simplify the difference."""
+    import sympy
+
+    def rewrite(s: str) -> str:
+        s = s.replace("\\left", "").replace("\\right", "").replace("\\dfrac", "\\frac").replace("$", "")
+        s = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", s)
+        s = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", s)
+        s = s.replace("\\pi", "pi").replace("\\cdot", "*").replace("\\times", "*").replace("^", "**")
+        s = s.replace("{", "(").replace("}", ")").replace("\\", "").replace(",", "")
+        s = re.sub(r"(\d)\s*([a-zA-Z(])", r"\1*\2", s)
+        return s
+
+    a = last_boxed(resp)
+    if a is None:
+        return False
+    try:
+        g, r = sympy.sympify(rewrite(gold_answer(gold))), sympy.sympify(rewrite(a))
+        return bool(sympy.simplify(g - r) == 0)
+    except Exception:  # noqa: BLE001 - any failure is "not equal" for this approach
+        return False
+
+
+def math_verify_grader():
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        return None
+
+    def grade(gold: str, resp: str) -> bool:
+        g = gold if ("\\boxed" in gold or "####" in gold) else f"${gold}$"
+        if "####" in g:
+            g = g.split("####")[-1].strip()
+        try:
+            return bool(verify(parse(g), parse(resp)))
+        except Exception:  # noqa: BLE001
+            return False
+
+    return grade
+
+
+def run_sequential(name: str, fn: Callable[[str, str], bool], pairs, budget_s: float | None = None):
+    """Single process, one item at a time (how these graders are used), with a 5 s per-item
+    guard so one pathological item cannot stall the benchmark."""
+
+    def alarm(*_):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    out, lat = [], []
+    start = time.perf_counter()
+    try:
+        for g, r in pairs:
+            t = time.perf_counter()
+            signal.alarm(5)
+            try:
+                v = fn(g, r)
+            except TimeoutError:
+                v = None
+            finally:
+                signal.alarm(0)
+            lat.append(time.perf_counter() - t)
+            out.append(v)
+            if budget_s is not None and time.perf_counter() - start > budget_s:
+                break
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    return out, time.perf_counter() - start, lat
+
+
+def p99(xs):
+    return statistics.quantiles(xs, n=100)[98] if len(xs) >= 100 else max(xs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20_000, help="number of (gold, response) pairs")
+    ap.add_argument("--quick", action="store_true", help="2,000 pairs")
+    ap.add_argument("--workers", type=int, default=None, help="grpo-fast symbolic workers (default: all cores)")
+    ap.add_argument("--shuffle", action="store_true", help="shuffle pairs (groups no longer adjacent)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["math-verify", "sympy", "string"])
+    ap.add_argument("--table", action="store_true", help="also score each grader on the test table")
+    ap.add_argument("--examples", type=int, default=5, help="disagreement examples shown per grader")
+    args = ap.parse_args()
+    n = 2_000 if args.quick else args.n
+
+    from grpo_fast.verifiers.math import MathVerifier
+
+    pairs = workload(n)
+    if args.shuffle:
+        random.Random(1).shuffle(pairs)
+    golds = [g for g, _, _ in pairs]
+    resps = [r for _, r, _ in pairs]
+    labels = [ok for _, _, ok in pairs]
+    print(f"workload: {n:,} pairs, groups of {GROUP} {'shuffled' if args.shuffle else 'adjacent'}; "
+          f"{os.cpu_count()} cores; python {sys.version.split()[0]}")
+
+    results: dict[str, dict] = {}
+    with MathVerifier(workers=args.workers) as v:
+        v.verify_pairs(["\\log_2 8"], ["\\boxed{3}"])  # start the sympy workers outside the timing
+        v._cache.clear()
+        start = time.perf_counter()
+        verdicts = v.verify_pairs(golds, resps)
+        secs = time.perf_counter() - start
+        symbolic = v.stats["symbolic"] - 1
+        sample = random.Random(2).sample(range(n), min(1000, n))
+        lat = []
+        for i in sample:
+            v._cache.clear()
+            t = time.perf_counter()
+            v.verify_pairs([golds[i]], [resps[i]])
+            lat.append(time.perf_counter() - t)
+    ours = [vd.correct for vd in verdicts]
+    results["grpo-fast math"] = {"out": ours, "secs": secs, "lat": lat, "n": n}
+    print(f"grpo-fast: {symbolic:,} of {n:,} items went to the symbolic path (sympy workers); "
+          f"timeouts {sum(vd.reason == 'timeout' for vd in verdicts)}")
+
+    graders: list[tuple[str, Callable | None]] = []
+    if "math-verify" not in args.skip:
+        mv = math_verify_grader()
+        if mv is None:
+            print("math-verify: not importable (pip install math-verify) - skipped")
+        graders.append(("math-verify", mv))
+    if "sympy" not in args.skip:
+        graders.append(("naive sympy", naive_sympy))
+    if "string" not in args.skip:
+        graders.append(("string match", string_match))
+    for name, fn in graders:
+        if fn is None:
+            continue
+        out, secs, lat = run_sequential(name, fn, list(zip(golds, resps)))
+        results[name] = {"out": out, "secs": secs, "lat": lat, "n": len(out)}
+
+    base = results["grpo-fast math"]
+    base_rate = base["n"] / base["secs"]
+    print()
+    print(f"{'grader':<16} {'verif/s':>10} {'p99 ms':>8} {'accuracy':>9} {'agree':>7} {'grpo-fast x':>12}")
+    for name, r in results.items():
+        k = r["n"]
+        acc = sum((o is True) == lab for o, lab in zip(r["out"], labels[:k])) / k
+        agree = sum((o is True) == (b is True) for o, b in zip(r["out"], base["out"][:k])) / k
+        rate = k / r["secs"]
+        print(f"{name:<16} {rate:>10,.0f} {1000 * p99(r['lat']):>8.2f} {100 * acc:>8.2f}% {100 * agree:>6.2f}% "
+              f"{base_rate / rate:>11.1f}x")
+    print("\naccuracy = agreement with the generator's correct/wrong label; agree = with grpo-fast; "
+          "grpo-fast x = grpo-fast throughput / this grader's (all cores vs one process).")
+    print("grpo-fast p99 is for single-item calls (batch of one) on a sample of 1,000 items.")
+
+    for name, r in results.items():
+        if name == "grpo-fast math":
+            continue
+        diffs = [i for i, (o, b) in enumerate(zip(r["out"], base["out"])) if (o is True) != (b is True)]
+        if not diffs:
+            continue
+        ours_right = sum((base["out"][i] is True) == labels[i] for i in diffs)
+        print(f"\n{name}: {len(diffs)} disagreements with grpo-fast; grpo-fast matches the label on {ours_right}")
+        shown = 0
+        for i in diffs:
+            if shown >= args.examples:
+                break
+            ans = last_boxed(resps[i]) or resps[i][-60:]
+            print(f"  gold {gold_answer(golds[i])!r:<28} answer {ans!r:<28} label {labels[i]!s:<5} "
+                  f"grpo-fast {base['out'][i]!s:<5} {name} {r['out'][i]}")
+            shown += 1
+
+    if args.table:
+        table_accuracy(graders)
+
+
+def table_accuracy(graders) -> None:
+    path = Path(__file__).resolve().parent.parent / "tests" / "verifiers" / "test_math_table.py"
+    spec = importlib.util.spec_from_file_location("math_table", path)
+    if spec is None or spec.loader is None:
+        return
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cases = mod.CASES
+    from grpo_fast.verifiers.math import MathVerifier
+
+    with MathVerifier() as v:
+        ours = [vd.correct for vd in v.verify_pairs([c[1] for c in cases], [c[2] for c in cases])]
+    print(f"\ntest table ({len(cases)} cases): grpo-fast {sum((o is True) == c[3] for o, c in zip(ours, cases))}"
+          f"/{len(cases)}")
+    for name, fn in graders:
+        if fn is None:
+            continue
+        out, _, _ = run_sequential(name, fn, [(c[1], c[2]) for c in cases])
+        wrong = [c[0] for o, c in zip(out, cases) if (o is True) != c[3]]
+        print(f"  {name}: {len(cases) - len(wrong)}/{len(cases)}; misses: {', '.join(wrong[:20])}")
+
+
+if __name__ == "__main__":
+    main()
