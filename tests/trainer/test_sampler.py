@@ -34,7 +34,26 @@ def test_groups_have_n_completions_with_consistent_tokens(tiny):
                 assert c.token_ids[-1] == tok.eos_token_id and tok.eos_token_id not in c.token_ids[:-1]
             else:
                 assert len(c.token_ids) == 4 and tok.eos_token_id not in c.token_ids
-            assert c.text == tok.decode([t for t in c.token_ids if t != tok.eos_token_id], skip_special_tokens=True)
+            assert c.text == tok.decode([t for t in c.token_ids if t != tok.eos_token_id])
+
+
+@pytest.mark.parametrize(("ids", "text", "finish"), [
+    ([5, 2], "1", "stop"),  # EOS ends the completion and is not part of the text
+    ([5, 3], "1<unk>", "length"),  # an UNK must stay visible: hiding it let a policy fake an EOS
+    ([5, 0, 2], "1<pad>", "stop"),
+    ([5, 2, 6, 2], "1", "stop"),  # everything after the first stop token is dropped
+])
+def test_split_completion_keeps_special_tokens_in_the_text(ids, text, finish):
+    from grpo_fast.sampler.base import split_completion
+    from grpo_fast.trainer.toy_tasks import ToyExactVerifier
+    from grpo_fast.verifiers.base import VerifyItem
+
+    tok = build_char_tokenizer()
+    got_ids, got_text, got_finish = split_completion(tok, ids, [tok.eos_token_id])
+    assert (got_text, got_finish) == (text, finish)
+    assert got_ids == ids[:ids.index(2) + 1] if 2 in ids else ids
+    verdict = ToyExactVerifier().verify_batch([VerifyItem("0=", got_text, {"answer": "1"})])[0]
+    assert verdict.correct is (text == "1")
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])

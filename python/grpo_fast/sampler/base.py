@@ -58,3 +58,31 @@ def format_prompt(tokenizer: Any, prompt: Prompt, use_chat_template: bool = True
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                              add_generation_prompt=True)
     return prompt
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """The tokenizer's EOS plus any extra end tokens in the model's generation config (chat models
+    often end a turn with a token other than the tokenizer's EOS)."""
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for t in gen if isinstance(gen, (list, tuple)) else ([gen] if gen is not None else []):
+        if int(t) not in ids:
+            ids.append(int(t))
+    return ids
+
+
+def split_completion(tokenizer: Any, token_ids: list[int], stop_ids: list[int]) -> tuple[list[int], str, str]:
+    """Cut generated ids after the first stop token; return (ids incl. the stop token, text, finish_reason).
+
+    The text is decoded *with* special tokens (only the stop token is left out): a policy must not earn
+    reward by emitting a pad/unk/bos token that a `skip_special_tokens` decode would hide."""
+    end = next((i for i, t in enumerate(token_ids) if t in stop_ids), None)
+    if end is None:
+        ids, finish = list(token_ids), "length"
+        body = ids
+    else:
+        ids, finish = list(token_ids[:end + 1]), "stop"
+        body = ids[:-1]
+    return ids, tokenizer.decode(body, skip_special_tokens=False), finish

@@ -8,7 +8,15 @@ from typing import Any
 
 import torch
 
-from grpo_fast.sampler.base import Completion, CompletionGroup, Prompt, Sampler, format_prompt
+from grpo_fast.sampler.base import (
+    Completion,
+    CompletionGroup,
+    Prompt,
+    Sampler,
+    format_prompt,
+    split_completion,
+    stop_token_ids,
+)
 
 
 class TransformersSampler(Sampler):
@@ -40,7 +48,7 @@ class TransformersSampler(Sampler):
         if not prompt_ids:
             return []
         pad = self.tokenizer.pad_token_id
-        eos = self.tokenizer.eos_token_id
+        stops = stop_token_ids(self.tokenizer, self.model)
         width = max(len(x) for x in prompt_ids)
         device = next(self.model.parameters()).device
         rows = [x for x in prompt_ids for _ in range(n)]
@@ -53,7 +61,7 @@ class TransformersSampler(Sampler):
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, do_sample=True,
                 temperature=float(p["temperature"]), top_p=float(p["top_p"]), top_k=int(p["top_k"]),
-                max_new_tokens=int(p["max_new_tokens"]), pad_token_id=pad, eos_token_id=eos,
+                max_new_tokens=int(p["max_new_tokens"]), pad_token_id=pad, eos_token_id=stops,
                 output_scores=True, return_dict_in_generate=True,
             )
         finally:
@@ -72,15 +80,8 @@ class TransformersSampler(Sampler):
             comps = []
             for j in range(n):
                 r = i * n + j
-                toks = new_l[r]
-                if eos in toks:
-                    end = toks.index(eos) + 1
-                    finish = "stop"
-                else:
-                    end = len(toks)
-                    finish = "length"
-                ids = toks[:end]
-                text = self.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
+                ids, text, finish = split_completion(self.tokenizer, new_l[r], stops)
+                end = len(ids)
                 comps.append(Completion(text=text, token_ids=ids, logprobs=lp_l[r][:end], finish_reason=finish))
             rec = dict(records[i]) if records is not None else {}
             groups.append(CompletionGroup(prompt=prompt, prompt_text=texts[i], prompt_ids=prompt_ids[i],

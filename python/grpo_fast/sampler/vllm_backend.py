@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from grpo_fast.sampler.base import Completion, CompletionGroup, Prompt, Sampler, format_prompt
+from grpo_fast.sampler.base import (
+    Completion,
+    CompletionGroup,
+    Prompt,
+    Sampler,
+    format_prompt,
+    split_completion,
+)
 
 
 def vllm_available() -> bool:
@@ -54,7 +61,7 @@ class VLLMSampler(Sampler):
         if self.max_prompt_length:
             ids = [x[-self.max_prompt_length:] for x in ids]
         outs = self.llm.generate([{"prompt_token_ids": x} for x in ids], sp, use_tqdm=False)
-        eos = self.tokenizer.eos_token_id
+        stops = [self.tokenizer.eos_token_id]
         groups = []
         for i, out in enumerate(outs):
             comps = []
@@ -64,8 +71,9 @@ class VLLMSampler(Sampler):
                 # logprobs=0 returns the sampled token's log-prob; look it up by id when present.
                 if c.logprobs:
                     lps = [d[t].logprob if t in d else lp for d, t, lp in zip(c.logprobs, toks, lps, strict=False)]
+                # vLLM drops the stop token from token_ids; the text has no special tokens either way.
+                _, text, _ = split_completion(self.tokenizer, toks, stops)
                 finish = "stop" if c.finish_reason == "stop" else "length"
-                text = self.tokenizer.decode([t for t in toks if t != eos], skip_special_tokens=True)
                 comps.append(Completion(text=text, token_ids=toks, logprobs=lps, finish_reason=finish))
             rec = dict(records[i]) if records is not None else {}
             groups.append(CompletionGroup(prompt=prompts[i], prompt_text=texts[i], prompt_ids=ids[i],

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from grpo_fast.errors import ConfigError
-from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
+from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler, split_completion, stop_token_ids
 from grpo_fast.trainer import distributed as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
 from grpo_fast.trainer.loss import grpo_loss
@@ -433,7 +433,7 @@ def greedy_generate(model: Any, tokenizer: Any, sampler: Any, prompts: Sequence[
     """One greedy completion per prompt (for evaluation), through the sampler's prompt encoding."""
     texts, ids = sampler.encode_prompts(prompts)
     pad = tokenizer.pad_token_id
-    eos = tokenizer.eos_token_id
+    stops = stop_token_ids(tokenizer, model)
     width = max(len(x) for x in ids)
     device = next(model.parameters()).device
     input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
@@ -442,15 +442,14 @@ def greedy_generate(model: Any, tokenizer: Any, sampler: Any, prompts: Sequence[
     model.eval()
     try:
         out = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stops,
                              temperature=None, top_p=None, top_k=None)
     finally:
         model.train(was)
     groups = []
     for i, row in enumerate(out[:, width:].tolist()):
-        toks = row[:row.index(eos) + 1] if eos in row else row
-        text = tokenizer.decode([t for t in toks if t != eos], skip_special_tokens=True)
-        comp = Completion(text, toks, [0.0] * len(toks), "stop" if eos in row else "length")
+        toks, text, finish = split_completion(tokenizer, row, stops)
+        comp = Completion(text, toks, [0.0] * len(toks), finish)
         groups.append(CompletionGroup(prompts[i], texts[i], ids[i], [comp], dict(records[i])))
     return groups
 

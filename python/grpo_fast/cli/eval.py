@@ -1,0 +1,121 @@
+"""`grpo-fast eval`: accuracy of a model on prompts, scored by a verifier (greedy or sampled)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+
+
+@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--model", required=True, help="A local path (e.g. a training checkpoint) or Hub id.")
+@click.option("--data", type=click.Path(exists=True), default=None, help="Prompts with gold fields (JSONL / Parquet / datasets dir).")
+@click.option("--toy", type=click.Choice(["next_digit", "digit_sum"]), default=None, help="Evaluate on a toy task.")
+@click.option("--verifier", default=None, help="Verifier name or mix (default: math; the toy's own with --toy).")
+@click.option("-n", "--num-samples", type=int, default=1, show_default=True,
+              help="1 = greedy decoding; > 1 = sampled, reports mean accuracy and pass@n.")
+@click.option("--prompt-field", default="prompt", show_default=True)
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="For -n > 1.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--limit", type=int, default=None)
+@click.option("--chat-template/--no-chat-template", default=True, show_default=True)
+@click.option("--output", "-o", type=click.Path(), default=None, help="Also write the scored groups here.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None, num_samples: int, prompt_field: str,
+             max_new_tokens: int, temperature: float, batch_size: int, limit: int | None, chat_template: bool,
+             output: str | None, seed: int, as_json: bool) -> None:
+    """Evaluate MODEL: generate for each prompt, verify, report accuracy, mean score and the share of
+    completions with a verdict.
+
+    \b
+    Examples:
+      grpo-fast eval --model runs/demo/checkpoint-150 --toy next_digit
+      grpo-fast eval --model ./ckpt --data test.jsonl --verifier math -n 8 --temperature 0.7 --json
+    """
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from grpo_fast.errors import GrpoError
+    from grpo_fast.sampler.transformers_backend import TransformersSampler
+    from grpo_fast.trainer.loop import greedy_generate
+    from grpo_fast.trainer.prompt_data import load_prompt_records
+    from grpo_fast.trainer.run import resolve_verifier
+    from grpo_fast.verifiers.base import VerifyItem
+
+    console = Console(stderr=True)
+    try:
+        if toy:
+            from grpo_fast.trainer.toy_tasks import get_toy_task
+
+            task = get_toy_task(toy)
+            records = [dict(r) for r in task.records]
+            verifier = verifier or task.verifier
+            max_new_tokens = min(max_new_tokens, task.max_completion_length)
+            chat_template = False
+        elif data:
+            records = load_prompt_records(data, prompt_field)
+        else:
+            raise click.UsageError("give --data or --toy")
+        if limit is not None:
+            records = records[:limit]
+        ver = resolve_verifier(verifier or "math")
+        torch.manual_seed(seed)
+        tok = AutoTokenizer.from_pretrained(model, padding_side="left")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        lm = AutoModelForCausalLM.from_pretrained(model).to(device)
+        if sum(p.numel() for p in lm.parameters()) < 50_000_000 and device == "cpu":
+            torch.set_num_threads(1)
+        sampler = TransformersSampler(lm, tok, max_new_tokens=max_new_tokens, temperature=temperature,
+                                      use_chat_template=chat_template)
+        scored = []
+        for i in range(0, len(records), batch_size):
+            recs = records[i:i + batch_size]
+            prompts = [r[prompt_field] for r in recs]
+            if num_samples == 1:
+                groups = greedy_generate(lm, tok, sampler, prompts, recs, max_new_tokens)
+            else:
+                groups = sampler.generate(prompts, num_samples, records=recs)
+            items = [VerifyItem(g.prompt_text, c.text, g.record) for g in groups for c in g.completions]
+            verdicts = ver.verify_batch(items)
+            k = 0
+            for g in groups:
+                vs = verdicts[k:k + len(g.completions)]
+                k += len(g.completions)
+                scored.append((g, vs))
+    except GrpoError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        sys.exit(2)
+
+    all_v = [v for _, vs in scored for v in vs]
+    judged = [v for v in all_v if v.score is not None]
+    correct = [bool(v.correct) if v.correct is not None else (v.score or 0) >= 1.0 for v in judged]
+    res = {
+        "model": model, "prompts": len(scored), "samples_per_prompt": num_samples,
+        "accuracy": sum(correct) / len(judged) if judged else math.nan,
+        "mean_score": sum(v.score for v in judged) / len(judged) if judged else math.nan,
+        "verification_rate": len(judged) / max(len(all_v), 1),
+    }
+    if num_samples > 1:
+        res[f"pass@{num_samples}"] = sum(any(v.correct for v in vs) for _, vs in scored) / max(len(scored), 1)
+    if output:
+        from grpo_fast.data import RecordWriter
+
+        with RecordWriter(output) as w:
+            for g, vs in scored:
+                rec = dict(g.record)
+                rec["responses"] = [{"text": c.text, "score": v.score, "correct": v.correct, "reason": v.reason}
+                                    for c, v in zip(g.completions, vs, strict=True)]
+                w.write(rec)
+    if as_json:
+        click.echo(json.dumps(res))
+    t = Table(title=f"eval {model}")
+    for k in res:
+        t.add_column(k, justify="right")
+    t.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in res.values()])
+    console.print(t)
