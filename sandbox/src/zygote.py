@@ -17,6 +17,7 @@ import resource
 import select
 import signal
 import struct
+import time
 import sys
 import traceback
 import types
@@ -114,13 +115,18 @@ def write_file(path, text):
         os.close(fd)
 
 
-def enter_sandbox(stdin_fd, out_w, err_w, res_w, lim):
-    """Runs in T right after fork: after this returns, T holds nothing but its own pipes."""
-    os.dup2(stdin_fd, 0)
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    os.dup2(res_w, RES_FD, inheritable=False)
-    os.closerange(RES_FD + 1, 1 << 16)
+def read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def drop_privileges():
+    """Runs in T before it knows its unit: after this, T has no capability anywhere, a fresh
+    user namespace, no way to gain privileges, and the seccomp filter."""
     if not CFG["isolated"]:
         os.setsid()  # a process group of its own, so the harness can kill all it started
     else:
@@ -136,6 +142,20 @@ def enter_sandbox(stdin_fd, out_w, err_w, res_w, lim):
         write_file("/proc/self/gid_map", f"{uid} {uid} 1")
         hdr, data = CapHeader(0x20080522, 0), (CapData * 2)()
         check(libc.syscall(CFG["sys_capset"], ctypes.byref(hdr), ctypes.byref(data)), "capset")
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(SECCOMP[0]), 0, 0), "seccomp")
+
+
+def enter_unit(stdin_text, lim):
+    """The request-dependent part: stdin, hard limits, a clean process state."""
+    data = stdin_text.encode("utf-8", "surrogateescape")
+    fd = os.memfd_create("stdin", 0)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0)
+    os.close(fd)
     for res, val in (
         (resource.RLIMIT_CPU, lim["cpu_s"]),
         (resource.RLIMIT_AS, lim["memory_bytes"]),
@@ -147,8 +167,6 @@ def enter_sandbox(stdin_fd, out_w, err_w, res_w, lim):
         (resource.RLIMIT_MSGQUEUE, 0),
     ):
         resource.setrlimit(res, (val, val))  # soft = hard: the program cannot raise it back
-    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(SECCOMP[0]), 0, 0), "seccomp")
     os.chdir("/tmp")
     os.environ.clear()
     sys.stdin = sys.__stdin__ = io.TextIOWrapper(
@@ -224,8 +242,21 @@ def exec_program(code_obj, mod):
         return 1
 
 
-def child_main(unit, code_obj, fds, lim):
-    enter_sandbox(*fds, lim)
+CODE_OBJ = None  # set in G once the program compiled; children forked later inherit it
+
+
+def child_main(ctl_r, out_w, err_w, res_w):
+    os.dup2(ctl_r, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.dup2(res_w, RES_FD, inheritable=False)
+    os.closerange(RES_FD + 1, 1 << 16)
+    drop_privileges()
+    msg = json.loads(read_all(0))
+    unit, lim = msg["unit"], msg["limits"]
+    enter_unit(unit.get("stdin", ""), lim)
+    code_obj = CODE_OBJ if CODE_OBJ is not None else compile(msg["code"], "main.py", "exec", dont_inherit=True)
+    del msg
     mod = types.ModuleType("__main__")
     mod.__builtins__ = builtins
     mod.__file__ = "main.py"
@@ -312,33 +343,61 @@ def fetch_files(names, cap):
     return out
 
 
-def run_unit(unit, code_obj, lim):
-    stdin_fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
-    data = unit.get("stdin", "").encode("utf-8", "surrogateescape")
-    view = memoryview(data)
-    while view:
-        view = view[os.write(stdin_fd, view):]
-    os.lseek(stdin_fd, 0, os.SEEK_SET)
+class Child:
+    """A forked T waiting for its unit on a pipe (forked ahead, so the fork is off the critical
+    path), with the read ends of its stdout, stderr and result pipes."""
+
+    def __init__(self, pid, ctl_w, out_r, err_r, res_r):
+        self.pid, self.ctl_w, self.out_r, self.err_r, self.res_r = pid, ctl_w, out_r, err_r, res_r
+        self.inherited = CODE_OBJ is not None  # forked after compiling: has the code object
+
+
+PIDNS = [-1]  # G's own PID namespace, to make unshare(CLONE_NEWPID) repeatable
+
+
+def spawn_child():
+    if CFG["isolated"]:
+        # Every T is pid 1 of its own PID namespace: when it exits, the kernel kills everything
+        # it started, and a spare T forked ahead of time is out of its reach.
+        check(libc.setns(PIDNS[0], CLONE_NEWPID), "setns(pid)")
+        check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     res_r, res_w = os.pipe()
-    t0 = __import__("time").monotonic()
+    ctl_r, ctl_w = os.pipe()
     pid = os.fork()
-    CURRENT[0] = pid
     if pid == 0:
         try:
-            os.close(out_r), os.close(err_r), os.close(res_r)
-            child_main(unit, code_obj, (stdin_fd, out_w, err_w, res_w), lim)
+            for fd in (out_r, err_r, res_r, ctl_w):
+                os.close(fd)
+            child_main(ctl_r, out_w, err_w, res_w)
         except BaseException as exc:
             try:
-                os.write(2, f"sandbox setup failed: {exc}\n".encode())
+                os.write(2, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
             finally:
                 os._exit(111)
         os._exit(112)
-    for fd in (stdin_fd, out_w, err_w, res_w):
+    for fd in (out_w, err_w, res_w, ctl_r):
         os.close(fd)
+    return Child(pid, ctl_w, out_r, err_r, res_r)
+
+
+def dispatch(child, unit, lim, code):
+    msg = json.dumps({"unit": unit, "limits": lim, "code": None if child.inherited else code})
+    view = memoryview(msg.encode())
+    try:
+        while view:
+            view = view[os.write(child.ctl_w, view):]
+    except OSError:
+        pass  # the child died in setup; its stderr says why
+    os.close(child.ctl_w)
+
+
+def collect(child, unit, lim, t0):
+    pid = child.pid
     timeout_s = lim["timeout_ms"] / 1000.0
     cap = lim["max_output_bytes"]
+    out_r, err_r, res_r = child.out_r, child.err_r, child.res_r
     streams = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
     caps = {out_r: cap, err_r: cap, res_r: 1 << 24}
     pidfd = os.pidfd_open(pid)
@@ -347,18 +406,27 @@ def run_unit(unit, code_obj, lim):
         poller.register(fd, select.POLLIN)
     live = {out_r, err_r, res_r, pidfd}
     timed_out = over = False
-    now = __import__("time").monotonic
+    now = time.monotonic
+    drain_until = None
     while live:
-        left = t0 + timeout_s - now()
-        if left <= 0 and not timed_out and pidfd in live:
-            timed_out = True
-            kill_all(pid)
-        events = poller.poll(max(0, left * 1000) if pidfd in live else 1000)
-        for fd, _ in events:
+        t = now()
+        if pidfd in live:
+            left = t0 + timeout_s - t
+            if left <= 0 and not timed_out:
+                timed_out = True
+                kill_child(pid)
+        else:
+            # The program is gone (and with it its PID namespace); only stragglers' output is left.
+            drain_until = drain_until or t + 2.0
+            left = drain_until - t
+            if left <= 0:
+                break
+        for fd, _ in poller.poll(max(0, left * 1000)):
             if fd == pidfd:
                 live.discard(pidfd)
                 poller.unregister(pidfd)
-                kill_all(None)  # the program is done: nothing it started may linger
+                if not CFG["isolated"]:
+                    kill_child(pid)  # without namespaces: its process group
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -371,11 +439,10 @@ def run_unit(unit, code_obj, lim):
                 buf += chunk[:room]
             if len(buf) > caps[fd] and not over:
                 over = True
-                kill_all(pid)
+                kill_child(pid)
     wall_ms = (now() - t0) * 1000.0
     _, status, ru = os.wait4(pid, 0)
     os.close(pidfd)
-    reap_all()
     for fd in (out_r, err_r, res_r):
         os.close(fd)
     out, err = streams[out_r], streams[err_r]
@@ -396,51 +463,44 @@ def run_unit(unit, code_obj, lim):
     return result
 
 
-CURRENT = [0]
+def kill_child(pid):
+    try:
+        if CFG["isolated"]:
+            os.kill(pid, signal.SIGKILL)  # pid 1 of its namespace: the kernel kills the rest
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
-def kill_all(pid):
-    if not CFG["isolated"]:
-        try:
-            os.killpg(pid or CURRENT[0], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        return
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if CFG["isolated"]:
-        try:
-            os.kill(-1, signal.SIGKILL)  # G is pid 1 of the run's namespace: this is everything else
-        except ProcessLookupError:
-            pass
-
-
-def reap_all():
-    if not CFG["isolated"]:
-        return
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
+SPARE = [None]
 
 
 def harness_main(data):
+    global CODE_OBJ
     req = json.loads(data)
     del data
     write_request_files(req.get("files"))
     lim = req["limits"]
     units = req["units"]
+    code = req["code"]
     try:
-        code_obj = compile(req["code"], "main.py", "exec", dont_inherit=True)
+        compiled = compile(code, "main.py", "exec", dont_inherit=True)
     except BaseException as exc:
         err = "".join(traceback.format_exception_only(type(exc), exc))
         send_frame(ord("r"), {"compile_error": err})
         return
-    results = [run_unit(u, code_obj, lim) for u in units]
+    spare, SPARE[0] = SPARE[0], None
+    CODE_OBJ = compiled
+    results = []
+    for i, unit in enumerate(units):
+        child = spare if spare is not None else spawn_child()
+        spare = None
+        t0 = time.monotonic()
+        dispatch(child, unit, lim, code)
+        if i + 1 < len(units):
+            spare = spawn_child()  # forks while this test runs on the other core
+        results.append(collect(child, unit, lim, t0))
     reply = {"units": results}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])
@@ -542,6 +602,9 @@ def prefork(own_pidns):
             os.close(w)
             libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
             setup_run()
+            if CFG["isolated"]:
+                PIDNS[0] = os.open("/proc/self/ns/pid", os.O_RDONLY)
+            SPARE[0] = spawn_child()
             data = read_request(r)
             if not data:
                 os._exit(0)

