@@ -55,6 +55,15 @@ group_key_option = click.option(
 )
 
 
+def reading_options(fn: F) -> F:
+    """The input options shared by commands that read rollout files: error policy, rejects file,
+    score range and the flat-record group key."""
+    for option in reversed((on_error_option, rejects_option, score_range_option, any_score_option,
+                            group_key_option)):
+        fn = option(fn)
+    return fn
+
+
 def handle_errors(fn: F) -> F:
     """Turn GrpoError into a clean one-line message and exit status 2 (no traceback)."""
 

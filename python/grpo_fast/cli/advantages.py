@@ -8,15 +8,11 @@ import click
 
 from grpo_fast.advantages import METHODS, write_advantages
 from grpo_fast.cli._common import (
-    any_score_option,
     console,
     fmt,
-    group_key_option,
     handle_errors,
-    on_error_option,
     print_json,
-    rejects_option,
-    score_range_option,
+    reading_options,
 )
 
 
@@ -27,11 +23,7 @@ from grpo_fast.cli._common import (
               help="grpo: (r-mean)/(std+eps); dr_grpo: r-mean; rloo: leave-one-out; batch_std: std over the batch.")
 @click.option("--eps", type=float, default=1e-4, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@on_error_option
-@rejects_option
-@score_range_option
-@any_score_option
-@group_key_option
+@reading_options
 @handle_errors
 def advantages(input, output, method, eps, as_json, on_error, rejects, score_range, any_score, group_key) -> None:
     """Read INPUT, add an `advantage` to every response, write OUTPUT (grouped form).

@@ -11,17 +11,13 @@ from rich.table import Table
 
 from grpo_fast import _native
 from grpo_fast.cli._common import (
-    any_score_option,
     byte_progress,
     console,
     fmt,
-    group_key_option,
     handle_errors,
-    on_error_option,
     pct,
     print_json,
-    rejects_option,
-    score_range_option,
+    reading_options,
 )
 from grpo_fast.data import iter_batches
 
@@ -71,11 +67,7 @@ def render(path: str, s: dict, report: dict, seconds: float) -> Table:
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout instead of tables.")
 @click.option("--eps", type=float, default=1e-4, show_default=True, help="eps added to the std in grpo advantages.")
-@on_error_option
-@rejects_option
-@score_range_option
-@any_score_option
-@group_key_option
+@reading_options
 @handle_errors
 def stats(files, as_json, eps, on_error, rejects, score_range, any_score, group_key) -> None:
     """Summarise rollout FILES (.jsonl, .jsonl.gz, .jsonl.zst, - for stdin).

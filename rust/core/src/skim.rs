@@ -218,50 +218,8 @@ impl<'a> Cursor<'a> {
         self.ws();
         match self.peek()? {
             b'"' => self.string().map(drop),
-            b'{' => {
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    self.string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(GiveUp),
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(GiveUp),
-                    }
-                }
-            }
+            b'{' => self.members(depth, true, |_, c| c.skip_value(depth + 1)),
+            b'[' => self.elements(depth, |c| c.skip_value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -320,8 +278,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// Iterates the members of an object, calling `f(key, cursor)` with the cursor before
-    /// the value; `f` must consume the value.
-    fn object(&mut self, depth: usize, mut f: impl FnMut(&[u8], &mut Self) -> R<()>) -> R<()> {
+    /// the value; `f` must consume the value. Keys are raw; with `escaped_keys` false an
+    /// escaped key gives up (callers that match key names need the decoded form).
+    fn members(
+        &mut self,
+        depth: usize,
+        escaped_keys: bool,
+        mut f: impl FnMut(&[u8], &mut Self) -> R<()>,
+    ) -> R<()> {
         if depth > MAX_DEPTH {
             return Err(GiveUp);
         }
@@ -335,8 +299,8 @@ impl<'a> Cursor<'a> {
         loop {
             self.ws();
             let key = self.string()?;
-            if key.escaped {
-                return Err(GiveUp); // rare; let the exact path compare escaped keys
+            if key.escaped && !escaped_keys {
+                return Err(GiveUp);
             }
             self.ws();
             self.eat(b':')?;
@@ -353,10 +317,36 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Iterates the elements of an array; `f` must consume each value.
+    fn elements(&mut self, depth: usize, mut f: impl FnMut(&mut Self) -> R<()>) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        self.ws();
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            f(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
     fn response(&mut self) -> R<SkimmedResponse> {
         let mut r = SkimmedResponse::default();
         let mut seen = [false; 3];
-        self.object(2, |key, c| {
+        self.members(2, false, |key, c| {
             let slot = match key {
                 b"text" => 0,
                 b"score" => 1,
@@ -449,7 +439,7 @@ pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
     let mut c = Cursor { b: line, i: 0 };
     let mut out = SkimmedLine::default();
     let mut seen = [false; 11];
-    c.object(1, |key, c| {
+    c.members(1, false, |key, c| {
         let slot = match key {
             b"prompt" => 0,
             b"responses" => 1,
@@ -469,27 +459,11 @@ pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
         match slot {
             0 => out.prompt = Some(c.string_value()?),
             1 => {
-                c.ws();
-                c.eat(b'[')?;
                 let mut list = Vec::with_capacity(16);
-                c.ws();
-                if c.peek()? == b']' {
-                    c.i += 1;
-                } else {
-                    loop {
-                        c.ws();
-                        list.push(c.response()?);
-                        c.ws();
-                        match c.peek()? {
-                            b',' => c.i += 1,
-                            b']' => {
-                                c.i += 1;
-                                break;
-                            }
-                            _ => return Err(GiveUp),
-                        }
-                    }
-                }
+                c.elements(2, |c| {
+                    list.push(c.response()?);
+                    Ok(())
+                })?;
                 out.responses = Some(list);
             }
             2 => out.id = Some(c.raw_value()?),
