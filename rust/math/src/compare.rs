@@ -505,6 +505,11 @@ fn inequality_interval(s: &str) -> Option<Interval<'_>> {
 
 /// A union of intervals (`(-\infty, 1) \cup (2, \infty)`), or None when `s` is not one.
 fn intervals(s: &str) -> Option<Vec<Interval<'_>>> {
+    // `x < -2, x > 3` (from "x < -2 or x > 3"): a union when every part is an inequality.
+    let commas = split_top(s, b',');
+    if commas.len() > 1 {
+        return commas.into_iter().map(inequality_interval).collect();
+    }
     let mut out = Vec::new();
     let mut rest = s;
     loop {
@@ -528,7 +533,7 @@ fn find_top(s: &str, pat: &str) -> Option<usize> {
         match b[i] {
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => depth -= 1,
-            _ if depth == 0 && s[i..].starts_with(pat) => return Some(i),
+            _ if depth == 0 && b[i..].starts_with(pat.as_bytes()) => return Some(i),
             _ => {}
         }
     }
@@ -828,6 +833,17 @@ mod tests {
                 NotEqual,
             ),
             ("\\infty", "-\\infty", NotEqual),
+            (
+                "(-\\infty,-2)\\cup(3,\\infty)",
+                "x<-2 \\text{ or } x>3",
+                Equal,
+            ),
+            (
+                "(-\\infty,-2)\\cup(3,\\infty)",
+                "x<-2 \\text{ or } x\\geq 3",
+                NotEqual,
+            ),
+            ("\\frac{1}{3}", "0.\\overline{3}", Equal),
             ("\\infty", "1000000", NotEqual),
             ("3+4i", "4i+3", Equal),
             (

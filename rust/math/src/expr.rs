@@ -362,6 +362,29 @@ impl<'a> Parser<'a> {
             digits.parse().ok()?
         };
         let mut value = BigRational::new(mantissa, BigInt::from(10u8).pow(frac_part.len() as u32));
+        // A repeating block: `0.\overline{3}` = 1/3, `1.2\overline{45}`.
+        if self.rest().starts_with(b".\\overline{") {
+            self.pos += 1;
+        }
+        if self.rest().starts_with(b"\\overline{") {
+            let start = self.pos + 10;
+            let len = self.s[start..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if len == 0 || len > 50 || self.s.get(start + len) != Some(&b'}') {
+                return None;
+            }
+            let block: BigInt = std::str::from_utf8(&self.s[start..start + len])
+                .ok()?
+                .parse()
+                .ok()?;
+            let scale = BigInt::from(10u8).pow(frac_part.len() as u32);
+            let period = BigInt::from(10u8).pow(len as u32) - 1u8;
+            value += BigRational::new(block, scale * period);
+            self.pos = start + len + 1;
+            return Some(Expr::Num(value));
+        }
         // Scientific notation written as `1.5e3` / `2E-4` (only directly after a number).
         if matches!(self.peek(), Some(b'e' | b'E')) {
             let save = self.pos;
@@ -749,6 +772,8 @@ mod tests {
         assert_eq!(ex("\\sqrt[3]{-8}"), q(-2, 1));
         assert_eq!(ex("8^{\\frac{2}{3}}"), q(4, 1));
         assert_eq!(ex("5!"), q(120, 1));
+        assert_eq!(ex("0.\\overline{3}"), q(1, 3));
+        assert_eq!(ex("1.2\\overline{45}"), q(137, 110));
         assert_eq!(ex("\\binom{5}{2}"), q(10, 1));
         assert_eq!(ex("\\sqrt{2}"), None);
         assert_eq!(ex("10^{10^{10}}"), None);

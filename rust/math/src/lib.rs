@@ -133,6 +133,23 @@ pub fn check(gold: &str, response: &str, opts: &Options) -> Check {
     }
 }
 
+/// `check_prepared`, with a bug in the fast path (a panic) turned into `Undecided`: the item
+/// then goes to the symbolic path instead of taking the whole batch down.
+fn guarded(gold: &Gold, response: &str, opts: &Options) -> Check {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_prepared(gold, response, opts)
+    }))
+    .unwrap_or_else(|_| {
+        let ex = extract::extract_response(response, false);
+        Check {
+            verdict: Verdict::Undecided,
+            normalized: ex.as_ref().map(|e| e.text.clone()),
+            extracted: ex.as_ref().map(|e| e.text.clone()),
+            source: ex.map(|e| e.source),
+        }
+    })
+}
+
 /// Below this many items a batch runs on the calling thread: splitting costs more than it saves.
 const PARALLEL_MIN: usize = 256;
 
@@ -156,7 +173,7 @@ pub fn check_batch<S: AsRef<str> + Sync>(
             }
             let gold = cached.as_ref().and_then(|(_, g)| g.clone());
             let c = match &gold {
-                Some(gd) => check_prepared(gd, responses[i].as_ref(), opts),
+                Some(gd) => guarded(gd, responses[i].as_ref(), opts),
                 None => Check {
                     verdict: Verdict::NoGold,
                     extracted: None,

@@ -85,7 +85,8 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
                 '·' => out.push_str("\\cdot "),
                 '√' => out.push_str("\\sqrt"),
                 '~' => out.push(' '),
-                '€' | '£' => {}
+                // A stray `$` (GSM8K `#### $18`) is currency or a lost delimiter.
+                '€' | '£' | '$' => {}
                 _ => out.push(ch),
             }
             i += ch.len_utf8();
@@ -153,6 +154,8 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
             "infin" => out.push_str("\\infty "),
             "varnothing" => out.push_str("\\emptyset "),
             "lbrace" => out.push_str("\\{"),
+            "langle" => out.push('('),
+            "rangle" => out.push(')'),
             "rbrace" => out.push_str("\\}"),
             _ => {
                 out.push('\\');
@@ -366,7 +369,34 @@ pub fn normalize(answer: &str) -> String {
     let compact = strip_outer_braces(compact);
     let compact = drop_thousands_separators(compact);
     let compact = brace_short_arguments(&compact);
-    strip_outer_braces(strip_delimiters(&compact)).to_string()
+    let out = strip_outer_braces(strip_delimiters(&compact));
+    strip_base_subscript(out).to_string()
+}
+
+/// `1011_2` / `777_{8}`: a numeral with its base written as a subscript; the digits are the
+/// answer (golds and responses disagree on whether to write the base).
+fn strip_base_subscript(s: &str) -> &str {
+    let Some((digits, base)) = s.split_once('_') else {
+        return s;
+    };
+    let base = base
+        .strip_prefix('{')
+        .and_then(|b| b.strip_suffix('}'))
+        .unwrap_or(base);
+    let alnum = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    };
+    if alnum(digits)
+        && digits.bytes().any(|c| c.is_ascii_digit())
+        && !base.is_empty()
+        && base.bytes().all(|c| c.is_ascii_digit())
+    {
+        digits
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +433,11 @@ mod tests {
             ("\\log_2 8", "\\log_2 8"),
             ("\\frac{\\sqrt 3}{2}", "\\frac{\\sqrt{3}}{2}"),
             ("\\varnothing", "\\emptyset"),
+            ("$18", "18"),
+            ("\\langle 1, 2 \\rangle", "(1,2)"),
+            ("1011_2", "1011"),
+            ("1011_{2}", "1011"),
+            ("x_2", "x_2"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input), want, "{input}");
