@@ -85,6 +85,9 @@ pub struct IsolationConfig {
     pub ro_paths: Vec<String>,
     /// "auto": a pids cgroup per slot where the host lets us create one; "off": never.
     pub cgroup: String,
+    /// A fresh network namespace per run (else per slot: still empty and unreachable, shared by
+    /// the slot's consecutive runs, which never overlap).
+    pub per_run_network_namespace: bool,
 }
 
 impl Default for ServerConfig {
@@ -172,6 +175,7 @@ impl Default for IsolationConfig {
             .map(|s| s.to_string())
             .collect(),
             cgroup: "auto".into(),
+            per_run_network_namespace: true,
         }
     }
 }

@@ -263,6 +263,7 @@ fn run(args: Args) -> Result<(), String> {
         "preload": cfg.python.preload,
         "tmpfs_bytes": cfg.limits.tmpfs_mb << 20,
         "tmpfs_inodes": cfg.limits.tmpfs_inodes,
+        "per_run_netns": cfg.isolation.per_run_network_namespace,
     });
     // SAFETY: prctl and signal setup at startup, before any thread is spawned.
     unsafe {
@@ -292,6 +293,10 @@ fn run(args: Args) -> Result<(), String> {
         let r = server::route(&engine, "GET", "/health", b"");
         println!("{}", String::from_utf8_lossy(&r.body));
         engine.pool.close();
+        if let Some(p) = cgroup_procs {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            limits::remove_pids_cgroups(&p);
+        }
         return Ok(());
     }
     // Orphans of the slots' keepers land on us (child subreaper): reap them.

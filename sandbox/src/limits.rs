@@ -58,6 +58,7 @@ pub fn setup_pids_cgroups(slots: usize, pids_max: u64) -> (Option<Vec<PathBuf>>,
     if !base.join("cgroup.procs").exists() {
         return (None, "no cgroup v1 pids hierarchy".into());
     }
+    remove_stale_cgroups(&base);
     let parent = base.join(format!("grpo-sandboxd-{}", std::process::id()));
     let mut out = Vec::new();
     for i in 0..slots {
@@ -74,6 +75,31 @@ pub fn setup_pids_cgroups(slots: usize, pids_max: u64) -> (Option<Vec<PathBuf>>,
         Some(out),
         format!("per-slot pids cgroups under {}", parent.display()),
     )
+}
+
+/// Cgroups left by a daemon that was SIGKILLed: empty once its slots died, so rmdir succeeds.
+fn remove_stale_cgroups(base: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("grpo-sandboxd-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(slots) = std::fs::read_dir(e.path()) {
+            for s in slots.flatten().filter(|s| s.path().is_dir()) {
+                let _ = std::fs::remove_dir(s.path());
+            }
+        }
+        let _ = std::fs::remove_dir(e.path());
+    }
 }
 
 /// Removes the cgroups made by `setup_pids_cgroups` (they must be empty by then).

@@ -297,7 +297,10 @@ def child_main(ctl_r, out_w, err_w, res_w):
 def setup_run():
     if not CFG["isolated"]:
         return
-    check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare(run)")
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    if CFG.get("per_run_netns", True):
+        flags |= CLONE_NEWNET
+    check(libc.unshare(flags), "unshare(run)")
     opts = f"size={CFG['tmpfs_bytes']},nr_inodes={CFG['tmpfs_inodes']},mode=1777".encode()
     check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp")
     check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
