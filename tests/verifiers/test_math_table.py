@@ -235,6 +235,33 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("bare-dollar-response", "x^2", "$x^2$", True),
     ("display-math-response", "9", "Therefore \\[ \\boxed{9} \\]", True),
     ("answer-is-with-period", "3.5", "So the answer is 3.5.", True),
+    # --- more forms seen in data sets ---
+    ("gsm8k-dollar-gold", "#### $18", f"{B}{{18}}", True),
+    ("repeating-decimal-overline", "0.\\overline{3}", f"{B}{{\\frac13}}", True),
+    ("base-subscript-dropped", "1011_2", f"{B}{{1011}}", True),
+    ("base-subscript-value-differs", "1011_2", f"{B}{{11}}", False),
+    ("angle-bracket-vector", "\\langle 1, 2 \\rangle", f"{B}{{(1,2)}}", True),
+    ("union-as-or-inequalities", "(-\\infty, -2) \\cup (3, \\infty)", f"{B}{{x < -2 \\text{{ or }} x > 3}}", True),
+    ("euler-identity", "e^{i\\pi}", f"{B}{{-1}}", True),
+    ("complex-decimals", "\\frac{3}{5}+\\frac{4}{5}i", f"{B}{{0.6+0.8i}}", True),
+    ("choice-gold-with-value", "\\textbf{(C) } 15", f"{B}{{C}}", True),
+    ("choice-gold-value-answer", "\\textbf{(C) } 15", f"{B}{{15}}", True),
+    ("factorial-gold", "5!", f"{B}{{120}}", True),
+    ("exact-big-power", "2^{100}", f"{B}{{1267650600228229401496703205376}}", True),
+    ("exact-big-power-off-by-one", "2^{100}", f"{B}{{1267650600228229401496703205377}}", False),
+    ("empty-braces-set", "\\emptyset", f"{B}{{\\{{\\}}}}", True),
+    ("assignments-vs-point", "x = 1, y = 2", f"{B}{{(1, 2)}}", True),
+    ("point-vs-assignments-swapped", "(1, 2)", f"{B}{{x=2, y=1}}", False),
+    ("column-vector-vs-tuple", "\\begin{pmatrix} 2 \\\\ 3 \\end{pmatrix}", f"{B}{{(2, 3)}}", True),
+    ("infinity-word", "\\infty", f"{B}{{\\text{{infinity}}}}", True),
+    ("closed-vs-half-open-inequality", "[2, 5]", f"{B}{{2 < x \\leq 5}}", False),
+    ("equation-rearranged", "x+2y=4", f"{B}{{y = 2 - \\frac{{x}}{{2}}}}", True),
+    ("equation-coefficients-swapped", "3x+y=7", f"{B}{{x+3y=7}}", False),
+    ("pi-half-rounded-4", "\\frac{\\pi}{2}", f"{B}{{1.5708}}", False),
+    ("bold-final-answer", "5", "So, the final answer is **5**.", True),
+    ("word-number-not-parsed", "5", "answer: five", False),
+    ("exclamation-ends-sentence", "5", "The answer is 5!", True),
+
 ]
 
 

@@ -152,18 +152,10 @@ fn choice_letter(s: &str) -> Option<u8> {
     if b.len() >= 3 && b[0] == b'(' && b[2] == b')' && (b'A'..=b'E').contains(&b[1]) {
         return Some(b[1]);
     }
+    // `B`, `B)` or `(B` alone; not `Bx` (a product), `B_1` or `B+1`.
     let t = s.strip_prefix('(').unwrap_or(s);
-    let b = t.as_bytes();
-    let letter = *b.first()?;
-    if !(b'A'..=b'E').contains(&letter) {
-        return None;
-    }
-    let rest = &t[1..];
-    let rest = rest.strip_prefix(')').unwrap_or(rest);
-    // `(B)12` or `B` alone; not `Bx` (a product) or `B_1`.
-    (rest.is_empty()
-        || !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '^'))
-    .then_some(letter)
+    let letter = *t.as_bytes().first()?;
+    ((b'A'..=b'E').contains(&letter) && matches!(&t[1..], "" | ")")).then_some(letter)
 }
 
 /// A word answer such as `Monday` or `even` (compared case-insensitively as text).
@@ -194,6 +186,19 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
                 _ => NotEqual,
             };
         }
+        // `(C)15`: the letter, or the option's value, answers it.
+        if gold.as_bytes()[0] == b'(' && gold.as_bytes()[2] == b')' {
+            return match choice_letter(resp) {
+                Some(r) => {
+                    if r == g {
+                        Equal
+                    } else {
+                        NotEqual
+                    }
+                }
+                None => compare_depth(&gold[3..], resp, depth + 1),
+            };
+        }
     }
     if is_word(gold) || is_word(resp) {
         if gold.eq_ignore_ascii_case(resp) {
@@ -205,7 +210,8 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
     }
     match (matrix(gold), matrix(resp)) {
         (Some(g), Some(r)) => return compare_matrices(&g, &r, depth),
-        (Some(_), None) | (None, Some(_)) => return Undecided,
+        (Some(m), None) => return compare_vector(&m, resp, depth),
+        (None, Some(m)) => return compare_vector(&m, gold, depth),
         (None, None) => {}
     }
     if is_intervalish(gold) || is_intervalish(resp) {
@@ -271,6 +277,18 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         (Shape::Scalar(_), Shape::Unordered(r)) if r.len() >= 2 => NotEqual,
         (Shape::Unordered(g), Shape::Scalar(_)) if g.len() >= 2 => NotEqual,
         (Shape::Unordered(g), Shape::Unordered(r)) => match_unordered(&g, &r, depth),
+        // `x=1, y=2` against the point `(1, 2)`, either way round.
+        (Shape::Unordered(a), Shape::Ordered(b'(', b')', t))
+        | (Shape::Ordered(b'(', b')', t), Shape::Unordered(a))
+            if a.len() == t.len() && assignments(&a).is_some() =>
+        {
+            let values = assignments(&a).unwrap_or_default();
+            let mut acc = Equal;
+            for (v, x) in values.iter().zip(&t) {
+                acc = both(acc, compare_depth(v, x, depth + 1));
+            }
+            acc
+        }
         (Shape::Ordered(go, gc, g), Shape::Ordered(ro, rc, r)) => {
             if g.len() != r.len() || g.len() > MAX_ITEMS {
                 return NotEqual;
@@ -318,6 +336,43 @@ fn matrix(s: &str) -> Option<Vec<Vec<&str>>> {
         rows.pop();
     }
     (!rows.is_empty() && rows.iter().all(|r| r.iter().all(|c| !c.is_empty()))).then_some(rows)
+}
+
+/// A column or row vector against a tuple written with parentheses (`(2, 3)`).
+fn compare_vector(m: &[Vec<&str>], other: &str, depth: usize) -> Decision {
+    let cells: Vec<&str> = if m.len() == 1 {
+        m[0].clone()
+    } else if m.iter().all(|r| r.len() == 1) {
+        m.iter().map(|r| r[0]).collect()
+    } else {
+        return Undecided;
+    };
+    match shape(other) {
+        Shape::Ordered(b'(', b')', items) if items.len() == cells.len() => {
+            let mut acc = Equal;
+            for (a, b) in cells.iter().zip(&items) {
+                acc = both(acc, compare_depth(a, b, depth + 1));
+            }
+            acc
+        }
+        Shape::Ordered(..) | Shape::Scalar(_) => NotEqual,
+        Shape::Unordered(_) => Undecided,
+    }
+}
+
+/// `x=1, y=2`: every item assigns a value to a distinct variable; the values in order.
+fn assignments(items: &[&str]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    for it in items {
+        let parts = split_top(it, b'=');
+        if parts.len() != 2 || !is_variable(parts[0].trim()) || names.contains(&parts[0].trim()) {
+            return None;
+        }
+        names.push(parts[0].trim());
+        values.push(parts[1].to_string());
+    }
+    Some(values)
 }
 
 fn compare_matrices(g: &[Vec<&str>], r: &[Vec<&str>], depth: usize) -> Decision {
@@ -846,6 +901,23 @@ mod tests {
             ("\\frac{1}{3}", "0.\\overline{3}", Equal),
             ("\\infty", "1000000", NotEqual),
             ("3+4i", "4i+3", Equal),
+            ("\\textbf{(C) } 15", "C", Equal),
+            ("\\textbf{(C) } 15", "15", Equal),
+            ("\\textbf{(C) } 15", "(D)", NotEqual),
+            ("x = 1, y = 2", "(1, 2)", Equal),
+            ("(1, 2)", "x=1, y=2", Equal),
+            ("(1, 2)", "x=2, y=1", NotEqual),
+            ("\\begin{pmatrix} 2 \\\\ 3 \\end{pmatrix}", "(2, 3)", Equal),
+            (
+                "\\begin{pmatrix} 2 \\\\ 3 \\end{pmatrix}",
+                "(3, 2)",
+                NotEqual,
+            ),
+            ("\\emptyset", "\\{\\}", Equal),
+            ("\\infty", "\\text{infinity}", Equal),
+            ("5!", "120", Equal),
+            ("B+1", "B", NotEqual),
+            ("B", "B+1", NotEqual),
             (
                 "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
                 "\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}",

@@ -144,7 +144,8 @@ fn after_phrase(text: &str) -> Option<String> {
             break;
         }
     }
-    let ans = line[..cut].trim().trim_end_matches('*').trim();
+    // In prose a final `!` ends the sentence ("the answer is 5!").
+    let ans = line[..cut].trim().trim_end_matches(['*', '!']).trim();
     (!ans.is_empty()).then(|| ans.to_string())
 }
 

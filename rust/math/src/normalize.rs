@@ -364,13 +364,17 @@ pub fn normalize(answer: &str) -> String {
     let worded = rewrite_words(&rewritten);
     let compact = compact_whitespace(&worded);
     let compact = compact
-        .trim_end_matches(['.', ';', '!', ','])
+        .trim_end_matches(['.', ';', ','])
         .trim_start_matches(',');
     let compact = strip_outer_braces(compact);
     let compact = drop_thousands_separators(compact);
     let compact = brace_short_arguments(&compact);
     let out = strip_outer_braces(strip_delimiters(&compact));
-    strip_base_subscript(out).to_string()
+    match out {
+        "\\{\\}" => "\\emptyset".to_string(),
+        _ if out.eq_ignore_ascii_case("infinity") => "\\infty".to_string(),
+        _ => strip_base_subscript(out).to_string(),
+    }
 }
 
 /// `1011_2` / `777_{8}`: a numeral with its base written as a subscript; the digits are the

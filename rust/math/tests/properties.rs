@@ -14,7 +14,11 @@ fn gcd(a: i64, b: i64) -> i64 {
 
 fn with_commas(n: u64) -> String {
     let digits: Vec<char> = n.to_string().chars().collect();
-    let groups: Vec<String> = digits.rchunks(3).rev().map(|g| g.iter().collect()).collect();
+    let groups: Vec<String> = digits
+        .rchunks(3)
+        .rev()
+        .map(|g| g.iter().collect())
+        .collect();
     groups.join(",")
 }
 
