@@ -350,13 +350,18 @@ fn run(args: Args) -> Result<(), String> {
         let _ = t.join();
     }
     let _ = std::fs::remove_file(&socket);
+    // Idle keep-alive connections do not hold the shutdown; requests being processed do.
+    let in_flight = || server::IN_FLIGHT.load(Ordering::SeqCst);
     log::info(
         "shutting down",
-        &[("in_flight", active.load(Ordering::Relaxed).into())],
+        &[
+            ("in_flight", in_flight().into()),
+            ("connections", active.load(Ordering::Relaxed).into()),
+        ],
     );
     let deadline = std::time::Instant::now()
         + std::time::Duration::from_secs(engine.cfg.server.shutdown_grace_s);
-    while active.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+    while in_flight() > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     engine.pool.close();

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// Requests being processed (not idle keep-alive connections): what a graceful shutdown waits for.
+pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 const MAX_HEAD: usize = 16 << 10;
 
@@ -295,6 +297,7 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
             return;
         }
         let t0 = std::time::Instant::now();
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let resp = route(engine, &method, &path, &body);
         if path != "/health" {
             log::info(
@@ -312,7 +315,9 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
             );
         }
         let keep = keep_alive && !SHUTDOWN.load(Ordering::Relaxed);
-        if write_response(reader.get_mut(), &resp, keep).is_err() || !keep {
+        let written = write_response(reader.get_mut(), &resp, keep);
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        if written.is_err() || !keep {
             return;
         }
     }

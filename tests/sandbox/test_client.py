@@ -198,3 +198,32 @@ def test_normalize_tests_shapes(tests, record, want):
     got = normalize_tests(tests, record)
     for k, v in want.items():
         assert got[k] == v, (k, got)
+
+
+def test_full_queue_answers_busy_and_recovers(daemon_binary, tmp_path):
+    import os
+    import threading
+
+    from grpo_fast.sandbox import SandboxBusy
+
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    cfg = tmp_path / "d.toml"
+    cfg.write_text("[server]\nmax_queue = 0\n[pool]\nslots = 1\n")
+    with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)]) as c:
+        eager = Client(c.socket_path, start=False, busy_retries=0)
+        started = threading.Event()
+
+        def long_run() -> None:
+            started.set()
+            c.run("import time\ntime.sleep(1.5)")
+
+        t = threading.Thread(target=long_run)
+        t.start()
+        started.wait()
+        deadline = __import__("time").monotonic() + 1.0
+        with pytest.raises(SandboxBusy):
+            while __import__("time").monotonic() < deadline:  # until the long run holds the slot
+                eager.run("print(1)")
+        t.join()
+        assert eager.run("print(1)")["stdout"] == "1\n"
