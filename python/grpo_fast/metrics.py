@@ -16,12 +16,12 @@ GATE_ADV_STD_RANGE = (0.5, 1.5)
 GATE_VERIFICATION_MIN = 0.8
 
 
-def quality_warnings(m: dict[str, float]) -> list[str]:
+def quality_warnings(m: dict[str, float], kl_max: float | None = GATE_KL_MAX) -> list[str]:
     """The gates a step crossed, as short sentences."""
     out = []
     kl = m.get("kl")
-    if kl is not None and kl > GATE_KL_MAX:
-        out.append(f"KL {kl:.3f} > {GATE_KL_MAX}: the policy is drifting far from the reference")
+    if kl is not None and kl_max is not None and kl > kl_max:
+        out.append(f"KL {kl:.3f} > {kl_max}: the policy is drifting far from the reference")
     a = m.get("advantage_std")
     # Only groups with signal define the advantage scale; a step without any is reported as zero-std.
     if a is not None and a > 0 and not (GATE_ADV_STD_RANGE[0] <= a <= GATE_ADV_STD_RANGE[1]):
@@ -37,7 +37,7 @@ class MetricsLogger:
     `report_to` when their packages are installed (a missing one is reported once, not fatal)."""
 
     def __init__(self, out_dir: str | Path, report_to: Sequence[str] = (), resume: bool = False,
-                 config: dict[str, Any] | None = None, console: Any = None):
+                 config: dict[str, Any] | None = None, console: Any = None, kl_max: float | None = GATE_KL_MAX):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / "metrics.jsonl"
@@ -47,6 +47,7 @@ class MetricsLogger:
         elif self.path.exists():
             self.path.unlink()
         self.console = console
+        self.kl_max = kl_max
         self.warn_counts: dict[str, int] = {}
         self._tb = None
         self._wandb = None
@@ -75,7 +76,7 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, float]) -> list[str]:
         line = {"step": step, **{k: _clean(v) for k, v in metrics.items() if not k.startswith("_")}}
-        warns = quality_warnings(metrics)
+        warns = quality_warnings(metrics, self.kl_max)
         if warns:
             line["warnings"] = warns
             for w in warns:
@@ -194,6 +195,10 @@ def render_summary(history: Sequence[dict[str, Any]], console: Any, title: str, 
     table.add_column("best", justify="right")
     for row in summary_rows(history, window):
         table.add_row(*row)
+    rewards = [(h["step"], h["reward"]) for h in history if h.get("reward") is not None]
+    if len(rewards) >= 2:
+        picks = sorted({rewards[round(i * (len(rewards) - 1) / 5)] for i in range(6)})
+        table.add_row("reward at step", "", "  ".join(f"{s}:{r:.2f}" for s, r in picks), "")
     hit = first_step_reaching(history, "reward", 0.9, window)
     table.add_row(f"reward >= 0.9 ({window}-step mean)", "", f"step {hit}" if hit else "not reached", "")
     for k, v in (extra or {}).items():

@@ -29,12 +29,12 @@ def naive_loss(lp, old, adv, mask, *, eps_low, eps_high, beta, ref, loss_type, l
             log_r = seq_log_ratio[b] if level == "sequence" else lp[b, t] - old[b, t]
             r = torch.exp(log_r)
             a = float(adv[b])
-            rv = float(r)
+            rv = float(r.detach())
             # Clipped ratio: a constant outside [lo, hi] (no gradient), the ratio itself inside.
             clipped = r if lo <= rv <= hi else torch.tensor(lo if rv < lo else hi, dtype=torch.float64)
             unclipped_obj = r * a
             clipped_obj = clipped * a
-            obj = unclipped_obj if float(unclipped_obj) <= float(clipped_obj) else clipped_obj
+            obj = unclipped_obj if float(unclipped_obj.detach()) <= float(clipped_obj.detach()) else clipped_obj
             term = -obj
             if beta:
                 d = ref[b, t] - lp[b, t]

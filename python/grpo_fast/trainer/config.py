@@ -138,6 +138,9 @@ class GRPOConfig:
     """Worker threads that run verification beside generation."""
     eval_prompts: int = 0
     """After training, greedy-decode this many prompts and report accuracy (0 = skip)."""
+    gate_kl_max: float | None = 0.1
+    """Warn when the mean KL to the reference exceeds this (None = no KL gate; the toy tasks turn it
+    off because KL to a random-init reference is large by design)."""
     zero_advantages: bool = False
     """Control experiment: force all advantages to 0 (the policy should then not learn)."""
 

@@ -63,10 +63,12 @@ class ScoredGroup:
 
 
 def sequence_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
-                      temperature: float, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      temperature: float, with_entropy: bool = False,
+                      entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs (B, C) of the last C tokens of each row under `model` at `temperature`, and optionally
-    the per-token entropy of the same distributions. Rows are left-padded prompts followed by
-    right-padded completions; position ids skip the left padding so they match generation."""
+    the per-token entropy of the same distributions (differentiable with `entropy_grad`, for an entropy
+    bonus). Rows are left-padded prompts followed by right-padded completions; position ids skip the
+    left padding so they match generation."""
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                    use_cache=False).logits
@@ -75,8 +77,8 @@ def sequence_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch
     targets = input_ids[:, -n_completion:]
     logps = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     ent = None
-    if with_entropy:
-        with torch.no_grad():
+    if with_entropy or entropy_grad:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
             ent = -(logp_all.exp() * logp_all).sum(-1)
     return logps, ent
 
@@ -338,7 +340,8 @@ class GRPOTrainer:
                 mb = batch.slice(sl)
                 with _autocast(cfg, self.device):
                     logps, ent = sequence_logprobs(self.ddp_model, mb.input_ids, mb.attention_mask, mb.n_completion,
-                                                   cfg.temperature, with_entropy=True)
+                                                   cfg.temperature, with_entropy=True,
+                                                   entropy_grad=bool(cfg.entropy_coef))
                 old = old_logps[i] if old_logps[i] is not None else logps.detach()
                 out = grpo_loss(logps, old, mb.advantages, mb.completion_mask, epsilon_low=cfg.epsilon,
                                 epsilon_high=cfg.epsilon_high, beta=cfg.beta, ref_logps=ref_logps[i],
@@ -348,8 +351,9 @@ class GRPOTrainer:
                 loss = out.loss
                 m = mb.completion_mask
                 if cfg.entropy_coef:
-                    # Recompute with grad only when the bonus is on; monitoring uses the no-grad value.
-                    loss = loss - cfg.entropy_coef * _entropy_with_grad(logps, m, self.ddp_model, mb, cfg)
+                    # Entropy bonus, token-mean over the global batch like the dapo aggregation.
+                    loss = loss - cfg.entropy_coef * (ent * m).sum() / max(per_rank_tokens, 1.0)
+                    ent = ent.detach()
                 loss.backward()
                 w = out.num_tokens
                 acc["loss"] += float(loss.detach())
@@ -452,15 +456,6 @@ def greedy_generate(model: Any, tokenizer: Any, sampler: Any, prompts: Sequence[
         comp = Completion(text, toks, [0.0] * len(toks), finish)
         groups.append(CompletionGroup(prompts[i], texts[i], ids[i], [comp], dict(records[i])))
     return groups
-
-
-def _entropy_with_grad(logps: torch.Tensor, mask: torch.Tensor, model: Any, mb: Batch, cfg: GRPOConfig) -> torch.Tensor:
-    position_ids = (mb.attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=position_ids,
-                   use_cache=False).logits[:, -mb.n_completion - 1:-1, :].float() / cfg.temperature
-    lp = logits.log_softmax(-1)
-    ent = -(lp.exp() * lp).sum(-1)
-    return (ent * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 class _NullCtx:

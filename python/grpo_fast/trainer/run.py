@@ -81,7 +81,7 @@ def toy_overrides(cfg: GRPOConfig, explicit: set[str]) -> GRPOConfig:
     d = cfg.to_dict()
     defaults = dict(verifier=task.verifier, max_completion_length=task.max_completion_length,
                     use_chat_template=False, learning_rate=2e-3, prompts_per_step=32, num_generations=8,
-                    max_steps=150, eval_prompts=len(task.records))
+                    max_steps=150, eval_prompts=len(task.records), gate_kl_max=None, **dict(task.train_defaults))
     for k, v in defaults.items():
         if k not in explicit:
             d[k] = v
@@ -171,7 +171,7 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
     offline_data = offline_groups(trainer, records) if cfg.offline else None
 
     logger = MetricsLogger(out_dir, cfg.report_to if rank == 0 else (), resume=resume_path is not None,
-                           config=cfg.to_dict()) if rank == 0 else None
+                           config=cfg.to_dict(), kl_max=cfg.gate_kl_max) if rank == 0 else None
     if resume_path is not None:
         load_trainer_state(trainer, resume_path)
         if logger is not None:

@@ -24,6 +24,8 @@ class ToyTask:
     max_completion_length: int
     verifier: str
     description: str
+    train_defaults: tuple[tuple[str, Any], ...] = ()
+    """Config values the toy run uses unless the user sets them (see docs/training.md for the sweeps)."""
 
 
 def _next_digit_records() -> tuple[dict[str, Any], ...]:
@@ -35,8 +37,11 @@ def _digit_sum_records() -> tuple[dict[str, Any], ...]:
 
 
 TOY_TASKS: dict[str, ToyTask] = {
+    # beta = 0.02: without a KL anchor to the initial model, 2 of 5 seeds let one prompt collapse onto a
+    # wrong answer (all-wrong groups give no signal, so it never recovers); with it 5 of 5 seeds pass 0.9.
     "next_digit": ToyTask("next_digit", _next_digit_records(), 2, "toy_exact",
-                          "`d=` -> (d+1) mod 10, then EOS; a random init is right far below 10% of the time"),
+                          "`d=` -> (d+1) mod 10, then EOS; a random init is right far below 10% of the time",
+                          (("beta", 0.02),)),
     "digit_sum": ToyTask("digit_sum", _digit_sum_records(), 3, "toy_exact",
                          "`a+b=` -> a+b for single digits; 55 of 100 sums have one digit, 45 have two"),
 }
