@@ -127,9 +127,11 @@ def read_all(fd):
 def drop_privileges():
     """Runs in T before it knows its unit: after this, T has no capability anywhere, a fresh
     user namespace, no way to gain privileges, and the seccomp filter."""
-    if not CFG["isolated"]:
-        os.setsid()  # a process group of its own, so the harness can kill all it started
-    else:
+    # A session and process group of its own: kill(0) by the program reaches only what it started
+    # (not other unprivileged children of this slot), and without namespaces the harness kills
+    # the group.
+    os.setsid()
+    if CFG["isolated"]:
         uid = CFG["uid"]
         os.setgroups([])
         os.setresgid(uid, uid, uid)

@@ -203,6 +203,7 @@ def test_normalize_tests_shapes(tests, record, want):
 def test_full_queue_answers_busy_and_recovers(daemon_binary, tmp_path):
     import os
     import threading
+    import time
 
     from grpo_fast.sandbox import SandboxBusy
 
@@ -212,18 +213,11 @@ def test_full_queue_answers_busy_and_recovers(daemon_binary, tmp_path):
     cfg.write_text("[server]\nmax_queue = 0\n[pool]\nslots = 1\n")
     with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)]) as c:
         eager = Client(c.socket_path, start=False, busy_retries=0)
-        started = threading.Event()
-
-        def long_run() -> None:
-            started.set()
-            c.run("import time\ntime.sleep(1.5)")
-
-        t = threading.Thread(target=long_run)
+        t = threading.Thread(target=c.run, args=("import time\ntime.sleep(1.5)",))
         t.start()
-        started.wait()
-        deadline = __import__("time").monotonic() + 1.0
+        while eager.health()["idle_slots"] != 0:  # /health never takes a slot
+            time.sleep(0.01)
         with pytest.raises(SandboxBusy):
-            while __import__("time").monotonic() < deadline:  # until the long run holds the slot
-                eager.run("print(1)")
+            eager.run("print(1)")
         t.join()
         assert eager.run("print(1)")["stdout"] == "1\n"

@@ -393,6 +393,19 @@ def test_signalling_parent_and_kill_minus_one(sandbox, assert_contained):
     assert_contained()
 
 
+def test_process_group_kill_does_not_reach_the_next_run(sandbox, assert_contained):
+    for _ in range(2):  # once per slot
+        r = run(sandbox, """
+            import os, signal
+            os.kill(0, signal.SIGKILL)
+        """)
+        assert r["status"] in ("ok", "runtime_error"), r  # pid 1 of its namespace: may survive itself
+        for _ in range(2):  # the next run on each slot uses the child forked ahead of time
+            ok = run(sandbox, "print('fine')")
+            assert ok["status"] == "ok" and ok["stdout"] == "fine\n", ok
+    assert_contained()
+
+
 def test_ptrace_is_denied(sandbox, assert_contained):
     r = run(sandbox, SYSCALL + textwrap.dedent("""
     attempt("traceme", 101, 0, 0, 0, 0)
