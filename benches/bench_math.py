@@ -4,7 +4,7 @@ approach (regex LaTeX rewrite + `simplify(g - r) == 0`) and plain string match.
 The workload is synthetic but shaped like GRPO rollouts: groups of 8 responses sharing a gold
 answer, 300-800 characters of reasoning ending in a final answer; ~60% integer golds, ~20%
 fractions/decimals, ~20% symbolic (radicals, pi, polynomials, intervals, tuples, sets, equations,
-complex numbers). About half the responses are correct, written in varied equivalent forms.
+complex numbers, matrices, logarithms; the logarithms need sympy). About half the responses are correct, written in varied equivalent forms.
 
 Prints verifications/s, p99 per-item latency, accuracy against the generator's labels,
 agreement with grpo-fast (with examples of disagreements) and throughput ratios.
@@ -86,7 +86,7 @@ def gold_fraction(rng):
 
 
 def gold_symbolic(rng):
-    kind = rng.randrange(10)
+    kind = rng.randrange(11)
     a, b = rng.randint(2, 9), rng.choice([2, 3, 5, 6, 7])
     if a == b:  # keeps every "wrong" form below really wrong
         a += 1
@@ -115,6 +115,9 @@ def gold_symbolic(rng):
     if kind == 8:
         return (f"(-\\infty, {a}]", [f"(-\\infty, {a}]", f"x \\le {a}", f"(-\\infty,{a}]"],
                 [f"(-\\infty, {a})", f"[{a}, \\infty)", f"x < {a}"])
+    if kind == 10:  # logarithms: outside the Rust grammar, decided by sympy in the workers
+        return (f"\\log_{{{b}}} {a}", [f"\\log_{{{b}}} {a}", f"\\frac{{\\ln {a}}}{{\\ln {b}}}", f"\\log_{b} {a}"],
+                [f"\\log_{{{a}}} {b}", f"\\ln {a}", f"\\frac{{\\ln {b}}}{{\\ln {a}}}"])
     m = f"\\begin{{pmatrix}} {a} \\\\ -{b} \\end{{pmatrix}}"
     return (m, [m, f"\\begin{{pmatrix}}{a}\\\\-{b}\\end{{pmatrix}}", f"\\begin{{bmatrix}} {a} \\\\ -{b} \\end{{bmatrix}}"],
             [f"\\begin{{pmatrix}} {b} \\\\ -{a} \\end{{pmatrix}}", f"\\begin{{pmatrix}} {a} \\\\ {b} \\end{{pmatrix}}"])
@@ -132,6 +135,12 @@ def wrap(rng, ans: str, integer: bool) -> str:
     return f"{text} Therefore the answer is $\\boxed{{{ans}}}$."
 
 
+JUNK = [
+    "\\lfloor \\frac{n}{2} \\rfloor", "\\sin^2 x", "\\operatorname{lcm}(4, 6) + 1", "\\text{undefined}",
+    "\\cot^{-1} 2", "|x - 3|", "\\text{the number of ways}", "\\frac{d}{dx} x^2",
+]
+
+
 def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
     rng = random.Random(seed)
     pairs = []
@@ -142,6 +151,8 @@ def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
         for _ in range(GROUP):
             ok = rng.random() < 0.5
             form = (same[0] if rng.random() < 0.6 else rng.choice(same)) if ok else rng.choice(wrong)
+            if not ok and rng.random() < 0.05:
+                form = rng.choice(JUNK)  # what models also write: notation only sympy reads, or prose
             pairs.append((gold, wrap(rng, form, integer), ok))
     return pairs[:n]
 
@@ -193,7 +204,7 @@ def naive_sympy(gold: str, resp: str) -> bool:
     try:
         g, r = sympy.sympify(rewrite(gold_answer(gold))), sympy.sympify(rewrite(a))
         return bool(sympy.simplify(g - r) == 0)
-    except Exception:  # noqa: BLE001 - any failure is "not equal" for this approach
+    except Exception:
         return False
 
 
@@ -209,7 +220,7 @@ def math_verify_grader():
             g = g.split("####")[-1].strip()
         try:
             return bool(verify(parse(g), parse(resp)))
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
 
     return grade
@@ -273,12 +284,13 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     with MathVerifier(workers=args.workers) as v:
-        v.verify_pairs(["\\log_2 8"], ["\\boxed{3}"])  # start the sympy workers outside the timing
+        v.start_workers()  # sympy import and parser warm-up happen once per worker, untimed
         v._cache.clear()
+        before = v.stats["symbolic"]
         start = time.perf_counter()
         verdicts = v.verify_pairs(golds, resps)
         secs = time.perf_counter() - start
-        symbolic = v.stats["symbolic"] - 1
+        symbolic = v.stats["symbolic"] - before
         sample = random.Random(2).sample(range(n), min(1000, n))
         lat = []
         for i in sample:
@@ -304,7 +316,7 @@ def main() -> None:
     for name, fn in graders:
         if fn is None:
             continue
-        out, secs, lat = run_sequential(name, fn, list(zip(golds, resps)))
+        out, secs, lat = run_sequential(name, fn, list(zip(golds, resps, strict=False)))
         results[name] = {"out": out, "secs": secs, "lat": lat, "n": len(out)}
 
     base = results["grpo-fast math"]
@@ -313,8 +325,8 @@ def main() -> None:
     print(f"{'grader':<16} {'verif/s':>10} {'p99 ms':>8} {'accuracy':>9} {'agree':>7} {'grpo-fast x':>12}")
     for name, r in results.items():
         k = r["n"]
-        acc = sum((o is True) == lab for o, lab in zip(r["out"], labels[:k])) / k
-        agree = sum((o is True) == (b is True) for o, b in zip(r["out"], base["out"][:k])) / k
+        acc = sum((o is True) == lab for o, lab in zip(r["out"], labels[:k], strict=False)) / k
+        agree = sum((o is True) == (b is True) for o, b in zip(r["out"], base["out"][:k], strict=False)) / k
         rate = k / r["secs"]
         print(f"{name:<16} {rate:>10,.0f} {1000 * p99(r['lat']):>8.2f} {100 * acc:>8.2f}% {100 * agree:>6.2f}% "
               f"{base_rate / rate:>11.1f}x")
@@ -325,7 +337,7 @@ def main() -> None:
     for name, r in results.items():
         if name == "grpo-fast math":
             continue
-        diffs = [i for i, (o, b) in enumerate(zip(r["out"], base["out"])) if (o is True) != (b is True)]
+        diffs = [i for i, (o, b) in enumerate(zip(r["out"], base["out"], strict=False)) if (o is True) != (b is True)]
         if not diffs:
             continue
         ours_right = sum((base["out"][i] is True) == labels[i] for i in diffs)
@@ -355,13 +367,13 @@ def table_accuracy(graders) -> None:
 
     with MathVerifier() as v:
         ours = [vd.correct for vd in v.verify_pairs([c[1] for c in cases], [c[2] for c in cases])]
-    print(f"\ntest table ({len(cases)} cases): grpo-fast {sum((o is True) == c[3] for o, c in zip(ours, cases))}"
+    print(f"\ntest table ({len(cases)} cases): grpo-fast {sum((o is True) == c[3] for o, c in zip(ours, cases, strict=False))}"
           f"/{len(cases)}")
     for name, fn in graders:
         if fn is None:
             continue
         out, _, _ = run_sequential(name, fn, [(c[1], c[2]) for c in cases])
-        wrong = [c[0] for o, c in zip(out, cases) if (o is True) != c[3]]
+        wrong = [c[0] for o, c in zip(out, cases, strict=False) if (o is True) != c[3]]
         print(f"  {name}: {len(cases) - len(wrong)}/{len(cases)}; misses: {', '.join(wrong[:20])}")
 
 

@@ -93,6 +93,22 @@ class WorkerPool:
         except subprocess.TimeoutExpired:
             pass
 
+    def start(self) -> None:
+        """Start the workers now and wait until they are ready (sympy imported and warmed),
+        instead of on the first item that needs them."""
+        with self._lock:
+            self._procs = [w for w in self._procs if w.proc.poll() is None]
+            while len(self._procs) < self.workers:
+                self._procs.append(self._spawn())
+            deadline = time.monotonic() + self.startup_timeout
+            for w in self._procs:
+                while not w.ready and time.monotonic() < deadline:
+                    assert w.proc.stdout is not None
+                    line = w.proc.stdout.readline()
+                    if not line:
+                        break
+                    w.ready = line.strip() == b'["ready"]'
+
     def map(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """One `(status, message)` per pair: status is equal / different / timeout / error."""
         if not pairs:

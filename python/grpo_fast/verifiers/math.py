@@ -84,6 +84,11 @@ class MathVerifier(Verifier):
                 self._pool = WorkerPool(**self._pool_args)
             return self._pool
 
+    def start_workers(self) -> None:
+        """Start the symbolic workers now (they otherwise start on the first item that needs
+        them, which then pays ~1-2 s of sympy import)."""
+        self.pool.start()
+
     def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
         golds = [gold_text(it.record.get(self.answer_field)) for it in items]
         return self.verify_pairs(golds, [it.response for it in items])

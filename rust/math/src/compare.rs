@@ -207,6 +207,19 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         if is_word(gold) && is_word(resp) {
             return NotEqual;
         }
+        // A word against math (`\text{undefined}` for 72) is simply wrong; short words may be
+        // products of variables (`ab`), so only longer ones count.
+        let (word, other) = if is_word(gold) {
+            (gold, resp)
+        } else {
+            (resp, gold)
+        };
+        if word.len() >= 4 && other.bytes().any(|c| !c.is_ascii_alphabetic()) {
+            return NotEqual;
+        }
+        if expr::parse(other).is_some_and(|p| p.vars.is_empty()) {
+            return NotEqual;
+        }
     }
     match (matrix(gold), matrix(resp)) {
         (Some(g), Some(r)) => return compare_matrices(&g, &r, depth),
@@ -215,8 +228,12 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         (None, None) => {}
     }
     if is_intervalish(gold) || is_intervalish(resp) {
-        if let (Some(g), Some(r)) = (intervals(gold), intervals(resp)) {
-            return compare_intervals(&g, &r, depth);
+        match (intervals(gold), intervals(resp)) {
+            (Some(g), Some(r)) => return compare_intervals(&g, &r, depth),
+            // An interval against a number or an expression is wrong.
+            (Some(_), None) if expr::parse(resp).is_some() => return NotEqual,
+            (None, Some(_)) if expr::parse(gold).is_some() => return NotEqual,
+            _ => {}
         }
     }
     match (infinity(gold), infinity(resp)) {
@@ -783,9 +800,9 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
         }
         return NotEqual;
     }
-    if g.vars != r.vars {
-        return Undecided;
-    }
+    // Different variables are evaluated independently (`2x` vs `2y` differ); a constant
+    // against an expression (`1` vs `\sin^2 x + \cos^2 x`) is compared as a function.
+    let no_vars = g.vars.is_empty() && r.vars.is_empty();
     let tol = if decimal {
         DECIMAL_RTOL * (1.0 + 1e-9)
     } else {
@@ -812,11 +829,11 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
         if d > DIFFERENT_RTOL || (decimal && d > tol) {
             return NotEqual;
         }
-        if g.vars.is_empty() {
+        if no_vars {
             break;
         }
     }
-    let needed = if g.vars.is_empty() { 1 } else { 3 };
+    let needed = if no_vars { 1 } else { 3 };
     if valid >= needed && all_close {
         return Equal;
     }
@@ -916,6 +933,17 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("(-\\infty, 8]", "\\sin^2 x", NotEqual),
+            ("(-\\infty, 8]", "8", NotEqual),
+            ("1", "\\sin^2 x + \\cos^2 x", Equal),
+            ("\\frac{\\pi}{4}", "\\tan^{-1} 1", Equal),
+            ("x^2-4", "|x-3|", NotEqual),
+            ("x^2-4", "\\text{the number of ways}", NotEqual),
+            ("72", "\\text{undefined}", NotEqual),
+            ("\\text{undefined}", "72", NotEqual),
+            ("\\log_{3} 5", "\\frac{\\ln 5}{\\ln 3}", Equal),
+            ("\\log_{3} 5", "\\log_{5} 3", NotEqual),
+            ("\\log_2 8", "3", Equal),
             ("B+1", "B", NotEqual),
             ("B", "B+1", NotEqual),
             (

@@ -26,6 +26,23 @@ pub enum Func {
     Asin,
     Acos,
     Atan,
+    Acot,
+    Abs,
+    Floor,
+    Ceil,
+}
+
+impl Func {
+    /// `\sin^{-1}` is `\arcsin`.
+    fn inverse(self) -> Option<Func> {
+        Some(match self {
+            Func::Sin => Func::Asin,
+            Func::Cos => Func::Acos,
+            Func::Tan => Func::Atan,
+            Func::Cot => Func::Acot,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +63,10 @@ pub enum Expr {
     Fact(Box<Expr>),
     Binom(Box<Expr>, Box<Expr>),
     Call(Func, Box<Expr>),
+    /// `\log_{base} arg`.
+    Log(Box<Expr>, Box<Expr>),
+    Gcd(Vec<Expr>),
+    Lcm(Vec<Expr>),
 }
 
 /// A parsed expression plus what the comparison needs to know about how it was written.
@@ -199,7 +220,8 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(c) if c.is_ascii_alphanumeric() || c == b'(' || c == b'{' || c == b'.' => true,
             Some(b'\\') => {
-                matches!(self.command(), Some(name) if name != "cdot" && name != "times" && name != "div")
+                // Operators and closing delimiters do not start a factor.
+                matches!(self.command(), Some(name) if !matches!(name, "cdot" | "times" | "div" | "rfloor" | "rceil"))
             }
             _ => false,
         }
@@ -282,6 +304,14 @@ impl<'a> Parser<'a> {
                 e
             }
             b'{' => self.group()?,
+            b'|' => {
+                self.pos += 1;
+                let e = self.expr()?;
+                if !self.eat(b'|') {
+                    return None;
+                }
+                Expr::Call(Func::Abs, b(e))
+            }
             b'\\' => self.command_atom()?,
             b'e' => {
                 self.pos += 1;
@@ -445,6 +475,30 @@ impl<'a> Parser<'a> {
                 Some(Expr::Root(b(arg), b(index)))
             }
             "pi" => Some(Expr::Pi),
+            "lfloor" => self.delimited(Func::Floor, "rfloor"),
+            "lceil" => self.delimited(Func::Ceil, "rceil"),
+            "gcd" | "lcm" => self.integer_function(name),
+            "operatorname" => {
+                let inner = std::str::from_utf8(self.rest()).ok()?.strip_prefix('{')?;
+                let close = inner.find('}')?;
+                let op = &inner[..close];
+                self.pos += close + 2;
+                match op {
+                    "gcd" | "lcm" => self.integer_function(op),
+                    _ => None,
+                }
+            }
+            // `\log_2 8`, `\log_{10}(x)`; plain `\log` is read as `\ln`, as sympy reads it.
+            "log" if self.peek() == Some(b'_') => {
+                self.pos += 1;
+                let base = self.exponent()?;
+                self.skip_spaces();
+                if self.peek() == Some(b'^') {
+                    return None;
+                }
+                let arg = self.power()?;
+                Some(Expr::Log(b(base), b(arg)))
+            }
             "left" | "right" => self.atom(),
             _ if GREEK.contains(&name) => {
                 let n = self.subscript(name.to_string())?;
@@ -458,22 +512,63 @@ impl<'a> Parser<'a> {
                     "sec" => Func::Sec,
                     "csc" => Func::Csc,
                     "cot" => Func::Cot,
-                    "ln" => Func::Ln,
+                    "ln" | "log" => Func::Ln,
                     "exp" => Func::Exp,
                     "arcsin" => Func::Asin,
                     "arccos" => Func::Acos,
                     "arctan" => Func::Atan,
                     _ => return None,
                 };
-                // `\sin^2 x` is ambiguous enough to leave to the symbolic path.
+                // `\sin^2 x` is `(\sin x)^2`; `\sin^{-1} x` is `\arcsin x`.
                 self.skip_spaces();
+                let mut power = None;
                 if self.peek() == Some(b'^') {
-                    return None;
+                    self.pos += 1;
+                    let e = self.exponent()?;
+                    let k = exact(&e).and_then(|k| int_of(&k))?;
+                    match k {
+                        -1 => {
+                            let inv = f.inverse()?;
+                            let arg = self.power()?;
+                            return Some(Expr::Call(inv, b(arg)));
+                        }
+                        1..=8 => power = Some(e),
+                        _ => return None,
+                    }
                 }
                 let arg = self.power()?;
-                Some(Expr::Call(f, b(arg)))
+                let call = Expr::Call(f, b(arg));
+                Some(match power {
+                    Some(e) => Expr::Pow(b(call), b(e)),
+                    None => call,
+                })
             }
         }
+    }
+
+    /// `\lfloor x \rfloor`, `\lceil x \rceil`: the argument up to the closing command.
+    fn delimited(&mut self, f: Func, close: &str) -> Option<Expr> {
+        let e = self.expr()?;
+        self.eat_command(close).then(|| Expr::Call(f, b(e)))
+    }
+
+    /// `\operatorname{lcm}(4, 6)`, `\gcd(4, 6)`: integer functions of an argument list.
+    fn integer_function(&mut self, name: &str) -> Option<Expr> {
+        if !self.eat(b'(') {
+            return None;
+        }
+        let mut args = vec![self.expr()?];
+        while self.eat(b',') {
+            args.push(self.expr()?);
+        }
+        if !self.eat(b')') || args.len() > 16 {
+            return None;
+        }
+        Some(match name {
+            "gcd" => Expr::Gcd(args),
+            "lcm" => Expr::Lcm(args),
+            _ => return None,
+        })
     }
 }
 
@@ -540,6 +635,42 @@ fn exact_root(x: &BigRational, n: u32) -> Option<BigRational> {
     let rn = x.numer().nth_root(n);
     let rd = x.denom().nth_root(n);
     (rn.pow(n) == *x.numer() && rd.pow(n) == *x.denom()).then(|| BigRational::new(rn, rd))
+}
+
+/// `log_b(a)` when it is rational: `a = b^(p/q)` with small p, q (`\log_4 8` = 3/2).
+fn exact_log(b: &BigRational, a: &BigRational) -> Option<BigRational> {
+    let one = BigRational::from_integer(BigInt::from(1));
+    if !b.is_positive() || !a.is_positive() || *b == one || bits(b) > 256 || bits(a) > 4096 {
+        return None;
+    }
+    if *a == one {
+        return Some(BigRational::zero());
+    }
+    for q in 1..=6u32 {
+        let Some(root) = exact_root(b, q) else {
+            continue;
+        };
+        if root == one {
+            continue;
+        }
+        // a = root^p for some integer p (negative when a < 1 < root or vice versa).
+        let (base, target, sign) = if (root > one) == (*a > one) {
+            (root, a.clone(), 1i64)
+        } else {
+            (root, a.recip(), -1)
+        };
+        let mut acc = base.clone();
+        for p in 1..=4096i64 {
+            if acc == target {
+                return Some(BigRational::new(BigInt::from(sign * p), BigInt::from(q)));
+            }
+            if bits(&acc) > bits(&target) + 8 {
+                break;
+            }
+            acc *= &base;
+        }
+    }
+    None
 }
 
 /// The exact rational value, or None when the expression is irrational, symbolic, undefined,
@@ -624,6 +755,26 @@ pub fn exact(e: &Expr) -> Option<BigRational> {
                 acc = acc * (n - i) / (i + 1);
             }
             BigRational::from_integer(acc)
+        }
+        Expr::Log(base, arg) => exact_log(&exact(base)?, &exact(arg)?)?,
+        Expr::Call(Func::Abs, a) => exact(a)?.abs(),
+        Expr::Call(Func::Floor, a) => exact(a)?.floor(),
+        Expr::Call(Func::Ceil, a) => exact(a)?.ceil(),
+        Expr::Gcd(args) | Expr::Lcm(args) => {
+            let mut acc: Option<BigInt> = None;
+            for a in args {
+                let v = exact(a)?;
+                if !v.is_integer() {
+                    return None;
+                }
+                let v = v.to_integer();
+                acc = Some(match acc {
+                    None => v.abs(),
+                    Some(x) if matches!(e, Expr::Gcd(_)) => num_integer::Integer::gcd(&x, &v),
+                    Some(x) => num_integer::Integer::lcm(&x, &v),
+                });
+            }
+            BigRational::from_integer(acc?)
         }
         Expr::Var(_) | Expr::Pi | Expr::E | Expr::I | Expr::Call(..) => return None,
     })
@@ -714,6 +865,18 @@ pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> C64 {
             }
         }
         Expr::Fact(a) => factorial(eval(a, value_of)),
+        Expr::Gcd(_) | Expr::Lcm(_) => match exact(e) {
+            Some(v) => real(v.to_f64().unwrap_or(f64::NAN)),
+            None => nan(),
+        },
+        Expr::Log(base, arg) => {
+            let (bv, av) = (eval(base, value_of), eval(arg, value_of));
+            if bv.norm() == 0.0 || av.norm() == 0.0 || bv == real(1.0) {
+                nan()
+            } else {
+                av.ln() / bv.ln()
+            }
+        }
         Expr::Binom(n, k) => {
             let (n, k) = (eval(n, value_of), eval(k, value_of));
             factorial(n) / (factorial(k) * factorial(n - k))
@@ -738,6 +901,11 @@ pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> C64 {
                 Func::Asin => x.asin(),
                 Func::Acos => x.acos(),
                 Func::Atan => x.atan(),
+                Func::Acot => x.inv().atan(),
+                Func::Abs => real(x.norm()),
+                Func::Floor if x.im == 0.0 => real(x.re.floor()),
+                Func::Ceil if x.im == 0.0 => real(x.re.ceil()),
+                Func::Floor | Func::Ceil => nan(),
             }
         }
     };
@@ -772,6 +940,16 @@ mod tests {
         assert_eq!(ex("\\sqrt[3]{-8}"), q(-2, 1));
         assert_eq!(ex("8^{\\frac{2}{3}}"), q(4, 1));
         assert_eq!(ex("5!"), q(120, 1));
+        assert_eq!(ex("|-3|"), q(3, 1));
+        assert_eq!(ex("\\lfloor \\frac{7}{2} \\rfloor"), q(3, 1));
+        assert_eq!(ex("\\lceil -\\frac{7}{2} \\rceil"), q(-3, 1));
+        assert_eq!(ex("\\operatorname{lcm}(4,6)+1"), q(13, 1));
+        assert_eq!(ex("\\gcd(12, 18)"), q(6, 1));
+        assert_eq!(ex("\\log_2 8"), q(3, 1));
+        assert_eq!(ex("\\log_{4} 8"), q(3, 2));
+        assert_eq!(ex("\\log_{2}\\frac{1}{8}"), q(-3, 1));
+        assert_eq!(ex("\\log_{10} 1"), q(0, 1));
+        assert_eq!(ex("\\log_{3} 5"), None);
         assert_eq!(ex("0.\\overline{3}"), q(1, 3));
         assert_eq!(ex("1.2\\overline{45}"), q(137, 110));
         assert_eq!(ex("\\binom{5}{2}"), q(10, 1));
@@ -787,7 +965,7 @@ mod tests {
         assert!(parse("(x-1)(x+1)").is_some());
         assert!(parse("2\\pi r").is_some());
         assert!(parse("3+4i").is_some());
-        assert!(parse("\\log_2 8").is_none());
+        assert!(parse("\\log_2 8").is_some());
         assert!(parse("1,2").is_none());
         let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
         assert!(parse(&deep).is_none());
