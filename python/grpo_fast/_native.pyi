@@ -73,3 +73,20 @@ class StatsAccumulator:
     def to_dict(self) -> dict[str, Any]: ...
 
 def sandboxd_main(argv: list[str]) -> int: ...
+
+# --- math ---
+# grpo-math (rust/math): answer extraction, normalisation and the fast path of math checking.
+# Verdict codes: 1 correct, 0 wrong, 2 undecided (needs the symbolic path), -1 no answer, -2 empty gold.
+
+def math_check_batch(
+    golds: list[str], responses: list[str], last_number_fallback: str = "auto"
+) -> tuple[
+    npt.NDArray[np.int8], list[str | None], list[str | None], list[str | None], list[str | None]
+]:
+    """(codes, extracted answers, normalised answers, normalised golds, extraction sources);
+    the GIL is released and large batches run in parallel."""
+
+def math_normalize(answer: str) -> str: ...
+def math_extract(text: str, last_number_fallback: bool = False) -> tuple[str, str] | None: ...
+def math_extract_gold(text: str) -> str | None: ...
+def math_compare(gold: str, answer: str) -> int: ...

@@ -316,7 +316,7 @@ def _serve() -> None:
     for warm in _WARMUP:
         try:
             parse(warm)
-        except Exception:  # noqa: BLE001 - warming is best effort
+        except Exception:  # warming is best effort
             pass
     out.write('["ready"]\n')
     out.flush()
