@@ -221,3 +221,19 @@ def test_full_queue_answers_busy_and_recovers(daemon_binary, tmp_path):
             eager.run("print(1)")
         t.join()
         assert eager.run("print(1)")["stdout"] == "1\n"
+
+
+def test_tcp_listener_serves_the_same_api(daemon_binary, tmp_path):
+    import os
+    import socket as socketlib
+
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    with socketlib.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--slots", "1", "--tcp", f"127.0.0.1:{port}"]
+    with Client(str(tmp_path / "t.sock"), binary=daemon_binary, daemon_args=args):
+        remote = Client(tcp=f"127.0.0.1:{port}", start=False)
+        assert remote.run("print(40 + 2)")["stdout"] == "42\n"
+        assert remote.health()["slots"] == 1

@@ -52,7 +52,7 @@ def find_daemon_binary() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     on_path = shutil.which("grpo-sandboxd")
-    if on_path:
+    if on_path and (_native_daemon_available() or not _is_python_entry(on_path)):
         return on_path
     root = here.parents[2]  # python/grpo_fast/sandbox -> repository root
     targets = []
@@ -65,6 +65,23 @@ def find_daemon_binary() -> str | None:
             if cand.is_file() and os.access(cand, os.X_OK):
                 return str(cand)
     return None
+
+
+def _native_daemon_available() -> bool:
+    try:
+        from grpo_fast import _native
+    except ImportError:
+        return False
+    return hasattr(_native, "sandboxd_main")
+
+
+def _is_python_entry(path: str) -> bool:
+    """The `grpo-sandboxd` console script (which needs the daemon compiled into _native)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"#!" and b"grpo_fast.sandbox._entry" in f.read(4096)
+    except OSError:
+        return False
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
