@@ -287,6 +287,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 def _coerce(name: str, tp: Any, v: Any) -> Any:
     """Check and convert a value read from a file or the command line to the field's type."""
     t = str(tp)
+    # TOML has no null: "none" / "null" stand for None in optional fields.
+    if isinstance(v, str) and "None" in t and v.strip().lower() in ("none", "null"):
+        v = None
     if v is None:
         if "None" in t:
             return None
