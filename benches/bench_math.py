@@ -299,7 +299,8 @@ def main() -> None:
             v.verify_pairs([golds[i]], [resps[i]])
             lat.append(time.perf_counter() - t)
     ours = [vd.correct for vd in verdicts]
-    results["grpo-fast math"] = {"out": ours, "secs": secs, "lat": lat, "n": n}
+    results["grpo-fast math"] = {"out": ours, "secs": secs, "lat": lat, "n": n,
+                                 "extracted": [vd.extracted for vd in verdicts]}
     print(f"grpo-fast: {symbolic:,} of {n:,} items went to the symbolic path (sympy workers); "
           f"timeouts {sum(vd.reason == 'timeout' for vd in verdicts)}")
 
@@ -346,7 +347,7 @@ def main() -> None:
         for i in diffs:
             if shown >= args.examples:
                 break
-            ans = last_boxed(resps[i]) or resps[i][-60:]
+            ans = base["extracted"][i] or resps[i][-60:]
             print(f"  gold {gold_answer(golds[i])!r:<28} answer {ans!r:<28} label {labels[i]!s:<5} "
                   f"grpo-fast {base['out'][i]!s:<5} {name} {r['out'][i]}")
             shown += 1

@@ -101,13 +101,23 @@ class WorkerPool:
             while len(self._procs) < self.workers:
                 self._procs.append(self._spawn())
             deadline = time.monotonic() + self.startup_timeout
-            for w in self._procs:
-                while not w.ready and time.monotonic() < deadline:
-                    assert w.proc.stdout is not None
-                    line = w.proc.stdout.readline()
-                    if not line:
-                        break
-                    w.ready = line.strip() == b'["ready"]'
+            with selectors.DefaultSelector() as sel:
+                for w in self._procs:
+                    if not w.ready:
+                        sel.register(w.proc.stdout, selectors.EVENT_READ, w)
+                while sel.get_map() and time.monotonic() < deadline:
+                    for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                        w = key.data
+                        try:
+                            chunk = os.read(key.fd, 1 << 16)
+                        except OSError:
+                            chunk = b""
+                        w.buf += chunk
+                        if not chunk or b'["ready"]\n' in w.buf:
+                            # Ready (or dead: `map` replaces dead workers when it needs them).
+                            w.ready = bool(chunk)
+                            w.buf = bytearray(bytes(w.buf).replace(b'["ready"]\n', b"", 1))
+                            sel.unregister(key.fileobj)
 
     def map(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """One `(status, message)` per pair: status is equal / different / timeout / error."""
