@@ -344,14 +344,21 @@ impl Engine {
         check_language(&req.language)?;
         check_files(&req.files, &req.fetch_files)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
-        let mut zreq = self.base_request(
-            &req.code,
-            &limits,
-            vec![json!({"mode": "program", "stdin": req.stdin})],
-        );
-        zreq["files"] = json!(req.files);
-        zreq["fetch_files"] = json!(req.fetch_files);
-        let report = match self.dispatch(b'R', Self::budget(&limits, 1), &zreq, queue)? {
+        let unit = json!({"mode": "program", "stdin": req.stdin});
+        // Without files the zygote serves the run itself: one fork, no harness process.
+        let (kind, budget, zreq) = if req.files.is_empty() && req.fetch_files.is_empty() {
+            (
+                b'Q',
+                limits.timeout_ms,
+                json!({"unit": unit, "limits": limits, "code": req.code}),
+            )
+        } else {
+            let mut z = self.base_request(&req.code, &limits, vec![unit]);
+            z["files"] = json!(req.files);
+            z["fetch_files"] = json!(req.fetch_files);
+            (b'R', Self::budget(&limits, 1), z)
+        };
+        let report = match self.dispatch(kind, budget, &zreq, queue)? {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
                 return Ok(RunResponse {

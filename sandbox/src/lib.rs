@@ -264,6 +264,7 @@ fn run(args: Args) -> Result<(), String> {
         "tmpfs_bytes": cfg.limits.tmpfs_mb << 20,
         "tmpfs_inodes": cfg.limits.tmpfs_inodes,
         "per_run_netns": cfg.isolation.per_run_network_namespace,
+        "max_output_bytes": cfg.limits.max_output_bytes,
     });
     // SAFETY: prctl and signal setup at startup, before any thread is spawned.
     unsafe {

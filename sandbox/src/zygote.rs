@@ -117,7 +117,9 @@ impl Slot {
             }
         }
         let budget = budget_ms + GRACE_MS;
-        self.send(kind, budget.min(u32::MAX as u64) as u32, payload)?;
+        // 'Q' (a plain run served by the zygote itself) carries the run's own timeout.
+        let header = if kind == b'Q' { budget_ms } else { budget };
+        self.send(kind, header.min(u32::MAX as u64) as u32, payload)?;
         self.runs += 1;
         let deadline = std::time::Instant::now() + Duration::from_millis(budget + GRACE_MS);
         let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -27,13 +27,13 @@ def _status(pid: int | str) -> dict[str, str]:
 
 
 def leftovers(program_uids: set[int], zygote_uids: set[int]) -> list[tuple[int, int, str]]:
-    """Processes of the program uids except each slot's spare child: that one is forked ahead of
-    the next run (already unprivileged, waiting for its unit), and its parent is a harness of
-    zygote uid. Anything a program started would have a program-uid parent."""
+    """Processes of the program uids except each slot's spare children: they are forked ahead of
+    the next run (already unprivileged, waiting for their unit) by the zygote or the next
+    harness, both of zygote uid. Anything a program started would have a program-uid parent."""
     found = [p for p in processes_of(program_uids)
              if int(_status(_status(p[0]).get("PPid", "0")).get("Uid", "-1").split()[0]) not in zygote_uids]
     spares = len(processes_of(program_uids)) - len(found)
-    if spares > len(zygote_uids):
+    if spares > 2 * len(zygote_uids):  # per slot: the zygote's and the next harness's
         found.append((-1, -1, f"{spares} spare children for {len(zygote_uids)} slots"))
     return found
 

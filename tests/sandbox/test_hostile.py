@@ -23,8 +23,21 @@ SYSCALL = textwrap.dedent(
 )
 
 
+VIA = ["zygote"]
+
+
+@pytest.fixture(params=["zygote", "harness"], autouse=True)
+def via(request):
+    """Every case runs both ways a program can be served: forked by the zygote itself (a plain
+    /run) and by a per-run harness (runs with files, and every /run_tests)."""
+    VIA[0] = request.param
+    return request.param
+
+
 def run(sandbox, code, **kw):
     kw.setdefault("timeout_ms", 2000)
+    if VIA[0] == "harness":
+        kw.setdefault("fetch_files", ["_absent"])  # any file request routes through a harness
     return sandbox.run(textwrap.dedent(code), **kw)
 
 
