@@ -260,6 +260,13 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("pi-half-rounded-4", "\\frac{\\pi}{2}", f"{B}{{1.5708}}", False),
     ("bold-final-answer", "5", "So, the final answer is **5**.", True),
     ("word-number-not-parsed", "5", "answer: five", False),
+    ("compound-unit", "5", f"{B}{{5 \\text{{ m/s}}}}", True),
+    ("boxes-one-by-one-for-list", "-2, 3", f"so {B}{{3}} and {B}{{-2}}", True),
+    ("boxes-one-by-one-wrong", "-2, 3", f"so {B}{{3}} and {B}{{4}}", False),
+    ("hack-equals-chain", "4", f"{B}{{1 = 2 = 3 = 4}}", False),
+    ("arithmetic-then-result", "5", f"{B}{{2 + 3 = 5}}", True),
+    ("function-definition", "x^2+1", f"{B}{{f(x) = x^2 + 1}}", True),
+    ("hack-interval-for-number", "8", f"{B}{{(-\\infty, 8]}}", False),
     ("exclamation-ends-sentence", "5", "The answer is 5!", True),
 
 ]

@@ -195,6 +195,14 @@ def relation_equal(a: sp.Basic, b: sp.Basic) -> bool:
     return False
 
 
+_NAME = re.compile(r"^(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+|[A-Za-z]\([A-Za-z,]+\))'?$")
+
+
+def _is_name(s: str) -> bool:
+    """A name that `=` assigns to: `x`, `a_1`, `f(x)`, `y'`, `\\theta`."""
+    return _NAME.match(s.strip()) is not None
+
+
 def _strip_assignment(s: str) -> str:
     parts = split_top(s, "=")
     return parts[-1] if len(parts) >= 2 else s
@@ -233,10 +241,14 @@ def equivalent(gold: str, resp: str, depth: int = 0) -> bool:
     if depth > 4:
         return False
     g_eq, r_eq = split_top(gold, "="), split_top(resp, "=")
+    # `x = 5`, `2 + 3 = 5` against a value: every side that is not a name must equal it (the
+    # same rule as the fast path, so `1 = 2 = 3 = 4` cannot list candidates).
     if len(g_eq) == 1 and len(r_eq) >= 2 and len(split_top(resp, ",")) == 1:
-        return equivalent(gold, r_eq[-1], depth + 1)
+        sides = [p for p in r_eq if not _is_name(p)]
+        return bool(sides) and all(equivalent(gold, p, depth + 1) for p in sides)
     if len(r_eq) == 1 and len(g_eq) >= 2 and len(split_top(gold, ",")) == 1:
-        return equivalent(g_eq[-1], resp, depth + 1)
+        sides = [p for p in g_eq if not _is_name(p)]
+        return bool(sides) and all(equivalent(p, resp, depth + 1) for p in sides)
     gold, resp = _MEMBERSHIP.sub("", gold), _MEMBERSHIP.sub("", resp)
     g_items, r_items = _items(gold), _items(resp)
     # An interval written with brackets against an inequality (`[1, 2]` vs `1 \le x \le 2`).

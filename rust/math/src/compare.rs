@@ -62,6 +62,11 @@ fn split_top(s: &str, sep: u8) -> Vec<&str> {
     parts
 }
 
+/// How many answers a normalised answer lists at its top level (`-2,3` has 2, `(1,2)` has 1).
+pub fn top_level_items(s: &str) -> usize {
+    split_top(s, b',').len()
+}
+
 /// The shape of an answer.
 enum Shape<'a> {
     Scalar(&'a str),
@@ -258,12 +263,8 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
     };
     match eq_shape {
         (1, 1) => {}
-        (1, n) if n >= 2 && split_top(resp, b',').len() == 1 => {
-            return compare_depth(gold, r_eq[n - 1], depth + 1);
-        }
-        (n, 1) if n >= 2 && split_top(gold, b',').len() == 1 => {
-            return compare_depth(g_eq[n - 1], resp, depth + 1);
-        }
+        (1, n) if n >= 2 => return compare_chain(gold, &r_eq, depth),
+        (n, 1) if n >= 2 => return compare_chain(resp, &g_eq, depth),
         (2, 2) => {
             let same = both(
                 compare_depth(g_eq[0], r_eq[0], depth + 1),
@@ -669,6 +670,49 @@ fn compare_intervals(g: &[Interval], r: &[Interval], depth: usize) -> Decision {
     Equal
 }
 
+/// A name that `=` assigns to: `x`, `a_1`, `f(x)`, `y'`, `\theta`.
+fn is_name(s: &str) -> bool {
+    let s = s.trim();
+    let s = s.strip_suffix('\'').unwrap_or(s);
+    if is_variable(s) {
+        return true;
+    }
+    if let Some(cmd) = s.strip_prefix('\\') {
+        return !cmd.is_empty() && cmd.bytes().all(|c| c.is_ascii_alphabetic());
+    }
+    // `f(x)`, `g(x, y)`: a letter applied to letters.
+    let b = s.as_bytes();
+    b.len() >= 4
+        && b[0].is_ascii_alphabetic()
+        && b[1] == b'('
+        && b[b.len() - 1] == b')'
+        && s[2..s.len() - 1]
+            .bytes()
+            .all(|c| c.is_ascii_alphabetic() || c == b',')
+}
+
+/// `x = 5`, `2 + 3 = 5`, `f(x) = x^2` against a value: every side that is not a name must
+/// equal it. So `4 = 4\sqrt{2}` is wrong for 4, and `1 = 2 = 3 = 4` cannot list candidates.
+fn compare_chain(value: &str, sides: &[&str], depth: usize) -> Decision {
+    let mut acc = Equal;
+    let mut compared = 0;
+    for side in sides {
+        if is_name(side) {
+            continue;
+        }
+        compared += 1;
+        acc = both(acc, compare_depth(value, side, depth + 1));
+        if acc == NotEqual {
+            return NotEqual;
+        }
+    }
+    if compared == 0 {
+        Undecided
+    } else {
+        acc
+    }
+}
+
 fn both(a: Decision, b: Decision) -> Decision {
     match (a, b) {
         (NotEqual, _) | (_, NotEqual) => NotEqual,
@@ -933,6 +977,10 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("4", "1=2=3=4", NotEqual),
+            ("5", "2+3=5", Equal),
+            ("x^2", "f(x)=x^2", Equal),
+            ("5", "x=y=5", Equal),
             ("(-\\infty, 8]", "\\sin^2 x", NotEqual),
             ("(-\\infty, 8]", "8", NotEqual),
             ("1", "\\sin^2 x + \\cos^2 x", Equal),

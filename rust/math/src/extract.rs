@@ -56,6 +56,33 @@ pub fn last_boxed(text: &str) -> Option<&str> {
     }
 }
 
+/// The contents of every `\boxed`/`\fbox` in `text`, in order (unbalanced ones skipped).
+pub fn all_boxed(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while from < text.len() {
+        let hay = &text[from..];
+        let Some(pos) = [hay.find("\\boxed"), hay.find("\\fbox")]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            break;
+        };
+        let at = from + pos;
+        let cmd_len = if text[at..].starts_with("\\boxed") {
+            6
+        } else {
+            5
+        };
+        if let Some(content) = boxed_argument(&text[at + cmd_len..]) {
+            out.push(content);
+        }
+        from = at + cmd_len;
+    }
+    out
+}
+
 /// The argument following a `\boxed` command: `{...}` balanced, or `\boxed 5` up to the next
 /// space / `$`.
 fn boxed_argument(rest: &str) -> Option<&str> {

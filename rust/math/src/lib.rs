@@ -102,7 +102,27 @@ pub fn check_prepared(gold: &Gold, response: &str, opts: &Options) -> Check {
             source: None,
         };
     };
-    let normalized = normalize::normalize(&ex.text);
+    let mut ex = ex;
+    let mut normalized = normalize::normalize(&ex.text);
+    // Several answers boxed one by one (`\boxed{2}` and `\boxed{3}`) answer a gold list of as
+    // many items: the last k boxes together. A single gold never looks past the last box.
+    let k = compare::top_level_items(&gold.normalized);
+    if k >= 2 && ex.source == Source::Boxed && compare::top_level_items(&normalized) == 1 {
+        let boxes = extract::all_boxed(response);
+        if boxes.len() >= k {
+            let last: Vec<String> = boxes[boxes.len() - k..]
+                .iter()
+                .map(|b| normalize::normalize(b))
+                .collect();
+            if last
+                .iter()
+                .all(|b| !b.is_empty() && compare::top_level_items(b) == 1)
+            {
+                normalized = last.join(",");
+                ex.text = boxes[boxes.len() - k..].join(", ");
+            }
+        }
+    }
     let verdict = if normalized.is_empty() {
         Verdict::NoAnswer
     } else {
@@ -194,4 +214,63 @@ pub fn check_batch<S: AsRef<str> + Sync>(
         .map(|s| s..(s + chunk).min(n))
         .collect();
     ranges.into_par_iter().map(run).flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(gold: &str, resp: &str) -> Verdict {
+        check(gold, resp, &Options::default()).verdict
+    }
+
+    #[test]
+    fn boxes_one_by_one_answer_a_list() {
+        assert_eq!(
+            verdict("-2, 3", "so \\boxed{3} and \\boxed{-2}"),
+            Verdict::Correct
+        );
+        assert_eq!(
+            verdict("-2, 3", "\\boxed{1} then \\boxed{3} and \\boxed{-2}"),
+            Verdict::Correct
+        );
+        assert_eq!(
+            verdict("-2, 3", "\\boxed{3} and \\boxed{4}"),
+            Verdict::Wrong
+        );
+        // A single gold only ever sees the last box.
+        assert_eq!(verdict("4", "\\boxed{4} or \\boxed{5}"), Verdict::Wrong);
+    }
+
+    #[test]
+    fn fallback_follows_the_gold() {
+        assert_eq!(verdict("#### 72", "so she has 72 apples"), Verdict::Correct);
+        assert_eq!(
+            verdict("\\frac{1}{2}", "so it is 1/2 of them"),
+            Verdict::NoAnswer
+        );
+        let always = Options {
+            last_number_fallback: Fallback::Always,
+        };
+        assert_eq!(
+            check("\\frac{1}{2}", "so it is 1/2 of them", &always).verdict,
+            Verdict::Correct
+        );
+    }
+
+    #[test]
+    fn batch_matches_single() {
+        let golds = ["72", "72", "\\frac12", "", "x^2"];
+        let resps = [
+            "\\boxed{72}",
+            "\\boxed{7}",
+            "0.5",
+            "\\boxed{1}",
+            "no answer here",
+        ];
+        let batch = check_batch(&golds, &resps, &Options::default());
+        for ((g, r), (c, _)) in golds.iter().zip(resps).zip(&batch) {
+            assert_eq!(c.verdict, verdict(g, r), "{g} {r}");
+        }
+    }
 }

@@ -48,10 +48,12 @@ fn is_connector(w: &str) -> bool {
 /// True for text that is only words (a unit, "apples", "square feet") rather than an answer.
 fn is_unit_text(t: &str) -> bool {
     let t = t.trim();
+    // Compound units too: `m/s`, `km/h`, `m^2`.
     !t.is_empty()
+        && t.starts_with(|c: char| c.is_ascii_alphabetic())
         && t.chars()
-            .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '.')
-        && t.chars().any(|c| c.is_ascii_alphabetic())
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '/' | '^' | '{' | '}'))
+        && t.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 1
         && !t.split_whitespace().any(is_connector)
 }
 
@@ -186,7 +188,10 @@ fn rewrite_words(s: &str) -> String {
             .or_else(|| core.strip_suffix("^{3}"))
             .or_else(|| core.strip_suffix("^3"))
             .unwrap_or(core);
-        core.len() >= 2 && core.chars().all(|c| c.is_ascii_alphabetic())
+        core.len() >= 2
+            && core.starts_with(|c: char| c.is_ascii_alphabetic())
+            && core.chars().all(|c| c.is_ascii_alphabetic() || c == '/')
+            && core.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 2
     };
     let mut percent = false;
     while toks.len() >= 2
@@ -420,6 +425,9 @@ mod tests {
             ("10 \\text{ cm}^2", "10"),
             ("\\$18.50", "18.50"),
             ("18 dollars", "18"),
+            ("5 \\text{ m/s}", "5"),
+            ("5 km/h", "5"),
+            ("3 \\text{ m}^2", "3"),
             ("90^\\circ", "90"),
             ("90^{\\circ}", "90"),
             ("28\\%", "28%"),
