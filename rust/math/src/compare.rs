@@ -977,6 +977,8 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("\\sin 30^\\circ", "\\frac12", Equal),
+            ("\\cos 60^{\\circ}", "\\frac{\\sqrt3}{2}", NotEqual),
             ("4", "1=2=3=4", NotEqual),
             ("5", "2+3=5", Equal),
             ("x^2", "f(x)=x^2", Equal),

@@ -292,6 +292,29 @@ fn drop_thousands_separators(s: &str) -> String {
     }
 }
 
+/// Inside trigonometric answers degrees matter: `\sin 30^\circ` is `\sin(30\cdot\frac{\pi}{180})`.
+fn degrees_to_radians(s: &str) -> String {
+    let mut out = s.to_string();
+    for mark in ["^{\\circ}", "^\\circ"] {
+        while let Some(pos) = out.find(mark) {
+            let num_start = out[..pos]
+                .char_indices()
+                .rev()
+                .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            if num_start == pos {
+                break;
+            }
+            let number = out[num_start..pos].to_string();
+            out.replace_range(
+                num_start..pos + mark.len(),
+                &format!("({number}\\cdot\\frac{{\\pi}}{{180}})"),
+            );
+        }
+    }
+    out
+}
+
 /// Strip `$...$`, `\(...\)`, `\[...\]` around the whole answer.
 fn strip_delimiters(mut s: &str) -> &str {
     loop {
@@ -359,6 +382,14 @@ fn ends_with_command(s: &str) -> bool {
 /// The canonical form of an answer; see the module docs.
 pub fn normalize(answer: &str) -> String {
     let s = strip_delimiters(answer);
+    let s = if ["\\sin", "\\cos", "\\tan", "\\sec", "\\csc", "\\cot"]
+        .iter()
+        .any(|f| s.contains(f))
+    {
+        degrees_to_radians(s)
+    } else {
+        s.to_string()
+    };
     let s = s
         .replace("^{\\circ}", "")
         .replace("^\\circ", "")
@@ -425,6 +456,8 @@ mod tests {
             ("10 \\text{ cm}^2", "10"),
             ("\\$18.50", "18.50"),
             ("18 dollars", "18"),
+            ("\\sin 30^\\circ", "\\sin(30\\cdot\\frac{\\pi}{180})"),
+            ("\\sinπ30^\\circ", "\\sin\\pi(30\\cdot\\frac{\\pi}{180})"),
             ("5 \\text{ m/s}", "5"),
             ("5 km/h", "5"),
             ("3 \\text{ m}^2", "3"),
