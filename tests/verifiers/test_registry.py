@@ -122,6 +122,12 @@ def test_weighted_composition():
     assert out[0].details["components"]["math"]["reason"] == "correct"
 
 
+def test_comma_separated_composition():
+    with build_verifier("math=0.9,format=0.1") as v:
+        assert isinstance(v, CompositeVerifier)
+        assert v.verify_batch(items(NO_THINK))[0].score == pytest.approx(0.9)
+
+
 def test_weights_are_normalised():
     with build_verifier(["math=3", "format=1"]) as v:
         assert v.verify_batch(items(NO_THINK))[0].score == pytest.approx(0.75)

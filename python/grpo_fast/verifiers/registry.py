@@ -208,9 +208,11 @@ class CompositeVerifier(Verifier):
 
 
 def build_verifier(specs: str | Sequence[str], **options: Any) -> Verifier:
-    """From CLI-style specs (`["math=0.9", "format=0.1"]`) to one Verifier."""
+    """From CLI-style specs (`["math=0.9", "format=0.1"]`, or one string `"math=0.9,format=0.1"`)
+    to one Verifier."""
     if isinstance(specs, str):
         specs = [specs]
+    specs = [part for spec in specs for part in spec.split(",") if part.strip()]
     if not specs:
         raise ConfigError("no verifier given")
     parsed = [parse_spec(s) for s in specs]
