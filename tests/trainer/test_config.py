@@ -100,3 +100,11 @@ def test_parse_override(text, key, value):
 def test_presets_are_all_valid():
     for name in PRESETS:
         GRPOConfig.from_preset(name).validate()
+
+
+def test_the_training_guide_documents_every_field():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    missing = [f.name for f in dataclasses.fields(GRPOConfig) if f"`{f.name}`" not in guide]
+    assert not missing, f"docs/training.md lacks {missing}"
