@@ -72,7 +72,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, chunk_size,
     """
     if on_error == "report" and rejects is None:
         rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
-    options: dict[str, Any] = {"timeout": timeout, "answer_field": answer_field}
+    # Workers import sympy in the background while the first chunk is read and fast-checked.
+    options: dict[str, Any] = {"timeout": timeout, "answer_field": answer_field, "eager_workers": True}
     if workers is not None:
         options["workers"] = workers
     start = time.perf_counter()

@@ -314,6 +314,7 @@ def _serve() -> None:
     line on stdout (`[id, 1|0|-1, message]`, -1 for an error). The parent owns the deadline."""
     import json
     import os
+    import select
     import sys
 
     memory_mb = int(os.environ.get("GRPO_FAST_WORKER_MEMORY_MB", "0") or 0)
@@ -323,29 +324,44 @@ def _serve() -> None:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     out = sys.stdout
-    # The parser builds its tables lazily: the first parse of each construct is 10-100x slower
-    # than later ones. Warm the common ones before saying ready, so deadlines are fair.
-    for warm in _WARMUP:
-        try:
-            parse(warm)
-        except Exception:  # warming is best effort
-            pass
     out.write('["ready"]\n')
     out.flush()
-    for line in sys.stdin:
+
+    def handle(line: bytes) -> None:
         try:
             ident, gold, resp = json.loads(line)
         except ValueError:
-            continue
+            return
         try:
             reply = [ident, 1 if equivalent(gold, resp) else 0, ""]
         except MemoryError:
             reply = [ident, -1, "out of memory"]
-        except Exception as exc:
+        except Exception as exc:  # any parser failure is a verdict, not a crash
             # A response sympy cannot read is not an answer equal to the gold.
             reply = [ident, 0, f"unparsable: {type(exc).__name__}"]
         out.write(json.dumps(reply) + "\n")
         out.flush()
+
+    # The parser builds its tables lazily: the first parse of each construct is 10-100x slower
+    # than later ones. Warm the common constructs while idle, so start-up stays short and a
+    # request never waits for more than one warm-up parse.
+    warm = list(_WARMUP)
+    fd = sys.stdin.fileno()
+    buf = b""
+    while True:
+        if warm and not select.select([fd], [], [], 0)[0]:
+            try:
+                parse(warm.pop(0))
+            except Exception:  # warming is best effort
+                pass
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            handle(line)
 
 
 if __name__ == "__main__":

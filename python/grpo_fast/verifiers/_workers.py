@@ -93,6 +93,14 @@ class WorkerPool:
         except subprocess.TimeoutExpired:
             pass
 
+    def prestart(self) -> None:
+        """Spawn the workers without waiting: they import sympy while the caller does other
+        work, and `map` uses them once they say ready."""
+        with self._lock:
+            self._procs = [w for w in self._procs if w.proc.poll() is None]
+            while len(self._procs) < self.workers:
+                self._procs.append(self._spawn())
+
     def start(self) -> None:
         """Start the workers now and wait until they are ready (sympy imported and warmed),
         instead of on the first item that needs them."""
@@ -130,7 +138,7 @@ class WorkerPool:
         n = len(pairs)
         results: list[tuple[str, str] | None] = [None] * n
         pending = deque(range(n))
-        want = min(self.workers, n)
+        want = max(min(self.workers, n), len(self._procs))
         self._procs = [w for w in self._procs if w.proc.poll() is None]
         while len(self._procs) < want:
             self._procs.append(self._spawn())

@@ -52,6 +52,9 @@ class MathVerifier(Verifier):
     workers: symbolic worker processes (default: all cores).
     last_number_fallback: `auto` (use the last number of a response without a marked answer
         only when the gold is a plain number), `always` or `never`.
+    memory_mb: address-space limit of each worker process.
+    eager_workers: spawn the workers now, in the background (for long runs such as the CLI);
+        by default they start on the first item that needs them.
     """
 
     name = "math"
@@ -63,6 +66,7 @@ class MathVerifier(Verifier):
         workers: int | None = None,
         last_number_fallback: str = "auto",
         memory_mb: int = 2048,
+        eager_workers: bool = False,
     ):
         if last_number_fallback not in ("auto", "always", "never"):
             raise ConfigError(f"last_number_fallback must be auto, always or never, not {last_number_fallback!r}")
@@ -76,6 +80,8 @@ class MathVerifier(Verifier):
         self._cache: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.stats = {"fast": 0, "symbolic": 0, "timeouts": 0}
+        if eager_workers:
+            self.pool.prestart()
 
     @property
     def pool(self) -> WorkerPool:
