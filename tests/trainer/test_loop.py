@@ -225,3 +225,16 @@ def test_train_command_reports_bad_config_without_traceback():
     r = CliRunner().invoke(train, ["--toy", "next_digit", "--set", "loss_type=mean"])
     assert r.exit_code == 2
     assert "loss_type" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(("toy", "lr", "steps"), [("next_digit", 2e-3, 150), ("digit_sum", 5e-4, 1200)])
+def test_toy_defaults_apply_unless_set(toy, lr, steps):
+    from grpo_fast.cli.train import train
+
+    r = CliRunner().invoke(train, ["--toy", toy, "--print-config"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads(r.stdout)
+    assert (cfg["learning_rate"], cfg["max_steps"], cfg["beta"], cfg["use_chat_template"]) == (lr, steps, 0.02, False)
+    r = CliRunner().invoke(train, ["--toy", toy, "--lr", "1e-4", "--beta", "0", "--print-config"])
+    cfg = json.loads(r.stdout)
+    assert (cfg["learning_rate"], cfg["beta"]) == (1e-4, 0.0)
