@@ -205,6 +205,13 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
             };
         }
     }
+    // Words compare case-insensitively (`\text{No}` = `no`).
+    if gold.len() >= 2
+        && gold.eq_ignore_ascii_case(resp)
+        && gold.bytes().all(|c| c.is_ascii_alphabetic())
+    {
+        return Equal;
+    }
     if is_word(gold) || is_word(resp) {
         if gold.eq_ignore_ascii_case(resp) {
             return Equal;
@@ -977,6 +984,7 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("\\text{no}", "\\text{No}", Equal),
             ("\\sin 30^\\circ", "\\frac12", Equal),
             ("\\cos 60^{\\circ}", "\\frac{\\sqrt3}{2}", NotEqual),
             ("4", "1=2=3=4", NotEqual),
