@@ -115,6 +115,16 @@ def write_file(path, text):
         os.close(fd)
 
 
+def close_except(keep):
+    """Closes every fd from 4 up except `keep`: a forked process must not hold another
+    process's pipe ends (a stray write end keeps a reader from ever seeing EOF)."""
+    lo = 4
+    for fd in sorted(k for k in keep if k >= 4):
+        os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, 1 << 16)
+
+
 def read_all(fd):
     chunks = []
     while True:
@@ -379,8 +389,7 @@ def spawn_child():
     pid = os.fork()
     if pid == 0:
         try:
-            for fd in (out_r, err_r, res_r, ctl_w):
-                os.close(fd)
+            close_except({ctl_r, out_w, err_w, res_w})
             child_main(ctl_r, out_w, err_w, res_w)
         except BaseException as exc:
             try:
@@ -610,7 +619,7 @@ def prefork(own_pidns):
     if pid == 0:
         code = 0
         try:
-            os.close(w)
+            close_except({r})
             libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
             setup_run()
             if CFG["isolated"]:
@@ -648,8 +657,7 @@ def spawn_fast_child(own_pidns):
     pid = os.fork()
     if pid == 0:
         try:
-            for fd in (out_r, err_r, res_r, ctl_w):
-                os.close(fd)
+            close_except({ctl_r, out_w, err_w, res_w})
             setup_run()
             child_main(ctl_r, out_w, err_w, res_w)
         except BaseException as exc:

@@ -237,3 +237,12 @@ def test_tcp_listener_serves_the_same_api(daemon_binary, tmp_path):
         remote = Client(tcp=f"127.0.0.1:{port}", start=False)
         assert remote.run("print(40 + 2)")["stdout"] == "42\n"
         assert remote.health()["slots"] == 1
+
+
+def test_plain_runs_after_harness_runs_are_not_held_up(sandbox):
+    # Regression: a harness forked by the zygote once kept a copy of the next plain run's request
+    # pipe, so that run never saw the end of its request and timed out.
+    for _ in range(3):
+        assert sandbox.run_tests("print(input())", [{"stdin": "a", "expected_stdout": "a"}])["all_passed"]
+        r = sandbox.run("print('quick')", timeout_ms=3000)
+        assert r["status"] == "ok" and r["stdout"] == "quick\n", r
