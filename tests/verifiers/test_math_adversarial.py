@@ -67,13 +67,14 @@ def test_pathological_returns_a_verdict(verifier, gold, response, ok):
 @pytest.mark.timeout(BOUND)
 def test_overrun_is_a_counted_timeout_and_the_pool_recovers():
     with MathVerifier(timeout=1.0, workers=1) as v:
-        out = v.verify_pairs(["1", "x^2-1", "3+4i"], ["\\boxed{100000000! + 9^{9^{9}}}", "\\boxed{(x-1)(x+1)}",
-                                                     "\\boxed{4i+3}"])
+        out = v.verify_pairs(["1", "2y=4x+6", "4y=8x+12"], ["\\boxed{100000000! + 9^{9^{9}}}",
+                                                            "\\boxed{y=2x+3}", "\\boxed{y=2x+3}"])
         assert out[0].reason == TIMEOUT and out[0].score is None
         assert v.stats["timeouts"] == 1
         assert v.pool.restarts >= 1
         # The replacement worker decides the other (symbolic) items.
         assert [o.reason for o in out[1:]] == [OK, OK]
+        assert all(o.details["path"] == "symbolic" for o in out)
 
 
 @pytest.mark.timeout(BOUND)
@@ -83,7 +84,8 @@ def test_works_from_worker_threads_with_deadline():
     results: dict[int, list] = {}
 
     def run(k: int) -> None:
-        results[k] = v.verify_pairs(["1", "3+4i"], ["\\boxed{100000000! + 1}", "\\boxed{4i+3}"])
+        results[k] = v.verify_pairs(["1", f"{k + 2}y={2 * k + 4}x+{3 * k + 6}"],
+                                    ["\\boxed{100000000! + 1}", "\\boxed{y=2x+3}"])
 
     with MathVerifier(timeout=1.0, workers=2) as v:
         threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
@@ -94,3 +96,28 @@ def test_works_from_worker_threads_with_deadline():
         assert not any(t.is_alive() for t in threads)
     for k in range(2):
         assert [r.reason for r in results[k]] == [TIMEOUT, OK]
+
+
+@pytest.mark.timeout(BOUND)
+def test_forked_child_leaves_parent_workers_alone():
+    """A fork (e.g. a DataLoader worker) must not kill or share the parent's workers."""
+    import os
+
+    with MathVerifier(timeout=5.0, workers=1) as v:
+        # A scaled equation is one of the few things only the symbolic path decides.
+        assert v.verify_pairs(["2y=4x+6"], ["\\boxed{y=2x+3}"])[0].details["path"] == "symbolic"
+        parent_worker = v.pool._procs[0].proc
+        pid = os.fork()
+        if pid == 0:  # child: use the verifier, close it, exit without running parent cleanup
+            code = 0
+            try:
+                ok = v.verify_pairs(["4y=8x+12"], ["\\boxed{y=2x+3}"])[0].reason == OK
+                v.close()
+                code = 0 if ok else 1
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert parent_worker.poll() is None  # still alive
+        assert v.verify_pairs(["3y=6x+9"], ["\\boxed{y=2x+3}"])[0].reason == OK

@@ -60,6 +60,7 @@ class WorkerPool:
         self.restarts = 0
         self._procs: list[_Worker] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         _live_pools.add(self)
 
     def _spawn(self) -> _Worker:
@@ -96,6 +97,7 @@ class WorkerPool:
     def prestart(self) -> None:
         """Spawn the workers without waiting: they import sympy while the caller does other
         work, and `map` uses them once they say ready."""
+        self._after_fork()
         with self._lock:
             self._procs = [w for w in self._procs if w.proc.poll() is None]
             while len(self._procs) < self.workers:
@@ -104,6 +106,7 @@ class WorkerPool:
     def start(self) -> None:
         """Start the workers now and wait until they are ready (sympy imported and warmed),
         instead of on the first item that needs them."""
+        self._after_fork()
         with self._lock:
             self._procs = [w for w in self._procs if w.proc.poll() is None]
             while len(self._procs) < self.workers:
@@ -127,10 +130,19 @@ class WorkerPool:
                             w.buf = bytearray(bytes(w.buf).replace(b'["ready"]\n', b"", 1))
                             sel.unregister(key.fileobj)
 
+    def _after_fork(self) -> None:
+        """In a forked child (a DataLoader worker, say) the workers belong to the parent: forget
+        them without touching them, and start our own when needed."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._procs = []
+            self._lock = threading.Lock()
+
     def map(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """One `(status, message)` per pair: status is equal / different / timeout / error."""
         if not pairs:
             return []
+        self._after_fork()
         with self._lock:
             return self._map(pairs)
 
@@ -232,12 +244,17 @@ class WorkerPool:
         return [r if r is not None else (ERROR, "lost") for r in results]
 
     def close(self) -> None:
+        if os.getpid() != self._pid:  # the parent's workers are not ours to stop
+            self._procs = []
+            return
         with self._lock:
             for w in self._procs:
                 self._kill(w)
             self._procs = []
 
     def __del__(self) -> None:
+        if getattr(self, "_pid", None) != os.getpid():
+            return
         for w in getattr(self, "_procs", []):
             try:
                 w.proc.kill()
