@@ -18,7 +18,7 @@ TIMING = ("step_time_s", "generation_s", "reward_wait_s", "update_s", "tokens_pe
 def _cfg(out, **kw):
     base = dict(toy="next_digit", output_dir=str(out), seed=3, max_steps=6, prompts_per_step=8,
                 num_generations=4, beta=0.05, num_iterations=2, lr_scheduler_type="cosine", warmup_steps=2,
-                generation_batch_size=4)
+                generation_chunks=2)
     base.update(kw)
     return GRPOConfig(**base)
 

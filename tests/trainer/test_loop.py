@@ -88,9 +88,9 @@ def test_abstaining_verifier_online_step_reports_rate():
 
 def test_verification_runs_in_worker_threads_beside_generation():
     ver = AbstainOnDigit("x")
-    t = make_trainer(ver, generation_batch_size=2, verifier_workers=2)
+    t = make_trainer(ver, generation_chunks=4, verifier_workers=2)
     m = t.step()
-    assert ver.batches == 4  # 8 prompts in chunks of 2: each chunk verified on its own
+    assert ver.batches == 4  # 8 prompts in 4 chunks: each chunk verified on its own
     assert all(name.startswith("grpo-verify") for name in ver.threads)
     assert m["reward_wait_s"] >= 0.0 and m["generation_s"] > 0.0
     t.close()
@@ -137,13 +137,14 @@ def test_num_iterations_reuses_the_batch_against_stored_old_logprobs():
 def test_reference_model_only_with_kl_and_refreshed():
     assert make_trainer(beta=0.0).ref_model is None
     t = make_trainer(beta=0.1, ref_model_sync_steps=2, learning_rate=1e-2)
-    t.step()
-    m = t.step()
-    assert m["kl"] >= 0
+    groups = [_hand_group(t.tokenizer, "3=", ["4", "5", "6"], [1.0, 0.0, 0.0])]
+    t.train_on_groups(groups)
+    m = t.train_on_groups(groups)
+    assert m["kl"] > 0  # the policy had moved away from the reference during step 2
     # After step 2 the reference was synced: it equals the policy.
     for p, q in zip(t.model.parameters(), t.ref_model.parameters(), strict=True):
         assert torch.equal(p, q)
-    t.step()
+    t.train_on_groups(groups)
     assert any(not torch.equal(p, q) for p, q in zip(t.model.parameters(), t.ref_model.parameters(), strict=True))
 
 

@@ -43,7 +43,12 @@ def test_missing_logger_is_reported_not_fatal(tmp_path, monkeypatch):
 def test_lora_trains_only_the_adapters():
     pytest.importorskip("peft")
     from grpo_fast.trainer.loop import GRPOTrainer
-    from grpo_fast.trainer.toy_tasks import ToyExactVerifier, build_char_tokenizer, build_tiny_model, get_toy_task
+    from grpo_fast.trainer.toy_tasks import (
+        ToyExactVerifier,
+        build_char_tokenizer,
+        build_tiny_model,
+        get_toy_task,
+    )
 
     torch.manual_seed(0)
     tok = build_char_tokenizer()

@@ -43,9 +43,10 @@ class GRPOConfig:
     """Prompts (groups) per optimisation step, per process. Completions per step = this * num_generations."""
     num_generations: int = 8
     """Group size G: completions sampled per prompt."""
-    generation_batch_size: int | None = None
-    """Prompts per generation call; the batch is generated in chunks of this size and each chunk is
-    verified while the next one is generated. None = the whole step in one call (no overlap)."""
+    generation_chunks: int = 4
+    """Split each step's prompts into this many generate calls; each chunk is verified by a worker while
+    the next one is generated, so only the last chunk's verification is waited for. 1 = one call, no
+    overlap (right when verification is instant, as for the toy tasks)."""
     max_prompt_length: int | None = 512
     """Prompts longer than this many tokens are truncated from the left. None = no limit."""
     max_completion_length: int = 256
@@ -180,8 +181,8 @@ class GRPOConfig:
         for r in self.report_to:
             if r not in ("tensorboard", "wandb"):
                 raise bad("report_to", f"unknown logger {r!r}; use tensorboard or wandb")
-        if self.generation_batch_size is not None and self.generation_batch_size < 1:
-            raise bad("generation_batch_size", "must be >= 1")
+        if self.generation_chunks < 1:
+            raise bad("generation_chunks", "must be >= 1")
 
     # --- conversion ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

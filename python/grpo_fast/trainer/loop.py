@@ -199,11 +199,11 @@ class GRPOTrainer:
         return out
 
     def sample_and_verify(self, records: list[dict[str, Any]], timings: dict[str, float]) -> list[ScoredGroup]:
-        """Generate in chunks of `generation_batch_size` prompts; each chunk is handed to a verifier worker
+        """Generate in `generation_chunks` calls; each chunk is handed to a verifier worker
         as soon as it exists, so chunk k is scored while chunk k+1 is generated. Time spent waiting for
         verdicts after the last chunk is `reward_wait_s`."""
         cfg = self.cfg
-        chunk = cfg.generation_batch_size or len(records)
+        chunk = max(1, math.ceil(len(records) / cfg.generation_chunks))
         futures: list[Future] = []
         pool = self._pool_get()
         t0 = time.perf_counter()

@@ -81,7 +81,7 @@ def toy_overrides(cfg: GRPOConfig, explicit: set[str]) -> GRPOConfig:
     d = cfg.to_dict()
     defaults = dict(verifier=task.verifier, max_completion_length=task.max_completion_length,
                     use_chat_template=False, learning_rate=2e-3, prompts_per_step=32, num_generations=8,
-                    max_steps=150, eval_prompts=len(task.records), gate_kl_max=None)
+                    max_steps=150, eval_prompts=len(task.records), gate_kl_max=None, generation_chunks=1)
     defaults.update(task.train_defaults)
     for k, v in defaults.items():
         if k not in explicit:
