@@ -87,7 +87,7 @@ def test_works_from_worker_threads_with_deadline():
         results[k] = v.verify_pairs(["1", f"{k + 2}y={2 * k + 4}x+{3 * k + 6}"],
                                     ["\\boxed{100000000! + 1}", "\\boxed{y=2x+3}"])
 
-    with MathVerifier(timeout=1.0, workers=2) as v:
+    with MathVerifier(timeout=3.0, workers=2) as v:
         threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
         for t in threads:
             t.start()

@@ -301,11 +301,13 @@ def _items(s: str) -> tuple[str, list[str]] | None:
     return None
 
 
-_WARMUP = [
+_WARMUP: list[str | tuple[str, str]] = [
     "1", "x^2-1", "\\frac{1}{2}", "\\sqrt{2}", "\\sqrt[3]{x}", "\\log_{2} 8", "\\ln 2", "\\sin x",
     "\\cos^2 x", "3+4i", "\\pi r^2", "e^{2}", "x \\leq 2", "(-\\infty, 2]", "[1, 2)", "\\{1, 2\\}",
     "(1, 2) \\cup (3, \\infty)", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "y=2x+3", "\\pm 2",
     "5!", "\\binom{5}{2}", "\\frac{\\ln 5}{\\ln 3}", "x_1", "\\theta", "|x|",
+    # and the comparison code paths (simplify, sets, relations) once each
+    ("2y=4x+6", "y=2x+3"), ("x\\leq2", "(-\\infty,2]"), ("\\sin^2x", "1-\\cos^2x"), ("\\{1,2\\}", "\\{2,1\\}"),
 ]
 
 
@@ -350,8 +352,12 @@ def _serve() -> None:
     buf = b""
     while True:
         if warm and not select.select([fd], [], [], 0)[0]:
+            item = warm.pop(0)
             try:
-                parse(warm.pop(0))
+                if isinstance(item, tuple):
+                    equivalent(*item)
+                else:
+                    parse(item)
             except Exception:  # warming is best effort
                 pass
             continue
