@@ -33,6 +33,29 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Serialises `values` in parallel, then writes them in order.
+    pub fn write_values(&mut self, values: &[Value]) -> Result<()> {
+        use rayon::prelude::*;
+        const PER_TASK: usize = 256;
+        let encoded: Vec<Vec<u8>> = values
+            .par_chunks(PER_TASK)
+            .map(|chunk| {
+                let mut buf = Vec::with_capacity(chunk.len() * 256);
+                for v in chunk {
+                    // Serialising a Value cannot fail: keys are strings, numbers finite.
+                    let _ = serde_json::to_writer(&mut buf, v);
+                    buf.push(b'\n');
+                }
+                buf
+            })
+            .collect();
+        for buf in encoded {
+            self.sink.write_all(&buf)?;
+        }
+        self.records += values.len() as u64;
+        Ok(())
+    }
+
     /// Writes one already-serialised JSON object; it must not contain a newline.
     pub fn write_line(&mut self, line: &[u8]) -> Result<()> {
         if memchr::memchr(b'\n', line).is_some() {
@@ -69,8 +92,8 @@ pub fn write_advantages(
         let cols = &batch.columns;
         let adv = advantage::compute(&cols.scores, &cols.offsets, method, eps)?;
         summary.add(cols, eps)?;
-        let records = batch.records.unwrap_or_default();
-        for (g, mut record) in records.into_iter().enumerate() {
+        let mut records = batch.records.unwrap_or_default();
+        for (g, record) in records.iter_mut().enumerate() {
             let start = cols.offsets[g] as usize;
             if let Some(Value::Array(responses)) = record.get_mut("responses") {
                 for (k, r) in responses.iter_mut().enumerate() {
@@ -79,8 +102,8 @@ pub fn write_advantages(
                     }
                 }
             }
-            writer.write_value(&record)?;
         }
+        writer.write_values(&records)?;
     }
     writer.finish()?;
     Ok((reader.report().clone(), summary))

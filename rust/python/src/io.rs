@@ -14,7 +14,6 @@ use crate::convert::{from_python, to_python};
 use crate::errors::{config, IntoPyResult};
 use crate::stats::summary_dict;
 
-#[allow(clippy::too_many_arguments)]
 fn read_options(
     on_error: &str,
     rejects: Option<String>,
@@ -24,7 +23,7 @@ fn read_options(
     keep_records: bool,
 ) -> PyResult<ReadOptions> {
     if let Some((lo, hi)) = score_range {
-        if !(lo <= hi) {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
             return Err(config(format!(
                 "score_range must satisfy min <= max, got ({lo}, {hi})"
             )));
@@ -97,6 +96,7 @@ pub struct BatchReader {
 #[pymethods]
 impl BatchReader {
     #[new]
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (path, *, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None, batch_responses=65536, keep_records=false))]
     fn new(
         py: Python<'_>,
@@ -176,14 +176,7 @@ impl JsonlWriter {
             let mut path = format!("records[{i}]");
             values.push(from_python(&r?, &mut path)?);
         }
-        py.detach(|| {
-            self.with(|w| {
-                for v in &values {
-                    w.write_value(v)?;
-                }
-                Ok(())
-            })
-        })
+        py.detach(|| self.with(|w| w.write_values(&values)))
     }
 
     fn write_lines(&self, py: Python<'_>, lines: Vec<String>) -> PyResult<()> {
