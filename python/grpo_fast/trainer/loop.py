@@ -219,9 +219,10 @@ class GRPOTrainer:
         timings["reward_wait_s"] = timings.get("reward_wait_s", 0.0) + (t2 - t1)
         return scored
 
-    def collect(self, timings: dict[str, float]) -> tuple[list[ScoredGroup], dict[str, float]]:
-        """One step's groups; with dynamic sampling, keep drawing prompts until `prompts_per_step` groups
-        have non-zero reward std (or the round limit is hit)."""
+    def collect(self, timings: dict[str, float]) -> tuple[list[ScoredGroup], list[ScoredGroup], int]:
+        """One step's groups: (groups to train on, all groups sampled, generation rounds). With dynamic
+        sampling, keep drawing prompts until `prompts_per_step` groups have non-zero reward std (or the
+        round limit is hit)."""
         cfg = self.cfg
         all_groups: list[ScoredGroup] = []
         rounds = 0
@@ -237,7 +238,7 @@ class GRPOTrainer:
                 all_groups.extend(got)
                 kept.extend(g for g in got if g.std > 0)
             kept = kept[:cfg.prompts_per_step]
-        return kept, {"sampling_rounds": float(rounds), "_all": all_groups}  # type: ignore[dict-item]
+        return kept, all_groups, rounds
 
     # ---------------------------------------------------------------------------------- update
     def step(self) -> dict[str, float]:
@@ -246,11 +247,10 @@ class GRPOTrainer:
             raise ConfigError("online training needs prompts and a verifier", field="verifier")
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
-        kept, info = self.collect(timings)
-        all_groups = info.pop("_all")
+        kept, all_groups, rounds = self.collect(timings)
         metrics = self.train_on_groups(kept, all_groups=all_groups)
         metrics.update(timings)
-        metrics.update(info)
+        metrics["sampling_rounds"] = float(rounds)
         metrics["step_time_s"] = time.perf_counter() - t_start
         n_tok = metrics.get("num_tokens", 0.0)
         metrics["tokens_per_s"] = n_tok / max(metrics["step_time_s"], 1e-9)
