@@ -16,15 +16,16 @@ GATE_ADV_STD_RANGE = (0.5, 1.5)
 GATE_VERIFICATION_MIN = 0.8
 
 
-def quality_warnings(m: dict[str, float], kl_max: float | None = GATE_KL_MAX) -> list[str]:
-    """The gates a step crossed, as short sentences."""
+def quality_warnings(m: dict[str, float], kl_max: float | None = GATE_KL_MAX, check_adv_std: bool = True) -> list[str]:
+    """The gates a step crossed, as short sentences. `check_adv_std` only makes sense for std-normalised
+    advantages (grpo, batch_std); dr_grpo and rloo advantages are in reward units."""
     out = []
     kl = m.get("kl")
     if kl is not None and kl_max is not None and kl > kl_max:
         out.append(f"KL {kl:.3f} > {kl_max}: the policy is drifting far from the reference")
     a = m.get("advantage_std")
     # Only groups with signal define the advantage scale; a step without any is reported as zero-std.
-    if a is not None and a > 0 and not (GATE_ADV_STD_RANGE[0] <= a <= GATE_ADV_STD_RANGE[1]):
+    if check_adv_std and a is not None and a > 0 and not (GATE_ADV_STD_RANGE[0] <= a <= GATE_ADV_STD_RANGE[1]):
         out.append(f"advantage std {a:.2f} outside {GATE_ADV_STD_RANGE[0]}-{GATE_ADV_STD_RANGE[1]}")
     v = m.get("verification_rate")
     if v is not None and v < GATE_VERIFICATION_MIN:
@@ -37,7 +38,8 @@ class MetricsLogger:
     `report_to` when their packages are installed (a missing one is reported once, not fatal)."""
 
     def __init__(self, out_dir: str | Path, report_to: Sequence[str] = (), resume: bool = False,
-                 config: dict[str, Any] | None = None, console: Any = None, kl_max: float | None = GATE_KL_MAX):
+                 config: dict[str, Any] | None = None, console: Any = None, kl_max: float | None = GATE_KL_MAX,
+                 check_adv_std: bool = True):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / "metrics.jsonl"
@@ -48,6 +50,7 @@ class MetricsLogger:
             self.path.unlink()
         self.console = console
         self.kl_max = kl_max
+        self.check_adv_std = check_adv_std
         self.warn_counts: dict[str, int] = {}
         self._tb = None
         self._wandb = None
@@ -76,7 +79,7 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, float]) -> list[str]:
         line = {"step": step, **{k: _clean(v) for k, v in metrics.items() if not k.startswith("_")}}
-        warns = quality_warnings(metrics, self.kl_max)
+        warns = quality_warnings(metrics, self.kl_max, self.check_adv_std)
         if warns:
             line["warnings"] = warns
             for w in warns:

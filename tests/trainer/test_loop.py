@@ -199,6 +199,12 @@ def test_quality_gates(metrics, expect):
     assert [w.split(" ")[0] for w in quality_warnings(metrics)] == expect
 
 
+def test_advantage_gate_is_off_for_unnormalised_estimators():
+    m = {"kl": 0.0, "advantage_std": 0.3, "verification_rate": 1.0}
+    assert quality_warnings(m, check_adv_std=False) == []
+    assert quality_warnings({**m, "kl": 0.5}, kl_max=None, check_adv_std=False) == []
+
+
 def test_train_command_runs_the_toy_demo_and_prints_json(tmp_path):
     from grpo_fast.cli.train import train
 

@@ -172,7 +172,8 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
     offline_data = offline_groups(trainer, records) if cfg.offline else None
 
     logger = MetricsLogger(out_dir, cfg.report_to if rank == 0 else (), resume=resume_path is not None,
-                           config=cfg.to_dict(), kl_max=cfg.gate_kl_max) if rank == 0 else None
+                           config=cfg.to_dict(), kl_max=cfg.gate_kl_max,
+                           check_adv_std=cfg.advantage_method in ("grpo", "batch_std")) if rank == 0 else None
     if resume_path is not None:
         load_trainer_state(trainer, resume_path)
         if logger is not None:
