@@ -136,7 +136,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
             xs, vs = zip(*pts, strict=True)
             ax.plot(xs, vs, lw=1, alpha=0.5 if key == "reward" else 1.0, label=label)
             if key == "reward" and len(vs) >= 5:
-                w = min(10, len(vs))
+                w = min(max(10, len(vs) // 40), len(vs))
                 roll = [sum(vs[max(0, i - w + 1):i + 1]) / len(vs[max(0, i - w + 1):i + 1]) for i in range(len(vs))]
                 ax.plot(xs, roll, lw=2, label=f"rolling mean ({w})")
                 if any(h.get("accuracy") is not None for h in history):
@@ -145,7 +145,9 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
                         ax.plot(*zip(*acc, strict=True), lw=1, ls="--", label="accuracy (exact)")
                 ax.set_ylim(-0.02, 1.02)
                 ax.legend(loc="lower right", fontsize=8)
-        ax.set_title(label)
+        if key in ("kl", "clip_ratio/region_mean") and pts and not any(v for _, v in pts):
+            label += " (none: beta = 0)" if key == "kl" else " (none: on-policy, 1 update per batch)"
+        ax.set_title(label, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     if title:
