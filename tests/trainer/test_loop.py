@@ -62,17 +62,21 @@ def _params(model):
     return [p.detach().clone() for p in model.parameters()]
 
 
-def test_no_verdict_completions_are_excluded_and_counted():
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
+def test_no_verdict_completions_are_excluded_and_counted(loss_type):
     """A completion without a verdict changes nothing: the update equals the update on the group with
-    that completion removed (its advantage is 0 and it is masked out of the token count)."""
-    a = make_trainer(loss_type="dapo")
-    b = make_trainer(loss_type="dapo")
+    that completion removed (it is left out of the group statistics and of every normaliser)."""
+    # No gradient clipping, and gradients compared (not only weights): Adam's first step is ~lr * sign(g),
+    # which would hide a rescaled gradient.
+    a = make_trainer(loss_type=loss_type, max_grad_norm=0.0)
+    b = make_trainer(loss_type=loss_type, max_grad_norm=0.0)
     tok = a.tokenizer
     with_none = [_hand_group(tok, "3=", ["4", "5", "7", "4"], [1.0, 0.0, None, 0.0])]
     without = [_hand_group(tok, "3=", ["4", "5", "4"], [1.0, 0.0, 0.0])]
     ma = a.train_on_groups(with_none)
     b.train_on_groups(without)
-    for p, q in zip(_params(a.model), _params(b.model), strict=True):
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-8, rtol=1e-5)
         assert torch.allclose(p, q, atol=1e-7)
     assert ma["no_verdict"] == 1 and ma["verification_rate"] == pytest.approx(0.75)
     assert any("verification rate" in w for w in quality_warnings(ma))
@@ -100,12 +104,12 @@ def test_zero_std_groups_skipped_equals_training_on_the_rest():
     tok = build_char_tokenizer()
     mixed = [_hand_group(tok, "3=", ["4", "5"], [1.0, 0.0]), _hand_group(tok, "5=", ["1", "2"], [0.0, 0.0])]
     only = mixed[:1]
-    a = make_trainer(skip_zero_std_groups=True, loss_type="grpo")
-    b = make_trainer(loss_type="grpo")
+    a = make_trainer(skip_zero_std_groups=True, loss_type="grpo", max_grad_norm=0.0)
+    b = make_trainer(loss_type="grpo", max_grad_norm=0.0)
     ma = a.train_on_groups(mixed)
     b.train_on_groups(only)
-    for p, q in zip(_params(a.model), _params(b.model), strict=True):
-        assert torch.allclose(p, q, atol=1e-7)
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-8, rtol=1e-5)
     assert ma["frac_reward_zero_std"] == 0.5
     # Kept (not skipped), the zero-std group's rows dilute the per-sequence mean: half the gradient.
     # (Weights are not compared: Adam's first step is ~lr * sign(g), blind to that scale.)

@@ -276,17 +276,16 @@ class GRPOTrainer:
         rows = []
         k = 0
         for g in groups:
-            zero_std = g.std == 0.0
+            skip_group = cfg.skip_zero_std_groups and g.std == 0.0
             for c, s in zip(g.group.completions, g.scores, strict=True):
-                counts = not math.isnan(s)
-                if cfg.mask_truncated_completions and c.finish_reason == "length":
-                    counts = False
-                if cfg.skip_zero_std_groups and zero_std:
-                    counts = False
-                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k]), counts))
                 k += 1
-        if cfg.skip_zero_std_groups:
-            rows = [r for r in rows if r[3]] or rows[:0]
+                # No verdict: left out entirely (not even a zero row in a per-sequence mean), as if the
+                # completion had not been sampled. Skipped zero-std groups likewise.
+                if math.isnan(s) or skip_group:
+                    continue
+                # Truncated completions (DAPO overlong filtering) stay as masked rows, like TRL's.
+                counts = not (cfg.mask_truncated_completions and c.finish_reason == "length")
+                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k - 1]), counts))
 
         metrics = self._reward_metrics(all_groups, adv)
         stats = self._update(rows)
