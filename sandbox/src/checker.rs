@@ -96,7 +96,9 @@ impl PyVal {
             }
             Value::Object(o) => {
                 if o.len() == 1 {
-                    let (k, inner) = o.iter().next().expect("one entry");
+                    let Some((k, inner)) = o.iter().next() else {
+                        return Ok(PyVal::Dict(vec![]));
+                    };
                     let items = || -> Result<Vec<PyVal>, String> {
                         inner
                             .as_array()

@@ -705,7 +705,7 @@ fn judge(check: &Check, o: &UnitOutcome, mode: CompareMode, tol: f64) -> (bool, 
                         Err(e) => (false, format!("exception: {e}")),
                     }
                 }
-                Check::Stdout(_) => unreachable!("handled above"),
+                Check::Stdout(_) => wrong("internal_error"),
             }
         }
     }
