@@ -267,6 +267,11 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("arithmetic-then-result", "5", f"{B}{{2 + 3 = 5}}", True),
     ("function-definition", "x^2+1", f"{B}{{f(x) = x^2 + 1}}", True),
     ("hack-interval-for-number", "8", f"{B}{{(-\\infty, 8]}}", False),
+    ("final-answer-after-think-wins", "5", f"<think>maybe {B}{{4}}</think> The answer is 5.", True),
+    ("boxed-in-think-counts-without-final", "4", f"<think>it is {B}{{4}}</think>", True),
+    ("answer-tags", "\\frac{1}{2}", "<think>half</think><answer>\\frac{1}{2}</answer>", True),
+    ("answer-tags-wrong", "\\frac{1}{2}", "<think>half</think><answer>\\frac{1}{3}</answer>", False),
+    ("short-word-case", "\\text{no}", f"{B}{{\\text{{No}}}}", True),
     ("exclamation-ends-sentence", "5", "The answer is 5!", True),
 
 ]

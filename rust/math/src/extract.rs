@@ -326,6 +326,42 @@ pub struct Extracted {
 /// Extract the final answer of a model response. `last_number_fallback` enables the last rule,
 /// which is right for GSM8K-style numeric golds and wrong for LaTeX ones.
 pub fn extract_response(text: &str, last_number_fallback: bool) -> Option<Extracted> {
+    // A reasoning model's final answer follows its `</think>`; what it boxed while thinking
+    // counts only when nothing follows.
+    if let Some(pos) = text.rfind("</think>") {
+        let after = &text[pos + "</think>".len()..];
+        if let Some(found) = extract_from(after, last_number_fallback) {
+            return Some(found);
+        }
+    }
+    extract_from(text, last_number_fallback)
+}
+
+/// `<answer>...</answer>` (R1-style output): the content of the last such block.
+fn answer_tag(text: &str) -> Option<&str> {
+    let start = text.rfind("<answer>")? + "<answer>".len();
+    let end = text[start..]
+        .find("</answer>")
+        .map_or(text.len(), |e| start + e);
+    let inner = text[start..end].trim();
+    (!inner.is_empty()).then_some(inner)
+}
+
+fn extract_from(text: &str, last_number_fallback: bool) -> Option<Extracted> {
+    if let Some(inner) = answer_tag(text) {
+        if let Some(found) = extract_plain(inner, last_number_fallback) {
+            return Some(found);
+        }
+        let t = first_math_segment(inner).unwrap_or(inner);
+        return Some(Extracted {
+            text: t.trim().to_string(),
+            source: Source::Phrase,
+        });
+    }
+    extract_plain(text, last_number_fallback)
+}
+
+fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
     let found = |t: &str, source| {
         Some(Extracted {
             text: t.trim().to_string(),
@@ -419,6 +455,22 @@ mod tests {
             ("\\frac{1}{2}", Some(("\\frac{1}{2}", Source::Whole))),
             ("$3$", Some(("3", Source::Whole))),
             ("so 5", Some(("5", Source::LastNumber))),
+            (
+                "<think>maybe \\boxed{4}</think> The answer is 5.",
+                Some(("5", Source::Phrase)),
+            ),
+            (
+                "<think>it is \\boxed{4}</think>",
+                Some(("4", Source::Boxed)),
+            ),
+            (
+                "<think>hmm</think><answer>\\frac{1}{2}</answer>",
+                Some(("\\frac{1}{2}", Source::Whole)),
+            ),
+            (
+                "<answer>The result is $x^2$</answer>",
+                Some(("x^2", Source::Dollar)),
+            ),
             (
                 "she pays 3 dollars and then 4.5 more dollars",
                 Some(("4.5", Source::LastNumber)),
