@@ -419,6 +419,12 @@ impl Engine {
                 self.cfg.limits.max_tests
             )));
         }
+        // Output kept per test shrinks with the number of tests, so one request cannot make the
+        // harness and the daemon hold gigabytes (1000 tests x 1 MiB); never below 64 KiB.
+        let mut limits = limits;
+        limits.max_output_bytes = limits
+            .max_output_bytes
+            .min(((64 << 20) / total).max(64 << 10));
         let units: Vec<Value> = plan.iter().map(|p| p.unit.clone()).collect();
         let zreq = self.base_request(&req.code, &limits, units);
         let report = match self.dispatch(b'R', Self::budget(&limits, total), &zreq, queue)? {
