@@ -28,6 +28,9 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "dapo": ("kl + dynamic sampling, zero-std groups skipped, clip 0.2/0.28, 2 updates per batch",
              dict(learning_rate=5e-4, beta=0.02, dynamic_sampling=True, skip_zero_std_groups=True,
                   epsilon_high=0.28, num_iterations=2)),
+    "dapo_nokl": ("dapo without the KL anchor (beta 0)",
+                  dict(learning_rate=5e-4, beta=0.0, dynamic_sampling=True, skip_zero_std_groups=True,
+                       epsilon_high=0.28, num_iterations=2)),
 }
 
 
