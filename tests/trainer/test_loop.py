@@ -118,6 +118,17 @@ def test_zero_std_groups_skipped_equals_training_on_the_rest():
     assert mc["grad_norm"] == pytest.approx(mb["grad_norm"] / 2, rel=1e-4) and mb["grad_norm"] > 0
 
 
+def test_a_step_with_nothing_to_learn_does_not_touch_the_weights():
+    """All groups zero-std and skipped: no optimiser step (Adam momentum would otherwise move weights)."""
+    tok = build_char_tokenizer()
+    t = make_trainer(skip_zero_std_groups=True)
+    t.train_on_groups([_hand_group(tok, "3=", ["4", "5"], [1.0, 0.0])])  # builds Adam momentum
+    before = _params(t.model)
+    m = t.train_on_groups([_hand_group(tok, "3=", ["5", "5"], [0.0, 0.0])])
+    assert m["skipped_update"] == 1.0 and math.isnan(m["entropy"])
+    assert all(torch.equal(p, q) for p, q in zip(before, _params(t.model), strict=True))
+
+
 def test_dynamic_sampling_keeps_only_groups_with_signal():
     t = make_trainer(dynamic_sampling=True, max_sampling_rounds=6, prompts_per_step=4)
     kept, sampled, rounds = t.collect({})

@@ -305,6 +305,15 @@ class GRPOTrainer:
         g_tokens, g_seqs = dist_utils.all_reduce_sum([local_tokens, local_seqs])
         per_rank_tokens = g_tokens / self.world
         per_rank_seqs = g_seqs / self.world
+        if g_tokens == 0:
+            # Nothing to learn from on any rank (e.g. every group skipped as zero-std): no optimiser step,
+            # since Adam would still move the weights on its momentum. The LR schedule still advances.
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            nan = float("nan")
+            return {"loss": nan, "kl": nan, "clip_ratio/low_mean": nan, "clip_ratio/high_mean": nan,
+                    "clip_ratio/region_mean": nan, "entropy": nan, "grad_norm": nan, "learning_rate": lr,
+                    "num_tokens": 0.0, "skipped_update": 1.0}
 
         batch = build_batch(rows, self.pad_id, self.device) if rows else None
         n_micro = cfg.gradient_accumulation_steps
