@@ -226,6 +226,31 @@ def math_verify_grader():
     return grade
 
 
+def mv_grade(gold: str, resp: str) -> bool:
+    """math-verify as a module-level function (picklable for `--procs`)."""
+    grade = math_verify_grader()
+    return grade(gold, resp) if grade else False
+
+
+def _chunk_worker(args):
+    name, fn, pairs = args
+    out, _, lat = run_sequential(name, fn, pairs)
+    return out, lat
+
+
+def run_parallel(name: str, fn: Callable[[str, str], bool], pairs, procs: int):
+    """The same grader in `procs` processes over contiguous chunks (groups stay adjacent)."""
+    import multiprocessing as mp
+
+    size = -(-len(pairs) // procs)
+    chunks = [(name, fn, pairs[i : i + size]) for i in range(0, len(pairs), size)]
+    start = time.perf_counter()
+    with mp.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(_chunk_worker, chunks)
+    secs = time.perf_counter() - start
+    return [o for out, _ in parts for o in out], secs, [x for _, lat in parts for x in lat]
+
+
 def run_sequential(name: str, fn: Callable[[str, str], bool], pairs, budget_s: float | None = None):
     """Single process, one item at a time (how these graders are used), with a 5 s per-item
     guard so one pathological item cannot stall the benchmark."""
@@ -268,6 +293,8 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["math-verify", "sympy", "string"])
     ap.add_argument("--table", action="store_true", help="also score each grader on the test table")
     ap.add_argument("--examples", type=int, default=5, help="disagreement examples shown per grader")
+    ap.add_argument("--procs", type=int, default=1,
+                    help="run math-verify and naive sympy in this many processes (default 1, as they are used)")
     args = ap.parse_args()
     n = 2_000 if args.quick else args.n
 
@@ -309,7 +336,7 @@ def main() -> None:
         mv = math_verify_grader()
         if mv is None:
             print("math-verify: not importable (pip install math-verify) - skipped")
-        graders.append(("math-verify", mv))
+        graders.append(("math-verify", mv_grade if mv is not None else None))
     if "sympy" not in args.skip:
         graders.append(("naive sympy", naive_sympy))
     if "string" not in args.skip:
@@ -317,7 +344,12 @@ def main() -> None:
     for name, fn in graders:
         if fn is None:
             continue
-        out, secs, lat = run_sequential(name, fn, list(zip(golds, resps, strict=False)))
+        work = list(zip(golds, resps, strict=False))
+        if args.procs > 1 and name != "string match":
+            out, secs, lat = run_parallel(name, fn, work, args.procs)
+            name = f"{name} x{args.procs}"
+        else:
+            out, secs, lat = run_sequential(name, fn, work)
         results[name] = {"out": out, "secs": secs, "lat": lat, "n": len(out)}
 
     base = results["grpo-fast math"]

@@ -360,6 +360,9 @@ def _serve() -> None:
                     parse(item)
             except Exception:  # warming is best effort
                 pass
+            if not warm:
+                out.write('["warm"]\n')
+                out.flush()
             continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:

@@ -28,6 +28,7 @@ class _Worker:
     proc: subprocess.Popen
     started: float
     ready: bool = False
+    warm: bool = False
     buf: bytearray = field(default_factory=bytearray)
     task: int | None = None
     sent: float = 0.0
@@ -103,18 +104,19 @@ class WorkerPool:
             while len(self._procs) < self.workers:
                 self._procs.append(self._spawn())
 
-    def start(self) -> None:
-        """Start the workers now and wait until they are ready (sympy imported and warmed),
-        instead of on the first item that needs them."""
+    def start(self, warm: bool = True) -> None:
+        """Start the workers now and wait until they are ready (sympy imported) or, with
+        `warm`, until they have also warmed the parser; instead of on the first item."""
         self._after_fork()
         with self._lock:
             self._procs = [w for w in self._procs if w.proc.poll() is None]
             while len(self._procs) < self.workers:
                 self._procs.append(self._spawn())
             deadline = time.monotonic() + self.startup_timeout
+            until = b'["warm"]\n' if warm else b'["ready"]\n'
             with selectors.DefaultSelector() as sel:
                 for w in self._procs:
-                    if not w.ready:
+                    if not (w.warm if warm else w.ready):
                         sel.register(w.proc.stdout, selectors.EVENT_READ, w)
                 while sel.get_map() and time.monotonic() < deadline:
                     for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
@@ -124,10 +126,15 @@ class WorkerPool:
                         except OSError:
                             chunk = b""
                         w.buf += chunk
-                        if not chunk or b'["ready"]\n' in w.buf:
-                            # Ready (or dead: `map` replaces dead workers when it needs them).
-                            w.ready = bool(chunk)
-                            w.buf = bytearray(bytes(w.buf).replace(b'["ready"]\n', b"", 1))
+                        if b'["ready"]\n' in w.buf:
+                            w.ready = True
+                        if b'["warm"]\n' in w.buf:
+                            w.warm = True
+                        if not chunk or until in w.buf:
+                            # Done (or dead: `map` replaces dead workers when it needs them).
+                            w.buf = bytearray(
+                                bytes(w.buf).replace(b'["ready"]\n', b"").replace(b'["warm"]\n', b"")
+                            )
                             sel.unregister(key.fileobj)
 
     def _after_fork(self) -> None:
@@ -220,6 +227,11 @@ class WorkerPool:
                         if msg == ["ready"]:
                             w.ready = True
                             startup_failures = 0
+                            continue
+                        if msg == ["warm"]:
+                            w.warm = True
+                            continue
+                        if not (isinstance(msg, list) and len(msg) == 3):
                             continue
                         ident, code, text = msg
                         if ident == w.task:
