@@ -158,8 +158,25 @@ def drop_privileges():
     check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(SECCOMP[0]), 0, 0), "seccomp")
 
 
+def prepare_process():
+    """The request-independent part of a clean process state, done before the request arrives.
+    (The stdin wrapper reads fd 0 only later, after the unit's stdin has been put there.)"""
+    os.chdir("/tmp")
+    os.environ.clear()
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="surrogateescape")
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8", errors="surrogateescape")
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8", errors="backslashreplace",
+        line_buffering=True)
+    sys.argv = ["main.py"]
+    if "random" in sys.modules:
+        sys.modules["random"].seed()  # the zygote's state must not repeat across runs
+
+
 def enter_unit(stdin_text, lim):
-    """The request-dependent part: stdin, hard limits, a clean process state."""
+    """The request-dependent part: stdin and hard limits."""
     data = stdin_text.encode("utf-8", "surrogateescape")
     fd = os.memfd_create("stdin", 0)
     view = memoryview(data)
@@ -179,18 +196,6 @@ def enter_unit(stdin_text, lim):
         (resource.RLIMIT_MSGQUEUE, 0),
     ):
         resource.setrlimit(res, (val, val))  # soft = hard: the program cannot raise it back
-    os.chdir("/tmp")
-    os.environ.clear()
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(
-        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="surrogateescape")
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8", errors="surrogateescape")
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8", errors="backslashreplace",
-        line_buffering=True)
-    sys.argv = ["main.py"]
-    if "random" in sys.modules:
-        sys.modules["random"].seed()  # the zygote's state must not repeat across runs
 
 
 def encode(value, depth=0):
@@ -264,6 +269,7 @@ def child_main(ctl_r, out_w, err_w, res_w):
     os.dup2(res_w, RES_FD, inheritable=False)
     os.closerange(RES_FD + 1, 1 << 16)
     drop_privileges()
+    prepare_process()
     msg = json.loads(read_all(0))
     unit, lim = msg["unit"], msg["limits"]
     enter_unit(unit.get("stdin", ""), lim)

@@ -75,11 +75,15 @@ def daemon_binary() -> str:
 def sandbox(daemon_binary, tmp_path_factory) -> Client:
     if os.geteuid() != 0:
         pytest.skip("the isolated daemon needs root (CI runs as root)")
-    sock = str(tmp_path_factory.mktemp("sandboxd") / "sandboxd.sock")
+    tmp = tmp_path_factory.mktemp("sandboxd")
+    sock = str(tmp / "sandboxd.sock")
+    # Host uids of its own, so processes of another daemon on this machine never look like ours.
+    cfg = tmp / "sandboxd.toml"
+    cfg.write_text(f"[isolation]\nuid_base = {1_600_000 + (os.getpid() % 4096) * 16}\n")
     old = os.environ.get("GRPO_TEST_SECRET")
     os.environ["GRPO_TEST_SECRET"] = SECRET  # inherited by the daemon only
     try:
-        client = Client(sock, binary=daemon_binary, daemon_args=["--slots", "2"])
+        client = Client(sock, binary=daemon_binary, daemon_args=["--slots", "2", "--config", str(cfg)])
     finally:
         if old is None:
             os.environ.pop("GRPO_TEST_SECRET", None)
