@@ -1,11 +1,14 @@
 # grpo-sandboxd zygote: a pre-imported Python interpreter inside one slot's namespaces.
 #
 # The daemon starts one zygote per slot (pid 1 of the slot's PID namespace, fd 3 = control socket).
-# For every run it forks a trusted harness G (pid 1 of a fresh PID namespace, then fresh
-# mount/net/IPC/UTS namespaces and a fresh tmpfs), and G forks one untrusted child T per test, which
-# drops to an unprivileged uid in a fresh user namespace, takes hard rlimits and a seccomp filter and
-# only then runs the program. Untrusted code never runs in the zygote or in G, and expected outputs
-# never enter the sandbox: G only reports raw outputs and values; the daemon judges them.
+# A plain run is served by a child T that the zygote forked ahead of time: T is pid 1 of a fresh
+# PID namespace, builds fresh mount/net/IPC/UTS namespaces, tmpfs and procfs, drops to an
+# unprivileged uid in a fresh user namespace, takes the seccomp filter, and waits for its request;
+# the zygote passes the raw request bytes through and captures T's output. Test runs (and runs with
+# files) go to a trusted harness G, forked ahead of time with the run's namespaces, which compiles
+# the program once and forks one such child per test. Untrusted code never runs in the zygote or
+# in G, and expected outputs never enter the sandbox: only raw outputs and values come back, and
+# the daemon judges them.
 import ast
 import base64
 import builtins
@@ -16,9 +19,10 @@ import os
 import resource
 import select
 import signal
+import stat
 import struct
-import time
 import sys
+import time
 import traceback
 import types
 
@@ -335,7 +339,13 @@ def write_request_files(files):
     uid = CFG["uid"]
     for name, text in (files or {}).items():
         path = os.path.join("/tmp", name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        parent = "/tmp"
+        for part in name.split("/")[:-1]:  # directories the program may write into, too
+            parent = os.path.join(parent, part)
+            if not os.path.isdir(parent):
+                os.mkdir(parent, 0o755)
+                if CFG["isolated"]:
+                    os.chown(parent, uid, uid, follow_symlinks=False)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, text.encode())
@@ -357,7 +367,6 @@ def fetch_files(names, cap):
                 out[name] = {"error": os.strerror(exc.errno)}
                 continue
             try:
-                import stat
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     out[name] = {"error": "not a regular file"}
                     continue

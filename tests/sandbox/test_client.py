@@ -57,9 +57,10 @@ def test_traceback_names_the_program_not_the_harness(sandbox):
 
 
 def test_files_are_written_and_fetched(sandbox):
-    r = sandbox.run("print(open('data/in.txt').read())\nopen('out.txt','w').write('result')",
+    r = sandbox.run("print(open('data/in.txt').read())\nopen('out.txt','w').write('result')\n"
+                    "open('data/new.txt','w').write('mine')",
                     files={"data/in.txt": "payload"}, fetch_files=["out.txt"])
-    assert r["stdout"] == "payload\n"
+    assert r["stdout"] == "payload\n", r
     assert r["files"]["out.txt"]["b64"] == "cmVzdWx0"
 
 
