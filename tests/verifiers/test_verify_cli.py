@@ -98,3 +98,12 @@ def test_unknown_verifier_is_a_clean_error(tmp_path):
     write(src, RECORDS[:1])
     res = CliRunner().invoke(main, ["verify", "--verifier", "nope", str(src), "-o", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 2 and "unknown verifier" in res.output
+
+
+def test_last_number_fallback_option(tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write(src, [{"prompt": "half?", "answer": "\\frac{1}{2}", "responses": [{"text": "it is 1/2 of it"}]}])
+    for mode, reason in (("auto", "no_answer"), ("always", "correct")):
+        res = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--last-number-fallback", mode])
+        assert res.exit_code == 0, res.output
+        assert read(out)[0]["responses"][0]["reason"] == reason

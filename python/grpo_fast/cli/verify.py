@@ -49,6 +49,9 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=3.0, show_default=True,
               help="Seconds per item for checks that may run long (symbolic math, code); overrun = timeout verdict.")
 @click.option("--answer-field", default="answer", show_default=True, help="Record field with the gold answer.")
+@click.option("--last-number-fallback", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True,
+              help="math: use a response's last number when it marks no answer (auto: only for numeric golds).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Responses verified per batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -56,8 +59,8 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @rejects_option
 @group_key_option
 @handle_errors
-def verify(input, output, verifiers, workers, timeout, answer_field, chunk_size, as_json, on_error, rejects,
-           group_key) -> None:
+def verify(input, output, verifiers, workers, timeout, answer_field, last_number_fallback, chunk_size, as_json,
+           on_error, rejects, group_key) -> None:
     """Score every response of INPUT and write OUTPUT with `score`, `correct`, `reason`,
     `extracted` and the verifier's details added to each response. All other fields are kept.
 
@@ -73,7 +76,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, chunk_size,
     if on_error == "report" and rejects is None:
         rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
     # Workers import sympy in the background while the first chunk is read and fast-checked.
-    options: dict[str, Any] = {"timeout": timeout, "answer_field": answer_field, "eager_workers": True}
+    options: dict[str, Any] = {"timeout": timeout, "answer_field": answer_field, "eager_workers": True,
+                               "last_number_fallback": last_number_fallback}
     if workers is not None:
         options["workers"] = workers
     start = time.perf_counter()

@@ -301,6 +301,9 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         // counts (`\boxed{1, 2, 3, 4}` for gold `4`). And vice versa: an incomplete answer.
         (Shape::Scalar(_), Shape::Unordered(r)) if r.len() >= 2 => NotEqual,
         (Shape::Unordered(g), Shape::Scalar(_)) if g.len() >= 2 => NotEqual,
+        // A tuple or interval is not a number, and a number is not a tuple.
+        (Shape::Ordered(..), Shape::Scalar(r)) if expr::parse(r).is_some() => NotEqual,
+        (Shape::Scalar(g), Shape::Ordered(..)) if expr::parse(g).is_some() => NotEqual,
         (Shape::Unordered(g), Shape::Unordered(r)) => match_unordered(&g, &r, depth),
         // `x=1, y=2` against the point `(1, 2)`, either way round.
         (Shape::Unordered(a), Shape::Ordered(b'(', b')', t))
@@ -984,6 +987,9 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("[3,5)", "\\operatorname{lcm}(4,6)+1", NotEqual),
+            ("(6,-7)", "\\frac{d}{dx}x^2", NotEqual),
+            ("7", "(7, 8)", NotEqual),
             ("\\text{no}", "\\text{No}", Equal),
             ("\\sin 30^\\circ", "\\frac12", Equal),
             ("\\cos 60^{\\circ}", "\\frac{\\sqrt3}{2}", NotEqual),
