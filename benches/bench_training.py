@@ -64,13 +64,16 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5))
+    colours = {name: f"C{i}" for i, name in enumerate(CONFIGS)}
+    styles = ["-", "--", ":", "-."]
     for r in results:
         xs = [s for s, a in r["curve"] if a is not None]
         ys = [a for _, a in r["curve"] if a is not None]
         w = 25
         roll = [sum(ys[max(0, i - w + 1):i + 1]) / len(ys[max(0, i - w + 1):i + 1]) for i in range(len(ys))]
-        ax.plot(xs, roll, label=f"{r['config']} (seed {r['seed']})")
-    ax.axhline(0.55, ls=":", c="gray", label="one-digit-only ceiling (0.55)")
+        ax.plot(xs, roll, color=colours[r["config"]], ls=styles[r["seed"] % len(styles)],
+                label=f"{r['config']} (seed {r['seed']})")
+    ax.axhline(0.55, ls=":", c="gray", lw=0.8, label="one-digit-only ceiling (0.55)")
     ax.set_xlabel("step")
     ax.set_ylabel("exact-match accuracy (sampled, 25-step mean)")
     ax.set_title("digit_sum: a+b= from a random-init 133K-parameter model, CPU")
