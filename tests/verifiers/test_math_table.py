@@ -272,6 +272,15 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("answer-tags", "\\frac{1}{2}", "<think>half</think><answer>\\frac{1}{2}</answer>", True),
     ("answer-tags-wrong", "\\frac{1}{2}", "<think>half</think><answer>\\frac{1}{3}</answer>", False),
     ("short-word-case", "\\text{no}", f"{B}{{\\text{{No}}}}", True),
+    ("rounded-to-6-places-small-value", "\\frac{1}{6}", f"{B}{{0.166667}}", True),
+    ("rounded-wrongly-at-6-places", "\\frac{1}{6}", f"{B}{{0.166666}}", False),
+    ("array-matrix-with-brackets", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+     f"{B}{{\\left[\\begin{{array}}{{cc}} 1 & 2 \\\\ 3 & 4 \\end{{array}}\\right]}}", True),
+    ("real-line-words", "\\text{all real numbers}", f"{B}{{\\mathbb{{R}}}}", True),
+    ("abs-inequality-union", "(-\\infty, -3) \\cup (3, \\infty)", f"{B}{{|x| > 3}}", True),
+    ("complex-polar", "1+\\sqrt{3}i", f"{B}{{2e^{{i\\pi/3}}}}", True),
+    ("nested-boxed-gold", "\\boxed{\\boxed{5}}", f"{B}{{5}}", True),
+    ("tuple-is-not-a-number", "7", f"{B}{{(7, 8)}}", False),
     ("exclamation-ends-sentence", "5", "The answer is 5!", True),
 
 ]

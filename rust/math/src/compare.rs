@@ -343,6 +343,19 @@ const MATRIX_ENVS: [&str; 4] = ["pmatrix", "bmatrix", "Bmatrix", "matrix"];
 
 /// `\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}` as rows of cells.
 fn matrix(s: &str) -> Option<Vec<Vec<&str>>> {
+    // `\left[\begin{array}{cc} ... \end{array}\right]`: brackets around an array.
+    if let Some(inner) = s
+        .strip_prefix(['(', '['])
+        .and_then(|t| t.strip_suffix([')', ']']))
+        .filter(|t| t.starts_with("\\begin{array}"))
+    {
+        return matrix(inner);
+    }
+    if let Some(rest) = s.strip_prefix("\\begin{array}{") {
+        let close = rest.find('}')?;
+        let body = rest[close + 1..].strip_suffix("\\end{array}")?;
+        return cells(body);
+    }
     let env = MATRIX_ENVS.iter().find(|e| {
         s.strip_prefix("\\begin{")
             .and_then(|r| r.strip_prefix(**e))
@@ -353,6 +366,11 @@ fn matrix(s: &str) -> Option<Vec<Vec<&str>>> {
     let body = s
         .strip_prefix(open.as_str())?
         .strip_suffix(close.as_str())?;
+    cells(body)
+}
+
+/// Rows (`\\\\`) of cells (`&`) of a matrix body.
+fn cells(body: &str) -> Option<Vec<Vec<&str>>> {
     if body.contains("\\begin") {
         return None;
     }
@@ -820,6 +838,26 @@ fn rel_diff(a: C64, b: C64) -> f64 {
     }
 }
 
+/// A decimal against an exact irrational or non-terminating value: equal within the relative
+/// tolerance, or when the decimal is the value correctly rounded to its own (at least 6)
+/// decimal places (`0.166667` for `\frac{1}{6}`, `0.031416` for `\frac{\pi}{100}`).
+fn close_decimal(g: &Parsed, r: &Parsed, a: C64, c: C64) -> bool {
+    if rel_diff(a, c) <= DECIMAL_RTOL * (1.0 + 1e-9) {
+        return true;
+    }
+    let (dec, value) = if r.has_decimal && !g.has_decimal {
+        (r, c)
+    } else if g.has_decimal && !r.has_decimal {
+        (g, a)
+    } else {
+        return false;
+    };
+    let places = dec.decimals;
+    places >= 6
+        && value.norm() != 0.0
+        && (a - c).norm() <= 0.5 * 10f64.powi(-(places as i32)) * (1.0 + 1e-6)
+}
+
 /// Deterministic sample value for a variable at sample point `k`: positive (so `\sqrt{1/n}`
 /// and `1/\sqrt{n}` agree, as the reader of such an answer assumes) and not a round number.
 fn sample(name: &str, k: usize) -> f64 {
@@ -848,7 +886,7 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
                 expr::eval(&g.expr, &|_| f64::NAN),
                 expr::eval(&r.expr, &|_| f64::NAN),
             );
-            if fa.is_finite() && fc.is_finite() && rel_diff(fa, fc) <= DECIMAL_RTOL * (1.0 + 1e-9) {
+            if fa.is_finite() && fc.is_finite() && close_decimal(g, r, fa, fc) {
                 return Equal;
             }
         }
@@ -877,6 +915,13 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
         }
         valid += 1;
         let d = rel_diff(a, c);
+        if decimal && no_vars {
+            return if close_decimal(g, r, a, c) {
+                Equal
+            } else {
+                NotEqual
+            };
+        }
         if d > tol {
             all_close = false;
         }
@@ -987,6 +1032,22 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("\\frac{1}{6}", "0.166667", Equal),
+            ("\\frac{1}{6}", "0.166666", NotEqual),
+            ("\\frac{1}{6}", "0.167", NotEqual),
+            ("\\frac{\\pi}{100}", "0.031416", Equal),
+            ("\\frac{\\pi}{100}", "0.031415", NotEqual),
+            ("\\frac{1}{2004!}", "0.000000", NotEqual),
+            (
+                "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+                "\\left[\\begin{array}{cc}1&2\\\\3&4\\end{array}\\right]",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+                "\\begin{array}{cc}1&2\\\\3&5\\end{array}",
+                NotEqual,
+            ),
             ("[3,5)", "\\operatorname{lcm}(4,6)+1", NotEqual),
             ("(6,-7)", "\\frac{d}{dx}x^2", NotEqual),
             ("7", "(7, 8)", NotEqual),

@@ -75,6 +75,8 @@ pub struct Parsed {
     pub expr: Expr,
     /// It contains a decimal literal such as `1.414`: compared with the float tolerance.
     pub has_decimal: bool,
+    /// The most digits after a decimal point in any literal (`0.166667` has 6).
+    pub decimals: usize,
     /// Variable names, sorted and deduplicated.
     pub vars: Vec<String>,
 }
@@ -108,6 +110,7 @@ struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     has_decimal: bool,
+    decimals: usize,
     vars: Vec<String>,
     depth: usize,
 }
@@ -378,6 +381,7 @@ impl<'a> Parser<'a> {
             }
             frac_part = &self.s[fs..self.pos];
             self.has_decimal = true;
+            self.decimals = self.decimals.max(frac_part.len());
         } else if int_part.is_empty() {
             return None;
         }
@@ -595,6 +599,7 @@ pub fn parse(s: &str) -> Option<Parsed> {
         s: s.as_bytes(),
         pos: 0,
         has_decimal: false,
+        decimals: 0,
         vars: Vec::new(),
         depth: 0,
     };
@@ -608,6 +613,7 @@ pub fn parse(s: &str) -> Option<Parsed> {
     Some(Parsed {
         expr,
         has_decimal: p.has_decimal,
+        decimals: p.decimals,
         vars,
     })
 }

@@ -25,7 +25,9 @@ const DROP: [&str; 17] = [
 ];
 
 /// Commands whose argument is text: unwrapped, or dropped when the text is a unit word.
-const TEXTLIKE: [&str; 13] = [
+const TEXTLIKE: [&str; 15] = [
+    "boxed",
+    "fbox",
     "text",
     "textbf",
     "textit",
@@ -409,6 +411,11 @@ pub fn normalize(answer: &str) -> String {
     match out {
         "\\{\\}" => "\\emptyset".to_string(),
         _ if out.eq_ignore_ascii_case("infinity") => "\\infty".to_string(),
+        // The real line, however it is written.
+        "\\mathbb{R}" | "(-\\infty,\\infty)" => "(-\\infty,\\infty)".to_string(),
+        _ if out.eq_ignore_ascii_case("allrealnumbers") || out.eq_ignore_ascii_case("allreals") => {
+            "(-\\infty,\\infty)".to_string()
+        }
         _ => strip_base_subscript(out).to_string(),
     }
 }
@@ -456,6 +463,7 @@ mod tests {
             ("10 \\text{ cm}^2", "10"),
             ("\\$18.50", "18.50"),
             ("18 dollars", "18"),
+            ("\\boxed{\\boxed{5}}", "5"),
             ("\\sin 30^\\circ", "\\sin(30\\cdot\\frac{\\pi}{180})"),
             ("\\sinπ30^\\circ", "\\sin\\pi(30\\cdot\\frac{\\pi}{180})"),
             ("5 \\text{ m/s}", "5"),
