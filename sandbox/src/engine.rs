@@ -296,12 +296,35 @@ impl Engine {
         queue: bool,
     ) -> Result<Harness, ApiError> {
         let payload = serde_json::to_vec(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let mut guard = self.pool.acquire(queue)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut guard = self.pool.acquire(queue)?;
+            let slot = guard.slot();
+            let slot_index = slot.index;
+            match slot.request(kind, budget_ms, &payload) {
+                // The slot died between requests: nothing ran; replace it and try once more.
+                Err(SlotError::NotDelivered(msg)) if attempt == 1 => {
+                    crate::log::warn(
+                        "slot found dead, restarting",
+                        &[("slot", slot_index.into()), ("error", msg.into())],
+                    );
+                    guard.mark_broken();
+                }
+                other => return self.conclude(other, guard, slot_index),
+            }
+        }
+    }
+
+    fn conclude(
+        &self,
+        outcome: Result<Reply, SlotError>,
+        mut guard: crate::zygote::SlotGuard<'_>,
+        slot_index: usize,
+    ) -> Result<Harness, ApiError> {
         self.served
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let slot = guard.slot();
-        let slot_index = slot.index;
-        match slot.request(kind, budget_ms, &payload) {
+        match outcome {
             Ok(Reply {
                 report: Some(r), ..
             }) => {
@@ -325,7 +348,7 @@ impl Engine {
             } else {
                 "the sandbox harness ended without a report".into()
             })),
-            Err(SlotError::Broken(msg)) => {
+            Err(SlotError::Broken(msg) | SlotError::NotDelivered(msg)) => {
                 crate::log::warn(
                     "slot broken, restarting",
                     &[("slot", slot_index.into()), ("error", msg.clone().into())],

@@ -36,6 +36,17 @@ pub struct Reply {
 pub enum SlotError {
     /// The slot stopped answering or broke the protocol; it has to be replaced.
     Broken(String),
+    /// As Broken, but before the request reached the zygote: nothing of it ran, so it may be
+    /// retried on another slot.
+    NotDelivered(String),
+}
+
+impl SlotError {
+    pub fn message(self) -> String {
+        match self {
+            SlotError::Broken(m) | SlotError::NotDelivered(m) => m,
+        }
+    }
 }
 
 impl Slot {
@@ -51,7 +62,7 @@ impl Slot {
         let res = slot
             .send(b'H', 0, &body)
             .and_then(|_| slot.read_frame(Duration::from_secs(30)))
-            .map_err(|SlotError::Broken(m)| m);
+            .map_err(SlotError::message);
         match res {
             Ok((b'h', _)) => Ok(slot),
             Ok((k, _)) => {
@@ -111,15 +122,19 @@ impl Slot {
     ) -> Result<Reply, SlotError> {
         if let Some(deadline) = self.pending_done.take() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.read_frame(left)? {
-                (b'd', _) => {}
-                (k, _) => return Err(SlotError::Broken(format!("expected done, got frame {k}"))),
+            match self.read_frame(left) {
+                Ok((b'd', _)) => {}
+                Ok((k, _)) => {
+                    return Err(SlotError::Broken(format!("expected done, got frame {k}")))
+                }
+                Err(e) => return Err(SlotError::NotDelivered(e.message())),
             }
         }
         let budget = budget_ms + GRACE_MS;
         // 'Q' (a plain run served by the zygote itself) carries the run's own timeout.
         let header = if kind == b'Q' { budget_ms } else { budget };
-        self.send(kind, header.min(u32::MAX as u64) as u32, payload)?;
+        self.send(kind, header.min(u32::MAX as u64) as u32, payload)
+            .map_err(|e| SlotError::NotDelivered(e.message()))?;
         self.runs += 1;
         let deadline = std::time::Instant::now() + Duration::from_millis(budget + GRACE_MS);
         let left = deadline.saturating_duration_since(std::time::Instant::now());

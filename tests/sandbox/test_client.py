@@ -247,3 +247,35 @@ def test_plain_runs_after_harness_runs_are_not_held_up(sandbox):
         assert sandbox.run_tests("print(input())", [{"stdin": "a", "expected_stdout": "a"}])["all_passed"]
         r = sandbox.run("print('quick')", timeout_ms=3000)
         assert r["status"] == "ok" and r["stdout"] == "quick\n", r
+
+
+def test_a_dead_zygote_is_replaced(daemon_binary, tmp_path):
+    import os
+    import signal
+    from pathlib import Path
+
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    cfg = tmp_path / "d.toml"
+    cfg.write_text("[isolation]\nuid_base = 1700000\n")
+    with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--slots", "1", "--config", str(cfg)]) as c:
+        assert c.run("print(1)")["status"] == "ok"
+        zygotes = []
+        for d in Path("/proc").iterdir():
+            try:
+                status = (d / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            # The zygote: pid 1 of the slot's PID namespace, running as the slot's root uid.
+            if fields.get("Uid", "").split()[:1] == ["1700000"] and fields.get("NSpid", "").split()[-1:] == ["1"] \
+                    and len(fields.get("NSpid", "").split()) == 2:
+                zygotes.append(int(d.name))
+        assert len(zygotes) == 1, zygotes
+        os.kill(zygotes[0], signal.SIGKILL)
+        # The request that finds the slot dead is retried on the replacement when it never reached
+        # the zygote; when the zygote died with it in the socket, it answers sandbox_error.
+        first = c.run("print(2)")
+        assert first["stdout"] == "2\n" or first["status"] == "sandbox_error", first
+        assert c.run("print(3)")["stdout"] == "3\n"
+        assert c.health()["slot_restarts"] == 1
