@@ -83,8 +83,8 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
       grpo-fast train --model ./ckpt --data verified.jsonl --offline --out runs/offline
       # continue a run
       grpo-fast train --toy next_digit --out runs/demo --max-steps 200 --resume latest
-      # two CPU processes (DDP over gloo)
-      torchrun --nproc-per-node 2 $(which grpo-fast) train --toy next_digit --out runs/ddp
+      # two CPU processes (DDP over gloo); the module form works where `grpo-fast` is a shell shim
+      torchrun --nproc-per-node 2 -m grpo_fast.trainer.launch --toy next_digit --out runs/ddp
     """
     from rich.console import Console
 
