@@ -132,9 +132,14 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
                                       exc.field and f"field {exc.field}") if x)
         console.print(f"[red]error:[/] {exc.message}" + (f" ({where})" if where else ""))
         sys.exit(2)
-    from grpo_fast.trainer.distributed import rank_and_world
+    from grpo_fast.trainer.distributed import is_distributed, rank_and_world
 
-    if as_json and rank_and_world()[0] == 0:  # under DDP only rank 0 holds the metrics
+    rank = rank_and_world()[0]
+    if is_distributed():
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if as_json and rank == 0:  # under DDP only rank 0 holds the metrics
         last = result.history[-10:]
         mean = lambda k: (sum(h[k] for h in last if h.get(k) is not None) / max(1, sum(1 for h in last if h.get(k) is not None)))  # noqa: E731
         click.echo(json.dumps({
