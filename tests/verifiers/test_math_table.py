@@ -281,6 +281,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("complex-polar", "1+\\sqrt{3}i", f"{B}{{2e^{{i\\pi/3}}}}", True),
     ("nested-boxed-gold", "\\boxed{\\boxed{5}}", f"{B}{{5}}", True),
     ("tuple-is-not-a-number", "7", f"{B}{{(7, 8)}}", False),
+    ("roots-in-parentheses", "-2, 3", f"{B}{{(3, -2)}}", True),
+    ("point-without-parentheses", "(1, 2)", f"{B}{{1, 2}}", True),
+    ("point-without-parentheses-swapped", "(1, 2)", f"{B}{{2, 1}}", False),
     ("exclamation-ends-sentence", "5", "The answer is 5!", True),
 
 ]

@@ -317,6 +317,21 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
             }
             acc
         }
+        // A bare list of answers written in parentheses, `(-2, 3)` for `-2, 3`: still a list.
+        (Shape::Unordered(g), Shape::Ordered(b'(', b')', r)) if !gold.starts_with("\\{") => {
+            match_unordered(&g, &r, depth)
+        }
+        // A point listed without its parentheses, `1, 2` for `(1, 2)`: same order required.
+        (Shape::Ordered(b'(', b')', g), Shape::Unordered(r)) if !resp.starts_with("\\{") => {
+            if g.len() != r.len() {
+                return NotEqual;
+            }
+            let mut acc = Equal;
+            for (a, c) in g.iter().zip(&r) {
+                acc = both(acc, compare_depth(a, c, depth + 1));
+            }
+            acc
+        }
         (Shape::Ordered(go, gc, g), Shape::Ordered(ro, rc, r)) => {
             if g.len() != r.len() || g.len() > MAX_ITEMS {
                 return NotEqual;
@@ -1032,6 +1047,11 @@ mod tests {
             ("\\emptyset", "\\{\\}", Equal),
             ("\\infty", "\\text{infinity}", Equal),
             ("5!", "120", Equal),
+            ("-2, 3", "(3, -2)", Equal),
+            ("-2, 3", "(3, 4)", NotEqual),
+            ("(1, 2)", "1, 2", Equal),
+            ("(1, 2)", "2, 1", NotEqual),
+            ("(1, 2)", "\\{1, 2\\}", Undecided),
             ("\\frac{1}{6}", "0.166667", Equal),
             ("\\frac{1}{6}", "0.166666", NotEqual),
             ("\\frac{1}{6}", "0.167", NotEqual),
