@@ -284,6 +284,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("roots-in-parentheses", "-2, 3", f"{B}{{(3, -2)}}", True),
     ("point-without-parentheses", "(1, 2)", f"{B}{{1, 2}}", True),
     ("point-without-parentheses-swapped", "(1, 2)", f"{B}{{2, 1}}", False),
+    ("prose-gold-phrase", "The answer is 5.", f"{B}{{5}}", True),
+    ("prose-gold-with-noun", "5 apples", f"{B}{{5}}", True),
+    ("gold-roots-with-and", "-2 and 3", f"{B}{{3, -2}}", True),
     ("exclamation-ends-sentence", "5", "The answer is 5!", True),
 
 ]

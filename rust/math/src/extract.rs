@@ -237,8 +237,14 @@ fn last_math_segment(text: &str) -> Option<&str> {
 /// True when `text` is a bare answer rather than prose: short, one line, and no English words
 /// outside LaTeX commands and `\text{}` (units such as `\text{ cm}` are allowed).
 fn is_bare_expression(text: &str) -> bool {
-    let t = text.trim();
-    if t.is_empty() || t.len() > 80 || t.contains('\n') {
+    // "or"/"and" between answers (`-2 and 3`) are part of an answer, not prose.
+    let joined: String = text
+        .split_whitespace()
+        .filter(|w| !matches!(w.to_ascii_lowercase().as_str(), "or" | "and"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let t = joined.as_str();
+    if t.is_empty() || t.len() > 80 || text.trim().contains('\n') {
         return false;
     }
     let mut run = 0;
@@ -413,6 +419,21 @@ pub fn extract_gold(text: &str) -> Option<String> {
             return Some(seg.to_string());
         }
     }
+    // A gold written as prose ("The answer is 5.", "5 apples"): read the answer out of it.
+    if let Some(p) = after_phrase(t) {
+        return Some(p);
+    }
+    let prose = !t.contains('\\')
+        && t.split_whitespace().any(|w| {
+            w.len() >= 3
+                && w.bytes().all(|c| c.is_ascii_alphabetic())
+                && !matches!(w.to_ascii_lowercase().as_str(), "and")
+        });
+    if prose {
+        if let Some(n) = last_number(t) {
+            return Some(n.to_string());
+        }
+    }
     Some(t.to_string())
 }
 
@@ -502,5 +523,21 @@ mod tests {
         );
         assert_eq!(extract_gold("$x^2$").as_deref(), Some("x^2"));
         assert_eq!(extract_gold("  ").as_deref(), None);
+        assert_eq!(extract_gold("The answer is 5.").as_deref(), Some("5"));
+        assert_eq!(extract_gold("5 apples").as_deref(), Some("5"));
+        assert_eq!(extract_gold("-2 and 3").as_deref(), Some("-2 and 3"));
+        assert_eq!(
+            extract_gold("x = 1 or x = 2").as_deref(),
+            Some("x = 1 or x = 2")
+        );
+        assert_eq!(extract_gold("Monday").as_deref(), Some("Monday"));
+        assert_eq!(
+            extract_gold("all real numbers").as_deref(),
+            Some("all real numbers")
+        );
+        assert_eq!(
+            extract_gold("10 \\text{ cm}").as_deref(),
+            Some("10 \\text{ cm}")
+        );
     }
 }
