@@ -59,3 +59,26 @@ def test_offline_training_from_scored_groups(tmp_path, tiny_checkpoint):
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("train_*.toml")))
 def test_every_training_config_example_loads(name):
     GRPOConfig.load(EXAMPLES / name)
+
+
+def test_online_training_with_chat_messages_and_a_chat_template(tmp_path):
+    """Prompts given as chat messages go through the tokenizer's chat template during training."""
+    from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model
+
+    tok = build_char_tokenizer()
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}={% endif %}"
+    build_tiny_model(tok).save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": str(d)}], "answer": str(d + 1)}) + "\n"
+                            for d in range(9)))
+    out = _ok(["--model", str(tmp_path / "m"), "--data", str(data), "--prompt-field", "messages", "--verifier",
+               "toy_exact", "--max-steps", "2", "--max-completion-length", "2", "--out", str(tmp_path / "o")])
+    assert out["steps"] == 2
+    # The template survived the save and is what the sampler feeds the model.
+    from transformers import AutoTokenizer
+
+    from grpo_fast.sampler import format_prompt
+
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "m")
+    assert format_prompt(loaded, [{"role": "user", "content": "3"}]) == "3="
