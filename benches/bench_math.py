@@ -141,7 +141,7 @@ JUNK = [
 ]
 
 
-def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
+def workload(n: int, seed: int = 0, sympy_share: float = 0.005) -> list[tuple[str, str, bool]]:
     rng = random.Random(seed)
     pairs = []
     while len(pairs) < n:
@@ -152,7 +152,11 @@ def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
             ok = rng.random() < 0.5
             form = (same[0] if rng.random() < 0.6 else rng.choice(same)) if ok else rng.choice(wrong)
             if not ok and rng.random() < 0.05:
-                form = rng.choice(JUNK)  # what models also write: notation only sympy reads, or prose
+                form = rng.choice(JUNK)  # what models also write: odd notation, or prose
+            if integer and rng.random() < sympy_share and gold.split("#")[-1].strip().isdigit():
+                # An unevaluated sum: only the symbolic path (sympy in the workers) decides it.
+                value = int(gold.split("#")[-1].strip())
+                form = f"\\sum_{{k=1}}^{{{value if ok else value + 1}}} 1"
             pairs.append((gold, wrap(rng, form, integer), ok))
     return pairs[:n]
 
@@ -290,6 +294,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2,000 pairs")
     ap.add_argument("--workers", type=int, default=None, help="grpo-fast symbolic workers (default: all cores)")
     ap.add_argument("--shuffle", action="store_true", help="shuffle pairs (groups no longer adjacent)")
+    ap.add_argument("--sympy-share", type=float, default=0.005,
+                    help="share of integer responses written as unevaluated sums, which only sympy decides")
     ap.add_argument("--skip", nargs="*", default=[], choices=["math-verify", "sympy", "string"])
     ap.add_argument("--table", action="store_true", help="also score each grader on the test table")
     ap.add_argument("--examples", type=int, default=5, help="disagreement examples shown per grader")
@@ -300,7 +306,7 @@ def main() -> None:
 
     from grpo_fast.verifiers.math import MathVerifier
 
-    pairs = workload(n)
+    pairs = workload(n, sympy_share=args.sympy_share)
     if args.shuffle:
         random.Random(1).shuffle(pairs)
     golds = [g for g, _, _ in pairs]
