@@ -287,6 +287,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("prose-gold-phrase", "The answer is 5.", f"{B}{{5}}", True),
     ("prose-gold-with-noun", "5 apples", f"{B}{{5}}", True),
     ("gold-roots-with-and", "-2 and 3", f"{B}{{3, -2}}", True),
+    ("unevaluated-sum", "55", f"{B}{{\\sum_{{k=1}}^{{10}} k}}", True),
+    ("unevaluated-sum-off-by-one", "55", f"{B}{{\\sum_{{k=1}}^{{11}} k}}", False),
+    ("definite-integral", "\\frac{1}{3}", f"{B}{{\\int_0^1 x^2\\,dx}}", True),
     ("exclamation-ends-sentence", "5", "The answer is 5!", True),
 
 ]
