@@ -6,9 +6,11 @@ use std::io::{self, Read};
 /// Target bytes per chunk; a chunk grows past this only to finish one long line.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
-/// Whole lines `[first_line, first_line + n)` of a file; `data` ends just after a `\n` or at EOF.
+/// Whole lines `[first_line, first_line + n)` of a file: `buf[..len]`, which ends just after
+/// a `\n` or at EOF. `buf` may be longer (it is reused without being cleared).
 pub struct Chunk {
-    pub data: Vec<u8>,
+    pub buf: Vec<u8>,
+    pub len: usize,
     pub first_line: u64,
     /// True for the chunk holding byte 0 of the file (strips a UTF-8 BOM there).
     pub is_first: bool,
@@ -57,46 +59,59 @@ impl<R: Read> Chunker<R> {
         if self.eof && self.carry.is_empty() {
             return Ok(None);
         }
-        buf.clear();
-        buf.extend_from_slice(&self.carry);
+        // A reused buffer keeps its length, so only growth is ever zero-filled.
+        let need = self.chunk_bytes.max(self.carry.len() + 1);
+        if buf.len() < need {
+            buf.resize(need, 0);
+        }
+        buf[..self.carry.len()].copy_from_slice(&self.carry);
+        let mut filled = self.carry.len();
         self.carry.clear();
-        let mut data = buf;
         let mut scan_from = 0;
         loop {
-            if !self.eof && data.len() < self.chunk_bytes {
-                let want = self.chunk_bytes - data.len();
-                let filled = read_up_to(&mut self.reader, &mut data, want)?;
-                if filled == 0 {
+            if !self.eof && filled < self.chunk_bytes {
+                let n = read_into(&mut self.reader, &mut buf[filled..self.chunk_bytes])?;
+                if n == 0 {
                     self.eof = true;
                 }
+                filled += n;
                 continue;
             }
             // Enough bytes (or EOF): cut after the last newline.
-            match memchr::memrchr(b'\n', &data[scan_from..]) {
+            match memchr::memrchr(b'\n', &buf[scan_from..filled]) {
                 Some(pos) => {
                     let cut = scan_from + pos + 1;
-                    self.carry.extend_from_slice(&data[cut..]);
-                    data.truncate(cut);
+                    self.carry.extend_from_slice(&buf[cut..filled]);
+                    filled = cut;
                     break;
                 }
                 None if self.eof => break,
                 None => {
                     // One line longer than a chunk: keep reading until it ends.
-                    scan_from = data.len();
-                    let filled = read_up_to(&mut self.reader, &mut data, self.chunk_bytes)?;
-                    if filled == 0 {
+                    scan_from = filled;
+                    if buf.len() < filled + self.chunk_bytes {
+                        buf.resize(filled + self.chunk_bytes, 0);
+                    }
+                    let n = read_into(
+                        &mut self.reader,
+                        &mut buf[filled..filled + self.chunk_bytes],
+                    )?;
+                    if n == 0 {
                         self.eof = true;
                     }
+                    filled += n;
                 }
             }
         }
-        if data.is_empty() {
+        if filled == 0 {
             return Ok(None);
         }
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64
+        let data = &buf[..filled];
+        let lines = memchr::memchr_iter(b'\n', data).count() as u64
             + u64::from(data.last() != Some(&b'\n'));
         let chunk = Chunk {
-            data,
+            buf,
+            len: filled,
             first_line: self.next_line,
             is_first: !self.started,
         };
@@ -106,29 +121,24 @@ impl<R: Read> Chunker<R> {
     }
 }
 
-fn read_up_to<R: Read>(reader: &mut R, data: &mut Vec<u8>, want: usize) -> io::Result<usize> {
-    let start = data.len();
-    data.resize(start + want, 0);
+/// Fills `out` from `reader` until it is full or the input ends; returns the bytes read.
+fn read_into<R: Read>(reader: &mut R, out: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < want {
-        match reader.read(&mut data[start + filled..]) {
+    while filled < out.len() {
+        match reader.read(&mut out[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                data.truncate(start + filled);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     }
-    data.truncate(start + filled);
     Ok(filled)
 }
 
 /// Iterates `(line_number, line_bytes)` over a chunk, without the `\n`, a trailing `\r`, or a
 /// BOM at the very start of the file.
 pub fn chunk_lines(chunk: &Chunk) -> impl Iterator<Item = (u64, &[u8])> {
-    let mut data: &[u8] = &chunk.data;
+    let mut data: &[u8] = &chunk.buf[..chunk.len];
     if chunk.is_first {
         data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     }

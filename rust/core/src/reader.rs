@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::batch::{Batch, GroupColumns};
 use crate::error::{DataError, Error, FieldError, Result};
 use crate::lines::{chunk_lines, Chunk, Chunker, CHUNK_BYTES};
-use crate::record::{self, LineView, RecordRules, ResponseStat};
+use crate::record::{self, FlatView, LineView, RecordRules, ResponseStat};
 use crate::source::{open_input, open_output, OutputSink};
 
 /// What to do with a bad line.
@@ -83,10 +83,19 @@ pub struct ReadReport {
 
 const KEPT_REJECTS: usize = 20;
 
-enum Parsed {
-    Blank,
-    Ok(LineView, Option<Value>),
+/// What parsing one chunk produced, in line order: its grouped records already in columns
+/// (built on the worker thread), and the lines that need the main thread (rejects, flat).
+struct ParsedChunk {
+    columns: GroupColumns,
+    records: Vec<Value>,
+    events: Vec<(u64, Event)>,
+    blank_lines: u64,
+    last_line: u64,
+}
+
+enum Event {
     Bad(FieldError, Vec<u8>),
+    Flat(FlatView, Option<Value>, Vec<u8>),
 }
 
 struct FlatGroup {
@@ -213,26 +222,40 @@ impl GroupReader {
         Ok((all, self.report.clone()))
     }
 
-    fn parse_chunk(chunk: &Chunk, opts: &ReadOptions) -> Vec<(u64, Parsed)> {
-        chunk_lines(chunk)
-            .map(|(n, line)| {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    return (n, Parsed::Blank);
+    fn parse_chunk(chunk: &Chunk, opts: &ReadOptions) -> ParsedChunk {
+        let mut out = ParsedChunk {
+            columns: GroupColumns::new(),
+            records: Vec::new(),
+            events: Vec::new(),
+            blank_lines: 0,
+            last_line: 0,
+        };
+        for (n, line) in chunk_lines(chunk) {
+            out.last_line = n;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                out.blank_lines += 1;
+                continue;
+            }
+            let parsed = if opts.keep_records {
+                record::parse_value(line).and_then(|v| {
+                    let view = record::view_of_value(&v, &opts.rules)?;
+                    Ok((view, Some(v)))
+                })
+            } else {
+                record::parse_view(line, &opts.rules).map(|v| (v, None))
+            };
+            match parsed {
+                Ok((LineView::Group(g), value)) => {
+                    out.columns.push_group(g.prompt, g.id, n, &g.responses);
+                    out.records.extend(value);
                 }
-                let parsed = if opts.keep_records {
-                    record::parse_value(line).and_then(|v| {
-                        let view = record::view_of_value(&v, &opts.rules)?;
-                        Ok((view, Some(v)))
-                    })
-                } else {
-                    record::parse_view(line, &opts.rules).map(|v| (v, None))
-                };
-                match parsed {
-                    Ok((view, value)) => (n, Parsed::Ok(view, value)),
-                    Err(e) => (n, Parsed::Bad(e, line.to_vec())),
+                Ok((LineView::Flat(f), value)) => {
+                    out.events.push((n, Event::Flat(f, value, line.to_vec())));
                 }
-            })
-            .collect()
+                Err(e) => out.events.push((n, Event::Bad(e, line.to_vec()))),
+            }
+        }
+        out
     }
 
     /// Pulls and parses the next few chunks; false at the end of the input.
@@ -264,20 +287,18 @@ impl GroupReader {
             ended = true;
         }
         let opts = &self.opts;
-        let parsed: Vec<Vec<(u64, Parsed)>> = chunks
+        let parsed: Vec<ParsedChunk> = chunks
             .par_iter()
             .map(|c| Self::parse_chunk(c, opts))
             .collect();
         for c in chunks {
             // Oversized buffers (a very long line) are freed rather than kept around.
-            if c.data.capacity() <= 2 * self.opts.chunk_bytes {
-                let _ = self.buffers.send(c.data);
+            if c.buf.capacity() <= 2 * self.opts.chunk_bytes {
+                let _ = self.buffers.send(c.buf);
             }
         }
-        for lines in parsed {
-            for (n, p) in lines {
-                self.consume(n, p)?;
-            }
+        for chunk in parsed {
+            self.consume(chunk)?;
         }
         if let Some(e) = io_error {
             return Err(Error::io(&self.file, e));
@@ -291,71 +312,70 @@ impl GroupReader {
         Ok(!ended)
     }
 
-    fn consume(&mut self, line: u64, parsed: Parsed) -> Result<()> {
-        self.report.lines = self.report.lines.max(line);
-        match parsed {
-            Parsed::Blank => self.report.blank_lines += 1,
-            Parsed::Bad(e, raw) => self.reject(e.at(&self.file, line), &raw)?,
-            Parsed::Ok(LineView::Group(g), value) => {
-                self.report.records += 1;
-                self.current.push_group(g.prompt, g.id, line, &g.responses);
-                if let Some(v) = value {
-                    self.current_records.push(v);
-                }
-                if self.current.num_responses() >= self.opts.batch_responses {
-                    self.emit();
-                }
+    fn consume(&mut self, chunk: ParsedChunk) -> Result<()> {
+        self.report.lines = self.report.lines.max(chunk.last_line);
+        self.report.blank_lines += chunk.blank_lines;
+        for (line, event) in chunk.events {
+            match event {
+                Event::Bad(e, raw) => self.reject(e.at(&self.file, line), &raw)?,
+                Event::Flat(f, value, raw) => self.add_flat(line, f, value, &raw)?,
             }
-            Parsed::Ok(LineView::Flat(f), value) => {
-                self.report.flat_records += 1;
-                let idx = match self.flat_index.get(&f.key) {
-                    Some(&i) => {
-                        if self.flat[i].prompt != f.prompt {
-                            let e = FieldError::new(
-                                "prompt",
-                                format!(
-                                    "differs from the prompt of group key {} first seen on line {}",
-                                    f.key, self.flat[i].line
-                                ),
-                            );
-                            let raw = value.map(|v| v.to_string()).unwrap_or_default();
-                            return self.reject(e.at(&self.file, line), raw.as_bytes());
-                        }
-                        i
-                    }
-                    None => {
-                        let key_field = self.opts.rules.group_key.clone().or_else(|| {
-                            value.as_ref().and_then(|v| {
-                                ["prompt_id", "id"]
-                                    .into_iter()
-                                    .find(|k| v.get(k).is_some())
-                                    .map(str::to_string)
-                            })
-                        });
-                        self.flat.push(FlatGroup {
-                            prompt: f.prompt,
-                            id: Some(f.key.clone()),
-                            key_field,
-                            key_value: None,
-                            line,
-                            responses: Vec::new(),
-                            records: Vec::new(),
-                        });
-                        self.flat_index.insert(f.key, self.flat.len() - 1);
-                        self.flat.len() - 1
-                    }
-                };
-                let group = &mut self.flat[idx];
-                group.responses.push(f.response);
-                if let Some(Value::Object(obj)) = value {
-                    let (resp, _prompt, key) =
-                        record::flat_to_response(obj, group.key_field.as_deref());
-                    if group.key_value.is_none() {
-                        group.key_value = key;
-                    }
-                    group.records.push(Value::Object(resp));
+        }
+        self.report.records += chunk.columns.num_groups() as u64;
+        append_columns(&mut self.current, chunk.columns);
+        self.current_records.extend(chunk.records);
+        if self.current.num_responses() >= self.opts.batch_responses {
+            self.emit();
+        }
+        Ok(())
+    }
+
+    fn add_flat(&mut self, line: u64, f: FlatView, value: Option<Value>, raw: &[u8]) -> Result<()> {
+        self.report.flat_records += 1;
+        let idx = match self.flat_index.get(&f.key) {
+            Some(&i) => {
+                if self.flat[i].prompt != f.prompt {
+                    let e = FieldError::new(
+                        "prompt",
+                        format!(
+                            "differs from the prompt of group key {} first seen on line {}",
+                            f.key, self.flat[i].line
+                        ),
+                    );
+                    return self.reject(e.at(&self.file, line), raw);
                 }
+                i
             }
+            None => {
+                let key_field = self.opts.rules.group_key.clone().or_else(|| {
+                    value.as_ref().and_then(|v| {
+                        ["prompt_id", "id"]
+                            .into_iter()
+                            .find(|k| v.get(k).is_some())
+                            .map(str::to_string)
+                    })
+                });
+                self.flat.push(FlatGroup {
+                    prompt: f.prompt,
+                    id: Some(f.key.clone()),
+                    key_field,
+                    key_value: None,
+                    line,
+                    responses: Vec::new(),
+                    records: Vec::new(),
+                });
+                self.flat_index.insert(f.key, self.flat.len() - 1);
+                self.flat.len() - 1
+            }
+        };
+        let group = &mut self.flat[idx];
+        group.responses.push(f.response);
+        if let Some(Value::Object(obj)) = value {
+            let (resp, _prompt, key) = record::flat_to_response(obj, group.key_field.as_deref());
+            if group.key_value.is_none() {
+                group.key_value = key;
+            }
+            group.records.push(Value::Object(resp));
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ pub struct RawStr<'a> {
 }
 
 impl RawStr<'_> {
-    /// The string's value. The line was UTF-8 checked before skimming.
+    /// The string's value (its non-ASCII bytes were UTF-8 checked while skimming).
     pub fn decode(&self) -> Option<String> {
         if !self.escaped {
             return std::str::from_utf8(self.raw).ok().map(str::to_string);
@@ -107,17 +107,25 @@ impl<'a> Cursor<'a> {
         self.eat(b'"')?;
         let start = self.i;
         let mut escaped = false;
+        let mut non_ascii = false;
         let mut decoded_len = 0usize;
         loop {
             // Jump to the next byte that needs attention: a quote, a backslash or a control
             // character (which JSON forbids raw inside strings).
             let rest = &self.b[self.i..];
-            let skip = find_special(rest).ok_or(GiveUp)?;
+            let (skip, high) = find_special(rest);
+            let skip = skip.ok_or(GiveUp)?;
+            non_ascii |= high;
             decoded_len += skip;
             self.i += skip;
             match self.b[self.i] {
                 b'"' => {
                     let raw = &self.b[start..self.i];
+                    // Bytes >= 0x80 can only stand inside strings (the grammar rejects them
+                    // elsewhere), so checking those strings validates the whole line.
+                    if non_ascii && std::str::from_utf8(raw).is_err() {
+                        return Err(GiveUp);
+                    }
                     self.i += 1;
                     return Ok(RawStr {
                         raw,
@@ -367,10 +375,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Finds the first `"`, `\` or byte < 0x20: sixteen bytes at a time with SSE2 (baseline on
-/// x86_64), eight at a time with SWAR elsewhere.
+/// Finds the first `"`, `\` or byte < 0x20 in `s`, and says whether any byte >= 0x80 was
+/// passed over on the way (such strings get a UTF-8 check; pure ASCII needs none). Sixteen
+/// bytes at a time with SSE2 (baseline on x86_64), eight at a time with SWAR elsewhere.
 #[inline]
-fn find_special(s: &[u8]) -> Option<usize> {
+fn find_special(s: &[u8]) -> (Option<usize>, bool) {
     #[cfg(target_arch = "x86_64")]
     {
         find_special_sse2(s)
@@ -383,14 +392,15 @@ fn find_special(s: &[u8]) -> Option<usize> {
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn find_special_sse2(s: &[u8]) -> Option<usize> {
+fn find_special_sse2(s: &[u8]) -> (Option<usize>, bool) {
     use std::arch::x86_64::*;
     let mut i = 0;
     // SAFETY: SSE2 is part of the x86_64 baseline; loads are unaligned and stay within `s`.
-    unsafe {
+    let high = unsafe {
         let quote = _mm_set1_epi8(b'"' as i8);
         let bslash = _mm_set1_epi8(b'\\' as i8);
         let ctrl_max = _mm_set1_epi8(0x1F);
+        let mut seen = _mm_setzero_si128();
         while i + 16 <= s.len() {
             let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
             // Unsigned v <= 0x1F  <=>  min(v, 0x1F) == v.
@@ -401,21 +411,32 @@ fn find_special_sse2(s: &[u8]) -> Option<usize> {
             );
             let mask = _mm_movemask_epi8(hit) as u32;
             if mask != 0 {
-                return Some(i + mask.trailing_zeros() as usize);
+                let at = mask.trailing_zeros();
+                // High bits of the bytes before the hit only.
+                let before = (_mm_movemask_epi8(v) as u32) & ((1u32 << at) - 1);
+                let high = _mm_movemask_epi8(seen) != 0 || before != 0;
+                return (Some(i + at as usize), high);
             }
+            seen = _mm_or_si128(seen, v);
             i += 16;
         }
-    }
-    find_special_swar(&s[i..]).map(|p| i + p)
+        _mm_movemask_epi8(seen) != 0
+    };
+    let (pos, tail_high) = find_special_swar(&s[i..]);
+    (pos.map(|p| i + p), high || tail_high)
 }
 
 #[inline]
-fn find_special_swar(s: &[u8]) -> Option<usize> {
+fn find_special_swar(s: &[u8]) -> (Option<usize>, bool) {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
+    let mut high = false;
     while i + 8 <= s.len() {
-        let w = u64::from_le_bytes(s[i..i + 8].try_into().ok()?);
+        let Ok(bytes) = s[i..i + 8].try_into() else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
         let quote = w ^ (LO * b'"' as u64);
         let bslash = w ^ (LO * b'\\' as u64);
         // Classic "has zero byte" / "has byte less than n" tests.
@@ -424,17 +445,24 @@ fn find_special_swar(s: &[u8]) -> Option<usize> {
         let hit = z(quote) | z(bslash) | ctrl;
         if hit != 0 {
             // The lowest flagged byte is exact for these tests (borrows only move upward).
-            return Some(i + (hit.trailing_zeros() / 8) as usize);
+            let at = (hit.trailing_zeros() / 8) as usize;
+            let before = s[i..i + at].iter().any(|&c| c >= 0x80);
+            return (Some(i + at), high || before);
         }
+        high |= w & HI != 0;
         i += 8;
     }
-    s[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|p| i + p)
+    for (k, &c) in s[i..].iter().enumerate() {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return (Some(i + k), high);
+        }
+        high |= c >= 0x80;
+    }
+    (None, high)
 }
 
-/// Skims one line (already known to be valid UTF-8). `Err` means "use the exact path".
+/// Skims one line; invalid UTF-8 makes it give up like any other invalid input.
+/// `Err` means "use the exact path".
 pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
     let mut c = Cursor { b: line, i: 0 };
     let mut out = SkimmedLine::default();
@@ -508,8 +536,14 @@ mod tests {
             0..80,
         )) {
             let plain = s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
-            proptest::prop_assert_eq!(find_special(&s), plain);
-            proptest::prop_assert_eq!(find_special_swar(&s), plain);
+            let high = s[..plain.unwrap_or(s.len())].iter().any(|&c| c >= 0x80);
+            let (pos, seen) = find_special(&s);
+            proptest::prop_assert_eq!(pos, plain);
+            // Conservative: may report high bytes past the hit, never miss one before it.
+            proptest::prop_assert!(seen || !high);
+            let (pos, seen) = find_special_swar(&s);
+            proptest::prop_assert_eq!(pos, plain);
+            proptest::prop_assert_eq!(seen, high);
         }
     }
 
@@ -531,6 +565,25 @@ mod tests {
             assert!(skim_line(b.as_bytes()).is_err(), "{b}");
             assert!(serde_json::from_str::<serde_json::Value>(b).is_err(), "{b}");
         }
+    }
+
+    #[test]
+    fn gives_up_on_invalid_utf8_inside_any_string() {
+        let lines: [&[u8]; 3] = [
+            b"{\"prompt\":\"ok \xff\",\"responses\":[{\"text\":\"a\"}]}",
+            b"{\"skipped\":\"long enough to take the vector path \xc3\x28 here\",\"prompt\":\"p\"}",
+            b"{\"prompt\":\"p\",\"responses\":[{\"text\":\"\xe2\x82\"}]}",
+        ];
+        for line in lines {
+            assert!(
+                skim_line(line).is_err(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let ok = "{\"prompt\":\"caf\u{e9} \u{1F600} long enough for sixteen bytes\",\"responses\":[{\"text\":\"\u{4e2d}\"}]}";
+        let s = skim_line(ok.as_bytes()).ok().unwrap();
+        assert_eq!(s.responses.unwrap()[0].text_len, Some(3));
     }
 
     #[test]

@@ -302,3 +302,28 @@ fn round_trip_keeps_every_field_and_order() {
         assert_eq!(ka, kb, "key order preserved");
     }
 }
+
+#[test]
+fn flat_line_with_a_conflicting_prompt_is_rejected_with_its_raw_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = [
+        r#"{"prompt_id":"a","prompt":"P1","completion":"x","reward":1}"#,
+        r#"{"prompt_id":"a","prompt":"OTHER","completion":"y","reward":0}"#,
+    ]
+    .join("\n");
+    let path = write(&dir, "conflict.jsonl", body.as_bytes());
+    let rejects = dir.path().join("rej.jsonl").to_str().unwrap().to_string();
+    let opts = ReadOptions {
+        policy: ErrorPolicy::Report,
+        rejects_path: Some(rejects.clone()),
+        ..Default::default()
+    };
+    let (batch, report) = GroupReader::open(&path, opts).unwrap().read_all().unwrap();
+    assert_eq!(batch.columns.num_responses(), 1);
+    assert_eq!(report.rejected, 1);
+    let rej: Value =
+        serde_json::from_str(std::fs::read_to_string(&rejects).unwrap().trim()).unwrap();
+    assert_eq!(rej["line"], 2);
+    assert_eq!(rej["field"], "prompt");
+    assert!(rej["raw"].as_str().unwrap().contains("OTHER"));
+}
