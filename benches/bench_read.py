@@ -91,6 +91,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--file", default=None, help="rollouts file (default: bench-data/rollouts-<size>mb.jsonl)")
     ap.add_argument("--size-mb", type=float, default=1024)
+    ap.add_argument("--style", choices=["plain", "latex"], default="plain",
+                    help="text of the generated responses (see gen_rollouts.py)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per contender; the best is reported")
     ap.add_argument("--skip", default="", help="comma-separated contenders to skip: json,orjson")
     ap.add_argument("--worker", nargs=2, metavar=("IMPL", "PATH"), help=argparse.SUPPRESS)
@@ -98,10 +100,11 @@ def main() -> None:
     if args.worker:
         worker(*args.worker)
         return
-    path = args.file or os.path.join("bench-data", f"rollouts-{int(args.size_mb)}mb.jsonl")
+    suffix = "" if args.style == "plain" else f"-{args.style}"
+    path = args.file or os.path.join("bench-data", f"rollouts-{int(args.size_mb)}mb{suffix}.jsonl")
     if not os.path.exists(path):
         subprocess.run([sys.executable, os.path.join(HERE, "gen_rollouts.py"), "--size-mb", str(args.size_mb),
-                        "--out", path], check=True)
+                        "--out", path, "--style", args.style], check=True)
     size_mb = os.path.getsize(path) / (1 << 20)
     print(f"file: {path} ({size_mb:.0f} MiB), cores: {os.cpu_count()}")
     results = {}

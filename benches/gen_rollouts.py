@@ -15,8 +15,19 @@ WORDS = ("the we so then let compute check value sum product therefore step firs
          "because total number answer equation both sides divide multiply factor root x y n").split()
 
 
-def text(rng: random.Random, n_words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+LATEX = [r"\frac{%d}{%d}", r"\sqrt{%d}", r"x^{%d} + %d", r"\left(%d - %d\right)", r"\cdot %d", r"\le %d",
+         r"\pi r^{%d}", r"\binom{%d}{%d}", "%d\u00b0", "\u2248 %d"]
+
+
+def text(rng: random.Random, n_words: int, latex: bool = False) -> str:
+    words = []
+    for _ in range(n_words):
+        if latex and rng.random() < 0.15:
+            t = rng.choice(LATEX)
+            words.append("$" + t % tuple(rng.randint(1, 99) for _ in range(t.count("%d"))) + "$")
+        else:
+            words.append(rng.choice(WORDS))
+    return " ".join(words)
 
 
 def main() -> None:
@@ -25,12 +36,15 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench-data/rollouts.jsonl")
+    ap.add_argument("--style", choices=["plain", "latex"], default="plain",
+                    help="plain: ASCII words; latex: ~15%% of tokens inline LaTeX math, some non-ASCII")
     args = ap.parse_args()
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     rng = random.Random(args.seed)
     target = int(args.size_mb * (1 << 20))
     # A pool of pre-made texts keeps generation fast; the reader does not care about repeats.
-    pool = [text(rng, rng.randint(60, 160)) + f" \\boxed{{{rng.randint(0, 999)}}}" for _ in range(4000)]
+    latex = args.style == "latex"
+    pool = [text(rng, rng.randint(60, 160), latex) + f" \\boxed{{{rng.randint(0, 999)}}}" for _ in range(4000)]
     prompts = [text(rng, rng.randint(20, 50)) + "?" for _ in range(2000)]
     written = 0
     i = 0
