@@ -34,6 +34,24 @@ from grpo_fast.errors import (
     VerifierError,
 )
 
+# Verifiers and reward functions import sympy and friends: load them on first use only, so
+# `import grpo_fast` stays cheap for data-only scripts.
+_LAZY = {
+    "build_verifier": "grpo_fast.verifiers",
+    "get_verifier": "grpo_fast.verifiers",
+    "math_reward": "grpo_fast.rewards",
+    "code_reward": "grpo_fast.rewards",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'grpo_fast' has no attribute {name!r}")
+
+
 __all__ = [
     "ADVANTAGE_METHODS",
     "ConfigError",
@@ -46,11 +64,15 @@ __all__ = [
     "VerifierError",
     "__version__",
     "advantage_details",
+    "build_verifier",
+    "code_reward",
     "compute_advantages",
+    "get_verifier",
     "group_offsets",
     "group_stats",
     "iter_batches",
     "iter_records",
+    "math_reward",
     "read_groups",
     "write_advantages",
     "write_records",

@@ -131,6 +131,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
         "verified": verified,
         "correct": correct,
         "pass_rate": correct / verified if verified else None,
+        # As in `stats`: the share of responses that got a verdict.
+        "verification_rate": verified / total if total else None,
         "extraction_failures": reasons.get("no_answer", 0),
         "timeouts": reasons.get("timeout", 0),
         "errors": reasons.get("error", 0) + reasons.get("no_gold", 0),
@@ -149,13 +151,14 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("verified / total", f"{verified:,} / {total:,}")
+    table.add_row("verification rate", pct(summary["verification_rate"]))
     table.add_row("pass rate", pct(summary["pass_rate"]))
     table.add_row("extraction failures", f"{summary['extraction_failures']:,}")
     table.add_row("timeouts", f"{summary['timeouts']:,}")
     table.add_row("errors (incl. missing gold)", f"{summary['errors']:,}")
     table.add_row("rejected lines", f"{summary['rejected_lines']:,}")
     rate = summary["responses_per_second"]
-    table.add_row("verification rate", f"{rate:,.0f} responses/s" if rate else "-")
+    table.add_row("throughput", f"{rate:,.0f} responses/s" if rate else "-")
     table.add_row("wall time", f"{seconds:.2f} s")
     table.add_row("output", output)
     console.print(table)

@@ -1,5 +1,6 @@
 """Verifiers: objective scorers for responses (math, code, ...), a registry by name, and composition."""
 
+from grpo_fast.verifiers import code as _code  # noqa: F401  (registers "code")
 from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, register_verifier
 from grpo_fast.verifiers.format import FormatVerifier
 from grpo_fast.verifiers.math import MathVerifier
@@ -11,11 +12,6 @@ from grpo_fast.verifiers.registry import (
     get_verifier,
     parse_spec,
 )
-
-try:  # the code verifier ships separately; its absence must not break the others
-    from grpo_fast.verifiers import code as _code  # noqa: F401
-except ImportError:
-    pass
 
 __all__ = [
     "CompositeVerifier",
