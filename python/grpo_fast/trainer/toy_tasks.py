@@ -101,49 +101,45 @@ def build_tiny_model(tokenizer, seed: int = 0, hidden_size: int = 64, num_layers
     return model
 
 
+class _GoldAnswerVerifier(Verifier):
+    """Judges each response against the record's `answer`; a record without one is the only
+    "no verdict"."""
+
+    def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
+        return [
+            Verdict(None, None, "no_gold") if it.record.get("answer") is None
+            else self.judge(str(it.record["answer"]), it.response)
+            for it in items
+        ]
+
+    def judge(self, gold: str, got: str) -> Verdict:
+        raise NotImplementedError
+
+
 @register_verifier("toy_exact")
-class ToyExactVerifier(Verifier):
+class ToyExactVerifier(_GoldAnswerVerifier):
     """Exact match of the response against the record's `answer` (1.0 or 0.0). Not stripped: the
-    policy has to learn to stop (EOS) right after the answer. Any response can be judged, so the
-    only "no verdict" is a record without a gold answer."""
+    policy has to learn to stop (EOS) right after the answer."""
 
     name = "toy_exact"
 
-    def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
-        out = []
-        for it in items:
-            gold = it.record.get("answer")
-            if gold is None:
-                out.append(Verdict(None, None, "no_gold"))
-                continue
-            got = it.response
-            ok = got == str(gold)
-            out.append(Verdict(1.0 if ok else 0.0, ok, "correct" if ok else ("no_answer" if not got else "wrong"),
-                               extracted=got))
-        return out
+    def judge(self, gold: str, got: str) -> Verdict:
+        ok = got == gold
+        return Verdict(1.0 if ok else 0.0, ok, "correct" if ok else ("no_answer" if not got else "wrong"),
+                       extracted=got)
 
 
 @register_verifier("toy_digits")
-class ToyDigitsVerifier(Verifier):
+class ToyDigitsVerifier(_GoldAnswerVerifier):
     """Partial credit for multi-digit answers: 1.0 for an exact match, otherwise 0.5 * (share of
     gold digits right in their position) + 0.25 if the length is right, so a group in which no
     sample is fully right still has a reward gradient towards the right length and digits."""
 
     name = "toy_digits"
 
-    def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
-        out = []
-        for it in items:
-            gold = it.record.get("answer")
-            if gold is None:
-                out.append(Verdict(None, None, "no_gold"))
-                continue
-            gold = str(gold)
-            got = it.response
-            if got == gold:
-                out.append(Verdict(1.0, True, "correct", extracted=got))
-                continue
-            hits = sum(1 for a, b in zip(got, gold, strict=False) if a == b)
-            score = 0.5 * hits / len(gold) + (0.25 if len(got) == len(gold) else 0.0)
-            out.append(Verdict(score, False, "partial" if score > 0 else "wrong", extracted=got))
-        return out
+    def judge(self, gold: str, got: str) -> Verdict:
+        if got == gold:
+            return Verdict(1.0, True, "correct", extracted=got)
+        hits = sum(1 for a, b in zip(got, gold, strict=False) if a == b)
+        score = 0.5 * hits / len(gold) + (0.25 if len(got) == len(gold) else 0.0)
+        return Verdict(score, False, "partial" if score > 0 else "wrong", extracted=got)
