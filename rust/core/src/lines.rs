@@ -6,14 +6,83 @@ use std::io::{self, Read};
 /// Target bytes per chunk; a chunk grows past this only to finish one long line.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
-/// Whole lines `[first_line, first_line + n)` of a file: `buf[..len]`, which ends just after
-/// a `\n` or at EOF. `buf` may be longer (it is reused without being cleared).
+/// Whole lines `[first_line, first_line + n)` of a file, ending just after a `\n` or at EOF.
 pub struct Chunk {
-    pub buf: Vec<u8>,
-    pub len: usize,
+    pub bytes: ChunkBytes,
     pub first_line: u64,
     /// True for the chunk holding byte 0 of the file (strips a UTF-8 BOM there).
     pub is_first: bool,
+}
+
+pub enum ChunkBytes {
+    /// `buf[..len]`; `buf` may be longer (it is reused without being cleared).
+    Owned { buf: Vec<u8>, len: usize },
+    /// A range of a memory-mapped file.
+    Mapped(std::sync::Arc<memmap2::Mmap>, std::ops::Range<usize>),
+}
+
+impl Chunk {
+    pub fn data(&self) -> &[u8] {
+        match &self.bytes {
+            ChunkBytes::Owned { buf, len } => &buf[..*len],
+            ChunkBytes::Mapped(map, range) => &map[range.clone()],
+        }
+    }
+}
+
+/// Cuts a memory-mapped file into `Chunk`s without copying it.
+pub struct MapChunker {
+    map: std::sync::Arc<memmap2::Mmap>,
+    pos: usize,
+    next_line: u64,
+    chunk_bytes: usize,
+}
+
+impl MapChunker {
+    pub fn new(map: std::sync::Arc<memmap2::Mmap>, chunk_bytes: usize) -> Self {
+        MapChunker {
+            map,
+            pos: 0,
+            next_line: 1,
+            chunk_bytes: chunk_bytes.max(1),
+        }
+    }
+
+    /// Bytes handed out so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn next_chunk(&mut self) -> Option<Chunk> {
+        let data: &[u8] = &self.map;
+        if self.pos >= data.len() {
+            return None;
+        }
+        let start = self.pos;
+        let want_end = (start + self.chunk_bytes).min(data.len());
+        // Cut after the last newline before `want_end`, or after the first one past it when a
+        // single line is longer than a chunk.
+        let end = if want_end == data.len() {
+            want_end
+        } else {
+            match memchr::memrchr(b'\n', &data[start..want_end]) {
+                Some(p) => start + p + 1,
+                None => memchr::memchr(b'\n', &data[want_end..])
+                    .map_or(data.len(), |p| want_end + p + 1),
+            }
+        };
+        let slice = &data[start..end];
+        let lines = memchr::memchr_iter(b'\n', slice).count() as u64
+            + u64::from(slice.last() != Some(&b'\n'));
+        let chunk = Chunk {
+            bytes: ChunkBytes::Mapped(self.map.clone(), start..end),
+            first_line: self.next_line,
+            is_first: start == 0,
+        };
+        self.pos = end;
+        self.next_line += lines;
+        Some(chunk)
+    }
 }
 
 /// Reads a stream into `Chunk`s.
@@ -110,8 +179,7 @@ impl<R: Read> Chunker<R> {
         let lines = memchr::memchr_iter(b'\n', data).count() as u64
             + u64::from(data.last() != Some(&b'\n'));
         let chunk = Chunk {
-            buf,
-            len: filled,
+            bytes: ChunkBytes::Owned { buf, len: filled },
             first_line: self.next_line,
             is_first: !self.started,
         };
@@ -138,7 +206,7 @@ fn read_into<R: Read>(reader: &mut R, out: &mut [u8]) -> io::Result<usize> {
 /// Iterates `(line_number, line_bytes)` over a chunk, without the `\n`, a trailing `\r`, or a
 /// BOM at the very start of the file.
 pub fn chunk_lines(chunk: &Chunk) -> impl Iterator<Item = (u64, &[u8])> {
-    let mut data: &[u8] = &chunk.buf[..chunk.len];
+    let mut data: &[u8] = chunk.data();
     if chunk.is_first {
         data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     }

@@ -13,9 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::batch::{Batch, GroupColumns};
 use crate::error::{DataError, Error, FieldError, Result};
-use crate::lines::{chunk_lines, Chunk, Chunker, CHUNK_BYTES};
+use crate::lines::{chunk_lines, Chunk, ChunkBytes, Chunker, MapChunker, CHUNK_BYTES};
 use crate::record::{self, FlatView, LineView, RecordRules, ResponseStat};
-use crate::source::{open_input, open_output, OutputSink};
+use crate::source::{open_input_with, open_output, OutputSink};
 
 /// What to do with a bad line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +51,8 @@ pub struct ReadOptions {
     /// Keep each record as a JSON value (for rewriting files); otherwise only the columns.
     pub keep_records: bool,
     pub chunk_bytes: usize,
+    /// Memory-map plain files instead of copying them in (see `source::open_input_with`).
+    pub mmap: bool,
 }
 
 impl Default for ReadOptions {
@@ -65,6 +67,7 @@ impl Default for ReadOptions {
             batch_responses: 65_536,
             keep_records: false,
             chunk_bytes: CHUNK_BYTES,
+            mmap: true,
         }
     }
 }
@@ -141,7 +144,7 @@ impl GroupReader {
         } else {
             path.to_string()
         };
-        let input = open_input(path)?;
+        let input = open_input_with(path, opts.mmap)?;
         let rejects = match (&opts.policy, &opts.rejects_path) {
             (ErrorPolicy::Report, Some(p)) => Some(open_output(p)?),
             _ => None,
@@ -150,9 +153,21 @@ impl GroupReader {
         let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let chunk_bytes = opts.chunk_bytes;
         let reader = input.reader;
+        let mapped = input.mapped;
+        let map_pos = input.raw_pos.clone();
         let thread = std::thread::Builder::new()
             .name("grpo-read".into())
             .spawn(move || {
+                if let Some(map) = mapped {
+                    let mut chunker = MapChunker::new(map, chunk_bytes);
+                    while let Some(c) = chunker.next_chunk() {
+                        map_pos.store(chunker.pos() as u64, std::sync::atomic::Ordering::Relaxed);
+                        if tx.send(Ok(c)).is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
                 let mut chunker = Chunker::with_chunk_size(reader, chunk_bytes);
                 loop {
                     let buf = pool_rx.try_recv().unwrap_or_default();
@@ -293,8 +308,10 @@ impl GroupReader {
             .collect();
         for c in chunks {
             // Oversized buffers (a very long line) are freed rather than kept around.
-            if c.buf.capacity() <= 2 * self.opts.chunk_bytes {
-                let _ = self.buffers.send(c.buf);
+            if let ChunkBytes::Owned { buf, .. } = c.bytes {
+                if buf.capacity() <= 2 * self.opts.chunk_bytes {
+                    let _ = self.buffers.send(buf);
+                }
             }
         }
         for chunk in parsed {

@@ -33,6 +33,9 @@ impl Compression {
 /// None for stdin) and a shared counter of raw bytes consumed so far.
 pub struct Input {
     pub reader: Box<dyn Read + Send>,
+    /// The whole file, memory-mapped, when it is a plain (uncompressed) regular file and
+    /// mapping was allowed: the reader then slices it instead of copying it through `reader`.
+    pub mapped: Option<std::sync::Arc<memmap2::Mmap>>,
     pub raw_len: Option<u64>,
     pub raw_pos: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -49,6 +52,30 @@ impl<R: Read> Read for CountingReader<R> {
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
+}
+
+/// Opens an input. With `allow_mmap`, a plain regular file is memory-mapped (no copy through
+/// the page cache); a file truncated by another process while it is mapped can then crash the
+/// reader (SIGBUS), so callers reading files that others may rewrite can turn this off.
+pub fn open_input_with(path: &str, allow_mmap: bool) -> Result<Input> {
+    if allow_mmap && path != "-" {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the map is only read; see the note above about concurrent truncation.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            if !map.starts_with(&GZIP_MAGIC) && !map.starts_with(&ZSTD_MAGIC) {
+                let _ = map.advise(memmap2::Advice::Sequential);
+                return Ok(Input {
+                    reader: Box::new(io::empty()),
+                    mapped: Some(std::sync::Arc::new(map)),
+                    raw_len: Some(meta.len()),
+                    raw_pos: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+                });
+            }
+        }
+    }
+    open_input(path)
 }
 
 pub fn open_input(path: &str) -> Result<Input> {
@@ -81,6 +108,7 @@ pub fn open_input(path: &str) -> Result<Input> {
     };
     Ok(Input {
         reader,
+        mapped: None,
         raw_len,
         raw_pos: pos,
     })

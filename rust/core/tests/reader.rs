@@ -327,3 +327,31 @@ fn flat_line_with_a_conflicting_prompt_is_rejected_with_its_raw_text() {
     assert_eq!(rej["field"], "prompt");
     assert!(rej["raw"].as_str().unwrap().contains("OTHER"));
 }
+
+#[test]
+fn mapped_and_streamed_reads_agree_at_any_chunk_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = String::from("\u{feff}");
+    for i in 0..300 {
+        body.push_str(&good(i));
+        body.push_str(if i % 7 == 0 { "\r\n\n" } else { "\n" });
+    }
+    body.push_str(&good(999)); // no final newline
+    let path = write(&dir, "m.jsonl", body.as_bytes());
+    let read = |mmap: bool, chunk_bytes: usize| {
+        let opts = ReadOptions {
+            mmap,
+            chunk_bytes,
+            batch_responses: 50,
+            ..Default::default()
+        };
+        GroupReader::open(&path, opts).unwrap().read_all().unwrap()
+    };
+    let (reference, ref_report) = read(false, 1 << 20);
+    assert_eq!(reference.columns.num_groups(), 301);
+    for chunk_bytes in [1, 7, 100, 333, 4096, 1 << 20] {
+        let (b, r) = read(true, chunk_bytes);
+        assert_eq!(b.columns, reference.columns, "chunk {chunk_bytes}");
+        assert_eq!(r, ref_report, "chunk {chunk_bytes}");
+    }
+}
