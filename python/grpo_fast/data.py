@@ -101,6 +101,7 @@ def iter_batches(
     score_range: tuple[float, float] | None = (0.0, 1.0),
     group_key: str | None = None,
     records: bool = False,
+    mmap: bool = True,
 ) -> BatchIterator:
     """Stream `path` as `GroupBatch`es of about `batch_size` responses (whole groups only).
 
@@ -109,6 +110,8 @@ def iter_batches(
     score_range: allowed score interval, or None for any finite score.
     group_key: field that groups flat (one completion per line) records; default `prompt_id`,
     then `id`, then the prompt text.
+    mmap: memory-map plain files (faster); turn off for files another process may truncate
+    while they are read (a truncated mapping crashes the reader with SIGBUS).
     """
     return BatchIterator(
         path,
@@ -118,6 +121,7 @@ def iter_batches(
         group_key=group_key,
         batch_responses=batch_size,
         keep_records=records,
+        mmap=mmap,
     )
 
 

@@ -21,6 +21,7 @@ fn read_options(
     group_key: Option<String>,
     batch_responses: usize,
     keep_records: bool,
+    mmap: bool,
 ) -> PyResult<ReadOptions> {
     if let Some((lo, hi)) = score_range {
         if lo.is_nan() || hi.is_nan() || lo > hi {
@@ -38,6 +39,7 @@ fn read_options(
         rejects_path: rejects,
         batch_responses: batch_responses.max(1),
         keep_records,
+        mmap,
         ..Default::default()
     })
 }
@@ -97,7 +99,7 @@ pub struct BatchReader {
 impl BatchReader {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (path, *, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None, batch_responses=65536, keep_records=false))]
+    #[pyo3(signature = (path, *, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None, batch_responses=65536, keep_records=false, mmap=true))]
     fn new(
         py: Python<'_>,
         path: String,
@@ -107,6 +109,7 @@ impl BatchReader {
         group_key: Option<String>,
         batch_responses: usize,
         keep_records: bool,
+        mmap: bool,
     ) -> PyResult<Self> {
         let opts = read_options(
             on_error,
@@ -115,6 +118,7 @@ impl BatchReader {
             group_key,
             batch_responses,
             keep_records,
+            mmap,
         )?;
         let reader = py.detach(|| GroupReader::open(&path, opts)).py_err()?;
         Ok(BatchReader {
@@ -220,7 +224,15 @@ pub fn write_advantages_file<'py>(
     group_key: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let method: Method = method.parse().py_err()?;
-    let opts = read_options(on_error, rejects, score_range, group_key, 65_536, true)?;
+    let opts = read_options(
+        on_error,
+        rejects,
+        score_range,
+        group_key,
+        65_536,
+        true,
+        true,
+    )?;
     let (report, summary): (ReadReport, Summary) = py
         .detach(|| write_advantages(&input, &output, method, eps, opts))
         .py_err()?;
