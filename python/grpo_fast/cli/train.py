@@ -17,7 +17,7 @@ _FLAG_FIELDS = {
     "advantage_method": "advantage_method", "temperature": "temperature",
     "max_completion_length": "max_completion_length", "num_iterations": "num_iterations",
     "seed": "seed", "save_steps": "save_steps", "importance_sampling_level": "importance_sampling_level",
-    "dynamic_sampling": "dynamic_sampling", "zero_advantages": "zero_advantages",
+    "dynamic_sampling": "dynamic_sampling", "zero_advantages": "zero_advantages", "fsdp": "fsdp",
 }
 
 
@@ -49,6 +49,8 @@ _FLAG_FIELDS = {
 @click.option("--num-iterations", type=int, default=None, help="Updates per generated batch.")
 @click.option("--dynamic-sampling/--no-dynamic-sampling", default=None, help="Refill until groups have reward variance.")
 @click.option("--seed", type=int, default=None)
+@click.option("--fsdp", is_flag=True, default=None,
+              help="Under torchrun: shard parameters, gradients and optimiser state (FSDP) instead of DDP.")
 @click.option("--save-steps", type=int, default=None, help="Checkpoint every N steps.")
 @click.option("--resume", default=None, help="Continue from a checkpoint directory, or `latest` under --out.")
 @click.option("--report-to", multiple=True, type=click.Choice(["tensorboard", "wandb"]),
@@ -85,6 +87,8 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
       grpo-fast train --toy next_digit --out runs/demo --max-steps 200 --resume latest
       # two CPU processes (DDP over gloo); the module form works where `grpo-fast` is a shell shim
       torchrun --nproc-per-node 2 -m grpo_fast.trainer.launch --toy next_digit --out runs/ddp
+      # the same, with the policy sharded (FSDP) instead of replicated
+      torchrun --nproc-per-node 2 -m grpo_fast.trainer.launch --toy next_digit --fsdp --out runs/fsdp
     """
     from rich.console import Console
 

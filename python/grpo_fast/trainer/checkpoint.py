@@ -64,9 +64,15 @@ def _set_rng_state(st: dict[str, Any]) -> None:
 def save_checkpoint(trainer: Any, path: str | Path, extra_state: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint of `trainer` (a GRPOTrainer) to `path`. Under DDP every rank writes its own
     RNG file; rank 0 writes the rest."""
+    from grpo_fast.trainer import distributed as dist_utils
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     rank = trainer.rank
+    fsdp = dist_utils.is_fsdp(trainer.model)
+    model_sd = None
+    if fsdp:  # gather full weights and optimiser state on rank 0 (a collective: all ranks join)
+        model_sd, optim_sd = dist_utils.full_state_dicts(trainer.model, trainer.optimizer)
     torch.save(_rng_state(), path / f"rng_state_{rank}.pt")
     if rank != 0:
         return path
@@ -74,10 +80,15 @@ def save_checkpoint(trainer: Any, path: str | Path, extra_state: dict[str, Any] 
 
     # transformers shows a per-shard progress bar on save; the run has its own progress display.
     hf_logging.disable_progress_bar()
-    trainer.model.save_pretrained(path, safe_serialization=True)
+    trainer.model.save_pretrained(path, safe_serialization=True, state_dict=model_sd)
+    if fsdp:  # the sharded model's class is FSDP<Name>; the saved model is the plain <Name>
+        cfg_file = path / "config.json"
+        hf_cfg = json.loads(cfg_file.read_text())
+        hf_cfg["architectures"] = [a.removeprefix("FSDP") for a in hf_cfg.get("architectures") or []]
+        cfg_file.write_text(json.dumps(hf_cfg, indent=2, sort_keys=True) + "\n")
     trainer.tokenizer.save_pretrained(path)
-    torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict()},
-               path / OPTIM_FILE)
+    torch.save({"optimizer": optim_sd if fsdp else trainer.optimizer.state_dict(),
+                "scheduler": trainer.scheduler.state_dict(), "fsdp": fsdp}, path / OPTIM_FILE)
     if trainer.ref_model is not None:
         from safetensors.torch import save_model
 
@@ -102,8 +113,17 @@ def load_trainer_state(trainer: Any, path: str | Path) -> dict[str, Any]:
     if state.get("world_size", 1) != trainer.world:
         raise ConfigError(f"checkpoint was written with {state.get('world_size')} processes, resuming with "
                           f"{trainer.world}; the prompt order would differ", field="resume")
-    opt = torch.load(path / OPTIM_FILE, map_location=trainer.device, weights_only=False)
-    trainer.optimizer.load_state_dict(opt["optimizer"])
+    from grpo_fast.trainer import distributed as dist_utils
+
+    opt = torch.load(path / OPTIM_FILE, map_location="cpu" if dist_utils.is_fsdp(trainer.model) else trainer.device,
+                     weights_only=False)
+    if bool(opt.get("fsdp", False)) != dist_utils.is_fsdp(trainer.model):
+        raise ConfigError("the checkpoint's optimiser state was saved " + ("with" if opt.get("fsdp") else "without")
+                          + " fsdp; resume with the same setting", field="resume")
+    if dist_utils.is_fsdp(trainer.model):
+        dist_utils.load_full_optimizer_state(trainer.model, trainer.optimizer, opt["optimizer"])
+    else:
+        trainer.optimizer.load_state_dict(opt["optimizer"])
     trainer.scheduler.load_state_dict(opt["scheduler"])
     if trainer.ref_model is not None:
         ref = path / REF_FILE

@@ -116,6 +116,10 @@ class GRPOConfig:
     """bf16 autocast for the forward passes (GPU only; ignored on CPU)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory in the policy's backward pass."""
+    fsdp: bool = False
+    """Under torchrun / accelerate, shard parameters, gradients and optimiser state across processes
+    (FSDP) instead of replicating the model (DDP), for models too large to replicate. CPU/gloo and
+    CUDA/nccl. Ignored in a single process. The reference model (beta > 0) stays a full copy per rank."""
     use_lora: bool = False
     """Train LoRA adapters (needs `peft`) instead of all weights."""
     lora_r: int = 16
@@ -176,6 +180,11 @@ class GRPOConfig:
             raise bad("temperature", "must be > 0")
         if self.ref_model_sync_steps and self.beta == 0:
             raise bad("ref_model_sync_steps", "refreshing a reference model needs beta > 0 (no reference model is kept)")
+        if self.fsdp:
+            for name, on in (("num_iterations", self.num_iterations > 1), ("ref_model_sync_steps", self.ref_model_sync_steps),
+                             ("use_lora", self.use_lora), ("gradient_checkpointing", self.gradient_checkpointing)):
+                if on:
+                    raise bad(name, "not supported together with fsdp yet")
         if self.learning_rate < 0:
             raise bad("learning_rate", "must be >= 0")
         for r in self.report_to:

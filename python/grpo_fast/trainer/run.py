@@ -127,7 +127,6 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
         resolve_resume,
         save_checkpoint,
     )
-    from grpo_fast.trainer.loop import GRPOTrainer
     from grpo_fast.trainer.prompt_data import load_prompt_records, load_scored_groups
 
     console = console or Console(stderr=True)
@@ -168,7 +167,8 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if distributed and device == "cuda":
         device = f"cuda:{rank % torch.cuda.device_count()}"
-    trainer = GRPOTrainer(cfg, model, tok, [] if cfg.offline else records, verifier, device=device)
+    dist_utils.set_fsdp(cfg.fsdp and distributed)
+    trainer = make_trainer(cfg, model, tok, [] if cfg.offline else records, verifier, device=device)
     offline_data = offline_groups(trainer, records) if cfg.offline else None
 
     logger = MetricsLogger(out_dir, cfg.report_to if rank == 0 else (), resume=resume_path is not None,
@@ -190,7 +190,8 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
         if cfg.save_final:
             final_ckpt = save_checkpoint(trainer, checkpoint_dir(out_dir, trainer.step_count))
         acc = None
-        if cfg.eval_prompts and verifier is not None and rank == 0:
+        # Under FSDP every rank takes part in the policy's forwards; rank 0's result is reported.
+        if cfg.eval_prompts and verifier is not None and (rank == 0 or dist_utils.is_fsdp(trainer.model)):
             acc = trainer.greedy_accuracy(records[:cfg.eval_prompts])
     finally:
         trainer.close()
@@ -213,6 +214,35 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
             extra[f"gate warnings: {k}"] = f"{n} steps"
         render_summary(history, console, title, extra)
     return result
+
+
+def make_trainer(cfg: GRPOConfig, model: Any, tokenizer: Any, records: list[dict[str, Any]], verifier: Any,
+                 **kwargs: Any) -> Any:
+    """A GRPOTrainer; under FSDP (after `dist_utils.set_fsdp(True)` in a process group) the subclass
+    that keeps the sharded policy's collectives in step across ranks."""
+    from grpo_fast.trainer.loop import GRPOTrainer
+
+    class FSDPTrainer(GRPOTrainer):
+        # Every forward/backward of a sharded policy is a collective, so all ranks must run the same
+        # number of them. Sampling and greedy evaluation (decode steps differ between ranks) run with
+        # the weights gathered once; ranks with fewer micro-batches pad with zero-loss passes through
+        # the model (not DDP's parameter-sum pass, which would skip FSDP's gather/reduce-scatter).
+        def collect(self, timings: dict[str, float]) -> Any:
+            with dist_utils.gathered_params(self.model):
+                return super().collect(timings)
+
+        def greedy_accuracy(self, records: Any) -> float:
+            with dist_utils.gathered_params(self.model):
+                return super().greedy_accuracy(records)
+
+        def _micro_batches_all_ranks(self, local: int) -> int:
+            for _ in range(super()._micro_batches_all_ranks(local) - local):
+                ids = torch.full((1, 2), self.pad_id, dtype=torch.long, device=self.device)
+                (self.ddp_model(input_ids=ids).logits.float().sum() * 0.0).backward()
+            return local
+
+    cls = FSDPTrainer if dist_utils.fsdp_enabled() and dist_utils.is_distributed() else GRPOTrainer
+    return cls(cfg, model, tokenizer, records, verifier, **kwargs)
 
 
 def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, offline_data: list | None,
