@@ -308,9 +308,25 @@ impl GroupReader {
             .collect();
         for c in chunks {
             // Oversized buffers (a very long line) are freed rather than kept around.
-            if let ChunkBytes::Owned { buf, .. } = c.bytes {
-                if buf.capacity() <= 2 * self.opts.chunk_bytes {
-                    let _ = self.buffers.send(buf);
+            match c.bytes {
+                ChunkBytes::Owned { buf, .. } => {
+                    if buf.capacity() <= 2 * self.opts.chunk_bytes {
+                        let _ = self.buffers.send(buf);
+                    }
+                }
+                // Parsed chunks hold no references into the map. Dropping their pages from our
+                // mapping keeps resident memory flat in the file size (they stay in the page
+                // cache; a later touch would simply read them again).
+                ChunkBytes::Mapped(map, range) => {
+                    // SAFETY: a read-only file mapping; MADV_DONTNEED only makes the next access
+                    // fault the file's pages back in.
+                    let _ = unsafe {
+                        map.unchecked_advise_range(
+                            memmap2::UncheckedAdvice::DontNeed,
+                            range.start,
+                            range.len(),
+                        )
+                    };
                 }
             }
         }
