@@ -149,7 +149,10 @@ class GRPOTrainer:
         self.model = model.to(self.device)
         self.model.train()
         if cfg.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            # transformers >= 5 renamed it; older versions only have the first name.
+            enable = getattr(self.model, "activation_checkpointing_enable", None) or \
+                self.model.gradient_checkpointing_enable
+            enable()
         if cfg.use_lora:
             self.model = _apply_lora(self.model, cfg)
         # The reference model exists only when the KL term is on (beta = 0 loads nothing).
