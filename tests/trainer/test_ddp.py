@@ -3,6 +3,7 @@ on the union of their groups, for each aggregation; and `torchrun ... grpo-fast 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -119,3 +120,22 @@ def _has_torch_run_module() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("torch.distributed.run") is not None
+
+
+def test_accelerate_launch_runs_the_train_command(tmp_path):
+    if importlib.util.find_spec("accelerate") is None:
+        pytest.skip("accelerate not installed")
+    out = tmp_path / "acc"
+    # accelerate's multi-process launcher is behind --multi_gpu even without a GPU; the trainer then
+    # picks gloo on CPU (its --cpu flag means a single process).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+           "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "-m", "grpo_fast.trainer.launch", "--toy", "next_digit", "--max-steps", "2", "--out", str(out),
+           "-q", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2]
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2
