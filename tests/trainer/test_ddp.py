@@ -68,8 +68,13 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                        os.path.join(out, f"{loss_type}-rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
-    # gloo's C++ threads can abort the interpreter's teardown after the results are written
-    # (seen with the FSDP test); skip that teardown on success only.
+    _exit_skipping_teardown()
+
+
+def _exit_skipping_teardown() -> None:
+    """End a spawned worker that succeeded. Seen here: gloo's C++ threads can abort the
+    interpreter's teardown ("terminate called without an active exception") after all results are
+    written. Callers reach this only on success; an exception still fails the spawn as usual."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

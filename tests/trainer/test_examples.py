@@ -14,17 +14,6 @@ from grpo_fast.trainer.config import GRPOConfig
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model
-
-    d = tmp_path_factory.mktemp("tiny")
-    tok = build_char_tokenizer()
-    build_tiny_model(tok).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
 def _ok(args):
     r = CliRunner().invoke(train, [*args, "-q", "--json"])
     assert r.exit_code == 0, r.output

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_ddp import _free_port, _groups, _has_torch_run_module
+from test_ddp import _exit_skipping_teardown, _free_port, _groups, _has_torch_run_module
 
 # rank 0's groups, rank 1's groups: "b" has other completion lengths; "" = nothing (rank 1 pads).
 CASES = {"ab": ("a", "b"), "a_": ("a", "")}
@@ -64,12 +64,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                 torch.save((names, grads, weights), os.path.join(out, f"{case}.pt"))
     finally:
         dist.destroy_process_group()
-    # Seen here: gloo's C++ threads can abort the interpreter's teardown ("terminate called without
-    # an active exception") after all results are written. Skip that teardown on success only; an
-    # exception above still fails the spawn as usual.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    _exit_skipping_teardown()
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model
-
-    d = tmp_path_factory.mktemp("tiny")
-    tok = build_char_tokenizer()
-    build_tiny_model(tok).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
 def test_generate_writes_one_group_per_prompt(tmp_path, tiny_checkpoint):
     from grpo_fast.cli.generate import generate
 

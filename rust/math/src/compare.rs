@@ -688,29 +688,7 @@ fn compare_intervals(g: &[Interval], r: &[Interval], depth: usize) -> Decision {
             NotEqual
         };
     }
-    let mut used = vec![false; r.len()];
-    let mut undecided = false;
-    for a in g {
-        let mut found = false;
-        for (j, c) in r.iter().enumerate() {
-            if used[j] {
-                continue;
-            }
-            match compare_interval(a, c, depth) {
-                Equal => {
-                    used[j] = true;
-                    found = true;
-                    break;
-                }
-                Undecided => undecided = true,
-                NotEqual => {}
-            }
-        }
-        if !found {
-            return if undecided { Undecided } else { NotEqual };
-        }
-    }
-    Equal
+    match_distinct(g, r, |a, c| compare_interval(a, c, depth))
 }
 
 /// A name that `=` assigns to: `x`, `a_1`, `f(x)`, `y'`, `\theta`.
@@ -772,6 +750,12 @@ fn match_unordered(g: &[&str], r: &[&str], depth: usize) -> Decision {
     if g.len() > MAX_ITEMS {
         return Undecided;
     }
+    match_distinct(g, r, |a, c| compare_depth(a, c, depth + 1))
+}
+
+/// Greedy matching: every gold item must equal a distinct response item. A missing match is
+/// Undecided when any comparison so far was undecided, else NotEqual.
+fn match_distinct<T>(g: &[T], r: &[T], cmp: impl Fn(&T, &T) -> Decision) -> Decision {
     let mut used = vec![false; r.len()];
     let mut undecided = false;
     for a in g {
@@ -780,7 +764,7 @@ fn match_unordered(g: &[&str], r: &[&str], depth: usize) -> Decision {
             if used[j] {
                 continue;
             }
-            match compare_depth(a, c, depth + 1) {
+            match cmp(a, c) {
                 Equal => {
                     used[j] = true;
                     found = true;
