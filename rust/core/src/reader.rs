@@ -8,7 +8,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
-use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::batch::{Batch, GroupColumns};
@@ -94,6 +93,61 @@ struct ParsedChunk {
     events: Vec<(u64, Event)>,
     blank_lines: u64,
     last_line: u64,
+    /// Raw input bytes consumed up to the end of this chunk.
+    raw_pos: u64,
+}
+
+/// One entry of the ordered channel from the reader thread: a chunk's parse result (filled in
+/// by a pool job), or the read error that ended the input.
+enum Item {
+    Parsed(Receiver<ParsedChunk>),
+    Failed(std::io::Error),
+}
+
+/// Hands a parsed chunk's memory back: a read buffer goes back to the reader thread for reuse;
+/// a mapped range's pages are dropped from our mapping.
+fn release_chunk(chunk: Chunk, buffers: &std::sync::mpsc::Sender<Vec<u8>>, chunk_bytes: usize) {
+    match chunk.bytes {
+        // Oversized buffers (a very long line) are freed rather than kept around.
+        ChunkBytes::Owned { buf, .. } => {
+            if buf.capacity() <= 2 * chunk_bytes {
+                let _ = buffers.send(buf);
+            }
+        }
+        // Parsed chunks hold no references into the map. Dropping their pages from our
+        // mapping keeps resident memory flat in the file size (they stay in the page cache;
+        // a later touch would simply read them again).
+        ChunkBytes::Mapped(map, range) => {
+            // SAFETY: a read-only file mapping; MADV_DONTNEED only makes the next access fault
+            // the file's pages back in.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    range.start,
+                    range.len(),
+                )
+            };
+        }
+    }
+}
+
+/// Waits for a parse job's result. On a pool thread (a caller inside rayon), runs other pool
+/// jobs while waiting, so a one-thread pool cannot deadlock on its own queue.
+fn wait_parsed(slot: Receiver<ParsedChunk>) -> Option<ParsedChunk> {
+    if rayon::current_thread_index().is_none() {
+        return slot.recv().ok();
+    }
+    loop {
+        match slot.try_recv() {
+            Ok(p) => return Some(p),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
 }
 
 enum Event {
@@ -115,12 +169,12 @@ struct FlatGroup {
 pub struct GroupReader {
     file: String,
     opts: ReadOptions,
-    chunks: Option<Receiver<std::io::Result<Chunk>>>,
-    /// Consumed chunk buffers go back to the reader thread for reuse.
-    buffers: std::sync::mpsc::Sender<Vec<u8>>,
+    chunks: Option<Receiver<Item>>,
     thread: Option<JoinHandle<()>>,
     raw_pos: std::sync::Arc<std::sync::atomic::AtomicU64>,
     raw_len: Option<u64>,
+    /// Raw bytes behind the chunks consumed so far.
+    bytes_read: u64,
     current: GroupColumns,
     current_records: Vec<Value>,
     ready: VecDeque<Batch>,
@@ -149,20 +203,45 @@ impl GroupReader {
             (ErrorPolicy::Report, Some(p)) => Some(open_output(p)?),
             _ => None,
         };
-        let (tx, rx) = sync_channel(4);
+        // Parsing runs in the rayon pool ahead of consumption: the reader thread cuts chunks,
+        // spawns one parse job per chunk and sends the job's result slot down an ordered,
+        // bounded channel, so results are consumed in file order while later chunks are being
+        // parsed (and while the caller converts a batch). In flight: at most `ahead` + 2 chunks.
+        let ahead = rayon::current_num_threads().max(1) * 2 + 2;
+        let (tx, rx) = sync_channel::<Item>(ahead);
         let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let chunk_bytes = opts.chunk_bytes;
         let reader = input.reader;
         let mapped = input.mapped;
         let map_pos = input.raw_pos.clone();
+        let job_opts = std::sync::Arc::new(opts.clone());
         let thread = std::thread::Builder::new()
             .name("grpo-read".into())
             .spawn(move || {
+                let spawn_parse = |chunk: Chunk, raw_pos: u64| {
+                    let (slot_tx, slot_rx) = sync_channel(1);
+                    let opts = job_opts.clone();
+                    let buffers = pool_tx.clone();
+                    rayon::spawn(move || {
+                        // A panic drops `slot_tx`; the consumer reports it as an error.
+                        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            let mut parsed = Self::parse_chunk(&chunk, &opts);
+                            parsed.raw_pos = raw_pos;
+                            parsed
+                        }));
+                        release_chunk(chunk, &buffers, opts.chunk_bytes);
+                        if let Ok(parsed) = parsed {
+                            let _ = slot_tx.send(parsed);
+                        }
+                    });
+                    Item::Parsed(slot_rx)
+                };
                 if let Some(map) = mapped {
                     let mut chunker = MapChunker::new(map, chunk_bytes);
                     while let Some(c) = chunker.next_chunk() {
-                        map_pos.store(chunker.pos() as u64, std::sync::atomic::Ordering::Relaxed);
-                        if tx.send(Ok(c)).is_err() {
+                        let pos = chunker.pos() as u64;
+                        map_pos.store(pos, std::sync::atomic::Ordering::Relaxed);
+                        if tx.send(spawn_parse(c, pos)).is_err() {
                             break;
                         }
                     }
@@ -171,19 +250,14 @@ impl GroupReader {
                 let mut chunker = Chunker::with_chunk_size(reader, chunk_bytes);
                 loop {
                     let buf = pool_rx.try_recv().unwrap_or_default();
-                    let next = chunker.next_chunk_in(buf);
-                    let stop = !matches!(next, Ok(Some(_)));
-                    let item = match next {
-                        Ok(Some(c)) => Ok(c),
+                    let item = match chunker.next_chunk_in(buf) {
+                        Ok(Some(c)) => {
+                            spawn_parse(c, map_pos.load(std::sync::atomic::Ordering::Relaxed))
+                        }
                         Ok(None) => break,
-                        Err(e) => Err(std::io::Error::new(
-                            e.kind(),
-                            format!(
-                                "read failed after line {} (corrupt or truncated compressed stream?): {e}",
-                                chunker.next_line() - 1
-                            ),
-                        )),
+                        Err(e) => Item::Failed(e),
                     };
+                    let stop = matches!(item, Item::Failed(_));
                     if tx.send(item).is_err() || stop {
                         break;
                     }
@@ -194,10 +268,10 @@ impl GroupReader {
             file,
             opts,
             chunks: Some(rx),
-            buffers: pool_tx,
             thread: Some(thread),
             raw_pos: input.raw_pos,
             raw_len: input.raw_len,
+            bytes_read: 0,
             current: GroupColumns::new(),
             current_records: Vec::new(),
             ready: VecDeque::new(),
@@ -244,6 +318,7 @@ impl GroupReader {
             events: Vec::new(),
             blank_lines: 0,
             last_line: 0,
+            raw_pos: 0,
         };
         for (n, line) in chunk_lines(chunk) {
             out.last_line = n;
@@ -273,81 +348,43 @@ impl GroupReader {
         out
     }
 
-    /// Pulls and parses the next few chunks; false at the end of the input.
+    /// Consumes the next parsed chunk; false at the end of the input.
     fn fill(&mut self) -> Result<bool> {
         let Some(rx) = self.chunks.as_ref() else {
             return Ok(false);
         };
-        let want = rayon::current_num_threads().max(1) * 2;
-        let mut chunks = Vec::with_capacity(want);
-        let mut io_error = None;
-        let mut ended = false;
-        // Block for each chunk: the reader thread runs ahead (bounded channel), and waiting
-        // for a full set is what lets the parse below use every core.
-        while chunks.len() < want {
-            match rx.recv() {
-                Ok(Ok(c)) => chunks.push(c),
-                Ok(Err(e)) => {
-                    io_error = Some(e);
-                    ended = true;
-                    break;
+        match rx.recv() {
+            Ok(Item::Parsed(slot)) => {
+                let parsed = wait_parsed(slot)
+                    .ok_or_else(|| Error::Config("internal error: a parse job panicked".into()))?;
+                self.consume(parsed)?;
+                Ok(true)
+            }
+            Ok(Item::Failed(e)) => Err(Error::io(
+                &self.file,
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "read failed after line {} (corrupt or truncated compressed stream?): {e}",
+                        self.report.lines
+                    ),
+                ),
+            )),
+            Err(_) => {
+                // The reader thread has dropped its sender: it is done.
+                self.chunks = None;
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
                 }
-                Err(_) => {
-                    ended = true;
-                    break;
-                }
+                Ok(false)
             }
         }
-        if chunks.is_empty() && io_error.is_none() {
-            ended = true;
-        }
-        let opts = &self.opts;
-        let parsed: Vec<ParsedChunk> = chunks
-            .par_iter()
-            .map(|c| Self::parse_chunk(c, opts))
-            .collect();
-        for c in chunks {
-            // Oversized buffers (a very long line) are freed rather than kept around.
-            match c.bytes {
-                ChunkBytes::Owned { buf, .. } => {
-                    if buf.capacity() <= 2 * self.opts.chunk_bytes {
-                        let _ = self.buffers.send(buf);
-                    }
-                }
-                // Parsed chunks hold no references into the map. Dropping their pages from our
-                // mapping keeps resident memory flat in the file size (they stay in the page
-                // cache; a later touch would simply read them again).
-                ChunkBytes::Mapped(map, range) => {
-                    // SAFETY: a read-only file mapping; MADV_DONTNEED only makes the next access
-                    // fault the file's pages back in.
-                    let _ = unsafe {
-                        map.unchecked_advise_range(
-                            memmap2::UncheckedAdvice::DontNeed,
-                            range.start,
-                            range.len(),
-                        )
-                    };
-                }
-            }
-        }
-        for chunk in parsed {
-            self.consume(chunk)?;
-        }
-        if let Some(e) = io_error {
-            return Err(Error::io(&self.file, e));
-        }
-        if ended {
-            self.chunks = None;
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
-        }
-        Ok(!ended)
     }
 
     fn consume(&mut self, chunk: ParsedChunk) -> Result<()> {
         self.report.lines = self.report.lines.max(chunk.last_line);
         self.report.blank_lines += chunk.blank_lines;
+        self.bytes_read = self.bytes_read.max(chunk.raw_pos);
         for (line, event) in chunk.events {
             match event {
                 Event::Bad(e, raw) => self.reject(e.at(&self.file, line), &raw)?,
@@ -451,7 +488,7 @@ impl GroupReader {
         self.ready.push_back(Batch {
             columns,
             records,
-            bytes_read: self.raw_pos.load(std::sync::atomic::Ordering::Relaxed),
+            bytes_read: self.bytes_read,
             bytes_total: self.raw_len,
         });
     }
@@ -478,6 +515,10 @@ impl GroupReader {
     }
 
     fn finish(&mut self) -> Result<()> {
+        // Everything is consumed: the reader's final count covers the whole input.
+        self.bytes_read = self
+            .bytes_read
+            .max(self.raw_pos.load(std::sync::atomic::Ordering::Relaxed));
         self.emit_flat();
         self.emit();
         if let Some(mut sink) = self.rejects.take() {
