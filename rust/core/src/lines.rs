@@ -1,15 +1,16 @@
-//! Splitting a byte stream into chunks of whole lines, numbered, so that chunks can be parsed in
-//! parallel and results put back in file order. Memory stays bounded by the chunk size and the
+//! Splitting a byte stream into chunks of whole lines, so that chunks can be parsed in parallel
+//! and results put back in file order. Chunks are not counted here (that would be one more
+//! pass over the data): lines are numbered within their chunk while it is parsed, and the
+//! consumer, which sees chunks in order, adds the lines of the chunks before. Memory stays bounded by the chunk size and the
 //! longest line, never by the file size.
 use std::io::{self, Read};
 
 /// Target bytes per chunk; a chunk grows past this only to finish one long line.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
-/// Whole lines `[first_line, first_line + n)` of a file, ending just after a `\n` or at EOF.
+/// Whole lines of a file, ending just after a `\n` or at EOF.
 pub struct Chunk {
     pub bytes: ChunkBytes,
-    pub first_line: u64,
     /// True for the chunk holding byte 0 of the file (strips a UTF-8 BOM there).
     pub is_first: bool,
 }
@@ -34,7 +35,6 @@ impl Chunk {
 pub struct MapChunker {
     map: std::sync::Arc<memmap2::Mmap>,
     pos: usize,
-    next_line: u64,
     chunk_bytes: usize,
 }
 
@@ -43,7 +43,6 @@ impl MapChunker {
         MapChunker {
             map,
             pos: 0,
-            next_line: 1,
             chunk_bytes: chunk_bytes.max(1),
         }
     }
@@ -71,16 +70,11 @@ impl MapChunker {
                     .map_or(data.len(), |p| want_end + p + 1),
             }
         };
-        let slice = &data[start..end];
-        let lines = memchr::memchr_iter(b'\n', slice).count() as u64
-            + u64::from(slice.last() != Some(&b'\n'));
         let chunk = Chunk {
             bytes: ChunkBytes::Mapped(self.map.clone(), start..end),
-            first_line: self.next_line,
             is_first: start == 0,
         };
         self.pos = end;
-        self.next_line += lines;
         Some(chunk)
     }
 }
@@ -89,7 +83,6 @@ impl MapChunker {
 pub struct Chunker<R> {
     reader: R,
     carry: Vec<u8>,
-    next_line: u64,
     started: bool,
     eof: bool,
     chunk_bytes: usize,
@@ -104,16 +97,10 @@ impl<R: Read> Chunker<R> {
         Chunker {
             reader,
             carry: Vec::new(),
-            next_line: 1,
             started: false,
             eof: false,
             chunk_bytes: chunk_bytes.max(1),
         }
-    }
-
-    /// Lines handed out so far (the next chunk starts at this line number).
-    pub fn next_line(&self) -> u64 {
-        self.next_line
     }
 
     /// The next chunk, `Ok(None)` at the end. On a read error (a truncated gzip stream, say)
@@ -175,16 +162,11 @@ impl<R: Read> Chunker<R> {
         if filled == 0 {
             return Ok(None);
         }
-        let data = &buf[..filled];
-        let lines = memchr::memchr_iter(b'\n', data).count() as u64
-            + u64::from(data.last() != Some(&b'\n'));
         let chunk = Chunk {
             bytes: ChunkBytes::Owned { buf, len: filled },
-            first_line: self.next_line,
             is_first: !self.started,
         };
         self.started = true;
-        self.next_line += lines;
         Ok(Some(chunk))
     }
 }
@@ -203,14 +185,14 @@ fn read_into<R: Read>(reader: &mut R, out: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Iterates `(line_number, line_bytes)` over a chunk, without the `\n`, a trailing `\r`, or a
+/// Iterates `(line_number, line_bytes)` over a chunk, numbering its lines from 1, without the `\n`, a trailing `\r`, or a
 /// BOM at the very start of the file.
 pub fn chunk_lines(chunk: &Chunk) -> impl Iterator<Item = (u64, &[u8])> {
     let mut data: &[u8] = chunk.data();
     if chunk.is_first {
         data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     }
-    let mut line_no = chunk.first_line;
+    let mut line_no = 1;
     let mut rest = data;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -234,9 +216,10 @@ mod tests {
 
     fn all_lines(input: &[u8], chunk: usize) -> Vec<(u64, Vec<u8>)> {
         let mut c = Chunker::with_chunk_size(input, chunk);
-        let mut out = Vec::new();
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
         while let Some(ch) = c.next_chunk().unwrap() {
-            out.extend(chunk_lines(&ch).map(|(n, l)| (n, l.to_vec())));
+            let base = out.len() as u64;
+            out.extend(chunk_lines(&ch).map(|(n, l)| (base + n, l.to_vec())));
         }
         out
     }

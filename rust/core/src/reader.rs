@@ -92,7 +92,9 @@ struct ParsedChunk {
     records: Vec<Value>,
     events: Vec<(u64, Event)>,
     blank_lines: u64,
-    last_line: u64,
+    /// Lines in the chunk. Line numbers above (events, `columns.lines`) count from 1 within
+    /// the chunk; `consume` adds the lines of the chunks before.
+    lines: u64,
     /// Raw input bytes consumed up to the end of this chunk.
     raw_pos: u64,
 }
@@ -317,11 +319,11 @@ impl GroupReader {
             records: Vec::new(),
             events: Vec::new(),
             blank_lines: 0,
-            last_line: 0,
+            lines: 0,
             raw_pos: 0,
         };
         for (n, line) in chunk_lines(chunk) {
-            out.last_line = n;
+            out.lines = n;
             if line.iter().all(u8::is_ascii_whitespace) {
                 out.blank_lines += 1;
                 continue;
@@ -381,15 +383,20 @@ impl GroupReader {
         }
     }
 
-    fn consume(&mut self, chunk: ParsedChunk) -> Result<()> {
-        self.report.lines = self.report.lines.max(chunk.last_line);
+    fn consume(&mut self, mut chunk: ParsedChunk) -> Result<()> {
+        let base = self.report.lines;
+        self.report.lines += chunk.lines;
         self.report.blank_lines += chunk.blank_lines;
         self.bytes_read = self.bytes_read.max(chunk.raw_pos);
         for (line, event) in chunk.events {
+            let line = base + line;
             match event {
                 Event::Bad(e, raw) => self.reject(e.at(&self.file, line), &raw)?,
                 Event::Flat(f, value, raw) => self.add_flat(line, f, value, &raw)?,
             }
+        }
+        for line in &mut chunk.columns.lines {
+            *line += base;
         }
         self.report.records += chunk.columns.num_groups() as u64;
         append_columns(&mut self.current, chunk.columns);
