@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::batch::{Batch, GroupColumns};
 use crate::error::{DataError, Error, FieldError, Result};
 use crate::lines::{chunk_lines, Chunk, ChunkBytes, Chunker, MapChunker, CHUNK_BYTES};
-use crate::record::{self, FlatView, LineView, RecordRules, ResponseStat};
+use crate::record::{self, FlatView, LineView, Parsed, RecordRules, ResponseStat};
 use crate::source::{open_input_with, open_output, OutputSink};
 
 /// What to do with a bad line.
@@ -322,6 +322,7 @@ impl GroupReader {
             lines: 0,
             raw_pos: 0,
         };
+        let mut scratch = Vec::new();
         for (n, line) in chunk_lines(chunk) {
             out.lines = n;
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -331,17 +332,19 @@ impl GroupReader {
             let parsed = if opts.keep_records {
                 record::parse_value(line).and_then(|v| {
                     let view = record::view_of_value(&v, &opts.rules)?;
-                    Ok((view, Some(v)))
+                    Ok((Parsed::View(view), Some(v)))
                 })
             } else {
-                record::parse_view(line, &opts.rules).map(|v| (v, None))
+                record::parse_into(line, &opts.rules, &mut out.columns, n, &mut scratch)
+                    .map(|p| (p, None))
             };
             match parsed {
-                Ok((LineView::Group(g), value)) => {
+                Ok((Parsed::Pushed, _)) => {}
+                Ok((Parsed::View(LineView::Group(g)), value)) => {
                     out.columns.push_group(g.prompt, g.id, n, &g.responses);
                     out.records.extend(value);
                 }
-                Ok((LineView::Flat(f), value)) => {
+                Ok((Parsed::View(LineView::Flat(f)), value)) => {
                     out.events.push((n, Event::Flat(f, value, line.to_vec())));
                 }
                 Err(e) => out.events.push((n, Event::Bad(e, line.to_vec()))),
@@ -582,7 +585,7 @@ pub fn append_columns(dst: &mut GroupColumns, src: GroupColumns) {
     dst.text_bytes.extend(src.text_bytes);
     dst.offsets
         .extend(src.offsets.iter().skip(1).map(|o| o + base));
-    dst.prompts.extend(src.prompts);
-    dst.ids.extend(src.ids);
+    dst.prompts.append(src.prompts);
+    dst.ids.append(src.ids);
     dst.lines.extend(src.lines);
 }

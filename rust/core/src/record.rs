@@ -10,8 +10,9 @@
 //! path runs to name the exact field and problem.
 use serde_json::{Map, Value};
 
+use crate::batch::GroupColumns;
 use crate::error::FieldError;
-use crate::skim::{self, SkimmedLine};
+use crate::skim::{self, SkimmedLine, SkimmedResponse};
 
 /// What the caller allows for scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +101,96 @@ fn canonical_raw(raw: &[u8]) -> String {
     serde_json::from_slice::<Value>(raw)
         .map(|v| v.to_string())
         .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+}
+
+/// What `parse_into` did with a line.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A grouped record, already appended to the columns.
+    Pushed,
+    /// A record for the caller to place (flat records, and groups from the exact path).
+    View(LineView),
+}
+
+/// Like `parse_view`, but a grouped record read by the fast path goes straight into `cols`
+/// (line number `line`) without intermediate allocations. `scratch` is reused across calls.
+pub fn parse_into(
+    line: &[u8],
+    rules: &RecordRules,
+    cols: &mut GroupColumns,
+    line_no: u64,
+    scratch: &mut Vec<SkimmedResponse>,
+) -> Result<Parsed, FieldError> {
+    if rules.group_key.is_none() {
+        if let Ok(mut skimmed) = skim::skim_line_with(line, std::mem::take(scratch)) {
+            if skimmed.responses.is_some() {
+                let pushed = skimmed_into(&skimmed, rules, cols, line_no);
+                if let Some(mut list) = skimmed.responses.take() {
+                    list.clear();
+                    *scratch = list;
+                }
+                if pushed? {
+                    return Ok(Parsed::Pushed);
+                }
+            } else if let Some(view) = skimmed_to_view(skimmed, rules)? {
+                return Ok(Parsed::View(view));
+            }
+        }
+    }
+    let value = parse_value(line)?;
+    view_of_value(&value, rules).map(Parsed::View)
+}
+
+/// The grouped-record half of `skimmed_to_view`, writing into `cols`. `Ok(false)`: undecided
+/// (nothing was added); on an error nothing was added either.
+fn skimmed_into(
+    sk: &SkimmedLine,
+    rules: &RecordRules,
+    cols: &mut GroupColumns,
+    line_no: u64,
+) -> Result<bool, FieldError> {
+    let Some(responses) = sk.responses.as_ref() else {
+        return Ok(false);
+    };
+    let Some(prompt) = sk.prompt else {
+        return Err(FieldError::new("prompt", "missing required field"));
+    };
+    if responses.is_empty() {
+        return Err(empty_group());
+    }
+    let mark = cols.num_responses();
+    for (i, r) in responses.iter().enumerate() {
+        let stat = r
+            .text_len
+            .ok_or_else(|| {
+                FieldError::new(format!("responses[{i}].text"), "missing required field")
+            })
+            .and_then(|text_bytes| {
+                Ok(ResponseStat {
+                    score: check_score(r.score, rules, || format!("responses[{i}].score"))?,
+                    correct: correct_code(r.correct),
+                    text_bytes: text_bytes.min(u32::MAX as usize) as u32,
+                })
+            });
+        match stat {
+            Ok(stat) => cols.push_response(stat),
+            Err(e) => {
+                cols.truncate_responses(mark);
+                return Err(e);
+            }
+        }
+    }
+    let id = sk.id.map(canonical_raw);
+    if prompt.escaped {
+        let Some(decoded) = prompt.decode() else {
+            cols.truncate_responses(mark);
+            return Ok(false);
+        };
+        cols.end_group(&decoded, id.as_deref(), line_no);
+    } else {
+        cols.end_group(prompt.as_str(), id.as_deref(), line_no);
+    }
+    Ok(true)
 }
 
 /// `Ok(None)`: the fast path cannot decide (shape is unusual); fall back to the Value path.
@@ -437,6 +528,40 @@ mod tests {
         assert_eq!(g.responses[0].text_bytes, 2);
         assert!(g.responses[1].score.is_nan());
         assert_eq!(g.responses[1].correct, -1);
+    }
+
+    #[test]
+    fn parse_into_agrees_with_parse_view() {
+        let lines = [
+            r#"{"prompt":"p","id":7,"responses":[{"text":"ab","score":1,"correct":true},{"text":"c"}]}"#,
+            r#"{"prompt":"esc\"aped \u00e9","id":"x","responses":[{"text":"a","score":0.5}]}"#,
+            r#"{"prompt":"p","responses":[{"text":"a","score":0.5},{"text":"b","score":2}]}"#,
+            r#"{"prompt":"p","responses":[{"text":"a"},{"score":1}]}"#,
+            r#"{"responses":[{"text":"a"}]}"#,
+            r#"{"prompt":"p","responses":[]}"#,
+            r#"{"prompt":"p","responses":[{"text":"a","score":"1"}]}"#,
+            r#"{"prompt":"p","completion":"c","score":1}"#,
+            r#"{"prompt":"p","id":{"b":1, "a":2},"responses":[{"text":"a"}]}"#,
+        ];
+        let mut cols = GroupColumns::new();
+        let mut expect = GroupColumns::new();
+        let mut scratch = Vec::new();
+        for (n, line) in lines.iter().enumerate() {
+            let n = n as u64 + 1;
+            let view = parse_view(line.as_bytes(), &rules());
+            let got = parse_into(line.as_bytes(), &rules(), &mut cols, n, &mut scratch);
+            match (view, got) {
+                (Ok(LineView::Group(g)), Ok(Parsed::Pushed)) => {
+                    expect.push_group(g.prompt, g.id, n, &g.responses)
+                }
+                (Ok(v), Ok(Parsed::View(w))) => assert_eq!(v, w, "{line}"),
+                (Err(a), Err(b)) => assert_eq!(a, b, "{line}"),
+                (a, b) => panic!("{line}: {a:?} vs {b:?}"),
+            }
+            assert_eq!(format!("{cols:?}"), format!("{expect:?}"), "{line}"); // NaN != NaN
+        }
+        assert_eq!(cols.num_groups(), 3);
+        assert_eq!(cols.prompts.get(1), Some("esc\"aped \u{e9}"));
     }
 
     #[test]

@@ -35,16 +35,30 @@ pub struct SkimmedResponse {
 
 #[derive(Debug, Clone, Copy)]
 pub struct RawStr<'a> {
-    pub raw: &'a [u8],
+    /// Private: only `Cursor::string` makes these, which `as_str` relies on.
+    raw: &'a [u8],
     pub escaped: bool,
     pub decoded_len: usize,
 }
 
-impl RawStr<'_> {
+impl<'a> RawStr<'a> {
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The raw text as a `str`: skimming checked the UTF-8 of every string with a byte
+    /// >= 0x80 (and pure ASCII is UTF-8), so no second check is needed.
+    pub fn as_str(&self) -> &'a str {
+        debug_assert!(std::str::from_utf8(self.raw).is_ok());
+        // SAFETY: a `RawStr` is only made by `Cursor::string`, which returns it only for
+        // valid UTF-8 (see there).
+        unsafe { std::str::from_utf8_unchecked(self.raw) }
+    }
+
     /// The string's value (its non-ASCII bytes were UTF-8 checked while skimming).
     pub fn decode(&self) -> Option<String> {
         if !self.escaped {
-            return std::str::from_utf8(self.raw).ok().map(str::to_string);
+            return Some(self.as_str().to_string());
         }
         let mut quoted = Vec::with_capacity(self.raw.len() + 2);
         quoted.push(b'"');
@@ -464,6 +478,14 @@ fn find_special_swar(s: &[u8]) -> (Option<usize>, bool) {
 /// Skims one line; invalid UTF-8 makes it give up like any other invalid input.
 /// `Err` means "use the exact path".
 pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
+    skim_line_with(line, Vec::new())
+}
+
+/// `skim_line`, collecting responses into `list` (cleared first; pass back the `responses` of
+/// an earlier line to save an allocation per line).
+pub fn skim_line_with(line: &[u8], mut list: Vec<SkimmedResponse>) -> R<SkimmedLine<'_>> {
+    list.clear();
+    let mut list = Some(list);
     let mut c = Cursor { b: line, i: 0 };
     let mut out = SkimmedLine::default();
     let mut seen = [false; 11];
@@ -487,7 +509,10 @@ pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
         match slot {
             0 => out.prompt = Some(c.string_value()?),
             1 => {
-                let mut list = Vec::with_capacity(16);
+                let mut list = list.take().unwrap_or_default();
+                if list.capacity() == 0 {
+                    list.reserve(16);
+                }
                 c.elements(2, |c| {
                     list.push(c.response()?);
                     Ok(())

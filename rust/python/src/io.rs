@@ -72,8 +72,8 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("text_bytes", PyArray1::from_vec(py, c.text_bytes))?;
     d.set_item("offsets", PyArray1::from_vec(py, c.offsets))?;
     d.set_item("lines", PyArray1::from_vec(py, c.lines))?;
-    d.set_item("prompts", PyList::new(py, c.prompts)?)?;
-    d.set_item("ids", PyList::new(py, c.ids)?)?;
+    d.set_item("prompts", PyList::new(py, c.prompts.iter())?)?;
+    d.set_item("ids", PyList::new(py, c.ids.iter())?)?;
     match b.records {
         Some(records) => {
             let items = records
