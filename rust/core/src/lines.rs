@@ -29,6 +29,16 @@ impl Chunk {
             ChunkBytes::Mapped(map, range) => &map[range.clone()],
         }
     }
+
+    /// The chunk's lines: `data` without a UTF-8 BOM at the very start of the file.
+    pub fn text(&self) -> &[u8] {
+        let data = self.data();
+        if self.is_first {
+            data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data)
+        } else {
+            data
+        }
+    }
 }
 
 /// Cuts a memory-mapped file into `Chunk`s without copying it.
@@ -188,12 +198,8 @@ fn read_into<R: Read>(reader: &mut R, out: &mut [u8]) -> io::Result<usize> {
 /// Iterates `(line_number, line_bytes)` over a chunk, numbering its lines from 1, without the `\n`, a trailing `\r`, or a
 /// BOM at the very start of the file.
 pub fn chunk_lines(chunk: &Chunk) -> impl Iterator<Item = (u64, &[u8])> {
-    let mut data: &[u8] = chunk.data();
-    if chunk.is_first {
-        data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    }
     let mut line_no = 1;
-    let mut rest = data;
+    let mut rest = chunk.text();
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;

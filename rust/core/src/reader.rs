@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::batch::{Batch, GroupColumns};
 use crate::error::{DataError, Error, FieldError, Result};
-use crate::lines::{chunk_lines, Chunk, ChunkBytes, Chunker, MapChunker, CHUNK_BYTES};
+use crate::lines::{Chunk, ChunkBytes, Chunker, MapChunker, CHUNK_BYTES};
 use crate::record::{self, FlatView, LineView, Parsed, RecordRules, ResponseStat};
 use crate::source::{open_input_with, open_output, OutputSink};
 
@@ -323,8 +323,37 @@ impl GroupReader {
             raw_pos: 0,
         };
         let mut scratch = Vec::new();
-        for (n, line) in chunk_lines(chunk) {
+        let mut rest = chunk.text();
+        let mut n = 0;
+        while !rest.is_empty() {
+            n += 1;
             out.lines = n;
+            // The common case: the skimmer reads the line and finds its end in one pass.
+            if !opts.keep_records && rest[0] == b'{' {
+                if let Some((parsed, len)) =
+                    record::parse_into_prefix(rest, &opts.rules, &mut out.columns, n, &mut scratch)
+                {
+                    let line = record::strip_eol(&rest[..len]);
+                    rest = &rest[len..];
+                    match parsed {
+                        Ok(Parsed::Pushed) => {}
+                        Ok(Parsed::View(LineView::Group(g))) => {
+                            out.columns.push_group(g.prompt, g.id, n, &g.responses)
+                        }
+                        Ok(Parsed::View(LineView::Flat(f))) => {
+                            out.events.push((n, Event::Flat(f, None, line.to_vec())))
+                        }
+                        Err(e) => out.events.push((n, Event::Bad(e, line.to_vec()))),
+                    }
+                    continue;
+                }
+            }
+            let (line, next) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = next;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 out.blank_lines += 1;
                 continue;

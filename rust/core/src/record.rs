@@ -122,21 +122,66 @@ pub fn parse_into(
     scratch: &mut Vec<SkimmedResponse>,
 ) -> Result<Parsed, FieldError> {
     if rules.group_key.is_none() {
-        if let Ok(mut skimmed) = skim::skim_line_with(line, std::mem::take(scratch)) {
-            if skimmed.responses.is_some() {
-                let pushed = skimmed_into(&skimmed, rules, cols, line_no);
-                if let Some(mut list) = skimmed.responses.take() {
-                    list.clear();
-                    *scratch = list;
-                }
-                if pushed? {
-                    return Ok(Parsed::Pushed);
-                }
-            } else if let Some(view) = skimmed_to_view(skimmed, rules)? {
-                return Ok(Parsed::View(view));
-            }
+        if let Ok(skimmed) = skim::skim_line_with(line, std::mem::take(scratch)) {
+            return finish_skimmed(skimmed, line, rules, cols, line_no, scratch);
         }
     }
+    exact(line, rules)
+}
+
+/// `parse_into` for the line at the start of `data`, which may hold further lines: the skimmer
+/// finds where the line ends, so it needs no separate scan for the newline. Returns the result
+/// and the line's length including its `\n`; None when the skimmer cannot read the line (split
+/// it off and use `parse_into`).
+pub fn parse_into_prefix(
+    data: &[u8],
+    rules: &RecordRules,
+    cols: &mut GroupColumns,
+    line_no: u64,
+    scratch: &mut Vec<SkimmedResponse>,
+) -> Option<(Result<Parsed, FieldError>, usize)> {
+    if rules.group_key.is_some() {
+        return None;
+    }
+    let (skimmed, end) = skim::skim_prefix_with(data, std::mem::take(scratch)).ok()?;
+    let line = strip_eol(&data[..end]);
+    Some((
+        finish_skimmed(skimmed, line, rules, cols, line_no, scratch),
+        end,
+    ))
+}
+
+/// A line without its `\n` and one `\r` before it.
+pub fn strip_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn finish_skimmed(
+    mut skimmed: SkimmedLine,
+    line: &[u8],
+    rules: &RecordRules,
+    cols: &mut GroupColumns,
+    line_no: u64,
+    scratch: &mut Vec<SkimmedResponse>,
+) -> Result<Parsed, FieldError> {
+    if skimmed.responses.is_some() {
+        let pushed = skimmed_into(&skimmed, rules, cols, line_no);
+        if let Some(mut list) = skimmed.responses.take() {
+            list.clear();
+            *scratch = list;
+        }
+        if pushed? {
+            return Ok(Parsed::Pushed);
+        }
+    } else if let Some(view) = skimmed_to_view(skimmed, rules)? {
+        return Ok(Parsed::View(view));
+    }
+    exact(line, rules)
+}
+
+/// The exact path: full parse, which also produces the precise error.
+fn exact(line: &[u8], rules: &RecordRules) -> Result<Parsed, FieldError> {
     let value = parse_value(line)?;
     view_of_value(&value, rules).map(Parsed::View)
 }

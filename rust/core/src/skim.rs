@@ -82,9 +82,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     #[inline]
+    /// JSON whitespace except `\n`: a line never holds one, and leaving it out keeps the
+    /// cursor inside its line when it skims the rest of a chunk (`skim_prefix_with`).
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
-            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            if matches!(c, b' ' | b'\t' | b'\r') {
                 self.i += 1;
             } else {
                 break;
@@ -483,10 +485,31 @@ pub fn skim_line(line: &[u8]) -> R<SkimmedLine<'_>> {
 
 /// `skim_line`, collecting responses into `list` (cleared first; pass back the `responses` of
 /// an earlier line to save an allocation per line).
-pub fn skim_line_with(line: &[u8], mut list: Vec<SkimmedResponse>) -> R<SkimmedLine<'_>> {
+pub fn skim_line_with(line: &[u8], list: Vec<SkimmedResponse>) -> R<SkimmedLine<'_>> {
+    let (out, end) = skim_object(line, list)?;
+    if end != line.len() {
+        return Err(GiveUp); // trailing bytes after the object
+    }
+    Ok(out)
+}
+
+/// Skims the line at the start of `data` (which may hold further lines) without looking for
+/// its end first: returns the fields and the length of the line including its `\n` (all of
+/// `data` for a last line without one). The line must be an object, then JSON whitespace.
+pub fn skim_prefix_with(data: &[u8], list: Vec<SkimmedResponse>) -> R<(SkimmedLine<'_>, usize)> {
+    let (out, end) = skim_object(data, list)?;
+    match data.get(end) {
+        None => Ok((out, end)),
+        Some(b'\n') => Ok((out, end + 1)),
+        Some(_) => Err(GiveUp), // trailing bytes after the object
+    }
+}
+
+/// One object at the start of `b`, then whitespace other than `\n`; returns where that ends.
+fn skim_object(b: &[u8], mut list: Vec<SkimmedResponse>) -> R<(SkimmedLine<'_>, usize)> {
     list.clear();
     let mut list = Some(list);
-    let mut c = Cursor { b: line, i: 0 };
+    let mut c = Cursor { b, i: 0 };
     let mut out = SkimmedLine::default();
     let mut seen = [false; 11];
     c.members(1, false, |key, c| {
@@ -537,10 +560,7 @@ pub fn skim_line_with(line: &[u8], mut list: Vec<SkimmedResponse>) -> R<SkimmedL
         Ok(())
     })?;
     c.ws();
-    if c.i != line.len() {
-        return Err(GiveUp); // trailing bytes after the object
-    }
-    Ok(out)
+    Ok((out, c.i))
 }
 
 #[cfg(test)]

@@ -355,3 +355,68 @@ fn mapped_and_streamed_reads_agree_at_any_chunk_size() {
         assert_eq!(r, ref_report, "chunk {chunk_bytes}");
     }
 }
+
+#[test]
+fn lines_of_every_shape_keep_their_numbers_and_raw_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = [
+        format!("{}  \r", good(1)),
+        r#"{"prompt":"p","#.to_string(),
+        "   ".to_string(),
+        r#"{"prompt":"p","responses":[{"text":"a","score":2}]}"#.to_string(),
+        format!(" {}", good(5)),
+        r#"{"prompt":"f","completion":"c","score":1}"#.to_string(),
+        "{\"prompt\":\"f\",\"completion\":\"d\",\"score\":0}\r".to_string(),
+        format!("{}x", good(8)),
+        good(9),
+    ]
+    .join("\n");
+    let path = write(&dir, "shapes.jsonl", body.as_bytes());
+    for mmap in [true, false] {
+        for chunk_bytes in [1, 16, 1 << 20] {
+            let rejects = dir.path().join("r.jsonl").to_str().unwrap().to_string();
+            let opts = ReadOptions {
+                policy: ErrorPolicy::Report,
+                rejects_path: Some(rejects.clone()),
+                mmap,
+                chunk_bytes,
+                ..Default::default()
+            };
+            let (batch, report) = GroupReader::open(&path, opts).unwrap().read_all().unwrap();
+            let at = format!("mmap {mmap} chunk {chunk_bytes}");
+            assert_eq!(batch.columns.lines, vec![1, 5, 9, 6], "{at}");
+            assert_eq!(
+                (report.lines, report.blank_lines, report.records),
+                (9, 1, 3),
+                "{at}"
+            );
+            assert_eq!((report.flat_records, report.rejected), (2, 3), "{at}");
+            let rows: Vec<Value> = std::fs::read_to_string(&rejects)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let got: Vec<(u64, String)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r["line"].as_u64().unwrap(),
+                        r["raw"].as_str().unwrap().into(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (2, r#"{"prompt":"p","#.to_string()),
+                    (
+                        4,
+                        r#"{"prompt":"p","responses":[{"text":"a","score":2}]}"#.into()
+                    ),
+                    (8, format!("{}x", good(8))),
+                ],
+                "{at}"
+            );
+        }
+    }
+}
