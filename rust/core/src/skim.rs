@@ -269,6 +269,9 @@ impl<'a> Cursor<'a> {
             return Ok(None);
         }
         let text = self.number()?;
+        if let Some(v) = short_decimal(text) {
+            return Ok(Some(v));
+        }
         // Safe: the grammar above admits only ASCII.
         let s = std::str::from_utf8(text).map_err(|_| GiveUp)?;
         let v: f64 = s.parse().map_err(|_| GiveUp)?;
@@ -389,6 +392,42 @@ impl<'a> Cursor<'a> {
         })?;
         Ok(r)
     }
+}
+
+/// The value of a number with at most 15 digits and no exponent (`1`, `0.5`, `-0.25`: what
+/// scores look like), or None for anything else. Exact, as `str::parse` is: the digits as an
+/// integer (< 2^53) and the power of ten (<= 1e15) are both exact doubles, and one IEEE
+/// division of exact operands is correctly rounded.
+#[inline]
+fn short_decimal(text: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.len() > 16 {
+        return None;
+    }
+    let mut mantissa = 0u64;
+    let mut count = 0;
+    let mut scale = 0;
+    for (k, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                count += 1;
+            }
+            b'.' => scale = digits.len() - k - 1,
+            _ => return None, // an exponent
+        }
+    }
+    if count > 15 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[scale];
+    Some(if neg { -v } else { v })
 }
 
 /// Finds the first `"`, `\` or byte < 0x20 in `s`, and says whether any byte >= 0x80 was
@@ -634,6 +673,54 @@ mod tests {
             let (pos, seen) = find_special_swar(&s);
             proptest::prop_assert_eq!(pos, plain);
             proptest::prop_assert_eq!(seen, high);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_decimals_parse_like_std(
+            int in 0u64..1_000_000_000_000_000,
+            frac_digits in 0usize..16,
+            neg: bool,
+        ) {
+            let digits = int.to_string();
+            let text = if frac_digits == 0 || frac_digits >= digits.len() {
+                digits.clone()
+            } else {
+                let (a, b) = digits.split_at(digits.len() - frac_digits);
+                format!("{a}.{b}")
+            };
+            let text = if neg { format!("-{text}") } else { text };
+            let want: f64 = text.parse().unwrap();
+            if let Some(got) = short_decimal(text.as_bytes()) {
+                proptest::prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn short_decimal_cases() {
+        for t in [
+            "0",
+            "1",
+            "1.0",
+            "0.5",
+            "-0.0",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "0.00000000000001",
+            "9.99999999999999",
+        ] {
+            let want: f64 = t.parse().unwrap();
+            assert_eq!(
+                short_decimal(t.as_bytes()).unwrap().to_bits(),
+                want.to_bits(),
+                "{t}"
+            );
+        }
+        for t in ["1e5", "1234567890123456", "0.1234567890123456"] {
+            assert!(short_decimal(t.as_bytes()).is_none(), "{t}");
         }
     }
 
