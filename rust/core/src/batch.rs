@@ -70,14 +70,32 @@ impl GroupColumns {
     }
 }
 
-/// A column of optional strings stored back to back in one buffer (one allocation per column
-/// rather than one per string): entry `i` is `text[ends[i - 1]..ends[i]]`, or None where
-/// `missing` says so (only allocated once some entry is missing).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A column of optional strings stored back to back in a few buffers (one allocation per
+/// chunk of input rather than one per string). Appending a column moves its buffers over
+/// without copying the text, so a batch made of many chunks costs no extra pass.
+#[derive(Debug, Clone, Default)]
 pub struct StrColumn {
+    parts: Vec<StrPart>,
+    len: usize,
+}
+
+/// Entry `i` of a part is `text[ends[i - 1]..ends[i]]`, or None where `missing` says so
+/// (only allocated once some entry is missing).
+#[derive(Debug, Clone, Default)]
+struct StrPart {
     text: String,
     ends: Vec<usize>,
     missing: Vec<bool>,
+}
+
+impl StrPart {
+    fn get(&self, i: usize) -> Option<&str> {
+        if self.missing.get(i) == Some(&true) {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.text[start..self.ends[i]])
+    }
 }
 
 impl StrColumn {
@@ -86,61 +104,71 @@ impl StrColumn {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len == 0
     }
 
     pub fn push(&mut self, s: Option<&str>) {
+        if self.parts.is_empty() {
+            self.parts.push(StrPart::default());
+        }
+        let Some(part) = self.parts.last_mut() else {
+            return;
+        };
         match s {
             Some(s) => {
-                self.text.push_str(s);
-                if !self.missing.is_empty() {
-                    self.missing.push(false);
+                part.text.push_str(s);
+                if !part.missing.is_empty() {
+                    part.missing.push(false);
                 }
             }
             None => {
-                if self.missing.is_empty() {
-                    self.missing.resize(self.ends.len(), false);
+                if part.missing.is_empty() {
+                    part.missing.resize(part.ends.len(), false);
                 }
-                self.missing.push(true);
+                part.missing.push(true);
             }
         }
-        self.ends.push(self.text.len());
+        part.ends.push(part.text.len());
+        self.len += 1;
     }
 
-    pub fn get(&self, i: usize) -> Option<&str> {
-        if self.missing.get(i) == Some(&true) {
-            return None;
+    pub fn get(&self, mut i: usize) -> Option<&str> {
+        for part in &self.parts {
+            if i < part.ends.len() {
+                return part.get(i);
+            }
+            i -= part.ends.len();
         }
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..self.ends[i]])
+        None
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
-        (0..self.len()).map(move |i| self.get(i))
+        let mut inner = self
+            .parts
+            .iter()
+            .flat_map(|p| (0..p.ends.len()).map(move |i| p.get(i)));
+        (0..self.len).map(move |_| inner.next().flatten())
     }
 
-    /// Moves all of `other`'s entries to the end of this column.
+    /// Moves all of `other`'s entries to the end of this column (its buffers, not a copy).
     pub fn append(&mut self, other: StrColumn) {
         if self.is_empty() {
             *self = other;
             return;
         }
-        let base = self.text.len();
-        let n = self.len();
-        self.text.push_str(&other.text);
-        self.ends.extend(other.ends.iter().map(|e| e + base));
-        if !other.missing.is_empty() || !self.missing.is_empty() {
-            self.missing.resize(n, false);
-            if other.missing.is_empty() {
-                self.missing.resize(n + other.ends.len(), false);
-            } else {
-                self.missing.extend(other.missing);
-            }
-        }
+        self.len += other.len;
+        self.parts
+            .extend(other.parts.into_iter().filter(|p| !p.ends.is_empty()));
+    }
+}
+
+impl PartialEq for StrColumn {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
     }
 }
 
@@ -183,5 +211,9 @@ mod tests {
         let mut empty = StrColumn::new();
         empty.append(a.clone());
         assert_eq!(empty, a);
+        assert_eq!(
+            (a.len(), a.get(2), a.get(3), a.get(5)),
+            (5, None, Some("c"), None)
+        );
     }
 }

@@ -608,6 +608,10 @@ impl Drop for GroupReader {
 }
 
 pub fn append_columns(dst: &mut GroupColumns, src: GroupColumns) {
+    if dst.num_groups() == 0 && dst.num_responses() == 0 {
+        *dst = src; // nothing to keep: take the buffers instead of copying
+        return;
+    }
     let base = dst.scores.len() as i64;
     dst.scores.extend(src.scores);
     dst.correct.extend(src.correct);
