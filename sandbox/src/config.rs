@@ -74,6 +74,10 @@ pub struct LimitsConfig {
     pub tmpfs_inodes: u64,
     /// Tests in one /run_tests request.
     pub max_tests: usize,
+    /// Tests of one request run one after another in the same sandboxed process (each from a
+    /// fresh `__main__` and fresh stdio; a test that crashes or times out gets the rest a new
+    /// process). 1 = a fresh process for every test; a request can ask for that too.
+    pub tests_per_process: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +158,7 @@ impl Default for LimitsConfig {
             tmpfs_mb: 64,
             tmpfs_inodes: 4096,
             max_tests: 1000,
+            tests_per_process: 16,
         }
     }
 }
@@ -203,6 +208,9 @@ impl Config {
         }
         if l.max_processes == 0 || l.max_open_files < 16 || l.tmpfs_mb == 0 {
             return Err("limits: max_processes > 0, max_open_files >= 16, tmpfs_mb > 0".into());
+        }
+        if l.tests_per_process == 0 {
+            return Err("limits.tests_per_process must be >= 1".into());
         }
         if !matches!(self.isolation.cgroup.as_str(), "auto" | "off") {
             return Err("isolation.cgroup must be \"auto\" or \"off\"".into());

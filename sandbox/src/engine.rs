@@ -87,6 +87,10 @@ pub struct TestsRequest {
     /// Bytes of stdout/stderr kept per test in the answer (the run itself is capped by config).
     #[serde(default = "default_keep")]
     pub keep_output_bytes: usize,
+    /// Run every test in a fresh process (slower; by default a process runs up to
+    /// `limits.tests_per_process` tests one after another, each from a fresh `__main__`).
+    #[serde(default)]
+    pub fresh_process_per_test: bool,
 }
 
 fn default_tol() -> f64 {
@@ -296,13 +300,23 @@ impl Engine {
         queue: bool,
     ) -> Result<Harness, ApiError> {
         let payload = serde_json::to_vec(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        self.dispatch_bytes(kind, budget_ms, &payload, queue)
+    }
+
+    fn dispatch_bytes(
+        &self,
+        kind: u8,
+        budget_ms: u64,
+        payload: &[u8],
+        queue: bool,
+    ) -> Result<Harness, ApiError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut guard = self.pool.acquire(queue)?;
             let slot = guard.slot();
             let slot_index = slot.index;
-            match slot.request(kind, budget_ms, &payload) {
+            match slot.request(kind, budget_ms, payload) {
                 // The slot died between requests: nothing ran; replace it and try once more.
                 Err(SlotError::NotDelivered(msg)) if attempt == 1 => {
                     crate::log::warn(
@@ -373,7 +387,7 @@ impl Engine {
             (
                 b'Q',
                 limits.timeout_ms,
-                json!({"unit": unit, "limits": limits, "code": req.code}),
+                json!({"units": [unit], "limits": limits, "code": req.code}),
             )
         } else {
             let mut z = self.base_request(&req.code, &limits, vec![unit]);
@@ -449,8 +463,23 @@ impl Engine {
             .max_output_bytes
             .min(((64 << 20) / total).max(64 << 10));
         let units: Vec<Value> = plan.iter().map(|p| p.unit.clone()).collect();
+        // Served by the zygote ('U'): a fixed header it reads (units, ms per unit, output cap,
+        // units per process; 0 = configured), then the request, which only T parses.
         let zreq = self.base_request(&req.code, &limits, units);
-        let report = match self.dispatch(b'R', Self::budget(&limits, total), &zreq, queue)? {
+        let per: u32 = if req.fresh_process_per_test { 1 } else { 0 };
+        let mut payload = Vec::with_capacity(256);
+        for v in [
+            total as u32,
+            limits.timeout_ms.min(u32::MAX as u64) as u32,
+            limits.max_output_bytes.min(u32::MAX as usize) as u32,
+            per,
+        ] {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+        serde_json::to_writer(&mut payload, &zreq)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let budget = Self::budget(&limits, total);
+        let report = match self.dispatch_bytes(b'U', budget, &payload, queue)? {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
                 let mut r = tests_failure(

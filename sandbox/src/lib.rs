@@ -265,6 +265,8 @@ fn run(args: Args) -> Result<(), String> {
         "tmpfs_inodes": cfg.limits.tmpfs_inodes,
         "per_run_netns": cfg.isolation.per_run_network_namespace,
         "max_output_bytes": cfg.limits.max_output_bytes,
+        "units_per_process": cfg.limits.tests_per_process,
+        "max_open_files": cfg.limits.max_open_files,
     });
     // SAFETY: prctl and signal setup at startup, before any thread is spawned.
     unsafe {

@@ -30,6 +30,8 @@ CTL = 3
 ZYGOTE_FILE = sys._getframe().f_code.co_filename  # frames of the harness, hidden from tracebacks
 RES_FD = 3
 HDR = struct.Struct("<IBI")  # payload length, kind, budget in ms
+TESTS_HDR = struct.Struct("<IIII")  # a 'U' request: units, ms per unit, output cap, units per process
+UNITS = struct.Struct("<II")  # what T is told before the request: first unit, how many
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -179,8 +181,7 @@ def prepare_process():
         sys.modules["random"].seed()  # the zygote's state must not repeat across runs
 
 
-def enter_unit(stdin_text, lim):
-    """The request-dependent part: stdin and hard limits."""
+def set_stdin(stdin_text):
     data = stdin_text.encode("utf-8", "surrogateescape")
     fd = os.memfd_create("stdin", 0)
     view = memoryview(data)
@@ -189,8 +190,13 @@ def enter_unit(stdin_text, lim):
     os.lseek(fd, 0, os.SEEK_SET)
     os.dup2(fd, 0)
     os.close(fd)
+
+
+def enter_unit(lim, units=1):
+    """The request-dependent hard limits. The CPU limit covers every unit this process runs
+    (the harness enforces each unit's own deadline)."""
     for res, val in (
-        (resource.RLIMIT_CPU, lim["cpu_s"]),
+        (resource.RLIMIT_CPU, lim["cpu_s"] * units),
         (resource.RLIMIT_AS, lim["memory_bytes"]),
         (resource.RLIMIT_NPROC, lim["max_processes"]),
         (resource.RLIMIT_FSIZE, lim["max_file_bytes"]),
@@ -228,17 +234,6 @@ def encode(value, depth=0):
     raise TypeError(f"value of type {t.__name__} is not plain data")
 
 
-def finish(rc):
-    try:
-        if "threading" in sys.modules:
-            sys.modules["threading"]._shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
-    os._exit(rc)
-
-
 def print_exc(exc):
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == ZYGOTE_FILE:
@@ -264,27 +259,33 @@ def exec_program(code_obj, mod):
 
 
 CODE_OBJ = None  # set in G once the program compiled; children forked later inherit it
+RECURSION_LIMIT = sys.getrecursionlimit()
 
 
-def child_main(ctl_r, out_w, err_w, res_w):
-    os.dup2(ctl_r, 0)
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    os.dup2(res_w, RES_FD, inheritable=False)
-    os.closerange(RES_FD + 1, 1 << 16)
-    drop_privileges()
+def reset_unit_state():
+    """What one unit leaves behind that would change how the next unit of the same process
+    runs: its module, stdio wrappers, working directory, environment, recursion limit, alarm."""
     prepare_process()
-    msg = json.loads(read_all(0))
-    unit, lim = msg["unit"], msg["limits"]
-    enter_unit(unit.get("stdin", ""), lim)
-    code_obj = CODE_OBJ
-    if code_obj is None:
-        try:
-            code_obj = compile(msg["code"], "main.py", "exec", dont_inherit=True)
-        except BaseException as exc:  # a syntax error is the program's failure, not the sandbox's
-            traceback.print_exception(type(exc), exc, None)
-            finish(1)
-    del msg
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def join_threads():
+    """A unit ends when the threads it started end (as a program ends), e.g. the common
+    `threading.Thread(target=main).start()` with a big stack."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return
+    me = threading.current_thread()
+    for t in threading.enumerate():
+        if t is not me and not t.daemon:
+            t.join()
+
+
+def run_unit(unit, code_obj):
+    """Runs one unit (a program run, a call, or expressions) in a fresh __main__; returns its
+    exit code and, for call/eval units, the encoded result."""
     mod = types.ModuleType("__main__")
     mod.__builtins__ = builtins
     mod.__file__ = "main.py"
@@ -292,9 +293,9 @@ def child_main(ctl_r, out_w, err_w, res_w):
     rc = exec_program(code_obj, mod)
     mode = unit["mode"]
     if mode == "program":
-        finish(rc or 0)
+        return (rc or 0), None
     if rc is not None:  # call/eval tests need the program to finish its definitions
-        finish(rc if rc else 1)
+        return (rc if rc else 1), None
     try:
         if mode == "call":
             fn = mod.__dict__[unit["fn"]]
@@ -306,18 +307,66 @@ def child_main(ctl_r, out_w, err_w, res_w):
             if unit.get("setup"):
                 exec(compile(unit["setup"], "<test>", "exec"), ns)
             values = [encode(eval(compile(e, "<test>", "eval"), ns)) for e in unit["exprs"]]
-        payload = json.dumps({"values": values}).encode()
+        return 0, {"values": values}
     except BaseException as exc:
         print_exc(exc)
-        payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"[:2000]}).encode()
-    try:
-        sys.stdout.flush()
-    except BaseException:
-        pass
-    view = memoryview(payload)
-    while view:
-        view = view[os.write(RES_FD, view):]
-    finish(0)
+        return 0, {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def child_main(ctl_r, unit_fds):
+    """T: runs the units it is sent one after another, unit k writing to its own stdout,
+    stderr and result pipes (`unit_fds[k]`), then exits. Every unit starts from a fresh
+    __main__ and fresh stdio; a unit that kills the process ends the batch, and the harness
+    runs the remaining units in a new process."""
+    os.dup2(ctl_r, 0)
+    os.close(ctl_r)
+    drop_privileges()
+    prepare_process()
+    data = read_all(0)
+    start, count = UNITS.unpack_from(data)
+    msg = json.loads(data[UNITS.size:])
+    del data
+    units, lim = msg["units"][start:start + count], msg["limits"]
+    enter_unit(lim, len(units))
+    null = os.open("/dev/null", os.O_RDWR)
+    code_obj, code = CODE_OBJ, msg.get("code")
+    del msg
+    if code_obj is None:
+        try:
+            code_obj = compile(code, "main.py", "exec", dont_inherit=True)
+        except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+            os.write(unit_fds[0][1], text.encode())
+            os.write(unit_fds[0][2], json.dumps({"rc": 1, "compile_error": text}).encode())
+            os._exit(1)
+    rc = 0
+    for k, unit in enumerate(units):
+        out_w, err_w, res_w = unit_fds[k]
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.dup2(res_w, RES_FD)
+        for fd in unit_fds[k]:
+            os.close(fd)
+        set_stdin(unit.get("stdin", ""))
+        if k:
+            reset_unit_state()
+        t = resource.getrusage(resource.RUSAGE_SELF)
+        rc, value = run_unit(unit, code_obj)
+        try:
+            join_threads()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        report = {"rc": rc, "cpu_ms": (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0,
+                  "max_rss_kb": u.ru_maxrss, "value": value}
+        view = memoryview(json.dumps(report).encode())
+        while view:
+            view = view[os.write(RES_FD, view):]
+        for fd in (0, 1, 2, RES_FD):  # EOF on this unit's pipes tells the harness it ended
+            os.dup2(null, fd)
+    os._exit(rc)
 
 
 # ---- the trusted harness G -----------------------------------------------------------------------
@@ -380,88 +429,135 @@ def fetch_files(names, cap):
 
 
 class Child:
-    """A forked T waiting for its unit on a pipe (forked ahead, so the fork is off the critical
-    path), with the read ends of its stdout, stderr and result pipes."""
+    """A forked T waiting for its units on a pipe (forked ahead, so the fork is off the critical
+    path), with the read ends of each unit's stdout, stderr and result pipes."""
 
-    def __init__(self, pid, ctl_w, out_r, err_r, res_r):
-        self.pid, self.ctl_w, self.out_r, self.err_r, self.res_r = pid, ctl_w, out_r, err_r, res_r
+    def __init__(self, pid, ctl_w, units):
+        self.pid, self.ctl_w, self.units = pid, ctl_w, units
         self.inherited = CODE_OBJ is not None  # forked after compiling: has the code object
+        self.pidfd = os.pidfd_open(pid)
+        self.started = 0  # units sent so far
+
+    def close(self, kill=False):
+        """Reaps T (killing it first when its remaining units are abandoned) and closes what
+        is left; returns (status, rusage)."""
+        if kill:
+            kill_child(self.pid)
+        _, status, ru = os.wait4(self.pid, 0)
+        os.close(self.pidfd)
+        for fds in self.units:
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)
+        self.units = []
+        return status, ru
 
 
 PIDNS = [-1]  # G's own PID namespace, to make unshare(CLONE_NEWPID) repeatable
 
 
-def spawn_child():
+def fork_child(n_units, setup):
+    """Forks T with `n_units` sets of stdout/stderr/result pipes and a control pipe. T is pid 1
+    of a fresh PID namespace: when it exits, the kernel kills everything it started, and a
+    spare T forked ahead of time is out of its reach."""
     if CFG["isolated"]:
-        # Every T is pid 1 of its own PID namespace: when it exits, the kernel kills everything
-        # it started, and a spare T forked ahead of time is out of its reach.
         check(libc.setns(PIDNS[0], CLONE_NEWPID), "setns(pid)")
         check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
+    mine, theirs = [], []
+    for _ in range(n_units):
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        res_r, res_w = os.pipe()
+        mine.append([out_r, err_r, res_r])
+        theirs.append((out_w, err_w, res_w))
     pid = os.fork()
     if pid == 0:
         try:
-            close_except({ctl_r, out_w, err_w, res_w})
-            child_main(ctl_r, out_w, err_w, res_w)
+            close_except({ctl_r, *(fd for fds in theirs for fd in fds)})
+            if setup:
+                setup_run()
+            child_main(ctl_r, theirs)
         except BaseException as exc:
             try:
-                os.write(2, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
+                os.write(theirs[0][1] if theirs else 2,
+                         f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
             finally:
                 os._exit(111)
         os._exit(112)
-    for fd in (out_w, err_w, res_w, ctl_r):
-        os.close(fd)
-    return Child(pid, ctl_w, out_r, err_r, res_r)
+    os.close(ctl_r)
+    for fds in theirs:
+        for fd in fds:
+            os.close(fd)
+    return Child(pid, ctl_w, mine)
 
 
-def dispatch(child, unit, lim, code):
-    msg = json.dumps({"unit": unit, "limits": lim, "code": None if child.inherited else code})
-    view = memoryview(msg.encode())
+def spawn_child():
+    return fork_child(units_per_process(), setup=False)
+
+
+def units_per_process(req=None):
+    """Units one T runs in a row (1 = a fresh process per test), bounded by the open-files limit
+    since T holds three pipe ends per unit."""
+    k = int((req or {}).get("units_per_process") or CFG.get("units_per_process", 16))
+    return max(1, min(k, (CFG.get("max_open_files", 256) - 32) // 3))
+
+
+def send_units(child, start, count, body):
+    """Hands T its units `start .. start + count` of a request (`body`: the request's JSON)."""
     try:
-        while view:
-            view = view[os.write(child.ctl_w, view):]
+        for part in (UNITS.pack(start, count), body):
+            view = memoryview(part)
+            while view:
+                view = view[os.write(child.ctl_w, view):]
     except OSError:
         pass  # the child died in setup; its stderr says why
     os.close(child.ctl_w)
+    child.started = count
 
 
-def collect(child, unit, lim, t0):
-    pid = child.pid
+def dispatch(child, units, lim, code):
+    msg = json.dumps({"units": units, "limits": lim, "code": None if child.inherited else code})
+    send_units(child, 0, len(units), msg.encode())
+
+
+def collect_unit(child, k, unit, lim, t0):
+    """Captures unit `k` of T until its three pipes reach EOF (T went on to the next unit or
+    exited), T dies, or the unit's deadline passes (T is killed). Returns (result, T alive)."""
     timeout_s = lim["timeout_ms"] / 1000.0
     cap = lim["max_output_bytes"]
-    out_r, err_r, res_r = child.out_r, child.err_r, child.res_r
+    out_r, err_r, res_r = child.units[k]
     streams = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
     caps = {out_r: cap, err_r: cap, res_r: 1 << 24}
-    pidfd = os.pidfd_open(pid)
     poller = select.poll()
-    for fd in (out_r, err_r, res_r, pidfd):
+    for fd in (out_r, err_r, res_r, child.pidfd):
         poller.register(fd, select.POLLIN)
-    live = {out_r, err_r, res_r, pidfd}
-    timed_out = over = False
+    live = {out_r, err_r, res_r}
+    timed_out = over = dead = False
     now = time.monotonic
     drain_until = None
     while live:
         t = now()
-        if pidfd in live:
+        if not dead:
             left = t0 + timeout_s - t
-            if left <= 0 and not timed_out:
+            if left <= 0:
                 timed_out = True
-                kill_child(pid)
+                kill_child(child.pid)
+                dead = True
+                poller.unregister(child.pidfd)
+                continue
         else:
-            # The program is gone (and with it its PID namespace); only stragglers' output is left.
+            # T is gone (and with it its PID namespace); only stragglers' output is left.
             drain_until = drain_until or t + 2.0
             left = drain_until - t
             if left <= 0:
                 break
         for fd, _ in poller.poll(max(0, left * 1000)):
-            if fd == pidfd:
-                live.discard(pidfd)
-                poller.unregister(pidfd)
+            if fd == child.pidfd:
+                dead = True
+                poller.unregister(fd)
                 if not CFG["isolated"]:
-                    kill_child(pid)  # without namespaces: its process group
+                    kill_child(child.pid)  # without namespaces: its process group
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -474,28 +570,48 @@ def collect(child, unit, lim, t0):
                 buf += chunk[:room]
             if len(buf) > caps[fd] and not over:
                 over = True
-                kill_child(pid)
+                kill_child(child.pid)
     wall_ms = (now() - t0) * 1000.0
-    _, status, ru = os.wait4(pid, 0)
-    os.close(pidfd)
     for fd in (out_r, err_r, res_r):
         os.close(fd)
+    child.units[k] = [-1, -1, -1]
+    try:
+        report = json.loads(bytes(streams[res_r])) if not (timed_out or over) else None
+        rc = report["rc"] if isinstance(report, dict) and type(report.get("rc")) is int else None
+    except ValueError:
+        report, rc = None, None
     out, err = streams[out_r], streams[err_r]
     result = {
-        "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-        "wall_ms": round(wall_ms, 3),
-        "cpu_ms": round((ru.ru_utime + ru.ru_stime) * 1000.0, 3),
-        "max_rss_kb": ru.ru_maxrss,
+        "exit_code": rc, "signal": None, "wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0,
         "stdout": base64.b64encode(bytes(out[:cap])).decode(),
         "stderr": base64.b64encode(bytes(err[:cap])).decode(),
         "truncated": len(out) > cap or len(err) > cap,
         "timed_out": timed_out,
         "output_limit": over,
     }
-    if unit["mode"] != "program":
-        result["result"] = bytes(streams[res_r]).decode("utf-8", "replace")
-    return result
+    # A unit that reported is complete even when T has exited since (it may have run ahead to
+    # its next unit and ended there: the next collect finds that in the next unit's pipes).
+    alive = rc is not None
+    if rc is not None:
+        if type(report.get("compile_error")) is str:
+            result["compile_error"] = report["compile_error"]
+        for key in ("cpu_ms", "max_rss_kb"):
+            if type(report.get(key)) in (int, float):
+                result[key] = round(report[key], 3)
+    if not alive or k + 1 == child.started:
+        # The unit ended with T (a crash, a kill, os._exit, or the last unit): T's own exit
+        # status is the unit's when no report came back.
+        status, ru = child.close()
+        if rc is None:
+            result["exit_code"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            result["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            result["cpu_ms"] = round((ru.ru_utime + ru.ru_stime) * 1000.0, 3)
+            result["max_rss_kb"] = ru.ru_maxrss
+        alive = False
+    if unit["mode"] != "program":  # call/eval units (or "any": the daemon knows which)
+        value = report.get("value") if rc is not None else None
+        result["result"] = json.dumps(value) if value is not None else ""
+    return result, alive
 
 
 def kill_child(pid):
@@ -527,15 +643,24 @@ def harness_main(data):
         return
     spare, SPARE[0] = SPARE[0], None
     CODE_OBJ = compiled
+    per = units_per_process(req)
     results = []
-    for i, unit in enumerate(units):
-        child = spare if spare is not None else spawn_child()
+    while len(results) < len(units):
+        child = spare if spare is not None and len(spare.units) >= 1 else spawn_child()
         spare = None
+        batch = units[len(results):len(results) + min(per, len(child.units))]
         t0 = time.monotonic()
-        dispatch(child, unit, lim, code)
-        if i + 1 < len(units):
-            spare = spawn_child()  # forks while this test runs on the other core
-        results.append(collect(child, unit, lim, t0))
+        dispatch(child, batch, lim, code)
+        if len(results) + len(batch) < len(units):
+            spare = spawn_child()  # forks while this batch runs on the other core
+        for k, unit in enumerate(batch):
+            result, alive = collect_unit(child, k, unit, lim, t0)
+            results.append(result)
+            t0 = time.monotonic()
+            if not alive:
+                break
+        if child.units:  # T died early: its unused pipes
+            child.close(kill=True)
     reply = {"units": results}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])
@@ -658,42 +783,58 @@ def prefork(own_pidns):
     return pid, w
 
 
-def spawn_fast_child(own_pidns):
-    """A child forked by the zygote itself for a plain /run (no files): it builds the run's
-    namespaces, tmpfs and procfs, drops privileges and waits for its request. One fork per run,
-    and the zygote, which never parses the request, captures its output."""
-    if CFG["isolated"]:
-        check(libc.setns(own_pidns, CLONE_NEWPID), "setns(pid)")
-        check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            close_except({ctl_r, out_w, err_w, res_w})
-            setup_run()
-            child_main(ctl_r, out_w, err_w, res_w)
-        except BaseException as exc:
-            try:
-                os.write(err_w, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
-            finally:
-                os._exit(111)
-        os._exit(112)
-    for fd in (out_w, err_w, res_w, ctl_r):
-        os.close(fd)
-    return Child(pid, ctl_w, out_r, err_r, res_r)
-
-
-def serve_fast(child, view, timeout_ms):
-    try:
-        rest = view
-        while rest:
-            rest = rest[os.write(child.ctl_w, rest):]
-    except OSError:
-        pass  # the child died in setup; its stderr says why
-    os.close(child.ctl_w)
+def serve_units(kind, view, budget_ms, spares):
+    """A plain /run ('Q') or a /run_tests request ('U') served by the zygote itself: a spare T
+    (forked ahead with the run's namespaces) runs the units one after another; when one kills
+    T, a new T runs the rest. The request leaves the zygote's memory before the next spare is
+    forked: a copy for such restarts waits in a memfd, which children close at once."""
+    if kind == ord("Q"):
+        n_units, timeout_ms, cap, per = 1, budget_ms, CFG["max_output_bytes"], 1
+        body = view
+    else:
+        n_units, timeout_ms, cap, per = TESTS_HDR.unpack_from(view)
+        body = view[TESTS_HDR.size:]
+        per = units_per_process({"units_per_process": per})
+    key = 1 if kind == ord("Q") else units_per_process()
+    child, t0 = spares[key], time.monotonic()
+    count = min(n_units, per, len(child.units))
+    keep = None
+    if n_units > 1:  # T may die before its last unit
+        keep = os.memfd_create("request", os.MFD_CLOEXEC)
+        os.write(keep, body)
+    send_units(child, 0, count, body)
+    view[:] = bytes(len(view))  # no later run may find this request in memory inherited from us
+    view.release()
+    body = None
+    spares[key] = fork_child(key, setup=True)  # forks while this run executes on the other core
+    lim = {"timeout_ms": timeout_ms, "max_output_bytes": cap}
+    unit = {"mode": "program" if kind == ord("Q") else "any"}
+    results = []
+    while True:
+        for k in range(count):
+            result, alive = collect_unit(child, k, unit, lim, t0)
+            results.append(result)
+            t0 = time.monotonic()
+            if not alive or "compile_error" in result:
+                break
+        if child.units:  # T ended early: its unused pipes
+            child.close(kill=True)
+        if len(results) >= n_units or "compile_error" in results[0]:
+            break
+        child = fork_child(units_per_process(), setup=True)
+        count = min(n_units - len(results), per, len(child.units))
+        data = bytearray(os.fstat(keep).st_size)
+        os.preadv(keep, [data], 0)
+        send_units(child, len(results), count, data)
+        data[:] = bytes(len(data))
+        t0 = time.monotonic()
+    if keep is not None:
+        os.close(keep)
+    if kind == ord("U") and "compile_error" in results[0]:
+        send_frame(ord("r"), {"compile_error": results[0]["compile_error"]})
+    else:
+        send_frame(ord("r"), {"units": results})
+    send_frame(ord("d"), {"status": 0, "killed": False})
 
 
 def serve():
@@ -703,7 +844,10 @@ def serve():
     hdr = bytearray(HDR.size)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
     spare = prefork(own_pidns)
-    fast = spawn_fast_child(own_pidns)
+    PIDNS[0] = own_pidns
+    spares = {1: fork_child(1, setup=True)}
+    if units_per_process() > 1:
+        spares[units_per_process()] = fork_child(units_per_process(), setup=True)
     while True:
         try:
             recv_exact(memoryview(hdr))
@@ -715,16 +859,12 @@ def serve():
             buf = bytearray(n)
         view = memoryview(buf)[:n]
         recv_exact(view)
-        if kind == ord("Q"):
-            child, t0 = fast, time.monotonic()
-            serve_fast(child, view, budget_ms)
-            view[:] = bytes(n)
-            view.release()
-            fast = spawn_fast_child(own_pidns)  # forks while this run executes on the other core
-            lim = {"timeout_ms": budget_ms, "max_output_bytes": CFG["max_output_bytes"]}
-            result = collect(child, {"mode": "program"}, lim, t0)
-            send_frame(ord("r"), {"units": [result]})
-            send_frame(ord("d"), {"status": 0, "killed": False})
+        if kind in (ord("Q"), ord("U")):
+            try:
+                serve_units(kind, view, budget_ms, spares)
+            except Exception as exc:  # a broken slot: the daemon logs this and restarts it
+                send_frame(ord("r"), {"harness_error": "".join(traceback.format_exception(exc))[-2000:]})
+                os._exit(1)
             continue
         pid, w = spare
         try:

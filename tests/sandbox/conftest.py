@@ -33,7 +33,7 @@ def leftovers(program_uids: set[int], zygote_uids: set[int]) -> list[tuple[int, 
     found = [p for p in processes_of(program_uids)
              if int(_status(_status(p[0]).get("PPid", "0")).get("Uid", "-1").split()[0]) not in zygote_uids]
     spares = len(processes_of(program_uids)) - len(found)
-    if spares > 2 * len(zygote_uids):  # per slot: the zygote's and the next harness's
+    if spares > 3 * len(zygote_uids):  # per slot: the zygote's two (runs, tests), the next harness's
         found.append((-1, -1, f"{spares} spare children for {len(zygote_uids)} slots"))
     return found
 
