@@ -124,7 +124,7 @@ def test_tuple_is_not_a_list_in_assertions(sandbox):
     assert [t["passed"] for t in r["tests"]] == [False, True]
 
 
-def test_each_test_runs_in_a_fresh_process(sandbox):
+def test_each_test_runs_in_a_fresh_main_module(sandbox):
     code = "import sys\nseen = []\nseen.append(input())\nprint(len(seen))"
     tests = [{"stdin": str(i), "expected_stdout": "1"} for i in range(5)]
     assert sandbox.run_tests(code, tests)["passed"] == 5

@@ -298,11 +298,15 @@ class Client:
         float_tolerance: float = 1e-6,
         timeout_ms: int | None = None,
         memory_mb: int | None = None,
+        fresh_process_per_test: bool = False,
     ) -> dict:
-        """Runs one program against tests (see docs/sandbox.md for both test styles)."""
+        """Runs one program against tests (see docs/sandbox.md for both test styles). Tests run one
+        after another in one sandboxed process, each from a fresh `__main__` and fresh stdio;
+        `fresh_process_per_test=True` gives every test a process of its own (slower)."""
         return self._request("POST", "/run_tests", tests_request(
             code, tests, test_code=test_code, entry_point=entry_point, language=language, compare=compare,
-            float_tolerance=float_tolerance, timeout_ms=timeout_ms, memory_mb=memory_mb))
+            float_tolerance=float_tolerance, timeout_ms=timeout_ms, memory_mb=memory_mb,
+            fresh_process_per_test=fresh_process_per_test))
 
     def batch(self, items: Sequence[dict]) -> list[dict]:
         """One POST /batch: each item is a /run or /run_tests body plus "kind": "run" | "run_tests"."""
@@ -341,7 +345,7 @@ def run_request(code: str, stdin: str = "", *, language: str = "python", timeout
 def tests_request(code: str, tests: Sequence[dict] | None = None, *, test_code: str | None = None,
                   entry_point: str | None = None, language: str = "python", compare: str = "whitespace",
                   float_tolerance: float = 1e-6, timeout_ms: int | None = None,
-                  memory_mb: int | None = None) -> dict:
+                  memory_mb: int | None = None, fresh_process_per_test: bool = False) -> dict:
     body: dict[str, Any] = {"language": language, "code": code, "tests": list(tests or []), "compare": compare,
                             "float_tolerance": float_tolerance}
     if test_code is not None:
@@ -352,4 +356,6 @@ def tests_request(code: str, tests: Sequence[dict] | None = None, *, test_code: 
         body["timeout_ms"] = int(timeout_ms)
     if memory_mb is not None:
         body["memory_mb"] = int(memory_mb)
+    if fresh_process_per_test:
+        body["fresh_process_per_test"] = True
     return body
