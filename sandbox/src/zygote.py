@@ -177,8 +177,7 @@ def prepare_process():
         io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8", errors="backslashreplace",
         line_buffering=True)
     sys.argv = ["main.py"]
-    if "random" in sys.modules:
-        sys.modules["random"].seed()  # the zygote's state must not repeat across runs
+    # (random, when preloaded, reseeds itself in every forked child: an at-fork hook of its own)
 
 
 def set_stdin(stdin_text):
