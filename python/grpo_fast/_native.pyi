@@ -15,11 +15,17 @@ class BatchDict(TypedDict):
     text_bytes: npt.NDArray[np.uint32]
     offsets: npt.NDArray[np.int64]
     lines: npt.NDArray[np.uint64]
-    prompts: list[str]
-    ids: list[str | None]
+    prompts: StrList
+    ids: StrList
     records: list[dict[str, Any]] | None
     bytes_read: int
     bytes_total: int | None
+
+class StrList:
+    """A batch's prompts or ids, not yet turned into Python strings."""
+
+    def __len__(self) -> int: ...
+    def to_list(self) -> list[str | None]: ...
 
 class BatchReader:
     def __init__(

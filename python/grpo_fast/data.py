@@ -20,6 +20,26 @@ ErrorPolicy = Literal["strict", "report"]
 PathLike = str | os.PathLike[str]
 
 
+class _StrListField:
+    """A `list` field that may also be given the reader's native `StrList`: that is turned into
+    the list on first access (and kept), so reading numbers only never builds the strings."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError  # no class-level default: the dataclass field is required
+        value = obj.__dict__[self._slot]
+        if isinstance(value, _native.StrList):
+            value = value.to_list()
+            obj.__dict__[self._slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = value
+
+
 @dataclass
 class GroupBatch:
     """Groups in CSR layout: group `g` owns responses `offsets[g]:offsets[g + 1]`.
@@ -33,8 +53,8 @@ class GroupBatch:
     correct: np.ndarray
     text_bytes: np.ndarray
     offsets: np.ndarray
-    prompts: list[str]
-    ids: list[str | None]
+    prompts: list[str] = _StrListField()  # type: ignore[assignment]
+    ids: list[str | None] = _StrListField()  # type: ignore[assignment]
     lines: np.ndarray
     records: list[dict[str, Any]] | None = None
     bytes_read: int = 0
@@ -42,7 +62,7 @@ class GroupBatch:
 
     @property
     def num_groups(self) -> int:
-        return len(self.prompts)
+        return int(self.offsets.shape[0]) - 1
 
     @property
     def num_responses(self) -> int:
@@ -64,6 +84,12 @@ class GroupBatch:
     @classmethod
     def _from_native(cls, d: dict[str, Any]) -> GroupBatch:
         return cls(**d)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle (and copy) the lists, not the native buffers.
+        state = dict(self.__dict__)
+        state["_prompts"], state["_ids"] = self.prompts, self.ids
+        return state
 
 
 def _score_range(score_range: tuple[float, float] | None) -> tuple[float, float] | None:

@@ -3,6 +3,7 @@ error policies, compression and round trips."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import math
@@ -36,6 +37,24 @@ def test_columns_match_the_records(tmp_path):
     assert b.lines.tolist() == [1, 2, 3]
     assert b.group_index().tolist() == [0, 0, 0, 1, 2, 2]
     assert b.records is None
+
+
+def test_prompts_and_ids_are_plain_lists_built_on_first_use(tmp_path):
+    import copy
+    import pickle
+
+    records = [rec(0), {"prompt": "caf\u00e9 \"q\"", "responses": [{"text": "a"}]}, rec(2)]
+    p = write_lines(tmp_path / "a.jsonl", [json.dumps(r) for r in records])
+    batches = list(grpo_fast.iter_batches(p))
+    assert batches[0].num_groups == 3  # without building the strings
+    for make in (lambda b: b, copy.copy, copy.deepcopy, lambda b: pickle.loads(pickle.dumps(b))):
+        b = make(next(iter(grpo_fast.iter_batches(p))))
+        assert type(b.prompts) is list and b.prompts == ["q0", 'caf\u00e9 "q"', "q2"]
+        assert b.ids == ["0", None, "2"]
+        assert b.prompts is b.prompts
+    b = batches[0]
+    b.prompts = ["x", "y", "z"]
+    assert dataclasses.replace(b).prompts == ["x", "y", "z"]
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,8 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("text_bytes", PyArray1::from_vec(py, c.text_bytes))?;
     d.set_item("offsets", PyArray1::from_vec(py, c.offsets))?;
     d.set_item("lines", PyArray1::from_vec(py, c.lines))?;
-    d.set_item("prompts", PyList::new(py, c.prompts.iter())?)?;
-    d.set_item("ids", PyList::new(py, c.ids.iter())?)?;
+    d.set_item("prompts", Bound::new(py, StrList { col: c.prompts })?)?;
+    d.set_item("ids", Bound::new(py, StrList { col: c.ids })?)?;
     match b.records {
         Some(records) => {
             let items = records
@@ -87,6 +87,26 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("bytes_read", b.bytes_read)?;
     d.set_item("bytes_total", b.bytes_total)?;
     Ok(d)
+}
+
+/// A batch's strings (prompts or ids), kept in the reader's buffers until Python asks for them:
+/// `GroupBatch` turns them into a `list` on first access, so a caller that only needs the
+/// numeric columns does not pay for a Python string per group.
+#[pyclass(module = "grpo_fast._native", frozen)]
+pub struct StrList {
+    col: grpo_core::batch::StrColumn,
+}
+
+#[pymethods]
+impl StrList {
+    fn __len__(&self) -> usize {
+        self.col.len()
+    }
+
+    /// The strings as a new list (None where a group had no id).
+    fn to_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.col.iter())
+    }
 }
 
 /// Iterator over the batches of one file; each item is a dict of columns.
@@ -244,6 +264,7 @@ pub fn write_advantages_file<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BatchReader>()?;
+    m.add_class::<StrList>()?;
     m.add_class::<JsonlWriter>()?;
     m.add_function(wrap_pyfunction!(write_advantages_file, m)?)?;
     Ok(())
