@@ -89,6 +89,11 @@ pub fn parse_view(line: &[u8], rules: &RecordRules) -> Result<LineView, FieldErr
 /// The same text `serde_json::Value::to_string` gives for a raw JSON value, so that group keys
 /// from the fast and the exact path compare equal.
 fn canonical_raw(raw: &[u8]) -> String {
+    canonical_raw_cow(raw).into_owned()
+}
+
+/// `canonical_raw`, borrowing the common cases (a plain string or integer is its own text).
+fn canonical_raw_cow(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     let simple_string = raw.len() >= 2 && raw[0] == b'"' && !raw.contains(&b'\\');
     let simple_int = !raw.is_empty()
         && raw
@@ -96,11 +101,11 @@ fn canonical_raw(raw: &[u8]) -> String {
             .enumerate()
             .all(|(i, c)| c.is_ascii_digit() || (i == 0 && *c == b'-'));
     if simple_string || simple_int {
-        return String::from_utf8_lossy(raw).into_owned();
+        return String::from_utf8_lossy(raw);
     }
     serde_json::from_slice::<Value>(raw)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+        .map(|v| v.to_string().into())
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw))
 }
 
 /// What `parse_into` did with a line.
@@ -225,7 +230,7 @@ fn skimmed_into(
             }
         }
     }
-    let id = sk.id.map(canonical_raw);
+    let id = sk.id.map(canonical_raw_cow);
     if prompt.escaped {
         let Some(decoded) = prompt.decode() else {
             cols.truncate_responses(mark);
