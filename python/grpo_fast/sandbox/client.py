@@ -8,11 +8,9 @@ thousands of programs can be in flight while the daemon's slots stay busy.
 from __future__ import annotations
 
 import atexit
-import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from grpo_fast.errors import SandboxError
+from grpo_fast.sandbox.transport import Connection, ProtocolError
 
 
 class SandboxBusy(SandboxError):
@@ -84,22 +83,6 @@ def _is_python_entry(path: str) -> bool:
         return False
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class Client:
     """Talks to one daemon.
 
@@ -141,14 +124,14 @@ class Client:
 
     # ---- connection ---------------------------------------------------------------------------
 
-    def _conn(self) -> http.client.HTTPConnection:
+    def _conn(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self.tcp:
                 host, _, port = self.tcp.rpartition(":")
-                conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
+                conn = Connection(tcp=(host, int(port)), timeout=self.timeout)
             else:
-                conn = _UnixHTTPConnection(self.socket_path, self.timeout)
+                conn = Connection(unix_path=self.socket_path, timeout=self.timeout)
             self._local.conn = conn
         return conn
 
@@ -160,18 +143,16 @@ class Client:
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
         delay = 0.01
         for attempt in range(self.busy_retries + 1):
             try:
-                conn = self._conn()
-                conn.request(method, path, body=data, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
-                status = resp.status
-                if resp.getheader("Connection", "").lower() == "close":
+                status, payload, keep = self._conn().request(method, path, data)
+                if not keep:
                     self._drop_conn()
-            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError) as exc:
+            except ProtocolError as exc:
+                self._drop_conn()
+                raise SandboxError(f"sandbox daemon at {self._where()} answered garbage: {exc}") from exc
+            except (ConnectionError, BrokenPipeError) as exc:
                 # A kept-alive connection the daemon closed: one fresh try, then give up.
                 self._drop_conn()
                 if attempt == 0:

@@ -1,0 +1,102 @@
+"""A small HTTP/1.1 keep-alive connection for talking JSON to grpo-sandboxd.
+
+`http.client` spends more time than the daemon does on a trivial run: it builds headers through
+several layers and parses every response head with the `email` package. The daemon's answers are
+plain (`Content-Length`, no chunking), so one request is a `sendall` and a response is a status
+line, a few header lines and a body of known length. Anything unexpected raises
+`ProtocolError`, never a silent misread.
+"""
+
+from __future__ import annotations
+
+import socket
+
+
+class ProtocolError(ConnectionError):
+    """The peer answered something that is not the HTTP/1.1 this client speaks."""
+
+
+MAX_HEAD = 64 * 1024
+
+
+class Connection:
+    """One persistent connection, over a Unix socket path or to "host:port"."""
+
+    def __init__(self, unix_path: str | None = None, tcp: tuple[str, int] | None = None, timeout: float = 3600.0):
+        if (unix_path is None) == (tcp is None):
+            raise ValueError("give exactly one of unix_path and tcp")
+        self._unix_path, self._tcp, self._timeout = unix_path, tcp, timeout
+        self._sock: socket.socket | None = None
+        self._file = None
+
+    def _connect(self) -> None:
+        if self._unix_path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: object = self._unix_path
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            target = self._tcp
+        sock.settimeout(self._timeout)
+        try:
+            sock.connect(target)
+        except OSError:
+            sock.close()
+            raise
+        self._sock, self._file = sock, sock.makefile("rb")
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, bool]:
+        """Sends one request and reads its response: (status, body, server keeps the connection)."""
+        if self._sock is None:
+            self._connect()
+        assert self._sock is not None and self._file is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: sandboxd\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        data = (head + "\r\n").encode("latin-1")
+        self._sock.sendall(data + body if body is not None and len(body) < 65536 else data)
+        if body is not None and len(body) >= 65536:
+            self._sock.sendall(body)
+        return self._read_response()
+
+    def _read_response(self) -> tuple[int, bytes, bool]:
+        f = self._file
+        line = f.readline(MAX_HEAD)
+        if not line:
+            raise ConnectionResetError("the daemon closed the connection")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"bad status line {line[:80]!r}")
+        status = int(parts[1])
+        length, keep = None, parts[0] == b"HTTP/1.1"
+        seen = len(line)
+        while True:
+            line = f.readline(MAX_HEAD)
+            seen += len(line)
+            if not line or seen > MAX_HEAD:
+                raise ProtocolError("response head ended early or is too long")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise ProtocolError(f"bad header line {line[:80]!r}")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value.strip())
+            elif name == b"connection":
+                keep = value.strip().lower() != b"close"
+            elif name == b"transfer-encoding":
+                raise ProtocolError("chunked responses are not supported")
+        if length is None:
+            raise ProtocolError("response without Content-Length")
+        payload = f.read(length)
+        if len(payload) != length:
+            raise ConnectionResetError("the daemon closed the connection mid-response")
+        return status, payload, keep
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._file = None
