@@ -13,6 +13,7 @@ import ast
 import base64
 import builtins
 import ctypes
+import gc
 import io
 import json
 import os
@@ -109,6 +110,10 @@ def load_hello():
             __import__(name)
         except Exception:  # a missing optional module must not stop the slot
             pass
+    # Everything alive now is the zygote's for good: keep the collector from walking (and so
+    # writing to, and copying) those pages in every forked child.
+    gc.collect()
+    gc.freeze()
 
 
 # ---- the untrusted child T -----------------------------------------------------------------------
