@@ -1,8 +1,10 @@
 //! The streaming, parallel reader: bytes -> lines -> validated records -> columnar batches.
 //!
-//! A background thread reads and decompresses whole-line chunks; chunks are parsed in parallel
-//! (rayon) and their results consumed in file order, so memory is bounded by a few chunks and
-//! one batch, never by the file size. Flat (one completion per line) records are grouped by key;
+//! A background thread reads and decompresses whole-line chunks and hands each to a rayon job
+//! to parse; results are consumed in file order while later chunks are still being parsed (and
+//! while the caller works on a batch), so memory is bounded by a few chunks and one batch,
+//! never by the file size. Chunks are numbered only as they are consumed: a chunk's lines count
+//! from 1 while it is parsed, and consuming adds the lines of the chunks before it. Flat (one completion per line) records are grouped by key;
 //! their groups are held until the end of the input, since a key may reappear anywhere.
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver};
