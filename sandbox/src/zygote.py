@@ -16,6 +16,7 @@ import ctypes
 import gc
 import io
 import json
+import mmap
 import os
 import resource
 import select
@@ -841,10 +842,19 @@ def serve_units(kind, view, budget_ms, spares):
     send_frame(ord("d"), {"status": 0, "killed": False})
 
 
+def request_buffer(size):
+    """Requests arrive in memory that forked children never get (MADV_DONTFORK), so no run can
+    find another's request in what it inherited (it is zeroed after use as well), and forks do
+    not copy its page tables."""
+    buf = mmap.mmap(-1, size)
+    buf.madvise(mmap.MADV_DONTFORK)
+    return buf
+
+
 def serve():
     load_hello()
     send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
-    buf = bytearray(1 << 20)
+    buf = request_buffer(1 << 20)
     hdr = bytearray(HDR.size)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
     spare = prefork(own_pidns)
@@ -859,8 +869,8 @@ def serve():
             os._exit(0)
         n, kind, budget_ms = HDR.unpack(hdr)
         if n > len(buf):
-            buf[:] = bytes(len(buf))
-            buf = bytearray(n)
+            buf.close()
+            buf = request_buffer(n)
         view = memoryview(buf)[:n]
         recv_exact(view)
         if kind in (ord("Q"), ord("U")):
