@@ -420,3 +420,27 @@ fn lines_of_every_shape_keep_their_numbers_and_raw_text() {
         }
     }
 }
+
+#[test]
+fn reading_from_inside_a_rayon_pool_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..500).map(|i| good(i) + "\n").collect();
+    let path = write(&dir, "pool.jsonl", body.as_bytes());
+    let read = move || {
+        let opts = ReadOptions {
+            chunk_bytes: 256,
+            ..Default::default()
+        };
+        let (batch, report) = GroupReader::open(&path, opts).unwrap().read_all().unwrap();
+        (batch.columns.num_groups(), report.lines)
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    assert_eq!(one.install(read.clone()), (500, 500));
+    // On a thread of the pool that runs the parse jobs themselves.
+    let (tx, rx) = std::sync::mpsc::channel();
+    rayon::spawn(move || tx.send(read()).unwrap());
+    assert_eq!(rx.recv().unwrap(), (500, 500));
+}
