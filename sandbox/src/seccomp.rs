@@ -3,7 +3,8 @@
 //! A deny-list: the interpreter and ordinary programs need hundreds of syscalls, while the
 //! dangerous ones (kernel attack surface, escaping namespaces, inspecting other processes) are few.
 //! Denied calls fail with EPERM (ENOSYS for clone3, so libc falls back to clone, whose flags a
-//! classic BPF filter can inspect), and a foreign architecture or x32 ABI is killed outright.
+//! classic BPF filter can inspect; EAFNOSUPPORT for a socket of any family but AF_UNIX), and a
+//! foreign architecture or x32 ABI is killed outright.
 
 const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -137,6 +138,15 @@ pub fn build_filter() -> Vec<Insn> {
         p.push(jump(BPF_JEQ_K, nr as u32, 0, 1));
         p.push(stmt(BPF_RET_K, errno(libc::EPERM)));
     }
+    // socket() and socketpair(): AF_UNIX only, so no network of any kind (not even loopback)
+    // whichever network namespace the run is in.
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        p.push(jump(BPF_JEQ_K, nr as u32, 0, 4));
+        p.push(stmt(BPF_LD_W_ABS, OFF_ARG0_LO));
+        p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1));
+        p.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+        p.push(stmt(BPF_RET_K, errno(libc::EAFNOSUPPORT)));
+    }
     p.push(jump(BPF_JEQ_K, libc::SYS_clone3 as u32, 0, 1));
     p.push(stmt(BPF_RET_K, errno(libc::ENOSYS)));
     // clone(flags, ...): flags is the first argument on every architecture we build for.
@@ -244,6 +254,25 @@ mod tests {
                         || *libc::__errno_location() != libc::ENOSYS
                     {
                         return 15;
+                    }
+                    for family in [
+                        libc::AF_INET,
+                        libc::AF_INET6,
+                        libc::AF_NETLINK,
+                        libc::AF_PACKET,
+                    ] {
+                        if libc::socket(family, libc::SOCK_DGRAM, 0) != -1
+                            || *libc::__errno_location() != libc::EAFNOSUPPORT
+                        {
+                            return 16;
+                        }
+                    }
+                    let mut pair = [0; 2];
+                    if libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) < 0
+                        || libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr())
+                            != 0
+                    {
+                        return 17;
                     }
                     0
                 })();

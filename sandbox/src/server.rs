@@ -180,7 +180,9 @@ fn health(engine: &Engine) -> Value {
         json!({
             "mode": "native",
             "user_namespace": true, "pid_namespace": true, "mount_namespace": true,
-            "network_namespace": true, "ipc_namespace": true, "uts_namespace": true,
+            "network_namespace": true,
+            "network_namespace_scope": if engine.cfg.isolation.per_run_network_namespace { "run" } else { "slot" },
+            "sockets": "AF_UNIX only", "ipc_namespace": true, "uts_namespace": true,
             "readonly_root": true, "tmpfs": true, "fresh_procfs": true, "empty_env": true,
             "unprivileged_uid": true, "seccomp": true, "no_new_privs": true, "hard_rlimits": true,
             "pids": engine.cgroup.pids, "memory": engine.cgroup.memory, "cgroup_note": engine.cgroup.note,

@@ -292,8 +292,8 @@ def test_tcp_to_host_loopback_is_unreachable(sandbox, assert_contained):
 def test_outside_network_is_unreachable(sandbox, assert_contained):
     r = run(sandbox, """
         import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.sendto(b"x", ("1.1.1.1", 53))
             print("sent")
         except OSError as e:
@@ -302,6 +302,56 @@ def test_outside_network_is_unreachable(sandbox, assert_contained):
         print(sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else "no sysfs")
     """)
     assert r["status"] == "ok" and r["stdout"].startswith("blocked"), r
+    assert_contained()
+
+
+def test_no_socket_family_but_unix(sandbox, assert_contained):
+    r = run(sandbox, """
+        import socket
+        for fam in (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET):
+            try:
+                socket.socket(fam, socket.SOCK_DGRAM)
+                print("created", fam)
+            except OSError as e:
+                print("refused", e.errno)
+        a, b = socket.socketpair()
+        a.send(b"ok")
+        print(b.recv(2).decode())
+    """)
+    assert r["status"] == "ok" and r["stdout"].split("\n")[:5] == ["refused 97"] * 4 + ["ok"], r
+    assert_contained()
+
+
+def test_an_abstract_socket_left_listening_is_gone_for_the_next_run(sandbox, assert_contained):
+    # Runs of one slot share its network namespace (one after another): a listener that a run
+    # tries to leave behind must die with it. Several pairs, so some land on the same slot.
+    listen = """
+        import os, socket, time
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\\0grpo-leftover")
+        s.listen(8)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                while True:
+                    c, _ = s.accept()
+                    c.sendall(b"leaked")
+            os._exit(0)
+        print("listening")
+    """
+    probe = """
+        import socket
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            c.connect("\\0grpo-leftover")
+            print("reached", c.recv(6))
+        except OSError as e:
+            print("nothing", e.errno)
+    """
+    for _ in range(4):
+        assert run(sandbox, listen)["stdout"] == "listening\n"
+        r = run(sandbox, probe)
+        assert r["stdout"].startswith("nothing"), r
     assert_contained()
 
 
