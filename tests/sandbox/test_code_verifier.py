@@ -53,6 +53,16 @@ def test_all_or_nothing_scoring(sandbox):
     assert v[0].score == 0.0 and v[0].correct is False
 
 
+def test_fresh_process_per_test_option(sandbox):
+    # A module attribute counts the tests its process ran: 0 for every test only when each has
+    # a process of its own.
+    code = "```python\nimport math\nn = getattr(math, '_n', 0)\nmath._n = n + 1\ninput()\nprint(n)\n```"
+    tests = [{"stdin": "x", "expected_stdout": "0"}] * 3
+    shared = CodeVerifier(client=sandbox).verify_batch([VerifyItem("p", code, {"tests": tests})])
+    fresh = CodeVerifier(client=sandbox, fresh_process_per_test=True).verify_batch([VerifyItem("p", code, {"tests": tests})])
+    assert shared[0].details["tests_passed"] == 1 and fresh[0].score == 1.0
+
+
 def test_humaneval_and_mbpp_records(verifier):
     he = {"tests": {"test": "def check(candidate):\n    assert candidate([1, 2]) == 3\n", "entry_point": "total"}}
     mbpp = {"tests": ["assert total([1, 2]) == 3", "assert total([]) == 0"]}

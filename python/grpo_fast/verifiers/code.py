@@ -52,6 +52,9 @@ class CodeVerifier(Verifier):
     fallback: "none" (a response without a code block scores 0, reason no_answer) or "response"
         (treat the whole response as the program).
     socket, tcp: where the daemon listens (default: the local socket; started on demand).
+    fresh_process_per_test: run every test in a process of its own (slower; by default the tests
+        of one response run one after another in one sandboxed process, each from a fresh
+        `__main__`).
     """
 
     name = "code"
@@ -71,6 +74,7 @@ class CodeVerifier(Verifier):
         tcp: str | None = None,
         client: Client | None = None,
         timeout: float | None = None,
+        fresh_process_per_test: bool = False,
     ):
         if scoring not in ("fraction", "all"):
             raise ConfigError(f"code verifier: scoring must be 'fraction' or 'all', not {scoring!r}")
@@ -89,6 +93,7 @@ class CodeVerifier(Verifier):
         self.float_tolerance = float_tolerance
         self.fallback = fallback
         self.output_chars = output_chars
+        self.fresh_process_per_test = fresh_process_per_test
         self._client = client
         self._socket = socket
         self._tcp = tcp
@@ -117,7 +122,8 @@ class CodeVerifier(Verifier):
             return None, Verdict(None, None, "error", code, {"message": exc.message}), code
         body = tests_request(code, t["tests"], test_code=t["test_code"], entry_point=t["entry_point"],
                              language=self.language, compare=self.compare, float_tolerance=self.float_tolerance,
-                             timeout_ms=self.timeout_ms, memory_mb=self.memory_mb)
+                             timeout_ms=self.timeout_ms, memory_mb=self.memory_mb,
+                             fresh_process_per_test=self.fresh_process_per_test)
         body["kind"] = "run_tests"
         return body, None, code
 
