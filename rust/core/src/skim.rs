@@ -438,15 +438,47 @@ fn short_decimal(text: &[u8]) -> Option<f64> {
 fn find_special(s: &[u8]) -> (Option<usize>, bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        if s.len() >= 32 && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { find_special_avx2(s) };
+        if s.len() >= 48 {
+            // Keys and short values end within 16 bytes: look there inline first, and only
+            // then call the wide scan for the rest.
+            let (hit, high) = sse2_block(s);
+            if hit != 0 {
+                let at = hit.trailing_zeros();
+                return (Some(at as usize), high & ((1u32 << at) - 1) != 0);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                let (pos, rest_high) = unsafe { find_special_avx2(&s[16..]) };
+                return (pos.map(|p| p + 16), high != 0 || rest_high);
+            }
         }
         find_special_sse2(s)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         find_special_swar(s)
+    }
+}
+
+/// The first 16 bytes of `s` (at least 16 long): bit masks of the bytes that need attention
+/// and of the bytes >= 0x80.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn sse2_block(s: &[u8]) -> (u32, u32) {
+    use std::arch::x86_64::*;
+    assert!(s.len() >= 16);
+    // SAFETY: SSE2 is part of the x86_64 baseline; the load reads s[..16] (checked above).
+    unsafe {
+        let v = _mm_loadu_si128(s.as_ptr() as *const __m128i);
+        let ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+        let hit = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+            ),
+            ctrl,
+        );
+        (_mm_movemask_epi8(hit) as u32, _mm_movemask_epi8(v) as u32)
     }
 }
 
