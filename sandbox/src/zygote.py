@@ -342,7 +342,7 @@ def child_main(ctl_r, unit_fds):
         except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
             text = "".join(traceback.format_exception_only(type(exc), exc))
             os.write(unit_fds[0][1], text.encode())
-            os.write(unit_fds[0][2], json.dumps({"rc": 1, "compile_error": text}).encode())
+            os.write(unit_fds[0][2], b'{"rc": 1, "compile_error": true}\nnull')
             os._exit(1)
     rc = 0
     for k, unit in enumerate(units):
@@ -364,9 +364,9 @@ def child_main(ctl_r, unit_fds):
         except BaseException:
             pass
         u = resource.getrusage(resource.RUSAGE_SELF)
-        report = {"rc": rc, "cpu_ms": (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0,
-                  "max_rss_kb": u.ru_maxrss, "value": value}
-        view = memoryview(json.dumps(report).encode())
+        meta = {"rc": rc, "cpu_ms": (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0,
+                "max_rss_kb": u.ru_maxrss}
+        view = memoryview((json.dumps(meta) + "\n" + json.dumps(value)).encode())
         while view:
             view = view[os.write(RES_FD, view):]
         for fd in (0, 1, 2, RES_FD):  # EOF on this unit's pipes tells the harness it ended
@@ -526,14 +526,61 @@ def dispatch(child, units, lim, code):
     send_units(child, 0, len(units), msg.encode())
 
 
-def collect_unit(child, k, unit, lim, t0):
+ARENA = [None]
+RESULT_CAP = 1 << 24
+DISCARD = 1 << 16
+META_CAP = 512
+
+
+def dontfork_buffer(size):
+    """Memory that forked children never get (MADV_DONTFORK): requests arrive in it and program
+    output is collected in it, so no run can find another's data in what it inherited, and
+    forks do not copy its page tables."""
+    buf = mmap.mmap(-1, size)
+    buf.madvise(mmap.MADV_DONTFORK)
+    return buf
+
+
+STALE = []
+
+
+def forget_arena():
+    """A forked child has the arena's Python object but not its memory (MADV_DONTFORK): drop it
+    for a fresh one, and keep the object alive so that freeing it never unmaps what the child
+    maps at that address later."""
+    if ARENA[0] is not None:
+        STALE.append(ARENA[0])
+        ARENA[0] = None
+
+
+os.register_at_fork(after_in_child=forget_arena)
+
+
+def output_arena(cap):
+    """One unit's stdout, stderr and result (each with a byte to spare, to tell "over the cap"
+    from "at it"), then room to read and drop what comes past a cap."""
+    size = 2 * (cap + 1) + RESULT_CAP + 1 + DISCARD
+    if ARENA[0] is None or len(ARENA[0]) < size:
+        if ARENA[0] is not None:
+            ARENA[0].close()
+        ARENA[0] = dontfork_buffer(size)
+    return ARENA[0]
+
+
+def collect_unit(child, k, lim, t0):
     """Captures unit `k` of T until its three pipes reach EOF (T went on to the next unit or
-    exited), T dies, or the unit's deadline passes (T is killed). Returns (result, T alive)."""
+    exited), T dies, or the unit's deadline passes (T is killed). Returns (meta, [stdout,
+    stderr, result] as views into the output arena, T alive); the views are valid until the next
+    collect. T's own report is a short meta line (exit code, CPU, RSS) and the value JSON of a
+    call/eval unit."""
     timeout_s = lim["timeout_ms"] / 1000.0
     cap = lim["max_output_bytes"]
     out_r, err_r, res_r = child.units[k]
-    streams = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
-    caps = {out_r: cap, err_r: cap, res_r: 1 << 24}
+    arena = output_arena(cap)
+    mv = memoryview(arena)
+    region = {out_r: (0, cap + 1), err_r: (cap + 1, cap + 1), res_r: (2 * cap + 2, RESULT_CAP + 1)}
+    filled = {out_r: 0, err_r: 0, res_r: 0}
+    discard = mv[len(arena) - DISCARD:]
     poller = select.poll()
     for fd in (out_r, err_r, res_r, child.pidfd):
         poller.register(fd, select.POLLIN)
@@ -564,59 +611,71 @@ def collect_unit(child, k, unit, lim, t0):
                 if not CFG["isolated"]:
                     kill_child(child.pid)  # without namespaces: its process group
                 continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
+            start, size = region[fd]
+            got = filled[fd]
+            n = os.readv(fd, [mv[start + got:start + size] if got < size else discard])
+            if not n:
                 live.discard(fd)
                 poller.unregister(fd)
                 continue
-            buf = streams[fd]
-            room = caps[fd] + 1 - len(buf)
-            if room > 0:
-                buf += chunk[:room]
-            if len(buf) > caps[fd] and not over:
+            if got < size:
+                filled[fd] = got + n
+            if filled[fd] == size and not over:  # one byte past the cap
                 over = True
                 kill_child(child.pid)
     wall_ms = (now() - t0) * 1000.0
     for fd in (out_r, err_r, res_r):
         os.close(fd)
     child.units[k] = [-1, -1, -1]
-    try:
-        report = json.loads(bytes(streams[res_r])) if not (timed_out or over) else None
-        rc = report["rc"] if isinstance(report, dict) and type(report.get("rc")) is int else None
-    except ValueError:
-        report, rc = None, None
-    out, err = streams[out_r], streams[err_r]
-    result = {
+    rstart = region[res_r][0]
+    rlen = min(filled[res_r], RESULT_CAP)
+    cut = arena.find(b"\n", rstart, rstart + min(rlen, META_CAP))
+    report = rc = None
+    if cut >= 0 and not (timed_out or over):
+        try:
+            report = json.loads(arena[rstart:cut])
+            rc = report["rc"] if isinstance(report, dict) and type(report.get("rc")) is int else None
+        except ValueError:
+            pass
+    out_len, err_len = min(filled[out_r], cap), min(filled[err_r], cap)
+    meta = {
         "exit_code": rc, "signal": None, "wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0,
-        "stdout": base64.b64encode(bytes(out[:cap])).decode(),
-        "stderr": base64.b64encode(bytes(err[:cap])).decode(),
-        "truncated": len(out) > cap or len(err) > cap,
-        "timed_out": timed_out,
-        "output_limit": over,
+        "truncated": filled[out_r] > cap or filled[err_r] > cap,
+        "timed_out": timed_out, "output_limit": over,
     }
-    # A unit that reported is complete even when T has exited since (it may have run ahead to
-    # its next unit and ended there: the next collect finds that in the next unit's pipes).
-    alive = rc is not None
+    alive = rc is not None  # complete even if T has since exited (it may have run ahead)
     if rc is not None:
-        if type(report.get("compile_error")) is str:
-            result["compile_error"] = report["compile_error"]
+        if report.get("compile_error") is True:
+            meta["compile_error"] = True
         for key in ("cpu_ms", "max_rss_kb"):
             if type(report.get(key)) in (int, float):
-                result[key] = round(report[key], 3)
+                meta[key] = round(report[key], 3)
     if not alive or k + 1 == child.started:
         # The unit ended with T (a crash, a kill, os._exit, or the last unit): T's own exit
         # status is the unit's when no report came back.
         status, ru = child.close()
         if rc is None:
-            result["exit_code"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            result["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-            result["cpu_ms"] = round((ru.ru_utime + ru.ru_stime) * 1000.0, 3)
-            result["max_rss_kb"] = ru.ru_maxrss
+            meta["exit_code"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            meta["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            meta["cpu_ms"] = round((ru.ru_utime + ru.ru_stime) * 1000.0, 3)
+            meta["max_rss_kb"] = ru.ru_maxrss
         alive = False
-    if unit["mode"] != "program":  # call/eval units (or "any": the daemon knows which)
-        value = report.get("value") if rc is not None else None
-        result["result"] = json.dumps(value) if value is not None else ""
-    return result, alive
+    value = mv[cut + 1:rstart + rlen] if rc is not None else mv[rstart:rstart]
+    return meta, [mv[0:out_len], mv[cap + 1:cap + 1 + err_len], value], alive
+
+
+def send_unit(meta, views):
+    """An 'o' frame: u32 length of the meta JSON, the meta JSON (with the three lengths), then
+    stdout, stderr and the result value as raw bytes, written straight from the output arena."""
+    meta["lengths"] = [len(v) for v in views]
+    m = json.dumps(meta).encode()
+    parts = [struct.pack("<IBI", 4 + len(m) + sum(meta["lengths"]), ord("o"), len(m)) + m, *views]
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(CTL, view):]
+    for v in views:
+        v.release()
 
 
 def kill_child(pid):
@@ -649,24 +708,25 @@ def harness_main(data):
     spare, SPARE[0] = SPARE[0], None
     CODE_OBJ = compiled
     per = units_per_process(req)
-    results = []
-    while len(results) < len(units):
+    done = 0
+    while done < len(units):
         child = spare if spare is not None and len(spare.units) >= 1 else spawn_child()
         spare = None
-        batch = units[len(results):len(results) + min(per, len(child.units))]
+        batch = units[done:done + min(per, len(child.units))]
         t0 = time.monotonic()
         dispatch(child, batch, lim, code)
-        if len(results) + len(batch) < len(units):
+        if done + len(batch) < len(units):
             spare = spawn_child()  # forks while this batch runs on the other core
-        for k, unit in enumerate(batch):
-            result, alive = collect_unit(child, k, unit, lim, t0)
-            results.append(result)
+        for k in range(len(batch)):
+            meta, views, alive = collect_unit(child, k, lim, t0)
+            send_unit(meta, views)
+            done += 1
             t0 = time.monotonic()
             if not alive:
                 break
         if child.units:  # T died early: its unused pipes
             child.close(kill=True)
-    reply = {"units": results}
+    reply = {}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])
     send_frame(ord("r"), reply)
@@ -813,48 +873,38 @@ def serve_units(kind, view, budget_ms, spares):
     body = None
     spares[key] = fork_child(key, setup=True)  # forks while this run executes on the other core
     lim = {"timeout_ms": timeout_ms, "max_output_bytes": cap}
-    unit = {"mode": "program" if kind == ord("Q") else "any"}
-    results = []
+    done, compile_error = 0, False
     while True:
         for k in range(count):
-            result, alive = collect_unit(child, k, unit, lim, t0)
-            results.append(result)
+            meta, views, alive = collect_unit(child, k, lim, t0)
+            compile_error = compile_error or (done == 0 and meta.get("compile_error", False))
+            send_unit(meta, views)
+            done += 1
             t0 = time.monotonic()
-            if not alive or "compile_error" in result:
+            if not alive or compile_error:
                 break
         if child.units:  # T ended early: its unused pipes
             child.close(kill=True)
-        if len(results) >= n_units or "compile_error" in results[0]:
+        if done >= n_units or compile_error:
             break
-        count = min(n_units - len(results), per, units_per_process())
+        count = min(n_units - done, per, units_per_process())
         child = fork_child(count, setup=True)
-        data = bytearray(os.fstat(keep).st_size)
+        data = dontfork_buffer(os.fstat(keep).st_size)
         os.preadv(keep, [data], 0)
-        send_units(child, len(results), count, data)
-        data[:] = bytes(len(data))
+        send_units(child, done, count, data)
+        data.close()
         t0 = time.monotonic()
     if keep is not None:
         os.close(keep)
-    if kind == ord("U") and "compile_error" in results[0]:
-        send_frame(ord("r"), {"compile_error": results[0]["compile_error"]})
-    else:
-        send_frame(ord("r"), {"units": results})
+    # A compile error is the request's answer (U); a plain run (Q) shows it as its stderr.
+    send_frame(ord("r"), {"compile_error": True} if compile_error and kind == ord("U") else {})
     send_frame(ord("d"), {"status": 0, "killed": False})
-
-
-def request_buffer(size):
-    """Requests arrive in memory that forked children never get (MADV_DONTFORK), so no run can
-    find another's request in what it inherited (it is zeroed after use as well), and forks do
-    not copy its page tables."""
-    buf = mmap.mmap(-1, size)
-    buf.madvise(mmap.MADV_DONTFORK)
-    return buf
 
 
 def serve():
     load_hello()
     send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
-    buf = request_buffer(1 << 20)
+    buf = dontfork_buffer(1 << 20)
     hdr = bytearray(HDR.size)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
     spare = prefork(own_pidns)
@@ -870,7 +920,7 @@ def serve():
         n, kind, budget_ms = HDR.unpack(hdr)
         if n > len(buf):
             buf.close()
-            buf = request_buffer(n)
+            buf = dontfork_buffer(n)
         view = memoryview(buf)[:n]
         recv_exact(view)
         if kind in (ord("Q"), ord("U")):

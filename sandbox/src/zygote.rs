@@ -3,6 +3,7 @@
 
 use crate::isolation::{kill_slot, spawn_slot, SlotProcess, SlotSpec};
 use crate::log;
+use base64::Engine;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -137,32 +138,107 @@ impl Slot {
             .map_err(|e| SlotError::NotDelivered(e.message()))?;
         self.runs += 1;
         let deadline = std::time::Instant::now() + Duration::from_millis(budget + GRACE_MS);
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let (k, body) = self.read_frame(left)?;
-        match k {
-            b'r' => {
-                let r: Value = serde_json::from_slice(&body)
-                    .map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
-                self.pending_done = Some(deadline);
-                Ok(Reply {
-                    report: Some(r),
-                    killed: false,
-                })
+        // Units stream in as 'o' frames (raw output), then the report 'r' (or 'd' alone when
+        // the harness died before reporting).
+        let mut units = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (k, body) = self.read_frame(left)?;
+            match k {
+                b'o' => units.push(unit_from_frame(&body)?),
+                b'r' => {
+                    let mut r: Value = serde_json::from_slice(&body)
+                        .map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
+                    attach_units(&mut r, units);
+                    self.pending_done = Some(deadline);
+                    return Ok(Reply {
+                        report: Some(r),
+                        killed: false,
+                    });
+                }
+                b'd' => {
+                    let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let killed = done.get("killed").and_then(Value::as_bool).unwrap_or(false);
+                    return Ok(Reply {
+                        report: None,
+                        killed,
+                    });
+                }
+                other => return Err(SlotError::Broken(format!("unexpected frame {other}"))),
             }
-            b'd' => {
-                let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let killed = done.get("killed").and_then(Value::as_bool).unwrap_or(false);
-                Ok(Reply {
-                    report: None,
-                    killed,
-                })
-            }
-            other => Err(SlotError::Broken(format!("unexpected frame {other}"))),
         }
     }
 
     pub fn kill(&self) {
         kill_slot(&self.proc_);
+    }
+}
+
+/// One unit's 'o' frame: u32 length of a meta JSON object, the object (with `lengths` of the
+/// three raw parts), then stdout, stderr and the result value as raw bytes. Returns the unit in
+/// the shape the engine reads (stdout/stderr base64, result as text).
+fn unit_from_frame(body: &[u8]) -> Result<Value, SlotError> {
+    let bad = |what: &str| SlotError::Broken(format!("bad unit frame: {what}"));
+    let m = u32::from_le_bytes(
+        body.get(..4)
+            .ok_or_else(|| bad("short"))?
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let meta_end = 4usize
+        .checked_add(m)
+        .filter(|&e| e <= body.len())
+        .ok_or_else(|| bad("meta length"))?;
+    let mut meta: Value =
+        serde_json::from_slice(&body[4..meta_end]).map_err(|e| bad(&e.to_string()))?;
+    let lengths: Vec<usize> = meta
+        .get("lengths")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|n| n as usize)
+                .collect()
+        })
+        .unwrap_or_default();
+    if lengths.len() != 3 || meta_end + lengths.iter().sum::<usize>() != body.len() {
+        return Err(bad("lengths"));
+    }
+    let (out, rest) = body[meta_end..].split_at(lengths[0]);
+    let (err, result) = rest.split_at(lengths[1]);
+    let b64 = |b: &[u8]| Value::from(base64::engine::general_purpose::STANDARD.encode(b));
+    let obj = meta
+        .as_object_mut()
+        .ok_or_else(|| bad("meta is not an object"))?;
+    obj.remove("lengths");
+    obj.insert("stdout".into(), b64(out));
+    obj.insert("stderr".into(), b64(err));
+    let result = if result == b"null" { &b""[..] } else { result };
+    obj.insert(
+        "result".into(),
+        Value::from(String::from_utf8_lossy(result).into_owned()),
+    );
+    Ok(meta)
+}
+
+/// Puts the streamed units into the report; a `"compile_error": true` report takes its text
+/// from the first unit's stderr.
+fn attach_units(report: &mut Value, units: Vec<Value>) {
+    let Some(obj) = report.as_object_mut() else {
+        return;
+    };
+    if obj.get("compile_error") == Some(&Value::Bool(true)) {
+        let text = units
+            .first()
+            .and_then(|u| u.get("stderr"))
+            .and_then(Value::as_str)
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        obj.insert("compile_error".into(), Value::from(text));
+    }
+    if !units.is_empty() && !obj.contains_key("units") {
+        obj.insert("units".into(), Value::Array(units));
     }
 }
 

@@ -684,3 +684,37 @@ def test_forged_result_record_with_wrong_value_fails(sandbox, assert_contained):
     assert r["passed"] == 0, r
     assert_contained()
 
+
+
+def test_a_later_run_cannot_find_an_earlier_runs_output_in_its_memory(sandbox, assert_contained):
+    # The zygote collects output in memory that children never inherit (MADV_DONTFORK) and sends
+    # it on from there: a program scanning everything it inherited finds no trace of the
+    # output (or the stdin) of the runs before it on its slot.
+    token = "qz7Kx2Vb9TnW4mYe"
+    leave = f"import sys\nsys.stdout.write({token!r} * 4000)\nsys.stderr.write({token!r} * 4000)\n"
+    scan = f"""
+        import re
+        pattern = re.compile(b"(?:" + {token[::-1]!r}[::-1].encode() + b"){{40}}")
+        found = 0
+        with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
+            for line in maps:
+                addr, perms = line.split()[:2]
+                if "rw" not in perms:
+                    continue
+                lo, hi = (int(x, 16) for x in addr.split("-"))
+                try:
+                    mem.seek(lo)
+                    found += bool(pattern.search(mem.read(hi - lo)))
+                except (OSError, OverflowError, ValueError):
+                    pass
+        print("found", found)
+    """
+    for _ in range(3):
+        r = run(sandbox, leave, stdin=token * 4000)
+        assert r["status"] == "ok" and len(r["stdout"]) == 64000, r["status"]
+        r = run(sandbox, scan, timeout_ms=10000)
+        assert r["status"] == "ok" and r["stdout"] == "found 0\n", r
+        r = sandbox.run_tests(leave, [{"stdin": token, "expected_stdout": ""}] * 3)
+        r = run(sandbox, scan, timeout_ms=10000)
+        assert r["stdout"] == "found 0\n", r
+    assert_contained()
