@@ -70,13 +70,21 @@ def check(ret, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def write_all(fd, parts):
+    """Writes the parts in order, as few syscalls as the pipe allows (writev)."""
+    views = [memoryview(p) for p in parts if len(p)]
+    while views:
+        n = os.writev(fd, views)
+        while n:
+            if n >= len(views[0]):
+                n -= len(views.pop(0))
+            else:
+                views[0], n = views[0][n:], 0
+
+
 def send_frame(kind, payload):
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    msg = struct.pack("<IB", len(data), kind) + data
-    view = memoryview(msg)
-    while view:
-        n = os.write(CTL, view)
-        view = view[n:]
+    write_all(CTL, [struct.pack("<IB", len(data), kind), data])
 
 
 def recv_exact(view):
@@ -511,10 +519,7 @@ def units_per_process(req=None):
 def send_units(child, start, count, body):
     """Hands T its units `start .. start + count` of a request (`body`: the request's JSON)."""
     try:
-        for part in (UNITS.pack(start, count), body):
-            view = memoryview(part)
-            while view:
-                view = view[os.write(child.ctl_w, view):]
+        write_all(child.ctl_w, [UNITS.pack(start, count), body])
     except OSError:
         pass  # the child died in setup; its stderr says why
     os.close(child.ctl_w)
@@ -669,11 +674,7 @@ def send_unit(meta, views):
     stdout, stderr and the result value as raw bytes, written straight from the output arena."""
     meta["lengths"] = [len(v) for v in views]
     m = json.dumps(meta).encode()
-    parts = [struct.pack("<IBI", 4 + len(m) + sum(meta["lengths"]), ord("o"), len(m)) + m, *views]
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            view = view[os.write(CTL, view):]
+    write_all(CTL, [struct.pack("<IBI", 4 + len(m) + sum(meta["lengths"]), ord("o"), len(m)) + m, *views])
     for v in views:
         v.release()
 
