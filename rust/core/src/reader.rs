@@ -4,8 +4,10 @@
 //! to parse; results are consumed in file order while later chunks are still being parsed (and
 //! while the caller works on a batch), so memory is bounded by a few chunks and one batch,
 //! never by the file size. Chunks are numbered only as they are consumed: a chunk's lines count
-//! from 1 while it is parsed, and consuming adds the lines of the chunks before it. Flat (one completion per line) records are grouped by key;
-//! their groups are held until the end of the input, since a key may reappear anywhere.
+//! from 1 while it is parsed, and consuming adds the lines of the chunks before it.
+//!
+//! Flat (one completion per line) records are grouped by key; their groups are held until the
+//! end of the input, since a key may reappear anywhere.
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
