@@ -1,6 +1,11 @@
-from importlib.metadata import PackageNotFoundError, version
-
+# The extension is built from the same Cargo workspace version that maturin gives the package, and
+# importing it is free here (the data path needs it anyway), unlike importlib.metadata (~17 ms).
 try:
-    __version__ = version("grpo-fast")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
+    from grpo_fast._native import __version__
+except ImportError:  # a source tree without a built extension
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        __version__ = version("grpo-fast")
+    except PackageNotFoundError:
+        __version__ = "0.0.0+unknown"

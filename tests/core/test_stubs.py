@@ -23,3 +23,11 @@ def test_every_export_has_a_stub_and_every_stub_exists():
     helper_types = {n for n in stubbed if n.endswith("Dict")}
     assert exported - stubbed == set(), "exported but not in _native.pyi"
     assert stubbed - helper_types - exported == set(), "stubbed but not exported"
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    import grpo_fast
+
+    assert grpo_fast.__version__ == version("grpo-fast")
