@@ -668,9 +668,15 @@ def collect_unit(child, k, lim, t0):
         for key in ("cpu_ms", "max_rss_kb"):
             if type(report.get(key)) in (int, float):
                 meta[key] = round(report[key], 3)
-    if not alive or k + 1 == child.started:
-        # The unit ended with T (a crash, a kill, os._exit, or the last unit): T's own exit
-        # status is the unit's when no report came back.
+    if rc is not None and k + 1 == child.started:
+        # The last unit reported: T is exiting by itself. Reaping it waits for its memory to be
+        # torn down, so that happens after the answer has gone out (see `reap_later`).
+        REAP_LATER.append(child)
+        child.units = []  # every unit's pipes are closed already (collected in order)
+        alive = False
+    elif not alive or k + 1 == child.started:
+        # The unit ended with T (a crash, a kill, os._exit): T's own exit status is the unit's
+        # when no report came back.
         status, ru = child.close()
         if rc is None:
             meta["exit_code"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -680,6 +686,15 @@ def collect_unit(child, k, lim, t0):
         alive = False
     value = mv[cut + 1:rstart + rlen] if rc is not None else mv[rstart:rstart]
     return meta, [mv[0:out_len], mv[cap + 1:cap + 1 + err_len], value], alive
+
+
+REAP_LATER = []
+
+
+def reap_later():
+    """Reaps the children whose last unit already reported (after the answer went out)."""
+    while REAP_LATER:
+        REAP_LATER.pop().close(kill=True)
 
 
 def send_unit(meta, views):
@@ -740,6 +755,7 @@ def harness_main(data):
                 break
         if child.units:  # T died early: its unused pipes
             child.close(kill=True)
+    reap_later()
     reply = {}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])
@@ -912,6 +928,7 @@ def serve_units(kind, view, budget_ms, spares):
         os.close(keep)
     # A compile error is the request's answer (U); a plain run (Q) shows it as its stderr.
     send_frame(ord("r"), {"compile_error": True} if compile_error and kind == ord("U") else {})
+    reap_later()
     send_frame(ord("d"), {"status": 0, "killed": False})
 
 
