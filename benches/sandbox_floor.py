@@ -16,7 +16,9 @@ import sys
 import time
 
 
-def run_one(code_obj, stdin: bytes) -> bytes:
+def run_one(code_obj, stdin: bytes, in_child=None) -> bytes:
+    """Forks, runs the code object in the child with `stdin` piped in, returns its stdout;
+    `in_child()` runs in the child before the program (sandbox_isolated_floor.py isolates there)."""
     r_in, w_in = os.pipe()
     r_out, w_out = os.pipe()
     pid = os.fork()
@@ -26,6 +28,8 @@ def run_one(code_obj, stdin: bytes) -> bytes:
             os.dup2(w_out, 1)
             for fd in (r_in, w_in, r_out, w_out):
                 os.close(fd)
+            if in_child is not None:
+                in_child()
             sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
             sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False))
             exec(code_obj, {"__name__": "__main__"})

@@ -11,10 +11,12 @@ prints wall time and CPU (this process and its children) per run for each mode.
 from __future__ import annotations
 
 import ctypes
-import io
 import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` leaves it out
+from sandbox_floor import run_one
 
 NEWNS, NEWUTS, NEWIPC, NEWPID, NEWNET = 0x20000, 0x04000000, 0x08000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 0x40000
@@ -31,37 +33,27 @@ def check(ret: int, what: str) -> None:
         raise OSError(ctypes.get_errno(), what)
 
 
+def isolate(mode: str):
+    """The per-run steps grpo-sandboxd takes in a fresh child (privileges: an unprivileged uid)."""
+    if mode == "bare":
+        return None
+
+    def steps() -> None:
+        check(libc.unshare(NEWNS | NEWIPC | NEWUTS | (NEWNET if mode == "isolated+netns" else 0)), "unshare")
+        check(libc.mount(b"tmpfs", b"/mnt", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m"), "tmpfs")
+        check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "proc")
+        os.setgroups([])
+        os.setresgid(65534, 65534, 65534)
+        os.setresuid(65534, 65534, 65534)
+
+    return steps
+
+
 def run_once(code, mode: str, own_pidns: int) -> None:
     if mode != "bare":  # the child becomes pid 1 of a fresh PID namespace
         check(libc.setns(own_pidns, NEWPID), "setns")
         check(libc.unshare(NEWPID), "unshare(pid)")
-    r_in, w_in = os.pipe()
-    r_out, w_out = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.dup2(r_in, 0)
-            os.dup2(w_out, 1)
-            if mode != "bare":
-                check(libc.unshare(NEWNS | NEWIPC | NEWUTS | (NEWNET if mode == "isolated+netns" else 0)), "unshare")
-                check(libc.mount(b"tmpfs", b"/mnt", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m"), "tmpfs")
-                check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "proc")
-                os.setgroups([])
-                os.setresgid(65534, 65534, 65534)
-                os.setresuid(65534, 65534, 65534)
-            sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False))
-            exec(code, {"__name__": "__main__"})
-            sys.stdout.flush()
-        finally:
-            os._exit(0)
-    os.close(r_in)
-    os.close(w_out)
-    os.write(w_in, b"hello\n")
-    os.close(w_in)
-    out = os.read(r_out, 100)
-    os.close(r_out)
-    os.waitpid(pid, 0)
+    out = run_one(code, b"hello\n", isolate(mode))
     assert out == b"olleh\n", out
 
 
