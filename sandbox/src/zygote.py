@@ -522,10 +522,10 @@ def spawn_child():
     return fork_child(units_per_process(), setup=False)
 
 
-def units_per_process(req=None):
-    """Units one T runs in a row (1 = a fresh process per test), bounded by the open-files limit
-    since T holds three pipe ends per unit."""
-    k = int((req or {}).get("units_per_process") or CFG.get("units_per_process", 16))
+def units_per_process(asked=0):
+    """Units one T runs in a row (`asked`, else the configured number; 1 = a fresh process per
+    test), bounded by the open-files limit since T holds three pipe ends per unit."""
+    k = asked or CFG.get("units_per_process", 16)
     return max(1, min(k, (CFG.get("max_open_files", 256) - 32) // 3))
 
 
@@ -736,7 +736,7 @@ def harness_main(data):
         return
     spare, SPARE[0] = SPARE[0], None
     CODE_OBJ = compiled
-    per = units_per_process(req)
+    per = units_per_process()
     done = 0
     while done < len(units):
         child = spare if spare is not None and len(spare.units) >= 1 else spawn_child()
@@ -887,9 +887,9 @@ def serve_units(kind, view, budget_ms, spares):
         n_units, timeout_ms, cap, per = 1, budget_ms, CFG["max_output_bytes"], 1
         body = view
     else:
-        n_units, timeout_ms, cap, per = TESTS_HDR.unpack_from(view)
+        n_units, timeout_ms, cap, asked = TESTS_HDR.unpack_from(view)
         body = view[TESTS_HDR.size:]
-        per = units_per_process({"units_per_process": per})
+        per = units_per_process(asked)
     key = 1 if kind == ord("Q") else units_per_process()
     child, t0 = spares[key], time.monotonic()
     count = min(n_units, per, len(child.units))
@@ -899,8 +899,8 @@ def serve_units(kind, view, budget_ms, spares):
         os.write(keep, body)
     send_units(child, 0, count, body)
     view[:] = bytes(len(view))  # no later run may find this request in memory inherited from us
+    body = None  # a slice of `view`: released with it
     view.release()
-    body = None
     spares[key] = fork_child(key, setup=True)  # forks while this run executes on the other core
     lim = {"timeout_ms": timeout_ms, "max_output_bytes": cap}
     done, compile_error = 0, False
@@ -917,7 +917,7 @@ def serve_units(kind, view, budget_ms, spares):
             child.close(kill=True)
         if done >= n_units or compile_error:
             break
-        count = min(n_units - done, per, units_per_process())
+        count = min(n_units - done, per)
         child = fork_child(count, setup=True)
         data = dontfork_buffer(os.fstat(keep).st_size)
         os.preadv(keep, [data], 0)
@@ -940,9 +940,7 @@ def serve():
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
     spare = prefork(own_pidns)
     PIDNS[0] = own_pidns
-    spares = {1: fork_child(1, setup=True)}
-    if units_per_process() > 1:
-        spares[units_per_process()] = fork_child(units_per_process(), setup=True)
+    spares = {k: fork_child(k, setup=True) for k in {1, units_per_process()}}
     while True:
         try:
             recv_exact(memoryview(hdr))
