@@ -1,14 +1,15 @@
 # grpo-sandboxd zygote: a pre-imported Python interpreter inside one slot's namespaces.
 #
 # The daemon starts one zygote per slot (pid 1 of the slot's PID namespace, fd 3 = control socket).
-# A plain run is served by a child T that the zygote forked ahead of time: T is pid 1 of a fresh
-# PID namespace, builds fresh mount/net/IPC/UTS namespaces, tmpfs and procfs, drops to an
-# unprivileged uid in a fresh user namespace, takes the seccomp filter, and waits for its request;
-# the zygote passes the raw request bytes through and captures T's output. Test runs (and runs with
-# files) go to a trusted harness G, forked ahead of time with the run's namespaces, which compiles
-# the program once and forks one such child per test. Untrusted code never runs in the zygote or
-# in G, and expected outputs never enter the sandbox: only raw outputs and values come back, and
-# the daemon judges them.
+# Plain runs and tests requests are served by a child T that the zygote forked ahead of time: T is
+# pid 1 of a fresh PID namespace, builds fresh mount/IPC/UTS namespaces (network too, if so
+# configured), tmpfs and procfs, drops to an unprivileged uid in a fresh user namespace, takes the
+# seccomp filter, and waits for its request; the zygote passes the raw request bytes through, and
+# T compiles the program once and runs its units (tests) one after another, each writing to pipes
+# of its own that the zygote captures. Runs with files go through a trusted harness G, forked
+# ahead with the run's namespaces, which writes the files and hands the program to a T of its
+# own. Untrusted code never runs in the zygote or in G, and expected outputs never enter the
+# sandbox: only raw outputs and values come back, and the daemon judges them.
 import ast
 import base64
 import builtins
@@ -284,7 +285,6 @@ def exec_program(code_obj, mod):
         return 1
 
 
-CODE_OBJ = None  # set in G once the program compiled; children forked later inherit it
 RECURSION_LIMIT = sys.getrecursionlimit()
 
 
@@ -355,16 +355,15 @@ def child_main(ctl_r, unit_fds):
     units, lim = msg["units"][start:start + count], msg["limits"]
     enter_unit(lim, len(units))
     null = os.open("/dev/null", os.O_RDWR)
-    code_obj, code = CODE_OBJ, msg.get("code")
+    code = msg["code"]
     del msg
-    if code_obj is None:
-        try:
-            code_obj = compile(code, "main.py", "exec", dont_inherit=True)
-        except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-            os.write(unit_fds[0][1], text.encode())
-            os.write(unit_fds[0][2], b'{"rc": 1, "compile_error": true}\nnull')
-            os._exit(1)
+    try:
+        code_obj = compile(code, "main.py", "exec", dont_inherit=True)
+    except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
+        text = "".join(traceback.format_exception_only(type(exc), exc))
+        os.write(unit_fds[0][1], text.encode())
+        os.write(unit_fds[0][2], b'{"rc": 1, "compile_error": true}\nnull')
+        os._exit(1)
     rc = 0
     for k, unit in enumerate(units):
         out_w, err_w, res_w = unit_fds[k]
@@ -460,7 +459,6 @@ class Child:
 
     def __init__(self, pid, ctl_w, units):
         self.pid, self.ctl_w, self.units = pid, ctl_w, units
-        self.inherited = CODE_OBJ is not None  # forked after compiling: has the code object
         self.pidfd = os.pidfd_open(pid)
         self.started = 0  # units sent so far
 
@@ -518,10 +516,6 @@ def fork_child(n_units, setup):
     return Child(pid, ctl_w, mine)
 
 
-def spawn_child():
-    return fork_child(units_per_process(), setup=False)
-
-
 def units_per_process(asked=0):
     """Units one T runs in a row (`asked`, else the configured number; 1 = a fresh process per
     test), bounded by the open-files limit since T holds three pipe ends per unit."""
@@ -540,7 +534,7 @@ def send_units(child, start, count, body):
 
 
 def dispatch(child, units, lim, code):
-    msg = json.dumps({"units": units, "limits": lim, "code": None if child.inherited else code})
+    msg = json.dumps({"units": units, "limits": lim, "code": code})
     send_units(child, 0, len(units), msg.encode())
 
 
@@ -721,40 +715,17 @@ SPARE = [None]
 
 
 def harness_main(data):
-    global CODE_OBJ
+    """G: a run with files. Writes them into the run's /tmp, hands the program to the T forked
+    ahead (which compiles and runs it like any other), then sends its unit and the files asked
+    for."""
     req = json.loads(data)
     del data
     write_request_files(req.get("files"))
     lim = req["limits"]
-    units = req["units"]
-    code = req["code"]
-    try:
-        compiled = compile(code, "main.py", "exec", dont_inherit=True)
-    except BaseException as exc:
-        err = "".join(traceback.format_exception_only(type(exc), exc))
-        send_frame(ord("r"), {"compile_error": err})
-        return
-    spare, SPARE[0] = SPARE[0], None
-    CODE_OBJ = compiled
-    per = units_per_process()
-    done = 0
-    while done < len(units):
-        child = spare if spare is not None and len(spare.units) >= 1 else spawn_child()
-        spare = None
-        batch = units[done:done + min(per, len(child.units))]
-        t0 = time.monotonic()
-        dispatch(child, batch, lim, code)
-        if done + len(batch) < len(units):
-            spare = spawn_child()  # forks while this batch runs on the other core
-        for k in range(len(batch)):
-            meta, views, alive = collect_unit(child, k, lim, t0)
-            send_unit(meta, views)
-            done += 1
-            t0 = time.monotonic()
-            if not alive:
-                break
-        if child.units:  # T died early: its unused pipes
-            child.close(kill=True)
+    child, SPARE[0] = SPARE[0], None
+    dispatch(child, req["units"], lim, req["code"])
+    meta, views, _ = collect_unit(child, 0, lim, time.monotonic())
+    send_unit(meta, views)
     reap_later()
     reply = {}
     if req.get("fetch_files"):
@@ -859,7 +830,7 @@ def prefork(own_pidns):
             setup_run()
             if CFG["isolated"]:
                 PIDNS[0] = os.open("/proc/self/ns/pid", os.O_RDONLY)
-            SPARE[0] = spawn_child()
+            SPARE[0] = fork_child(1, setup=False)  # the run's namespaces are G's
             data = read_request(r)
             if not data:
                 os._exit(0)
