@@ -58,9 +58,11 @@ def real_python() -> str:
 
 # ---- methods: each returns a callable(job) -> bool (True when the output was right) ---------------
 
-def subprocess_method(python: str):
+def spawn_per_run(argv: list[str], timeout: float):
+    """A method that starts `argv + [code]` per run, and per test for the tests workload."""
+
     def run_one(code: str, stdin: str) -> str:
-        return subprocess.run([python, "-c", code], input=stdin, capture_output=True, text=True, timeout=30).stdout
+        return subprocess.run([*argv, code], input=stdin, capture_output=True, text=True, timeout=timeout).stdout
 
     def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
         if kind == "tests":
@@ -69,6 +71,10 @@ def subprocess_method(python: str):
         return expected is None or out == expected
 
     return job
+
+
+def subprocess_method(python: str):
+    return spawn_per_run([python, "-c"], timeout=30)
 
 
 def find_nsjail() -> str | None:
@@ -97,18 +103,7 @@ def nsjail_method(exe: str, python: str):
             "--seccomp_string", "ERRNO(1) { ptrace, process_vm_readv, process_vm_writev, mount, umount, unshare, "
             "setns, bpf, keyctl, perf_event_open, userfaultfd } DEFAULT ALLOW",
             "-R", "/usr", "-R", "/lib", "-R", "/lib64", "-R", "/bin", "-T", "/tmp", "--"]
-
-    def run_one(code: str, stdin: str) -> str:
-        return subprocess.run([*base, python, "-I", "-S", "-c", code], input=stdin, capture_output=True, text=True,
-                              timeout=60).stdout
-
-    def job(kind: str, code: str, stdin: str, expected: str | None) -> bool:
-        if kind == "tests":
-            return all(run_one(code, t["stdin"]).strip() == t["expected_stdout"].strip() for t in TESTS)
-        out = run_one(code, stdin)
-        return expected is None or out == expected
-
-    return job
+    return spawn_per_run([*base, python, "-I", "-S", "-c"], timeout=60)
 
 
 def sandboxd_method(client: Client, fresh_process_per_test: bool = False):
