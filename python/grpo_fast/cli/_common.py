@@ -118,3 +118,19 @@ def pct(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     return f"{100 * x:.1f}%"
+
+
+def load_sampling_model(model: str, seed: int) -> tuple[Any, Any]:
+    """(tokenizer, model) for the generate and eval commands: seeded, left-padded, on the GPU when
+    there is one; tiny CPU models run on one thread (per-op overhead dominates them, see
+    docs/training.md)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(model, padding_side="left")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = AutoModelForCausalLM.from_pretrained(model).to(device)
+    if sum(p.numel() for p in lm.parameters()) < 50_000_000 and device == "cpu":
+        torch.set_num_threads(1)
+    return tok, lm

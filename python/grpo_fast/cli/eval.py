@@ -36,11 +36,10 @@ def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None
       grpo-fast eval --model runs/demo/checkpoint-150 --toy next_digit
       grpo-fast eval --model ./ckpt --data test.jsonl --verifier math -n 8 --temperature 0.7 --json
     """
-    import torch
     from rich.console import Console
     from rich.table import Table
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from grpo_fast.cli._common import load_sampling_model
     from grpo_fast.errors import GrpoError
     from grpo_fast.sampler.transformers_backend import TransformersSampler
     from grpo_fast.trainer.loop import greedy_generate
@@ -65,12 +64,7 @@ def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None
         if limit is not None:
             records = records[:limit]
         ver = resolve_verifier(verifier or "math")
-        torch.manual_seed(seed)
-        tok = AutoTokenizer.from_pretrained(model, padding_side="left")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        lm = AutoModelForCausalLM.from_pretrained(model).to(device)
-        if sum(p.numel() for p in lm.parameters()) < 50_000_000 and device == "cpu":
-            torch.set_num_threads(1)
+        tok, lm = load_sampling_model(model, seed)
         sampler = TransformersSampler(lm, tok, max_new_tokens=max_new_tokens, temperature=temperature,
                                       use_chat_template=chat_template)
         scored = []

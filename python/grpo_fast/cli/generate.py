@@ -35,12 +35,11 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
       grpo-fast generate --model runs/demo/checkpoint-150 --toy next_digit -n 4 -o groups.jsonl
       grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 -o groups.jsonl
     """
-    import torch
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from grpo_fast.cli._common import load_sampling_model
     from grpo_fast.data import RecordWriter
     from grpo_fast.errors import GrpoError
     from grpo_fast.sampler.transformers_backend import TransformersSampler
@@ -58,12 +57,7 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
             raise click.UsageError("give --data or --toy")
         if limit is not None:
             records = records[:limit]
-        torch.manual_seed(seed)
-        tok = AutoTokenizer.from_pretrained(model, padding_side="left")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        lm = AutoModelForCausalLM.from_pretrained(model).to(device)
-        if sum(p.numel() for p in lm.parameters()) < 50_000_000 and device == "cpu":
-            torch.set_num_threads(1)  # per-op overhead dominates tiny models; see docs/training.md
+        tok, lm = load_sampling_model(model, seed)
         sampler = TransformersSampler(lm, tok, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                       top_k=top_k, use_chat_template=chat_template)
         n_tokens = n_stop = 0
