@@ -19,6 +19,8 @@ pub struct SlotSpec {
     pub interpreter: PathBuf,
     pub interpreter_args: Vec<String>,
     pub zygote_source: &'static str,
+    /// The zygote's native half (a shared object, zygote_native.c), handed over as fd 5.
+    pub zygote_native: &'static [u8],
     pub ro_paths: Vec<String>,
     /// Host uid for the slot's in-namespace root (the zygote) and for the sandbox uid.
     pub host_uid_root: u32,
@@ -60,9 +62,10 @@ struct Prepared {
     argv: Vec<CString>,
     binds: Vec<Bind>,
     source: OwnedFd,
+    native: OwnedFd,
 }
 
-fn source_memfd(text: &str) -> Result<OwnedFd, String> {
+fn source_memfd(bytes: &[u8]) -> Result<OwnedFd, String> {
     // SAFETY: memfd_create with a NUL-terminated name; the fd is owned from here on.
     let fd = unsafe { libc::memfd_create(c"grpo-zygote".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -71,8 +74,8 @@ fn source_memfd(text: &str) -> Result<OwnedFd, String> {
     // SAFETY: fd was just created.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut f = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("writing zygote source: {e}"))?;
+    f.write_all(bytes)
+        .map_err(|e| format!("writing the zygote: {e}"))?;
     use std::io::Seek;
     f.seek(std::io::SeekFrom::Start(0))
         .map_err(|e| e.to_string())?;
@@ -124,12 +127,14 @@ fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
     argv.push(cstr(
         "import os;f=os.fdopen(4,'rb');s=f.read();f.close();exec(compile(s,'grpo-zygote','exec'))",
     ));
-    let source = source_memfd(spec.zygote_source)?;
+    let source = source_memfd(spec.zygote_source.as_bytes())?;
+    let native = source_memfd(spec.zygote_native)?;
     Ok(Prepared {
         exe: cstr(&spec.interpreter.to_string_lossy()),
         argv,
         binds,
         source,
+        native,
     })
 }
 
@@ -387,16 +392,21 @@ fn slot_init(spec: &SlotSpec, p: &Prepared, ctl: i32) -> Result<(), String> {
         }
         libc::dup2(null, 0);
         libc::dup2(null, 1);
-        // The source fd first: it may sit at 3, which the control socket is about to take.
+        // The memfds first: they may sit at 3..5, which the control socket and they take.
         let src = libc::fcntl(p.source.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10);
-        if src < 0 || libc::dup2(ctl, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) != 0 {
+        let native = libc::fcntl(p.native.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10);
+        if src < 0 || native < 0 || libc::dup2(ctl, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) != 0
+        {
             return Err(errno_msg("dup2 control socket"));
         }
         if libc::dup2(src, 4) < 0 || libc::fcntl(4, libc::F_SETFD, 0) != 0 {
             return Err(errno_msg("dup2 zygote source"));
         }
+        if libc::dup2(native, 5) < 0 || libc::fcntl(5, libc::F_SETFD, 0) != 0 {
+            return Err(errno_msg("dup2 zygote native half"));
+        }
         // Close-on-exec rather than close: the error pipe must stay open until exec succeeds.
-        libc::close_range(5, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
+        libc::close_range(6, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
         let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];

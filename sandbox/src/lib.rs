@@ -248,6 +248,7 @@ fn run(args: Args) -> Result<(), String> {
             interpreter: interpreter.clone(),
             interpreter_args: iargs.clone(),
             zygote_source: zygote::ZYGOTE_SOURCE,
+            zygote_native: zygote::ZYGOTE_NATIVE,
             ro_paths: ro_paths.clone(),
             host_uid_root: cfg.isolation.uid_base + 2 * i as u32,
             host_uid_user: cfg.isolation.uid_base + 2 * i as u32 + 1,

@@ -1,15 +1,17 @@
 # grpo-sandboxd zygote: a pre-imported Python interpreter inside one slot's namespaces.
 #
-# The daemon starts one zygote per slot (pid 1 of the slot's PID namespace, fd 3 = control socket).
-# Plain runs and tests requests are served by a child T that the zygote forked ahead of time: T is
-# pid 1 of a fresh PID namespace, builds fresh mount/IPC/UTS namespaces (network too, if so
-# configured), tmpfs and procfs, drops to an unprivileged uid in a fresh user namespace, takes the
-# seccomp filter, and waits for its request; the zygote passes the raw request bytes through, and
-# T compiles the program once and runs its units (tests) one after another, each writing to pipes
-# of its own that the zygote captures. Runs with files go through a trusted harness G, forked
-# ahead with the run's namespaces, which writes the files and hands the program to a T of its
-# own. Untrusted code never runs in the zygote or in G, and expected outputs never enter the
-# sandbox: only raw outputs and values come back, and the daemon judges them.
+# The daemon starts one zygote per slot (pid 1 of the slot's PID namespace, fd 3 = control socket,
+# fd 4 = this source, fd 5 = the native half, zygote_native.c). Plain runs and tests requests are
+# served by the native loop (`zh_serve`), which never runs Python in the zygote: a child T forked
+# ahead of time is pid 1 of a fresh PID namespace, has fresh mount/IPC/UTS namespaces (network
+# too, if so configured), tmpfs and procfs, an unprivileged uid in a fresh user namespace and the
+# seccomp filter, all set up natively, and waits for its request; the zygote passes the raw request
+# bytes through, and T (`child_main`, below) compiles the program once and runs its units (tests)
+# one after another, each writing to pipes of its own that the zygote captures. Runs with files
+# go through a trusted harness G, forked ahead with the run's namespaces, which writes the files
+# and hands the program to a T of its own. Untrusted code never runs in the zygote or in G, and
+# expected outputs never enter the sandbox: only raw outputs and values come back, and the daemon
+# judges them.
 import ast
 import base64
 import builtins
@@ -32,8 +34,12 @@ import types
 CTL = 3
 ZYGOTE_FILE = sys._getframe().f_code.co_filename  # frames of the harness, hidden from tracebacks
 RES_FD = 3
+UNIT_FD_BASE = 10  # in T: unit k's stdout, stderr and result pipes (zygote_native.c)
+ZH_CHILD = -1000  # what the native half returns in a forked T
+# T's report on its result pipe: magic, exit code, flags (1 = compile error), pad, CPU ms, max RSS
+# KiB; then the value JSON of a call/eval unit. Binary, so the native zygote reads it in place.
+REPORT = struct.Struct("<4siIIdq")
 HDR = struct.Struct("<IBI")  # payload length, kind, budget in ms
-TESTS_HDR = struct.Struct("<IIII")  # a 'U' request: units, ms per unit, output cap, units per process
 UNITS = struct.Struct("<II")  # what T is told before the request: first unit, how many
 
 CLONE_NEWNS = 0x00020000
@@ -101,6 +107,41 @@ def recv_exact(view):
 
 CFG = {}
 SECCOMP = None
+H = None  # the native half
+
+
+class ZhConfig(ctypes.Structure):
+    _fields_ = [("isolated", ctypes.c_int32), ("uid", ctypes.c_int32), ("per_run_netns", ctypes.c_int32),
+                ("own_pidns", ctypes.c_int32), ("max_open_files", ctypes.c_int32),
+                ("units_per_process", ctypes.c_int32), ("max_output_bytes", ctypes.c_uint32),
+                ("filter_len", ctypes.c_uint32), ("filter", ctypes.POINTER(SockFilter)),
+                ("tmpfs_opts", ctypes.c_char_p)]
+
+
+def load_native(own_pidns):
+    """The native half (fd 5, a memfd from the daemon), loaded with the GIL kept held."""
+    global H
+    H = ctypes.PyDLL("/proc/self/fd/5")
+    os.close(5)
+    for name, res, args in (
+        ("zh_configure", ctypes.c_int, [ctypes.POINTER(ZhConfig)]),
+        ("zh_error", ctypes.c_char_p, []),
+        ("zh_spawn", ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int32)]),
+        ("zh_serve", ctypes.c_int, []),
+        ("zh_child_units", ctypes.c_int32, []),
+        ("zh_request", ctypes.c_void_p, []),
+        ("zh_request_len", ctypes.c_uint32, []),
+        ("zh_request_budget", ctypes.c_uint32, []),
+        ("zh_die", None, []),
+    ):
+        fn = getattr(H, name)
+        fn.restype, fn.argtypes = res, args
+    opts = f"size={CFG['tmpfs_bytes']},nr_inodes={CFG['tmpfs_inodes']},mode=1777".encode()
+    cfg = ZhConfig(int(CFG["isolated"]), CFG.get("uid", 0), int(CFG.get("per_run_netns", True)), own_pidns,
+                   CFG.get("max_open_files", 256), CFG.get("units_per_process", 16), CFG["max_output_bytes"],
+                   SECCOMP[0].len, SECCOMP[0].filter, opts)
+    if H.zh_configure(ctypes.byref(cfg)) != 0:
+        raise OSError(H.zh_error().decode())
 
 
 def load_hello():
@@ -154,30 +195,6 @@ def read_all(fd):
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-def drop_privileges():
-    """Runs in T before it knows its unit: after this, T has no capability anywhere, a fresh
-    user namespace, no way to gain privileges, and the seccomp filter."""
-    # A session and process group of its own: kill(0) by the program reaches only what it started
-    # (not other unprivileged children of this slot), and without namespaces the harness kills
-    # the group.
-    os.setsid()
-    if CFG["isolated"]:
-        uid = CFG["uid"]
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)  # leaves uid 0: every capability in the slot namespace is gone
-        # The uid change (and G) left T non-dumpable, which makes its own /proc files root's.
-        check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
-        check(libc.unshare(CLONE_NEWUSER), "unshare(user)")
-        write_file("/proc/self/setgroups", "deny")
-        write_file("/proc/self/uid_map", f"{uid} {uid} 1")
-        write_file("/proc/self/gid_map", f"{uid} {uid} 1")
-        hdr, data = CapHeader(0x20080522, 0), (CapData * 2)()
-        check(libc.syscall(CFG["sys_capset"], ctypes.byref(hdr), ctypes.byref(data)), "capset")
-    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(SECCOMP[0]), 0, 0), "seccomp")
 
 
 def new_stdio():
@@ -339,14 +356,27 @@ def run_unit(unit, code_obj):
         return 0, {"error": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
-def child_main(ctl_r, unit_fds):
-    """T: runs the units it is sent one after another, unit k writing to its own stdout,
-    stderr and result pipes (`unit_fds[k]`), then exits. Every unit starts from a fresh
-    __main__ and fresh stdio; a unit that kills the process ends the batch, and the harness
-    runs the remaining units in a new process."""
-    os.dup2(ctl_r, 0)
-    os.close(ctl_r)
-    drop_privileges()
+def become_child():
+    """In a T forked by the native half (already isolated, unprivileged, under seccomp): the
+    interpreter's after-fork bookkeeping (os.fork does it for Python forks), then the units."""
+    ctypes.pythonapi.PyOS_AfterFork_Child()
+    n = H.zh_child_units()
+    try:
+        child_main(n)
+    except BaseException as exc:
+        try:
+            os.write(UNIT_FD_BASE + 1, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
+        finally:
+            os._exit(111)
+    os._exit(112)
+
+
+def child_main(n_fds):
+    """T: runs the units it is sent (on fd 0) one after another, unit k writing to its own
+    stdout, stderr and result pipes (UNIT_FD_BASE + 3k ...), then exits. Every unit starts from
+    a fresh __main__ and fresh stdio; a unit that kills the process ends the batch, and the
+    harness runs the remaining units in a new process."""
+    unit_fds = [(UNIT_FD_BASE + 3 * k, UNIT_FD_BASE + 3 * k + 1, UNIT_FD_BASE + 3 * k + 2) for k in range(n_fds)]
     prepare_process()
     data = read_all(0)
     start, count = UNITS.unpack_from(data)
@@ -362,7 +392,7 @@ def child_main(ctl_r, unit_fds):
     except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
         text = "".join(traceback.format_exception_only(type(exc), exc))
         os.write(unit_fds[0][1], text.encode())
-        os.write(unit_fds[0][2], b'{"rc": 1, "compile_error": true}\nnull')
+        os.write(unit_fds[0][2], REPORT.pack(b"GZR1", 1, 1, 0, 0.0, 0) + b"null")
         os._exit(1)
     rc = 0
     for k, unit in enumerate(units):
@@ -384,9 +414,8 @@ def child_main(ctl_r, unit_fds):
         except BaseException:
             pass
         u = resource.getrusage(resource.RUSAGE_SELF)
-        meta = {"rc": rc, "cpu_ms": (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0,
-                "max_rss_kb": u.ru_maxrss}
-        view = memoryview((json.dumps(meta) + "\n" + json.dumps(value)).encode())
+        cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
+        view = memoryview(REPORT.pack(b"GZR1", rc, 0, 0, cpu_ms, u.ru_maxrss) + json.dumps(value).encode())
         while view:
             view = view[os.write(RES_FD, view):]
         for fd in (0, 1, 2, RES_FD):  # EOF on this unit's pipes tells the harness it ended
@@ -454,12 +483,11 @@ def fetch_files(names, cap):
 
 
 class Child:
-    """A forked T waiting for its units on a pipe (forked ahead, so the fork is off the critical
-    path), with the read ends of each unit's stdout, stderr and result pipes."""
+    """A T forked by a harness G, waiting for its units on a pipe, with the read ends of each
+    unit's stdout, stderr and result pipes. (The zygote's own children live in zygote_native.c.)"""
 
-    def __init__(self, pid, ctl_w, units):
-        self.pid, self.ctl_w, self.units = pid, ctl_w, units
-        self.pidfd = os.pidfd_open(pid)
+    def __init__(self, pid, ctl_w, pidfd, units):
+        self.pid, self.ctl_w, self.pidfd, self.units = pid, ctl_w, pidfd, units
         self.started = 0  # units sent so far
 
     def close(self, kill=False):
@@ -481,46 +509,17 @@ PIDNS = [-1]  # G's own PID namespace, to make unshare(CLONE_NEWPID) repeatable
 
 
 def fork_child(n_units, setup):
-    """Forks T with `n_units` sets of stdout/stderr/result pipes and a control pipe. T is pid 1
-    of a fresh PID namespace: when it exits, the kernel kills everything it started, and a
-    spare T forked ahead of time is out of its reach."""
-    if CFG["isolated"]:
-        check(libc.setns(PIDNS[0], CLONE_NEWPID), "setns(pid)")
-        check(libc.unshare(CLONE_NEWPID), "unshare(pid)")
-    ctl_r, ctl_w = os.pipe()
-    mine, theirs = [], []
-    for _ in range(n_units):
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        res_r, res_w = os.pipe()
-        mine.append([out_r, err_r, res_r])
-        theirs.append((out_w, err_w, res_w))
-    pid = os.fork()
-    if pid == 0:
-        try:
-            close_except({ctl_r, *(fd for fds in theirs for fd in fds)})
-            if setup:
-                setup_run()
-            child_main(ctl_r, theirs)
-        except BaseException as exc:
-            try:
-                os.write(theirs[0][1] if theirs else 2,
-                         f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
-            finally:
-                os._exit(111)
-        os._exit(112)
-    os.close(ctl_r)
-    for fds in theirs:
-        for fd in fds:
-            os.close(fd)
-    return Child(pid, ctl_w, mine)
-
-
-def units_per_process(asked=0):
-    """Units one T runs in a row (`asked`, else the configured number; 1 = a fresh process per
-    test), bounded by the open-files limit since T holds three pipe ends per unit."""
-    k = asked or CFG.get("units_per_process", 16)
-    return max(1, min(k, (CFG.get("max_open_files", 256) - 32) // 3))
+    """Forks T natively (zh_spawn: pipes, a fresh PID namespace from PIDNS[0], isolation,
+    privileges dropped, seccomp) with `n_units` sets of stdout/stderr/result pipes and a
+    control pipe; `setup`: T makes the run's namespaces itself (G has made them for its T)."""
+    out = (ctypes.c_int32 * (3 + 3 * n_units))()
+    r = H.zh_spawn(n_units, int(setup), PIDNS[0], out)
+    if r == ZH_CHILD:
+        become_child()
+    if r != 0:
+        raise OSError(H.zh_error().decode())
+    units = [[out[3 + 3 * k], out[4 + 3 * k], out[5 + 3 * k]] for k in range(n_units)]
+    return Child(out[0], out[1], out[2], units)
 
 
 def send_units(child, start, count, body):
@@ -541,7 +540,6 @@ def dispatch(child, units, lim, code):
 ARENA = [None]
 RESULT_CAP = 1 << 24
 DISCARD = 1 << 16
-META_CAP = 512
 
 
 def dontfork_buffer(size):
@@ -641,14 +639,10 @@ def collect_unit(child, k, lim, t0):
     child.units[k] = [-1, -1, -1]
     rstart = region[res_r][0]
     rlen = min(filled[res_r], RESULT_CAP)
-    cut = arena.find(b"\n", rstart, rstart + min(rlen, META_CAP))
-    report = rc = None
-    if cut >= 0 and not (timed_out or over):
-        try:
-            report = json.loads(arena[rstart:cut])
-            rc = report["rc"] if isinstance(report, dict) and type(report.get("rc")) is int else None
-        except ValueError:
-            pass
+    rc = None
+    if rlen >= REPORT.size and not (timed_out or over):
+        magic, rc, flags, _, cpu_ms, rss = REPORT.unpack_from(arena, rstart)
+        rc = rc if magic == b"GZR1" else None
     out_len, err_len = min(filled[out_r], cap), min(filled[err_r], cap)
     meta = {
         "exit_code": rc, "signal": None, "wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0,
@@ -657,11 +651,11 @@ def collect_unit(child, k, lim, t0):
     }
     alive = rc is not None  # complete even if T has since exited (it may have run ahead)
     if rc is not None:
-        if report.get("compile_error") is True:
+        if flags & 1:
             meta["compile_error"] = True
-        for key in ("cpu_ms", "max_rss_kb"):
-            if type(report.get(key)) in (int, float):
-                meta[key] = round(report[key], 3)
+        # Written by T: kept only when sane, so the daemon always gets valid JSON.
+        meta["cpu_ms"] = round(cpu_ms, 3) if 0 <= cpu_ms < 1e12 else 0.0
+        meta["max_rss_kb"] = rss if 0 <= rss < 1 << 50 else 0
     if rc is not None and k + 1 == child.started:
         # The last unit reported: T is exiting by itself. Reaping it waits for its memory to be
         # torn down, so that happens after the answer has gone out (see `reap_later`).
@@ -678,7 +672,7 @@ def collect_unit(child, k, lim, t0):
             meta["cpu_ms"] = round((ru.ru_utime + ru.ru_stime) * 1000.0, 3)
             meta["max_rss_kb"] = ru.ru_maxrss
         alive = False
-    value = mv[cut + 1:rstart + rlen] if rc is not None else mv[rstart:rstart]
+    value = mv[rstart + REPORT.size:rstart + rlen] if rc is not None else mv[rstart:rstart]
     return meta, [mv[0:out_len], mv[cap + 1:cap + 1 + err_len], value], alive
 
 
@@ -849,87 +843,23 @@ def prefork(own_pidns):
     return pid, w
 
 
-def serve_units(kind, view, budget_ms, spares):
-    """A plain /run ('Q') or a /run_tests request ('U') served by the zygote itself: a spare T
-    (forked ahead with the run's namespaces) runs the units one after another; when one kills
-    T, a new T runs the rest. The request leaves the zygote's memory before the next spare is
-    forked: a copy for such restarts waits in a memfd, which children close at once."""
-    if kind == ord("Q"):
-        n_units, timeout_ms, cap, per = 1, budget_ms, CFG["max_output_bytes"], 1
-        body = view
-    else:
-        n_units, timeout_ms, cap, asked = TESTS_HDR.unpack_from(view)
-        body = view[TESTS_HDR.size:]
-        per = units_per_process(asked)
-    key = 1 if kind == ord("Q") else units_per_process()
-    child, t0 = spares[key], time.monotonic()
-    count = min(n_units, per, len(child.units))
-    keep = None
-    if n_units > 1:  # T may die before its last unit
-        keep = os.memfd_create("request", os.MFD_CLOEXEC)
-        os.write(keep, body)
-    send_units(child, 0, count, body)
-    view[:] = bytes(len(view))  # no later run may find this request in memory inherited from us
-    body = None  # a slice of `view`: released with it
-    view.release()
-    spares[key] = fork_child(key, setup=True)  # forks while this run executes on the other core
-    lim = {"timeout_ms": timeout_ms, "max_output_bytes": cap}
-    done, compile_error = 0, False
-    while True:
-        for k in range(count):
-            meta, views, alive = collect_unit(child, k, lim, t0)
-            compile_error = compile_error or (done == 0 and meta.get("compile_error", False))
-            send_unit(meta, views)
-            done += 1
-            t0 = time.monotonic()
-            if not alive or compile_error:
-                break
-        if child.units:  # T ended early: its unused pipes
-            child.close(kill=True)
-        if done >= n_units or compile_error:
-            break
-        count = min(n_units - done, per)
-        child = fork_child(count, setup=True)
-        data = dontfork_buffer(os.fstat(keep).st_size)
-        os.preadv(keep, [data], 0)
-        send_units(child, done, count, data)
-        data.close()
-        t0 = time.monotonic()
-    if keep is not None:
-        os.close(keep)
-    # A compile error is the request's answer (U); a plain run (Q) shows it as its stderr.
-    send_frame(ord("r"), {"compile_error": True} if compile_error and kind == ord("U") else {})
-    reap_later()
-    send_frame(ord("d"), {"status": 0, "killed": False})
-
-
 def serve():
     load_hello()
-    send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
-    buf = dontfork_buffer(1 << 20)
-    hdr = bytearray(HDR.size)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
+    load_native(own_pidns)
+    send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
     spare = prefork(own_pidns)
     PIDNS[0] = own_pidns
-    spares = {k: fork_child(k, setup=True) for k in {1, units_per_process()}}
     while True:
-        try:
-            recv_exact(memoryview(hdr))
-        except EOFError:
-            os._exit(0)
-        n, kind, budget_ms = HDR.unpack(hdr)
-        if n > len(buf):
-            buf.close()
-            buf = dontfork_buffer(n)
-        view = memoryview(buf)[:n]
-        recv_exact(view)
-        if kind in (ord("Q"), ord("U")):
-            try:
-                serve_units(kind, view, budget_ms, spares)
-            except Exception as exc:  # a broken slot: the daemon logs this and restarts it
-                send_frame(ord("r"), {"harness_error": "".join(traceback.format_exception(exc))[-2000:]})
-                os._exit(1)
-            continue
+        # Plain runs and tests requests never come back here (nor does any Python run in the
+        # zygote for them); runs with files and test-code parsing do.
+        kind = H.zh_serve()
+        if kind == ZH_CHILD:
+            become_child()
+        if kind < 0:
+            H.zh_die()  # a broken slot: the daemon logs why and restarts it
+        n, budget_ms = H.zh_request_len(), H.zh_request_budget()
+        view = memoryview((ctypes.c_char * n).from_address(H.zh_request())).cast("B")
         pid, w = spare
         try:
             os.write(w, bytes([kind]))

@@ -12,6 +12,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 pub const ZYGOTE_SOURCE: &str = include_str!("zygote.py");
+/// The zygote's native half, compiled from zygote_native.c by build.rs.
+pub const ZYGOTE_NATIVE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/grpo_zygote_native.so"));
 
 /// Extra time the zygote and the daemon allow beyond a run's own deadlines before they kill it.
 const GRACE_MS: u64 = 2_000;

@@ -1,0 +1,782 @@
+/*
+ * The zygote's native half: loaded into the slot's pre-imported interpreter with ctypes.PyDLL
+ * (so the GIL stays held and no other Python thread can run), it serves plain runs and tests
+ * requests without executing a line of Python in the zygote.
+ *
+ * Why native: after every fork the zygote shares all its pages with the child, so each page the
+ * zygote writes costs a copy-on-write fault, and CPython writes reference counts wherever it
+ * goes. The Python serve loop took ~190 such faults per run, the Python set-up of a child (ctypes
+ * calls for namespaces, mounts, uid maps, capabilities, seccomp) ~160 more; at ~5 us a fault on
+ * our VMs that was over half of a run's CPU. This file keeps to its own static data, its stack
+ * and MADV_DONTFORK buffers, so the zygote takes a handful of faults per run, and a child's
+ * isolation costs only the kernel's work.
+ *
+ * Protocol with the daemon (fd 3) and with a child T are those of zygote.py, which documents
+ * them; zygote.py still serves runs with files and test-code parsing (the rare requests), for
+ * which zh_serve returns to Python.
+ *
+ * In a forked child every function here returns ZH_CHILD to Python, which then runs the
+ * untrusted program (zygote.py `child_main`). Nothing here allocates with malloc: the child and
+ * the zygote share the C heap with Python.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <math.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ZH_CHILD (-1000) /* returned in a forked child T */
+#define CTL 3
+#define UNIT_FD_BASE 10  /* in T: unit k's stdout/stderr/result pipes are 10+3k, 11+3k, 12+3k */
+#define MAX_UNITS 128    /* pipe sets per T; more units run in the next T */
+#define MAX_FILTER 1024
+#define RESULT_CAP (1u << 24)
+#define DISCARD (1u << 16)
+#define DRAIN_MS 2000     /* how long stragglers may still write after T is gone */
+#define REPORT_SIZE 32    /* T's binary report: see zygote.py REPORT */
+#define REPORT_COMPILE_ERROR 1u
+
+struct zh_config {
+    int32_t isolated;
+    int32_t uid;
+    int32_t per_run_netns;
+    int32_t own_pidns;        /* fd of the zygote's own PID namespace */
+    int32_t max_open_files;
+    int32_t units_per_process;
+    uint32_t max_output_bytes;
+    uint32_t filter_len;
+    const struct sock_filter *filter;
+    const char *tmpfs_opts;
+};
+
+static struct zh_config cfg;
+static struct sock_filter filter[MAX_FILTER];
+static char tmpfs_opts[256];
+static char err_buf[512];
+
+/* Set in a child T, for Python to read after ZH_CHILD. */
+static int32_t child_units;
+
+struct child {
+    pid_t pid;
+    int pidfd;
+    int ctl_w;
+    int n_units;          /* pipe sets; 0 once closed */
+    int started;          /* units sent */
+    int fds[MAX_UNITS][3];
+};
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static int fail(const char *fmt, ...) {
+    int e = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof err_buf && e)
+        snprintf(err_buf + n, sizeof err_buf - (size_t)n, ": %s", strerror(e));
+    errno = e ? e : EINVAL;
+    return -1;
+}
+
+const char *zh_error(void) { return err_buf; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int read_exact(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Writes every iovec in order (consumes `iov`). */
+static int write_allv(int fd, struct iovec *iov, int cnt) {
+    while (cnt) {
+        ssize_t n = writev(fd, iov, cnt);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        while (cnt && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t n) {
+    struct iovec v = {(void *)buf, n};
+    return write_allv(fd, &v, 1);
+}
+
+static int send_frame(char kind, const char *payload, size_t n) {
+    unsigned char hdr[5];
+    uint32_t len = (uint32_t)n;
+    memcpy(hdr, &len, 4);
+    hdr[4] = (unsigned char)kind;
+    struct iovec v[2] = {{hdr, 5}, {(void *)payload, n}};
+    return write_allv(CTL, v, 2);
+}
+
+/* Memory no forked child inherits: requests and program output live here, so no run finds
+ * another's data in what it inherited, and forks skip these page tables. */
+static void *dontfork_map(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (madvise(p, size, MADV_DONTFORK) != 0) {
+        munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
+static void kill_child(pid_t pid) {
+    /* Isolated, T is pid 1 of its own PID namespace: the kernel kills the rest. Without
+     * namespaces, T leads a process group of its own. */
+    kill(cfg.isolated ? pid : -pid, SIGKILL);
+}
+
+static int write_proc(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail("open %s", path);
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    if (n != (ssize_t)strlen(text))
+        return fail("write %s", path);
+    return 0;
+}
+
+/* ---- configuration --------------------------------------------------------------------------- */
+
+int zh_configure(const struct zh_config *c) {
+    if (c->filter_len > MAX_FILTER)
+        return fail("seccomp filter of %u instructions is too long", c->filter_len);
+    if (strlen(c->tmpfs_opts) >= sizeof tmpfs_opts)
+        return fail("tmpfs options too long");
+    cfg = *c;
+    memcpy(filter, c->filter, sizeof(struct sock_filter) * c->filter_len);
+    strcpy(tmpfs_opts, c->tmpfs_opts);
+    cfg.filter = filter;
+    cfg.tmpfs_opts = tmpfs_opts;
+    return 0;
+}
+
+int32_t zh_child_units(void) { return child_units; }
+
+/* Units one T runs in a row: `asked`, else the configured number (1 = a process per test),
+ * bounded by the open-files limit (T holds three pipe ends per unit) and MAX_UNITS. */
+static int units_per_process(int asked) {
+    int k = asked ? asked : cfg.units_per_process;
+    int by_files = (cfg.max_open_files - 32) / 3;
+    if (k > by_files)
+        k = by_files;
+    if (k > MAX_UNITS)
+        k = MAX_UNITS;
+    return k < 1 ? 1 : k;
+}
+
+/* ---- a child T: fork, isolation ---------------------------------------------------------------- */
+
+/* The run's own namespaces, /tmp and /proc (what a harness G does for its runs with files). */
+static int setup_run(void) {
+    if (!cfg.isolated)
+        return 0;
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (cfg.per_run_netns ? CLONE_NEWNET : 0);
+    if (unshare(flags) != 0)
+        return fail("unshare(run)");
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts) != 0)
+        return fail("mount /tmp");
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        return fail("mount /proc");
+    sethostname("sandbox", 7);
+    return 0;
+}
+
+/* After this, T has no capability anywhere, a fresh user namespace, no way to gain privileges,
+ * and the seccomp filter. */
+static int drop_privileges(void) {
+    /* A session and process group of its own: kill(0) by the program reaches only what it
+     * started, and without namespaces the zygote kills the group. */
+    setsid();
+    if (cfg.isolated) {
+        uid_t uid = (uid_t)cfg.uid;
+        char map[64];
+        if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0)
+            return fail("setresgid");
+        if (setresuid(uid, uid, uid) != 0) /* leaves uid 0: every capability here is gone */
+            return fail("setresuid");
+        /* The uid change left T non-dumpable, which makes its own /proc files root's. */
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+            return fail("dumpable");
+        if (unshare(CLONE_NEWUSER) != 0)
+            return fail("unshare(user)");
+        snprintf(map, sizeof map, "%u %u 1", uid, uid);
+        if (write_proc("/proc/self/setgroups", "deny") || write_proc("/proc/self/uid_map", map) ||
+            write_proc("/proc/self/gid_map", map))
+            return -1;
+        struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct data[2];
+        memset(data, 0, sizeof data);
+        if (syscall(SYS_capset, &hdr, data) != 0)
+            return fail("capset");
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return fail("no_new_privs");
+    struct sock_fprog prog = {(unsigned short)cfg.filter_len, filter};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        return fail("seccomp");
+    if (chdir("/tmp") != 0)
+        return fail("chdir /tmp");
+    return 0;
+}
+
+/* In the new T: the request pipe at fd 0, unit k's write ends at UNIT_FD_BASE + 3k + {0,1,2},
+ * every other fd of the zygote closed (its control socket, other children's pipes). */
+static int arrange_fds(int ctl_r, int n, int theirs[][3]) {
+    int high = UNIT_FD_BASE + 3 * MAX_UNITS + 16;
+    int moved[MAX_UNITS][3];
+    int r = fcntl(ctl_r, F_DUPFD, high);
+    if (r < 0)
+        return fail("dup");
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < 3; j++)
+            if ((moved[k][j] = fcntl(theirs[k][j], F_DUPFD, high)) < 0)
+                return fail("dup");
+    if (dup2(r, 0) < 0)
+        return fail("dup2");
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < 3; j++)
+            if (dup2(moved[k][j], UNIT_FD_BASE + 3 * k + j) < 0)
+                return fail("dup2");
+    syscall(SYS_close_range, 3, UNIT_FD_BASE - 1, 0);
+    syscall(SYS_close_range, UNIT_FD_BASE + 3 * n, ~0u, 0);
+    return 0;
+}
+
+/* Forks T with `n` sets of unit pipes and a request pipe. T is pid 1 of a fresh PID namespace
+ * (set up from `pidns`, a namespace of the caller's): when it exits the kernel kills everything
+ * it started, and a spare T forked ahead is out of its reach. `setup`: T makes the run's
+ * namespaces itself (a harness G has made them for its T). Returns ZH_CHILD in T, 0 in the
+ * parent, -1 on error. */
+static int spawn(struct child *c, int n, int setup, int pidns) {
+    int ctl[2], theirs[MAX_UNITS][3];
+    if (n > MAX_UNITS)
+        n = MAX_UNITS;
+    if (cfg.isolated && (setns(pidns, CLONE_NEWPID) != 0 || unshare(CLONE_NEWPID) != 0))
+        return fail("new PID namespace");
+    if (pipe2(ctl, O_CLOEXEC) != 0)
+        return fail("pipe");
+    for (int k = 0; k < n; k++) {
+        int p[3][2];
+        for (int j = 0; j < 3; j++) {
+            if (pipe2(p[j], O_CLOEXEC) != 0) {
+                for (int i = 0; i < j; i++)
+                    close(p[i][0]), close(p[i][1]);
+                for (int i = 0; i < k; i++)
+                    for (int m = 0; m < 3; m++)
+                        close(c->fds[i][m]), close(theirs[i][m]);
+                close(ctl[0]), close(ctl[1]);
+                return fail("pipe");
+            }
+        }
+        for (int j = 0; j < 3; j++) {
+            c->fds[k][j] = p[j][0];
+            theirs[k][j] = p[j][1];
+        }
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < 3; j++)
+                close(c->fds[k][j]), close(theirs[k][j]);
+        close(ctl[0]), close(ctl[1]);
+        errno = e;
+        return fail("fork");
+    }
+    if (pid == 0) {
+        child_units = n;
+        if (arrange_fds(ctl[0], n, theirs) == 0 && (!setup || setup_run() == 0) &&
+            drop_privileges() == 0)
+            return ZH_CHILD;
+        /* The set-up failed: say why on unit 0's stderr (the zygote reports it) and go. */
+        if (n > 0) {
+            char msg[600];
+            int len = snprintf(msg, sizeof msg, "sandbox setup failed: %s\n", err_buf);
+            if (write(UNIT_FD_BASE + 1, msg, (size_t)len) < 0)
+                _exit(111);
+        }
+        _exit(111);
+    }
+    close(ctl[0]);
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < 3; j++)
+            close(theirs[k][j]);
+    c->pid = pid;
+    c->ctl_w = ctl[1];
+    c->n_units = n;
+    c->started = 0;
+    c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (c->pidfd < 0) {
+        int e = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < 3; j++)
+                close(c->fds[k][j]);
+        close(c->ctl_w);
+        errno = e;
+        return fail("pidfd_open");
+    }
+    return 0;
+}
+
+/* For zygote.py (a harness G forks its T here too): as spawn, reporting the parent's ends in
+ * out[0] = pid, out[1] = request pipe, out[2] = pidfd, out[3 + 3k + j] = unit k's read ends. */
+int zh_spawn(int n, int setup, int pidns, int32_t *out) {
+    struct child c;
+    int r = spawn(&c, n, setup, pidns);
+    if (r != 0)
+        return r;
+    out[0] = c.pid;
+    out[1] = c.ctl_w;
+    out[2] = c.pidfd;
+    for (int k = 0; k < c.n_units; k++)
+        for (int j = 0; j < 3; j++)
+            out[3 + 3 * k + j] = c.fds[k][j];
+    return 0;
+}
+
+/* Reaps T (killing it first when `kill_first`), closes what is left of its fds. */
+static int close_child(struct child *c, int kill_first, int *status, struct rusage *ru) {
+    int st = 0;
+    if (kill_first)
+        kill_child(c->pid);
+    while (wait4(c->pid, &st, 0, ru) < 0 && errno == EINTR)
+        ;
+    close(c->pidfd);
+    for (int k = 0; k < c->n_units; k++)
+        for (int j = 0; j < 3; j++)
+            if (c->fds[k][j] >= 0)
+                close(c->fds[k][j]);
+    if (c->ctl_w >= 0)
+        close(c->ctl_w);
+    c->ctl_w = -1;
+    c->n_units = 0;
+    c->pid = 0;
+    if (status)
+        *status = st;
+    return st;
+}
+
+/* ---- serving units ------------------------------------------------------------------------------ */
+
+static unsigned char *req_buf;
+static size_t req_cap;
+static unsigned char *arena;
+static size_t arena_cap;
+static struct child spares[2];   /* [0]: one unit (plain runs), [1]: a tests request's units */
+static struct child reap_list[4];
+static int reap_count;
+static uint32_t req_len, req_budget;
+
+/* Reaps the children whose last unit already reported (after the answer went out). */
+static void reap_later(void) {
+    while (reap_count)
+        close_child(&reap_list[--reap_count], 1, NULL, NULL);
+}
+
+static int send_units(struct child *c, uint32_t start, uint32_t count, const void *body, size_t n) {
+    uint32_t hdr[2] = {start, count};
+    struct iovec v[2] = {{hdr, sizeof hdr}, {(void *)body, n}};
+    /* A failed write: the child died in set-up, and its stderr says why. */
+    write_allv(c->ctl_w, v, 2);
+    close(c->ctl_w);
+    c->ctl_w = -1;
+    c->started = (int)count;
+    return 0;
+}
+
+struct unit_out {
+    int rc_known, rc, exit_code_known, exit_code, signal, compile_error;
+    int timed_out, output_limit, truncated;
+    double wall_ms, cpu_ms;
+    long long max_rss_kb;
+    size_t out_len, err_off, err_len, val_off, val_len;
+};
+
+static int ensure_arena(uint32_t cap) {
+    size_t size = 2 * ((size_t)cap + 1) + RESULT_CAP + 1 + DISCARD;
+    if (arena && arena_cap >= size)
+        return 0;
+    if (arena)
+        munmap(arena, arena_cap);
+    arena = dontfork_map(size);
+    arena_cap = arena ? size : 0;
+    return arena ? 0 : fail("output arena");
+}
+
+/* Captures unit k of T until its three pipes reach EOF (T went on or exited), T dies, or the
+ * unit's deadline passes (T is killed). Output lands in the arena: stdout at 0, stderr at cap+1,
+ * the result at 2cap+2, each with a byte to spare to tell "over the cap" from "at it". Sets
+ * *alive = T still runs the next unit. */
+static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t cap, double t0,
+                        struct unit_out *u, int *alive) {
+    if (ensure_arena(cap) != 0)
+        return -1;
+    size_t start[3] = {0, (size_t)cap + 1, 2 * ((size_t)cap + 1)};
+    size_t size[3] = {(size_t)cap + 1, (size_t)cap + 1, RESULT_CAP + 1};
+    size_t filled[3] = {0, 0, 0};
+    unsigned char *discard = arena + arena_cap - DISCARD;
+    int live[3] = {1, 1, 1};
+    int nlive = 3, dead = 0, over = 0, timed_out = 0;
+    double deadline = t0 + timeout_ms / 1000.0, drain_until = 0;
+    memset(u, 0, sizeof *u);
+    while (nlive) {
+        double t = now_s(), left;
+        if (!dead) {
+            left = deadline - t;
+            if (left <= 0) {
+                timed_out = 1;
+                kill_child(c->pid);
+                dead = 1;
+                continue;
+            }
+        } else {
+            /* T is gone (and with it its PID namespace): only stragglers' output is left. */
+            if (drain_until == 0)
+                drain_until = t + DRAIN_MS / 1000.0;
+            left = drain_until - t;
+            if (left <= 0)
+                break;
+        }
+        struct pollfd p[4];
+        int idx[4], np = 0;
+        for (int j = 0; j < 3; j++)
+            if (live[j]) {
+                p[np].fd = c->fds[k][j];
+                p[np].events = POLLIN;
+                idx[np++] = j;
+            }
+        if (!dead) {
+            p[np].fd = c->pidfd;
+            p[np].events = POLLIN;
+            idx[np++] = -1;
+        }
+        int ms = (int)ceil(left * 1000.0);
+        int r = poll(p, (nfds_t)np, ms < 1 ? 1 : ms);
+        if (r < 0 && errno != EINTR)
+            return fail("poll");
+        for (int i = 0; i < np && r > 0; i++) {
+            if (!p[i].revents)
+                continue;
+            int j = idx[i];
+            if (j < 0) {
+                dead = 1;
+                if (!cfg.isolated)
+                    kill_child(c->pid); /* without namespaces: its process group */
+                continue;
+            }
+            int room = filled[j] < size[j];
+            unsigned char *dst = room ? arena + start[j] + filled[j] : discard;
+            size_t want = room ? size[j] - filled[j] : DISCARD;
+            ssize_t n = read(p[i].fd, dst, want);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n <= 0) {
+                live[j] = 0;
+                nlive--;
+                continue;
+            }
+            if (room)
+                filled[j] += (size_t)n;
+            if (filled[j] == size[j] && !over) { /* one byte past the cap */
+                over = 1;
+                kill_child(c->pid);
+            }
+        }
+    }
+    u->wall_ms = (now_s() - t0) * 1000.0;
+    for (int j = 0; j < 3; j++) {
+        close(c->fds[k][j]);
+        c->fds[k][j] = -1;
+    }
+    u->timed_out = timed_out;
+    u->output_limit = over;
+    u->truncated = filled[0] > cap || filled[1] > cap;
+    u->out_len = filled[0] < cap ? filled[0] : cap;
+    u->err_off = start[1];
+    u->err_len = filled[1] < cap ? filled[1] : cap;
+    size_t rlen = filled[2] < RESULT_CAP ? filled[2] : RESULT_CAP;
+    const unsigned char *rep = arena + start[2];
+    u->val_off = start[2];
+    u->val_len = 0;
+    if (rlen >= REPORT_SIZE && memcmp(rep, "GZR1", 4) == 0 && !timed_out && !over) {
+        int32_t rc;
+        uint32_t flags;
+        double cpu;
+        int64_t rss;
+        memcpy(&rc, rep + 4, 4);
+        memcpy(&flags, rep + 8, 4);
+        memcpy(&cpu, rep + 16, 8);
+        memcpy(&rss, rep + 24, 8);
+        u->rc_known = 1;
+        u->rc = rc;
+        u->compile_error = (flags & REPORT_COMPILE_ERROR) != 0;
+        /* Written by T, so never trusted to be sane: the daemon must get valid JSON. */
+        u->cpu_ms = isfinite(cpu) && cpu >= 0 && cpu < 1e12 ? cpu : 0;
+        u->max_rss_kb = rss >= 0 && rss < (1LL << 50) ? rss : 0;
+        u->val_off = start[2] + REPORT_SIZE;
+        u->val_len = rlen - REPORT_SIZE;
+    }
+    *alive = u->rc_known;
+    if (u->rc_known && k + 1 == c->started) {
+        /* The last unit reported: T is exiting by itself. Reaping it waits for its memory to be
+         * torn down, so that happens after the answer has gone out (reap_later). */
+        if (reap_count == (int)(sizeof reap_list / sizeof *reap_list))
+            reap_later();
+        reap_list[reap_count++] = *c; /* with the pipes of any unused units, closed then */
+        c->n_units = 0;
+        c->ctl_w = -1;
+        *alive = 0;
+    } else if (!*alive || k + 1 == c->started) {
+        /* The unit ended with T (a crash, a kill, os._exit): T's own exit status is the
+         * unit's when no report came back. */
+        int status;
+        struct rusage ru;
+        memset(&ru, 0, sizeof ru);
+        close_child(c, 0, &status, &ru);
+        if (!u->rc_known) {
+            if (WIFEXITED(status)) {
+                u->exit_code_known = 1;
+                u->exit_code = WEXITSTATUS(status);
+            }
+            u->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+            u->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+                        (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+            u->max_rss_kb = ru.ru_maxrss;
+        }
+        *alive = 0;
+    }
+    return 0;
+}
+
+/* An 'o' frame: u32 length of the meta JSON, the meta JSON, then stdout, stderr and the result
+ * value as raw bytes, written straight from the arena. */
+static int send_unit(const struct unit_out *u) {
+    char meta[512], code[16], sig[16];
+    if (u->rc_known)
+        snprintf(code, sizeof code, "%d", u->rc);
+    else if (u->exit_code_known)
+        snprintf(code, sizeof code, "%d", u->exit_code);
+    else
+        strcpy(code, "null");
+    if (u->signal)
+        snprintf(sig, sizeof sig, "%d", u->signal);
+    else
+        strcpy(sig, "null");
+    int m = snprintf(meta, sizeof meta,
+                     "{\"exit_code\": %s, \"signal\": %s, \"wall_ms\": %.3f, \"cpu_ms\": %.3f, "
+                     "\"max_rss_kb\": %lld, \"truncated\": %s, \"timed_out\": %s, "
+                     "\"output_limit\": %s%s, \"lengths\": [%zu, %zu, %zu]}",
+                     code, sig, u->wall_ms, u->cpu_ms, u->max_rss_kb,
+                     u->truncated ? "true" : "false", u->timed_out ? "true" : "false",
+                     u->output_limit ? "true" : "false",
+                     u->compile_error ? ", \"compile_error\": true" : "", u->out_len, u->err_len,
+                     u->val_len);
+    if (m < 0 || (size_t)m >= sizeof meta)
+        return fail("unit meta too long");
+    size_t total = 4 + (size_t)m + u->out_len + u->err_len + u->val_len;
+    if (total > UINT32_MAX)
+        return fail("unit frame too long");
+    unsigned char hdr[9];
+    uint32_t len = (uint32_t)total, mlen = (uint32_t)m;
+    memcpy(hdr, &len, 4);
+    hdr[4] = 'o';
+    memcpy(hdr + 5, &mlen, 4);
+    struct iovec v[5] = {{hdr, 9},
+                         {meta, (size_t)m},
+                         {arena, u->out_len},
+                         {arena + u->err_off, u->err_len},
+                         {arena + u->val_off, u->val_len}};
+    return write_allv(CTL, v, 5);
+}
+
+static uint32_t min3(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+/* A plain run ('Q') or a tests request ('U'): a spare T (forked ahead, isolated, waiting) runs
+ * the units one after another; when one ends T, a new T runs the rest. The request leaves the
+ * zygote's memory before the next spare is forked: a copy for such restarts waits in a memfd,
+ * which children close before anything else. Returns 0 (answered), ZH_CHILD, or -1 (broken). */
+static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
+    uint32_t n_units = 1, timeout_ms = budget_ms, cap = cfg.max_output_bytes, per = 1;
+    unsigned char *body = req_buf;
+    size_t body_len = n;
+    int key = 0, upp = units_per_process(0);
+    if (kind == 'U') {
+        uint32_t h[4];
+        if (n < sizeof h)
+            return fail("short tests request");
+        memcpy(h, req_buf, sizeof h);
+        n_units = h[0], timeout_ms = h[1], cap = h[2], per = (uint32_t)units_per_process((int)h[3]);
+        body += sizeof h;
+        body_len -= sizeof h;
+        key = upp > 1;
+    }
+    struct child cur = spares[key];
+    double t0 = now_s();
+    uint32_t count = min3(n_units, per, (uint32_t)cur.n_units);
+    int keep = -1, r;
+    if (n_units > 1) { /* T may die before its last unit */
+        keep = memfd_create("request", MFD_CLOEXEC);
+        if (keep < 0 || write_all(keep, body, body_len) != 0)
+            return fail("request memfd");
+    }
+    send_units(&cur, 0, count, body, body_len);
+    memset(req_buf, 0, n); /* no later run may find this request in memory inherited from us */
+    /* Forks while this run executes on the other core. */
+    r = spawn(&spares[key], key ? upp : 1, 1, cfg.own_pidns);
+    if (r != 0)
+        return r;
+    uint32_t done = 0;
+    int compile_error = 0;
+    for (;;) {
+        for (uint32_t k = 0; k < count; k++) {
+            struct unit_out u;
+            int alive;
+            if (collect_unit(&cur, (int)k, timeout_ms, cap, t0, &u, &alive) != 0)
+                return -1;
+            compile_error = compile_error || (done == 0 && u.compile_error);
+            if (send_unit(&u) != 0)
+                return fail("write to daemon");
+            done++;
+            t0 = now_s();
+            if (!alive || compile_error)
+                break;
+        }
+        if (cur.n_units) /* T ended early: its unused pipes */
+            close_child(&cur, 1, NULL, NULL);
+        if (done >= n_units || compile_error)
+            break;
+        count = min3(n_units - done, per, MAX_UNITS);
+        r = spawn(&cur, (int)count, 1, cfg.own_pidns);
+        if (r != 0)
+            return r;
+        if (pread(keep, req_buf, body_len, 0) != (ssize_t)body_len)
+            return fail("reading the request memfd");
+        send_units(&cur, done, count, req_buf, body_len);
+        memset(req_buf, 0, body_len);
+        t0 = now_s();
+    }
+    if (keep >= 0)
+        close(keep);
+    /* A compile error is the request's answer (U); a plain run (Q) shows it as its stderr. */
+    const char *rep = compile_error && kind == 'U' ? "{\"compile_error\": true}" : "{}";
+    if (send_frame('r', rep, strlen(rep)) != 0)
+        return fail("write to daemon");
+    reap_later();
+    const char *done_frame = "{\"status\": 0, \"killed\": false}";
+    if (send_frame('d', done_frame, strlen(done_frame)) != 0)
+        return fail("write to daemon");
+    return 0;
+}
+
+unsigned char *zh_request(void) { return req_buf; }
+uint32_t zh_request_len(void) { return req_len; }
+uint32_t zh_request_budget(void) { return req_budget; }
+
+/* The zygote's loop: serves plain runs and tests requests here, and returns a request's kind
+ * for the others (zygote.py serves them from zh_request() and calls again). Returns ZH_CHILD in
+ * a forked T and -1 when the slot is broken (zh_error says why). The daemon closing the
+ * control socket ends the zygote. */
+int zh_serve(void) {
+    int upp = units_per_process(0);
+    for (;;) {
+        for (int key = 0; key < 1 + (upp > 1); key++) {
+            if (spares[key].pid == 0) {
+                int r = spawn(&spares[key], key ? upp : 1, 1, cfg.own_pidns);
+                if (r != 0)
+                    return r;
+            }
+        }
+        unsigned char hdr[9];
+        uint32_t n, budget;
+        if (read_exact(CTL, hdr, sizeof hdr) != 0)
+            _exit(0);
+        memcpy(&n, hdr, 4);
+        memcpy(&budget, hdr + 5, 4);
+        if (n > req_cap) {
+            size_t want = n < (1u << 20) ? (1u << 20) : n;
+            if (req_buf)
+                munmap(req_buf, req_cap);
+            req_buf = dontfork_map(want);
+            req_cap = req_buf ? want : 0;
+            if (!req_buf)
+                return fail("request buffer");
+        }
+        if (read_exact(CTL, req_buf, n) != 0)
+            _exit(0);
+        req_len = n;
+        req_budget = budget;
+        if (hdr[4] != 'Q' && hdr[4] != 'U')
+            return hdr[4];
+        int r = serve_units(hdr[4], n, budget);
+        if (r != 0)
+            return r;
+    }
+}
+
+/* Tells the daemon why the slot is broken (a 'r' frame with harness_error) and exits. */
+void zh_die(void) {
+    char msg[700];
+    int m = snprintf(msg, sizeof msg, "{\"harness_error\": \"");
+    for (const char *p = err_buf; *p && m < (int)sizeof msg - 4; p++)
+        msg[m++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? '?' : *p;
+    msg[m++] = '"';
+    msg[m++] = '}';
+    send_frame('r', msg, (size_t)m);
+    _exit(1);
+}
