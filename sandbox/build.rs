@@ -10,10 +10,19 @@ fn main() {
     let src = "src/zygote_native.c";
     println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-env-changed=CC");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("grpo_zygote_native.so");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("grpo_zygote_native.so");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args(["-O2", "-std=gnu11", "-Wall", "-Wextra", "-fPIC", "-shared", "-o"])
+        .args([
+            "-O2",
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-fPIC",
+            "-shared",
+            "-o",
+        ])
         .arg(&out)
         .arg(src)
         .arg("-lm")

@@ -161,7 +161,11 @@ def load_hello():
             __import__(name)
         except Exception:  # a missing optional module must not stop the slot
             pass
-    PRISTINE_STDIO[0] = new_stdio()
+    # A child's first unit finds its process state ready: stdio wrappers over fds 0-2 (unread,
+    # unwritten; the zygote never uses them) and argv, set here once rather than after each fork.
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = new_stdio()
+    sys.argv = ["main.py"]
+    os.environ.clear()  # exec'd with none, but the interpreter's locale coercion adds LC_CTYPE
     # Everything alive now is the zygote's for good: keep the collector from walking (and so
     # writing to, and copying) those pages in every forked child.
     gc.collect()
@@ -209,20 +213,14 @@ def new_stdio():
     )
 
 
-# Built once in the zygote and never used there, so each child's first unit takes them as they
-# are (unread, unwritten) instead of building its own: fewer pages written after the fork.
-PRISTINE_STDIO = [None]
-
-
-def prepare_process(first=True):
-    """The request-independent part of a clean process state, done before the request arrives.
-    (The stdin wrapper reads fd 0 only later, after the unit's stdin has been put there.)"""
+def prepare_process():
+    """A clean process state for a unit after the first (the first finds it set up by the zygote
+    and by zh_spawn: stdio, argv, cwd, an empty environment). Random, when preloaded, reseeds
+    itself in every forked child (an at-fork hook of its own)."""
     os.chdir("/tmp")
     os.environ.clear()
-    stdio = PRISTINE_STDIO[0] if first and PRISTINE_STDIO[0] is not None else new_stdio()
-    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = new_stdio()
     sys.argv = ["main.py"]
-    # (random, when preloaded, reseeds itself in every forked child: an at-fork hook of its own)
 
 
 def set_stdin(stdin_text):
@@ -308,7 +306,7 @@ RECURSION_LIMIT = sys.getrecursionlimit()
 def reset_unit_state():
     """What one unit leaves behind that would change how the next unit of the same process
     runs: its module, stdio wrappers, working directory, environment, recursion limit, alarm."""
-    prepare_process(first=False)
+    prepare_process()
     sys.setrecursionlimit(RECURSION_LIMIT)
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
@@ -357,9 +355,8 @@ def run_unit(unit, code_obj):
 
 
 def become_child():
-    """In a T forked by the native half (already isolated, unprivileged, under seccomp): the
-    interpreter's after-fork bookkeeping (os.fork does it for Python forks), then the units."""
-    ctypes.pythonapi.PyOS_AfterFork_Child()
+    """In a T forked by the native half (already isolated, unprivileged, under seccomp, and
+    through the interpreter's after-fork bookkeeping): runs the units."""
     n = H.zh_child_units()
     try:
         child_main(n)
@@ -377,7 +374,6 @@ def child_main(n_fds):
     a fresh __main__ and fresh stdio; a unit that kills the process ends the batch, and the
     harness runs the remaining units in a new process."""
     unit_fds = [(UNIT_FD_BASE + 3 * k, UNIT_FD_BASE + 3 * k + 1, UNIT_FD_BASE + 3 * k + 2) for k in range(n_fds)]
-    prepare_process()
     data = read_all(0)
     start, count = UNITS.unpack_from(data)
     msg = json.loads(data[UNITS.size:])
