@@ -276,6 +276,25 @@ fn check_files(files: &BTreeMap<String, String>, fetch: &[String]) -> Result<(),
     Ok(())
 }
 
+/// A plain run for the zygote ('Q', read by zygote_native.c `await_request`): the hard limits and
+/// stdin's length as little-endian u64s, then stdin, then the source.
+fn run_payload(limits: &RunLimits, stdin: &str, code: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(48 + stdin.len() + code.len());
+    for v in [
+        limits.cpu_s,
+        limits.memory_bytes,
+        limits.max_processes,
+        limits.max_file_bytes,
+        limits.max_open_files,
+        stdin.len() as u64,
+    ] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    p.extend_from_slice(stdin.as_bytes());
+    p.extend_from_slice(code.as_bytes());
+    p
+}
+
 pub enum Harness {
     Report(Value),
     CompileError(String),
@@ -381,21 +400,19 @@ impl Engine {
         check_language(&req.language)?;
         check_files(&req.files, &req.fetch_files)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
-        let unit = json!({"mode": "program", "stdin": req.stdin});
-        // Without files the zygote serves the run itself: one fork, no harness process.
-        let (kind, budget, zreq) = if req.files.is_empty() && req.fetch_files.is_empty() {
-            (
-                b'Q',
-                limits.timeout_ms,
-                json!({"units": [unit], "limits": limits, "code": req.code}),
-            )
+        // Without files the zygote serves the run itself ('Q'): one fork, no harness process,
+        // and a binary request that the child reads natively.
+        let outcome = if req.files.is_empty() && req.fetch_files.is_empty() {
+            let payload = run_payload(&limits, &req.stdin, &req.code);
+            self.dispatch_bytes(b'Q', limits.timeout_ms, &payload, queue)?
         } else {
+            let unit = json!({"mode": "program", "stdin": req.stdin});
             let mut z = self.base_request(&req.code, &limits, vec![unit]);
             z["files"] = json!(req.files);
             z["fetch_files"] = json!(req.fetch_files);
-            (b'R', Self::budget(&limits, 1), z)
+            self.dispatch(b'R', Self::budget(&limits, 1), &z, queue)?
         };
-        let report = match self.dispatch(kind, budget, &zreq, queue)? {
+        let report = match outcome {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
                 return Ok(RunResponse {

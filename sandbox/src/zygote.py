@@ -34,13 +34,14 @@ import types
 CTL = 3
 ZYGOTE_FILE = sys._getframe().f_code.co_filename  # frames of the harness, hidden from tracebacks
 RES_FD = 3
+REQ_FD = 4  # in T: the request pipe
 UNIT_FD_BASE = 10  # in T: unit k's stdout, stderr and result pipes (zygote_native.c)
-ZH_CHILD = -1000  # what the native half returns in a forked T
+ZH_CHILD, ZH_CHILD_RUN = -1000, -1001  # the native half's answer in a forked T: tests / a plain run
 # T's report on its result pipe: magic, exit code, flags (1 = compile error), pad, CPU ms, max RSS
 # KiB; then the value JSON of a call/eval unit. Binary, so the native zygote reads it in place.
 REPORT = struct.Struct("<4siIIdq")
 HDR = struct.Struct("<IBI")  # payload length, kind, budget in ms
-UNITS = struct.Struct("<II")  # what T is told before the request: first unit, how many
+UNITS = struct.Struct("<III")  # what T is told before the request: kind, first unit, how many
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -129,6 +130,8 @@ def load_native(own_pidns):
         ("zh_spawn", ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int32)]),
         ("zh_serve", ctypes.c_int, []),
         ("zh_child_units", ctypes.c_int32, []),
+        ("zh_child_start", ctypes.c_int32, []),
+        ("zh_child_count", ctypes.c_int32, []),
         ("zh_request", ctypes.c_void_p, []),
         ("zh_request_len", ctypes.c_uint32, []),
         ("zh_request_budget", ctypes.c_uint32, []),
@@ -354,66 +357,88 @@ def run_unit(unit, code_obj):
         return 0, {"error": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
-def become_child():
-    """In a T forked by the native half (already isolated, unprivileged, under seccomp, and
-    through the interpreter's after-fork bookkeeping): runs the units."""
-    n = H.zh_child_units()
+def become_child(kind):
+    """In a T forked by the native half, already isolated, unprivileged, under seccomp, through
+    the interpreter's after-fork bookkeeping, and with its request's header read: runs a plain
+    run (`kind` ZH_CHILD_RUN) or the units of a tests request, then exits."""
     try:
-        child_main(n)
+        if kind == ZH_CHILD_RUN:
+            run_program()
+        child_main(H.zh_child_units(), H.zh_child_start(), H.zh_child_count())
     except BaseException as exc:
         try:
-            os.write(UNIT_FD_BASE + 1, f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
+            os.write(UNIT_FD_BASE + 1 if kind == ZH_CHILD else 2,
+                     f"sandbox setup failed: {type(exc).__name__}: {exc}\n".encode())
         finally:
             os._exit(111)
     os._exit(112)
 
 
-def child_main(n_fds):
-    """T: runs the units it is sent (on fd 0) one after another, unit k writing to its own
-    stdout, stderr and result pipes (UNIT_FD_BASE + 3k ...), then exits. Every unit starts from
-    a fresh __main__ and fresh stdio; a unit that kills the process ends the batch, and the
-    harness runs the remaining units in a new process."""
-    unit_fds = [(UNIT_FD_BASE + 3 * k, UNIT_FD_BASE + 3 * k + 1, UNIT_FD_BASE + 3 * k + 2) for k in range(n_fds)]
-    data = read_all(0)
-    start, count = UNITS.unpack_from(data)
-    msg = json.loads(data[UNITS.size:])
-    del data
+PROGRAM_UNIT = {"mode": "program"}
+
+
+def run_program():
+    """A plain run, set up natively (hard limits; stdin on fd 0, the unit's stdout, stderr and
+    result pipes on 1, 2, 3): compiles the source (the rest of the request) and runs it."""
+    source = read_all(REQ_FD)
+    os.close(REQ_FD)
+    code_obj = compile_program(source.decode(), 2)
+    del source
+    os._exit(finish_unit(PROGRAM_UNIT, code_obj))
+
+
+def compile_program(source, err_fd):
+    try:
+        return compile(source, "main.py", "exec", dont_inherit=True)
+    except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
+        text = "".join(traceback.format_exception_only(type(exc), exc))
+        os.write(err_fd, text.encode())
+        os.write(RES_FD if err_fd == 2 else err_fd + 1, REPORT.pack(b"GZR1", 1, 1, 0, 0.0, 0) + b"null")
+        os._exit(1)
+
+
+def finish_unit(unit, code_obj):
+    """Runs one unit whose stdio and result pipe are in place, reports on the result pipe (exit
+    code, CPU, RSS, the value of a call/eval unit), returns the exit code."""
+    t = resource.getrusage(resource.RUSAGE_SELF)
+    rc, value = run_unit(unit, code_obj)
+    try:
+        join_threads()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
+    view = memoryview(REPORT.pack(b"GZR1", rc, 0, 0, cpu_ms, u.ru_maxrss) + json.dumps(value).encode())
+    while view:
+        view = view[os.write(RES_FD, view):]
+    return rc
+
+
+def child_main(n_fds, start, count):
+    """T: runs units `start .. start + count` of the tests request on REQ_FD one after another,
+    unit k writing to its own stdout, stderr and result pipes (UNIT_FD_BASE + 3k ...), then
+    exits. Every unit starts from a fresh __main__ and fresh stdio; a unit that kills the
+    process ends the batch, and the harness runs the remaining units in a new process."""
+    msg = json.loads(read_all(REQ_FD))
+    os.close(REQ_FD)
     units, lim = msg["units"][start:start + count], msg["limits"]
     enter_unit(lim, len(units))
     null = os.open("/dev/null", os.O_RDWR)
     code = msg["code"]
     del msg
-    try:
-        code_obj = compile(code, "main.py", "exec", dont_inherit=True)
-    except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
-        text = "".join(traceback.format_exception_only(type(exc), exc))
-        os.write(unit_fds[0][1], text.encode())
-        os.write(unit_fds[0][2], REPORT.pack(b"GZR1", 1, 1, 0, 0.0, 0) + b"null")
-        os._exit(1)
+    code_obj = compile_program(code, UNIT_FD_BASE + 1)
     rc = 0
     for k, unit in enumerate(units):
-        out_w, err_w, res_w = unit_fds[k]
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.dup2(res_w, RES_FD)
-        for fd in unit_fds[k]:
+        fds = (UNIT_FD_BASE + 3 * k, UNIT_FD_BASE + 3 * k + 1, UNIT_FD_BASE + 3 * k + 2)
+        for fd, target in zip(fds, (1, 2, RES_FD)):
+            os.dup2(fd, target)
             os.close(fd)
         set_stdin(unit.get("stdin", ""))
         if k:
             reset_unit_state()
-        t = resource.getrusage(resource.RUSAGE_SELF)
-        rc, value = run_unit(unit, code_obj)
-        try:
-            join_threads()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
-        u = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
-        view = memoryview(REPORT.pack(b"GZR1", rc, 0, 0, cpu_ms, u.ru_maxrss) + json.dumps(value).encode())
-        while view:
-            view = view[os.write(RES_FD, view):]
+        rc = finish_unit(unit, code_obj)
         for fd in (0, 1, 2, RES_FD):  # EOF on this unit's pipes tells the harness it ended
             os.dup2(null, fd)
     os._exit(rc)
@@ -510,8 +535,8 @@ def fork_child(n_units, setup):
     control pipe; `setup`: T makes the run's namespaces itself (G has made them for its T)."""
     out = (ctypes.c_int32 * (3 + 3 * n_units))()
     r = H.zh_spawn(n_units, int(setup), PIDNS[0], out)
-    if r == ZH_CHILD:
-        become_child()
+    if r <= ZH_CHILD:
+        become_child(r)
     if r != 0:
         raise OSError(H.zh_error().decode())
     units = [[out[3 + 3 * k], out[4 + 3 * k], out[5 + 3 * k]] for k in range(n_units)]
@@ -521,7 +546,7 @@ def fork_child(n_units, setup):
 def send_units(child, start, count, body):
     """Hands T its units `start .. start + count` of a request (`body`: the request's JSON)."""
     try:
-        write_all(child.ctl_w, [UNITS.pack(start, count), body])
+        write_all(child.ctl_w, [UNITS.pack(ord("U"), start, count), body])
     except OSError:
         pass  # the child died in setup; its stderr says why
     os.close(child.ctl_w)
@@ -850,8 +875,8 @@ def serve():
         # Plain runs and tests requests never come back here (nor does any Python run in the
         # zygote for them); runs with files and test-code parsing do.
         kind = H.zh_serve()
-        if kind == ZH_CHILD:
-            become_child()
+        if kind <= ZH_CHILD:
+            become_child(kind)
         if kind < 0:
             H.zh_die()  # a broken slot: the daemon logs why and restarts it
         n, budget_ms = H.zh_request_len(), H.zh_request_budget()

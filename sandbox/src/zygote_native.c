@@ -15,8 +15,9 @@
  * them; zygote.py still serves runs with files and test-code parsing (the rare requests), for
  * which zh_serve returns to Python.
  *
- * In a forked child every function here returns ZH_CHILD to Python, which then runs the
- * untrusted program (zygote.py `child_main`). Nothing here allocates with malloc: the child and
+ * In a forked child, after its isolation and its request's header, every function here returns
+ * ZH_CHILD or ZH_CHILD_RUN to Python, which then runs the untrusted program (zygote.py
+ * `become_child`). Nothing here allocates with malloc: the child and
  * the zygote share the C heap with Python.
  */
 #define _GNU_SOURCE
@@ -45,8 +46,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ZH_CHILD (-1000) /* returned in a forked child T */
+#define ZH_CHILD (-1000)   /* returned in a forked T with a tests request ('U') on REQ_FD */
+#define ZH_CHILD_RUN (-1001) /* returned in a forked T set up for a plain run ('Q') */
 #define CTL 3
+#define REQ_FD 4         /* in T: the request pipe */
 #define UNIT_FD_BASE 10  /* in T: unit k's stdout/stderr/result pipes are 10+3k, 11+3k, 12+3k */
 #define MAX_UNITS 128    /* pipe sets per T; more units run in the next T */
 #define MAX_FILTER 1024
@@ -77,8 +80,9 @@ static struct sock_filter filter[MAX_FILTER];
 static char tmpfs_opts[256];
 static char err_buf[512];
 
-/* Set in a child T, for Python to read after ZH_CHILD. */
-static int32_t child_units;
+/* Set in a child T, for Python to read after ZH_CHILD: unit pipe sets, and from the request's
+ * header, the first unit and how many. */
+static int32_t child_units, child_start, child_count;
 
 struct child {
     pid_t pid;
@@ -209,6 +213,8 @@ int zh_configure(const struct zh_config *c) {
 }
 
 int32_t zh_child_units(void) { return child_units; }
+int32_t zh_child_start(void) { return child_start; }
+int32_t zh_child_count(void) { return child_count; }
 
 /* Units one T runs in a row: `asked`, else the configured number (1 = a process per test),
  * bounded by the open-files limit (T holds three pipe ends per unit) and MAX_UNITS. */
@@ -277,7 +283,7 @@ static int drop_privileges(void) {
     return 0;
 }
 
-/* In the new T: the request pipe at fd 0, unit k's write ends at UNIT_FD_BASE + 3k + {0,1,2},
+/* In the new T: the request pipe at REQ_FD, unit k's write ends at UNIT_FD_BASE + 3k + {0,1,2},
  * every other fd of the zygote closed (its control socket, other children's pipes). */
 static int arrange_fds(int ctl_r, int n, int theirs[][3]) {
     int high = UNIT_FD_BASE + 3 * MAX_UNITS + 16;
@@ -289,15 +295,71 @@ static int arrange_fds(int ctl_r, int n, int theirs[][3]) {
         for (int j = 0; j < 3; j++)
             if ((moved[k][j] = fcntl(theirs[k][j], F_DUPFD, high)) < 0)
                 return fail("dup");
-    if (dup2(r, 0) < 0)
+    if (dup2(r, REQ_FD) < 0)
         return fail("dup2");
     for (int k = 0; k < n; k++)
         for (int j = 0; j < 3; j++)
             if (dup2(moved[k][j], UNIT_FD_BASE + 3 * k + j) < 0)
                 return fail("dup2");
-    syscall(SYS_close_range, 3, UNIT_FD_BASE - 1, 0);
+    close(3);
+    syscall(SYS_close_range, REQ_FD + 1, UNIT_FD_BASE - 1, 0);
     syscall(SYS_close_range, UNIT_FD_BASE + 3 * n, ~0u, 0);
     return 0;
+}
+
+/* A plain run's header after T's: the hard limits, then stdin's length; stdin and the program's
+ * source follow (engine.rs `run_payload`). */
+struct run_header {
+    uint64_t cpu_s, memory_bytes, max_processes, max_file_bytes, max_open_files, stdin_len;
+};
+
+/* In T, set up and waiting: reads the request's header. A tests request ('U') goes to Python
+ * as it is (ZH_CHILD; the rest is JSON on REQ_FD). For a plain run ('Q') T takes the hard limits
+ * (soft = hard, so the program cannot raise them back), puts stdin in a memfd at fd 0 and the
+ * unit's pipes at 1, 2, 3, and leaves only the source on REQ_FD (ZH_CHILD_RUN). */
+static int await_request(void) {
+    uint32_t hdr[3];
+    if (read_exact(REQ_FD, hdr, sizeof hdr) != 0)
+        _exit(0); /* no request: the slot is shutting down */
+    child_start = (int32_t)hdr[1];
+    child_count = (int32_t)hdr[2];
+    if (hdr[0] != 'Q')
+        return ZH_CHILD;
+    struct run_header h;
+    if (read_exact(REQ_FD, &h, sizeof h) != 0)
+        return fail("short run request");
+    struct rlimit_set {
+        int res;
+        uint64_t val;
+    } lims[] = {{RLIMIT_CPU, h.cpu_s},
+                {RLIMIT_AS, h.memory_bytes},
+                {RLIMIT_NPROC, h.max_processes},
+                {RLIMIT_FSIZE, h.max_file_bytes},
+                {RLIMIT_NOFILE, h.max_open_files},
+                {RLIMIT_CORE, 0},
+                {RLIMIT_MEMLOCK, 0},
+                {RLIMIT_MSGQUEUE, 0}};
+    for (size_t i = 0; i < sizeof lims / sizeof *lims; i++) {
+        struct rlimit rl = {lims[i].val, lims[i].val};
+        if (setrlimit(lims[i].res, &rl) != 0)
+            return fail("setrlimit");
+    }
+    int in = memfd_create("stdin", 0);
+    if (in < 0)
+        return fail("memfd_create");
+    char buf[4096];
+    for (uint64_t left = h.stdin_len; left;) {
+        size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
+        if (read_exact(REQ_FD, buf, want) != 0 || write_all(in, buf, want) != 0)
+            return fail("copying stdin");
+        left -= want;
+    }
+    if (lseek(in, 0, SEEK_SET) != 0 || dup2(in, 0) < 0 || close(in) != 0)
+        return fail("stdin");
+    for (int j = 0; j < 3; j++)
+        if (dup2(UNIT_FD_BASE + j, 1 + j) < 0 || close(UNIT_FD_BASE + j) != 0)
+            return fail("unit fds");
+    return ZH_CHILD_RUN;
 }
 
 /* Forks T with `n` sets of unit pipes and a request pipe. T is pid 1 of a fresh PID namespace
@@ -346,15 +408,15 @@ static int spawn(struct child *c, int n, int setup, int pidns) {
         if (arrange_fds(ctl[0], n, theirs) == 0 && (!setup || setup_run() == 0) &&
             drop_privileges() == 0) {
             after_fork_child(); /* GIL held: zh_* are called through ctypes.PyDLL */
-            return ZH_CHILD;
+            int r = await_request();
+            if (r != -1)
+                return r;
         }
         /* The set-up failed: say why on unit 0's stderr (the zygote reports it) and go. */
-        if (n > 0) {
-            char msg[600];
-            int len = snprintf(msg, sizeof msg, "sandbox setup failed: %s\n", err_buf);
-            if (write(UNIT_FD_BASE + 1, msg, (size_t)len) < 0)
-                _exit(111);
-        }
+        char msg[600];
+        int len = snprintf(msg, sizeof msg, "sandbox setup failed: %s\n", err_buf);
+        if (n > 0 && write(UNIT_FD_BASE + 1, msg, (size_t)len) < 0 && errno == EBADF)
+            (void)!write(2, msg, (size_t)len); /* a plain run's pipes had moved already */
         _exit(111);
     }
     close(ctl[0]);
@@ -435,8 +497,9 @@ static void reap_later(void) {
         close_child(&reap_list[--reap_count], 1, NULL, NULL);
 }
 
-static int send_units(struct child *c, uint32_t start, uint32_t count, const void *body, size_t n) {
-    uint32_t hdr[2] = {start, count};
+static int send_units(struct child *c, uint32_t kind, uint32_t start, uint32_t count, const void *body,
+                      size_t n) {
+    uint32_t hdr[3] = {kind, start, count};
     struct iovec v[2] = {{hdr, sizeof hdr}, {(void *)body, n}};
     /* A failed write: the child died in set-up, and its stderr says why. */
     write_allv(c->ctl_w, v, 2);
@@ -684,7 +747,7 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
         if (keep < 0 || write_all(keep, body, body_len) != 0)
             return fail("request memfd");
     }
-    send_units(&cur, 0, count, body, body_len);
+    send_units(&cur, kind, 0, count, body, body_len);
     memset(req_buf, 0, n); /* no later run may find this request in memory inherited from us */
     /* Forks while this run executes on the other core. */
     r = spawn(&spares[key], key ? upp : 1, 1, cfg.own_pidns);
@@ -716,7 +779,7 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
             return r;
         if (pread(keep, req_buf, body_len, 0) != (ssize_t)body_len)
             return fail("reading the request memfd");
-        send_units(&cur, done, count, req_buf, body_len);
+        send_units(&cur, kind, done, count, req_buf, body_len);
         memset(req_buf, 0, body_len);
         t0 = now_s();
     }
