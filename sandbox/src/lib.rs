@@ -148,6 +148,10 @@ extern "C" fn on_signal(_: libc::c_int) {
     server::SHUTDOWN.store(true, Ordering::Relaxed);
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -260,7 +264,8 @@ fn run(args: Args) -> Result<(), String> {
         "isolated": isolated,
         "uid": isolation::SANDBOX_UID,
         "sys_capset": libc::SYS_capset,
-        "seccomp_hex": seccomp::filter_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "seccomp_slot_hex": hex(&seccomp::filter_bytes(&seccomp::slot_filter())),
+        "seccomp_run_hex": hex(&seccomp::filter_bytes(&seccomp::run_filter())),
         "preload": cfg.python.preload,
         "tmpfs_bytes": cfg.limits.tmpfs_mb << 20,
         "tmpfs_inodes": cfg.limits.tmpfs_inodes,

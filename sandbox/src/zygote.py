@@ -115,12 +115,14 @@ class ZhConfig(ctypes.Structure):
     _fields_ = [("isolated", ctypes.c_int32), ("uid", ctypes.c_int32), ("per_run_netns", ctypes.c_int32),
                 ("own_pidns", ctypes.c_int32), ("max_open_files", ctypes.c_int32),
                 ("units_per_process", ctypes.c_int32), ("max_output_bytes", ctypes.c_uint32),
-                ("filter_len", ctypes.c_uint32), ("filter", ctypes.POINTER(SockFilter)),
+                ("slot_filter_len", ctypes.c_uint32), ("slot_filter", ctypes.POINTER(SockFilter)),
+                ("run_filter_len", ctypes.c_uint32), ("run_filter", ctypes.POINTER(SockFilter)),
                 ("tmpfs_opts", ctypes.c_char_p)]
 
 
 def load_native(own_pidns):
-    """The native half (fd 5, a memfd from the daemon), loaded with the GIL kept held."""
+    """The native half (fd 5, a memfd from the daemon), loaded with the GIL kept held. It puts
+    the zygote under the slot part of the seccomp policy at once."""
     global H
     H = ctypes.PyDLL("/proc/self/fd/5")
     os.close(5)
@@ -142,7 +144,7 @@ def load_native(own_pidns):
     opts = f"size={CFG['tmpfs_bytes']},nr_inodes={CFG['tmpfs_inodes']},mode=1777".encode()
     cfg = ZhConfig(int(CFG["isolated"]), CFG.get("uid", 0), int(CFG.get("per_run_netns", True)), own_pidns,
                    CFG.get("max_open_files", 256), CFG.get("units_per_process", 16), CFG["max_output_bytes"],
-                   SECCOMP[0].len, SECCOMP[0].filter, opts)
+                   len(SECCOMP["slot"]), SECCOMP["slot"], len(SECCOMP["run"]), SECCOMP["run"], opts)
     if H.zh_configure(ctypes.byref(cfg)) != 0:
         raise OSError(H.zh_error().decode())
 
@@ -155,10 +157,10 @@ def load_hello():
     body = bytearray(n)
     recv_exact(memoryview(body))
     CFG.update(json.loads(bytes(body)))
-    raw = bytes.fromhex(CFG["seccomp_hex"])
-    count = len(raw) // 8
-    arr = (SockFilter * count).from_buffer_copy(raw)
-    SECCOMP = (SockFprog(count, ctypes.cast(arr, ctypes.POINTER(SockFilter))), arr)
+    SECCOMP = {}
+    for part in ("slot", "run"):  # seccomp.rs: the zygote's part and every child's
+        raw = bytes.fromhex(CFG[f"seccomp_{part}_hex"])
+        SECCOMP[part] = (SockFilter * (len(raw) // 8)).from_buffer_copy(raw)
     for name in CFG.get("preload", []):
         try:
             __import__(name)

@@ -67,8 +67,10 @@ struct zh_config {
     int32_t max_open_files;
     int32_t units_per_process;
     uint32_t max_output_bytes;
-    uint32_t filter_len;
-    const struct sock_filter *filter;
+    uint32_t slot_filter_len; /* seccomp.rs: installed on the zygote by zh_configure */
+    const struct sock_filter *slot_filter;
+    uint32_t run_filter_len;  /* installed on every child */
+    const struct sock_filter *run_filter;
     const char *tmpfs_opts;
 };
 
@@ -76,7 +78,7 @@ static struct zh_config cfg;
 /* The interpreter's own after-fork bookkeeping (what os.fork runs in its child), called by a new
  * T here: from Python, through ctypes, it cost ~140 faults per run. */
 static void (*after_fork_child)(void);
-static struct sock_filter filter[MAX_FILTER];
+static struct sock_filter run_filter[MAX_FILTER];
 static char tmpfs_opts[256];
 static char err_buf[512];
 
@@ -196,19 +198,28 @@ static int write_proc(const char *path, const char *text) {
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
+/* Takes the slot's settings and puts the zygote under the slot part of the seccomp policy: the
+ * kernel compiles that once, and every child inherits it for free. */
 int zh_configure(const struct zh_config *c) {
-    if (c->filter_len > MAX_FILTER)
-        return fail("seccomp filter of %u instructions is too long", c->filter_len);
+    if (c->run_filter_len > MAX_FILTER || c->slot_filter_len > 0xffff)
+        return fail("seccomp filter too long");
     if (strlen(c->tmpfs_opts) >= sizeof tmpfs_opts)
         return fail("tmpfs options too long");
     after_fork_child = (void (*)(void))dlsym(RTLD_DEFAULT, "PyOS_AfterFork_Child");
     if (!after_fork_child)
         return fail("PyOS_AfterFork_Child not found in the interpreter");
     cfg = *c;
-    memcpy(filter, c->filter, sizeof(struct sock_filter) * c->filter_len);
+    memcpy(run_filter, c->run_filter, sizeof(struct sock_filter) * c->run_filter_len);
     strcpy(tmpfs_opts, c->tmpfs_opts);
-    cfg.filter = filter;
+    cfg.run_filter = run_filter;
+    cfg.slot_filter = NULL;
     cfg.tmpfs_opts = tmpfs_opts;
+    /* The zygote never execs, so no_new_privs costs it nothing (and makes the filter legal
+     * without CAP_SYS_ADMIN when unisolated). */
+    struct sock_fprog prog = {(unsigned short)c->slot_filter_len, (struct sock_filter *)c->slot_filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        return fail("installing the slot's seccomp filter");
     return 0;
 }
 
@@ -275,7 +286,7 @@ static int drop_privileges(void) {
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return fail("no_new_privs");
-    struct sock_fprog prog = {(unsigned short)cfg.filter_len, filter};
+    struct sock_fprog prog = {(unsigned short)cfg.run_filter_len, run_filter};
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
         return fail("seccomp");
     if (chdir("/tmp") != 0)

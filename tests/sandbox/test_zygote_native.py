@@ -1,0 +1,72 @@
+"""The zygote's native half (sandbox/src/zygote_native.c) against a real daemon: where the two
+parts of the seccomp policy sit, and that serving requests leaves nothing behind in the zygote."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from conftest import _status, processes_of
+
+
+def _zygotes(sandbox) -> list[int]:
+    """The slots' zygotes: interpreters of the zygote uids whose parent is a slot's keeper (a
+    grpo-sandboxd process); spare children and harnesses are the zygote's children."""
+    uids = set(sandbox.health()["isolation"]["host_uids"]["zygotes"])
+    return [pid for pid, _, _ in processes_of(uids)
+            if _status(pid).get("Name", "").startswith("python")
+            and _status(_status(pid).get("PPid", "0")).get("Name") == "grpo-sandboxd"]
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_zygotes_run_under_the_slot_filter(sandbox):
+    zygotes = _zygotes(sandbox)
+    assert len(zygotes) == sandbox.health()["slots"]
+    for pid in zygotes:
+        st = _status(pid)
+        assert st["Seccomp"].strip() == "2" and st["NoNewPrivs"].strip() == "1", (pid, st)
+
+
+def test_programs_run_under_both_filters(sandbox):
+    r = sandbox.run("print(open('/proc/self/status').read())")
+    st = dict(line.split(":\t", 1) for line in r["stdout"].splitlines() if ":\t" in line)
+    assert st["Seccomp"].strip() == "2" and st["NoNewPrivs"].strip() == "1"
+    if "Seccomp_filters" in st:  # Linux >= 5.9
+        assert int(st["Seccomp_filters"]) == 2
+    # The run filter is what denies the calls the zygote itself still makes.
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(libc.unshare(0x20000), ctypes.get_errno(), libc.setns(0, 0), ctypes.get_errno(),\n"
+            "      libc.sethostname(b'x', 1), ctypes.get_errno(),\n"
+            "      libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())")
+    r = sandbox.run(code)
+    assert r["stdout"].split() == ["-1", "1"] * 4, r
+
+
+def test_serving_leaves_no_fds_or_children_in_the_zygote(sandbox):
+    """Tests requests with fewer tests than a spare child has pipe sets, plain runs, crashes and
+    timeouts: the zygote's fd count and its number of children stay flat."""
+    zygotes = _zygotes(sandbox)
+
+    def load() -> None:
+        for i in range(6):
+            sandbox.run_tests("print(int(input()) * 2)", [{"stdin": f"{i}\n", "expected_stdout": f"{2 * i}\n"}] * 3)
+            sandbox.run("import os\nos._exit(3)" if i % 2 else "print(1)")
+            sandbox.run_tests("import os\nx = int(input())\nif x == 1: os._exit(1)\nprint(x)",
+                              [{"stdin": f"{k}\n", "expected_stdout": f"{k}\n"} for k in range(4)])
+        sandbox.run("while True: pass", timeout_ms=50)
+
+    def census() -> tuple[list[int], list[int]]:
+        time.sleep(0.2)  # the last children are reaped after their answers went out
+        kids = [sum(1 for c in Path("/proc").iterdir() if c.name.isdigit()
+                    and _status(c.name).get("PPid", "").strip() == str(z)) for z in zygotes]
+        return [_fds(z) for z in zygotes], kids
+
+    load()
+    before = census()
+    for _ in range(3):
+        load()
+    assert census() == before
