@@ -138,6 +138,7 @@ def load_native(own_pidns):
         ("zh_request_len", ctypes.c_uint32, []),
         ("zh_request_budget", ctypes.c_uint32, []),
         ("zh_die", None, []),
+        ("zh_share_file_mappings", ctypes.c_int, []),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
@@ -147,6 +148,7 @@ def load_native(own_pidns):
                    len(SECCOMP["slot"]), SECCOMP["slot"], len(SECCOMP["run"]), SECCOMP["run"], opts)
     if H.zh_configure(ctypes.byref(cfg)) != 0:
         raise OSError(H.zh_error().decode())
+    H.zh_share_file_mappings()
 
 
 def load_hello():
@@ -175,6 +177,7 @@ def load_hello():
     # writing to, and copying) those pages in every forked child.
     gc.collect()
     gc.freeze()
+    libc.malloc_trim(0)
 
 
 # ---- the untrusted child T -----------------------------------------------------------------------
@@ -386,7 +389,11 @@ def run_program():
     os.close(REQ_FD)
     code_obj = compile_program(source.decode(), 2)
     del source
-    os._exit(finish_unit(PROGRAM_UNIT, code_obj))
+    rc = finish_unit(PROGRAM_UNIT, code_obj)
+    # EOF on the unit's pipes now: at exit they would close only after the kernel has torn
+    # down this process's memory, which would hold up the answer by that long.
+    os.closerange(0, RES_FD + 1)
+    os._exit(rc)
 
 
 def compile_program(source, err_fd):
