@@ -168,6 +168,7 @@ def load_hello():
             __import__(name)
         except Exception:  # a missing optional module must not stop the slot
             pass
+    warm_up()
     # A child's first unit finds its process state ready: stdio wrappers over fds 0-2 (unread,
     # unwritten; the zygote never uses them) and argv, set here once rather than after each fork.
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = new_stdio()
@@ -209,16 +210,49 @@ def read_all(fd):
         chunks.append(chunk)
 
 
-def new_stdio():
+def new_stdio(fds=(0, 1, 2)):
     """Text streams over fds 0, 1 and 2 as a program expects them."""
     return (
-        io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8",
+        io.TextIOWrapper(io.BufferedReader(io.FileIO(fds[0], "r", closefd=False)), encoding="utf-8",
                          errors="surrogateescape"),
-        io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8",
+        io.TextIOWrapper(io.BufferedWriter(io.FileIO(fds[1], "w", closefd=False)), encoding="utf-8",
                          errors="surrogateescape"),
-        io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+        io.TextIOWrapper(io.BufferedWriter(io.FileIO(fds[2], "w", closefd=False)), encoding="utf-8",
                          errors="backslashreplace", line_buffering=True),
     )
+
+
+# Programs that take the paths most runs take: stdin and stdout both ways, numbers, a function, a
+# traceback. Trusted: only the zygote's own code runs in the zygote.
+WARM_UP = (
+    "import sys\nprint(sys.stdin.readline().strip()[::-1])\n",
+    "a, b = map(int, input().split())\nprint(a + b)\n",
+    "import sys\ndata = sys.stdin.read().split()\nsys.stdout.write(' '.join(sorted(data)) + '\\n')\n",
+    "def f(n):\n    return [i * i for i in range(n)]\nprint(sum(f(int(input().split()[0]))), f'{1.5:.2f}')\n",
+    "x = int(input().split()[1])\nraise ValueError(x)\n",
+)
+
+
+def warm_up(rounds=30):
+    """Runs a child's code path (compile, a fresh __main__, stdio, the report) on WARM_UP in the
+    zygote itself, so that what CPython creates lazily on a first use (codec and type-attribute
+    caches, the specialized bytecode of every function a run goes through) exists before the fork
+    instead of being created, and its pages copied, in every child."""
+    main = sys.modules.get("__main__")
+    random = sys.modules.get("random")
+    for _ in range(rounds):
+        for src in WARM_UP:
+            fds = [*os.pipe(), *os.pipe(), *os.pipe()]
+            os.write(fds[1], b"3 4\n")
+            os.close(fds[1])
+            sys.stdin, sys.stdout, sys.stderr = new_stdio((fds[0], fds[3], fds[3]))
+            finish_unit(PROGRAM_UNIT, compile_program(src, -1), fds[5])
+            for fd in (fds[0], fds[2], fds[3], fds[4], fds[5]):
+                os.close(fd)
+        if random is not None:  # what its at-fork hook runs in every child
+            random.seed()
+    sys.modules["__main__"] = main
+    sys.stdin = sys.stdout = sys.stderr = None
 
 
 def prepare_process():
@@ -406,7 +440,7 @@ def compile_program(source, err_fd):
         os._exit(1)
 
 
-def finish_unit(unit, code_obj):
+def finish_unit(unit, code_obj, res_fd=RES_FD):
     """Runs one unit whose stdio and result pipe are in place, reports on the result pipe (exit
     code, CPU, RSS, the value of a call/eval unit), returns the exit code."""
     t = resource.getrusage(resource.RUSAGE_SELF)
@@ -421,7 +455,7 @@ def finish_unit(unit, code_obj):
     cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
     view = memoryview(REPORT.pack(b"GZR1", rc, 0, 0, cpu_ms, u.ru_maxrss) + json.dumps(value).encode())
     while view:
-        view = view[os.write(RES_FD, view):]
+        view = view[os.write(res_fd, view):]
     return rc
 
 
