@@ -138,7 +138,6 @@ def load_native(own_pidns):
         ("zh_request_len", ctypes.c_uint32, []),
         ("zh_request_budget", ctypes.c_uint32, []),
         ("zh_die", None, []),
-        ("zh_share_file_mappings", ctypes.c_int, []),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
@@ -148,7 +147,6 @@ def load_native(own_pidns):
                    len(SECCOMP["slot"]), SECCOMP["slot"], len(SECCOMP["run"]), SECCOMP["run"], opts)
     if H.zh_configure(ctypes.byref(cfg)) != 0:
         raise OSError(H.zh_error().decode())
-    H.zh_share_file_mappings()
 
 
 def load_hello():

@@ -223,49 +223,6 @@ int zh_configure(const struct zh_config *c) {
     return 0;
 }
 
-/* Lets every child inherit the zygote's page-table entries for its read-only file mappings
- * (the interpreter's and libraries' code and constants). Fork copies the entries of a mapping
- * only once it has private (anonymous) pages; otherwise the child faults each page in again,
- * 16 at a time, and children fault in the same code every run. Making one page of each such
- * mapping private (its first byte written back while the whole mapping is briefly writable, so
- * that it is not split) turns those faults into a cheap copy at fork. Best effort: a mapping that
- * refuses is left as it is. Returns how many mappings were changed. */
-int zh_share_file_mappings(void) {
-    static char maps[1 << 16];
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail("open /proc/self/maps");
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof maps - 1 && (n = read(fd, maps + len, sizeof maps - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    maps[len] = 0;
-    int changed = 0;
-    for (char *line = maps; line && *line;) {
-        char *next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        unsigned long lo, hi;
-        char perms[5] = {0};
-        int path_at = 0;
-        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &lo, &hi, perms, &path_at) == 3 &&
-            path_at > 0 && line[path_at] == '/' && perms[0] == 'r' && perms[1] == '-' &&
-            perms[3] == 'p' && hi > lo) {
-            int prot = PROT_READ | (perms[2] == 'x' ? PROT_EXEC : 0);
-            volatile unsigned char *first = (volatile unsigned char *)lo;
-            if (mprotect((void *)lo, hi - lo, prot | PROT_WRITE) == 0) {
-                unsigned char b = *first;
-                *first = b;
-                mprotect((void *)lo, hi - lo, prot);
-                changed++;
-            }
-        }
-        line = next;
-    }
-    return changed;
-}
-
 int32_t zh_child_units(void) { return child_units; }
 int32_t zh_child_start(void) { return child_start; }
 int32_t zh_child_count(void) { return child_count; }
