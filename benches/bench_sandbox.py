@@ -8,6 +8,11 @@ the floor: a fork of a pre-imported interpreter with no isolation and no IPC (in
 process, benches/sandbox_floor.py), one fork per run or per test. Each cell is run at
 concurrency 1 and 2 and prints runs/s, p50/p99 latency and ratios.
 
+The methods take turns: a cell's runs are split into `--rounds` rounds, each method runs one
+round in turn, and a cell's runs/s is the median over its rounds. On a shared VM whose speed
+drifts by the second (CPU steal), this keeps the ratios honest; the steal seen during each cell
+is printed with it.
+
     python benches/bench_sandbox.py            # 200 runs per cell (20 for the CPU-bound one)
     python benches/bench_sandbox.py --quick    # 40 runs per cell, for a smoke check
     python benches/bench_sandbox.py --socket /run/grpo-sandboxd/sandboxd.sock   # an existing daemon
@@ -119,9 +124,28 @@ def sandboxd_method(client: Client, fresh_process_per_test: bool = False):
 
 # ---- measurement ------------------------------------------------------------------------------------
 
-def measure(job, workload: tuple, runs: int, concurrency: int) -> dict:
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of the whole machine so far, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    steal = v[7] if len(v) > 7 else 0
+    return sum(v) - v[3] - v[4] - steal, steal
+
+
+def combine(parts: list[dict]) -> dict:
+    """One cell from its rounds: the median of the rounds' runs/s; latencies and counts pooled."""
+    lat = sorted(x for p in parts for x in p["lat"])
+    return {"rps": statistics.median(p["rps"] for p in parts), "p50": statistics.median(lat),
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "ok": sum(p["ok"] for p in parts),
+            "runs": sum(p["runs"] for p in parts)}
+
+
+def measure(job, workload: tuple, runs: int, concurrency: int, warm: bool = True) -> dict:
     kind, code, stdin, expected = workload
-    for _ in range(min(3, runs)):  # warm-up
+    for _ in range(min(3, runs) if warm else 0):
         job(kind, code, stdin, expected)
     lat: list[float] = []
     ok = [0]
@@ -136,9 +160,7 @@ def measure(job, workload: tuple, runs: int, concurrency: int) -> dict:
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, range(runs)))
     elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {"rps": runs / elapsed, "p50": statistics.median(lat), "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-            "ok": ok[0], "runs": runs}
+    return {"rps": runs / elapsed, "lat": lat, "ok": ok[0], "runs": runs}
 
 
 FLOOR = "floor: fork of pre-imported python"
@@ -163,6 +185,7 @@ def main() -> None:
     ap.add_argument("--socket", default=None, help="use a running daemon on this socket (default: start one)")
     ap.add_argument("--slots", type=int, default=2, help="slots of a daemon started here")
     ap.add_argument("--only", default="", help="comma-separated workloads: trivial,cpu,tests")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds the methods take turns in, per cell")
     args = ap.parse_args()
     runs = 40 if args.quick else args.runs
     python = real_python()
@@ -191,18 +214,27 @@ def main() -> None:
     results: dict[tuple[str, str, int], dict] = {}
     for wname, w in workloads.items():
         n = max(10, runs // 10) if wname == "cpu" else runs
+        rounds = max(1, min(args.rounds, n // 10))
         for c in (1, 2):
-            for mname, job in methods.items():
-                if mname == PER_TEST and wname != "tests":
-                    continue
-                if job is None:
-                    r = measure_floor(python, w, n, c)
-                else:
-                    r = measure(job, w, n, c)
+            cell = {m: [] for m, job in methods.items() if not (m == PER_TEST and wname != "tests")}
+            busy0, steal0 = cpu_ticks()
+            for k in range(rounds):
+                share = n // rounds + (1 if k < n % rounds else 0)
+                for mname in cell:
+                    job = methods[mname]
+                    if job is None:
+                        cell[mname].append(measure_floor(python, w, share, c))
+                    else:
+                        cell[mname].append(measure(job, w, share, c, warm=k == 0))
+            busy1, steal1 = cpu_ticks()
+            steal = (steal1 - steal0) / max(1, busy1 - busy0 + steal1 - steal0)
+            for mname, parts in cell.items():
+                r = combine(parts)
                 results[(wname, mname, c)] = r
                 bad = "" if r["ok"] == r["runs"] else f"  ({r['runs'] - r['ok']} wrong!)"
                 print(f"{wname:8s} c={c} {mname:36s} {r['rps']:8.1f}/s  p50 {r['p50']:7.2f} ms  "
                       f"p99 {r['p99']:7.2f} ms{bad}", flush=True)
+            print(f"{'':8s} c={c} ({rounds} rounds; CPU steal {100 * steal:.0f}% of the machine's time)", flush=True)
     print("\n| workload | c | method | runs/s | p50 ms | p99 ms | vs subprocess | vs floor |")
     print("|---|---|---|---|---|---|---|---|")
     for (wname, mname, c), r in results.items():

@@ -103,7 +103,7 @@ def main() -> None:
             break
     elapsed = time.perf_counter() - t0
     lat.sort()
-    print(json.dumps({"rps": spec["runs"] / elapsed, "p50": statistics.median(lat),
+    print(json.dumps({"rps": spec["runs"] / elapsed, "lat": lat, "p50": statistics.median(lat),
                       "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "ok": ok, "runs": spec["runs"]}))
 
 if __name__ == "__main__":

@@ -260,7 +260,10 @@ mod tests {
 
     #[test]
     fn bytes_are_eight_per_instruction() {
-        assert_eq!(filter_bytes(&build_filter()).len(), build_filter().len() * 8);
+        assert_eq!(
+            filter_bytes(&build_filter()).len(),
+            build_filter().len() * 8
+        );
     }
 
     /// Classic BPF as seccomp runs it, for the instructions we emit.
@@ -305,7 +308,11 @@ mod tests {
     #[test]
     fn slot_and_run_filters_together_are_the_whole_policy() {
         let (whole, slot, run) = (build_filter(), slot_filter(), run_filter());
-        assert!(run.len() < 20, "the per-run filter stays small: {}", run.len());
+        assert!(
+            run.len() < 20,
+            "the per-run filter stays small: {}",
+            run.len()
+        );
         let args = [
             0,
             libc::AF_UNIX as u32,
@@ -320,7 +327,11 @@ mod tests {
             for nr in (0..1024).chain([0x4000_0000, 0x4000_0001, u32::MAX]) {
                 for &a in &args {
                     let both = strictest(eval(&slot, nr, arch, a), eval(&run, nr, arch, a));
-                    assert_eq!(both, eval(&whole, nr, arch, a), "nr {nr} arch {arch:#x} arg {a:#x}");
+                    assert_eq!(
+                        both,
+                        eval(&whole, nr, arch, a),
+                        "nr {nr} arch {arch:#x} arg {a:#x}"
+                    );
                 }
             }
         }

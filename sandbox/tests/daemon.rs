@@ -127,3 +127,33 @@ fn bad_requests_get_clear_http_errors() {
         assert!(r["message"].is_string());
     }
 }
+
+/// Without isolation (trusted code only) the zygote's native half still serves runs, tests,
+/// deadlines and crashes, and the seccomp policy still holds.
+#[test]
+fn unisolated_mode_serves_runs_and_keeps_the_filter() {
+    let Some(d) = Daemon::start(&["--insecure-no-isolation"]) else {
+        return;
+    };
+    let (_, h) = d.request("GET", "/health", "");
+    assert_eq!(h["isolation"]["mode"], "insecure-no-isolation");
+    let (_, r) = d.request(
+        "POST",
+        "/run",
+        r#"{"code": "import ctypes\nprint(input()[::-1], ctypes.CDLL(None).unshare(0))", "stdin": "abc"}"#,
+    );
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(r["stdout"], "cba -1\n");
+    let body = r#"{"code": "import os\nx = int(input())\nif x == 2: os._exit(9)\nprint(x)",
+        "tests": [{"stdin": "1", "expected_stdout": "1"}, {"stdin": "2", "expected_stdout": "2"},
+                  {"stdin": "3", "expected_stdout": "3"}]}"#;
+    let (_, r) = d.request("POST", "/run_tests", body);
+    assert_eq!(r["passed"], 2, "{r}");
+    assert_eq!(r["tests"][1]["exit_code"], 9, "{r}");
+    let (_, r) = d.request(
+        "POST",
+        "/run",
+        r#"{"code": "import time\ntime.sleep(30)", "timeout_ms": 200}"#,
+    );
+    assert_eq!(r["status"], "timeout", "{r}");
+}
