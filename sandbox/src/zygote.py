@@ -472,10 +472,9 @@ def child_main(n_fds, start, count):
     code_obj = compile_program(code, UNIT_FD_BASE + 1)
     rc = 0
     for k, unit in enumerate(units):
-        fds = (UNIT_FD_BASE + 3 * k, UNIT_FD_BASE + 3 * k + 1, UNIT_FD_BASE + 3 * k + 2)
-        for fd, target in zip(fds, (1, 2, RES_FD)):
-            os.dup2(fd, target)
-            os.close(fd)
+        for j, target in enumerate((1, 2, RES_FD)):  # unit k's stdout, stderr, result pipe
+            os.dup2(UNIT_FD_BASE + 3 * k + j, target)
+            os.close(UNIT_FD_BASE + 3 * k + j)
         set_stdin(unit.get("stdin", ""))
         if k:
             reset_unit_state()
