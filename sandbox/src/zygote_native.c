@@ -684,6 +684,14 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
     return 0;
 }
 
+/* Children inherit the zygote's stack: once a unit's numbers (exit code, CPU, RSS, times) have
+ * gone out, the stack below the serving frame (where they were parsed and formatted) is wiped,
+ * so a later run cannot read them back from the memory it inherited. */
+static void __attribute__((noinline)) scrub_stack(void) {
+    char buf[16384];
+    explicit_bzero(buf, sizeof buf);
+}
+
 /* An 'o' frame: u32 length of the meta JSON, the meta JSON, then stdout, stderr and the result
  * value as raw bytes, written straight from the arena. */
 static int send_unit(const struct unit_out *u) {
@@ -722,7 +730,9 @@ static int send_unit(const struct unit_out *u) {
                          {arena, u->out_len},
                          {arena + u->err_off, u->err_len},
                          {arena + u->val_off, u->val_len}};
-    return write_allv(CTL, v, 5);
+    int r = write_allv(CTL, v, 5);
+    explicit_bzero(meta, sizeof meta);
+    return r;
 }
 
 static uint32_t min3(uint32_t a, uint32_t b, uint32_t c) {
@@ -773,7 +783,10 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
             if (collect_unit(&cur, (int)k, timeout_ms, cap, t0, &u, &alive) != 0)
                 return -1;
             compile_error = compile_error || (done == 0 && u.compile_error);
-            if (send_unit(&u) != 0)
+            int sent = send_unit(&u);
+            explicit_bzero(&u, sizeof u);
+            scrub_stack();
+            if (sent != 0)
                 return fail("write to daemon");
             done++;
             t0 = now_s();

@@ -718,3 +718,35 @@ def test_a_later_run_cannot_find_an_earlier_runs_output_in_its_memory(sandbox, a
         r = run(sandbox, scan, timeout_ms=10000)
         assert r["stdout"] == "found 0\n", r
     assert_contained()
+
+
+def test_a_later_run_cannot_find_an_earlier_runs_exit_code_in_its_memory(sandbox, assert_contained):
+    # The numbers of a run (exit code, CPU, RSS, times) pass through the zygote's stack on their
+    # way to the daemon, and children inherit that stack: it is wiped after each unit, so a later
+    # run scanning everything it inherited finds no earlier run's report.
+    scan = r"""
+        import re
+        pattern = re.compile(rb'"exit_code": 217, "signal": null, "wall_ms": \d')  # cannot match itself
+        found = 0
+        with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
+            for line in maps:
+                addr, perms = line.split()[:2]
+                if "rw" not in perms:
+                    continue
+                lo, hi = (int(x, 16) for x in addr.split("-"))
+                try:
+                    mem.seek(lo)
+                    found += len(pattern.findall(mem.read(hi - lo)))
+                except (OSError, OverflowError, ValueError):
+                    pass
+        print("found", found)
+    """
+    for _ in range(3):
+        r = run(sandbox, "raise SystemExit(217)")
+        assert r["exit_code"] == 217, r
+        # A slot forks its next child during a run, before that run's report: the children
+        # forked during the next few runs are the ones that could find it.
+        for _ in range(4):
+            r = run(sandbox, scan, timeout_ms=10000)
+            assert r["stdout"] == "found 0\n", r
+    assert_contained()
