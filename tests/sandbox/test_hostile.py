@@ -686,15 +686,12 @@ def test_forged_result_record_with_wrong_value_fails(sandbox, assert_contained):
 
 
 
-def test_a_later_run_cannot_find_an_earlier_runs_output_in_its_memory(sandbox, assert_contained):
-    # The zygote collects output in memory that children never inherit (MADV_DONTFORK) and sends
-    # it on from there: a program scanning everything it inherited finds no trace of the
-    # output (or the stdin) of the runs before it on its slot.
-    token = "qz7Kx2Vb9TnW4mYe"
-    leave = f"import sys\nsys.stdout.write({token!r} * 4000)\nsys.stderr.write({token!r} * 4000)\n"
-    scan = f"""
+def memory_scan(pattern: str) -> str:
+    """A program that counts the matches of `pattern` (the source of a bytes regex, which must
+    not match its own text) in every writable mapping of its own memory."""
+    return f"""
         import re
-        pattern = re.compile(b"(?:" + {token[::-1]!r}[::-1].encode() + b"){{40}}")
+        pattern = re.compile({pattern})
         found = 0
         with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
             for line in maps:
@@ -704,11 +701,20 @@ def test_a_later_run_cannot_find_an_earlier_runs_output_in_its_memory(sandbox, a
                 lo, hi = (int(x, 16) for x in addr.split("-"))
                 try:
                     mem.seek(lo)
-                    found += bool(pattern.search(mem.read(hi - lo)))
+                    found += len(pattern.findall(mem.read(hi - lo)))
                 except (OSError, OverflowError, ValueError):
                     pass
         print("found", found)
     """
+
+
+def test_a_later_run_cannot_find_an_earlier_runs_output_in_its_memory(sandbox, assert_contained):
+    # The zygote collects output in memory that children never inherit (MADV_DONTFORK) and sends
+    # it on from there: a program scanning everything it inherited finds no trace of the
+    # output (or the stdin) of the runs before it on its slot.
+    token = "qz7Kx2Vb9TnW4mYe"
+    leave = f"import sys\nsys.stdout.write({token!r} * 4000)\nsys.stderr.write({token!r} * 4000)\n"
+    scan = memory_scan(f'b"(?:" + {token[::-1]!r}[::-1].encode() + b"){{40}}"')
     for _ in range(3):
         r = run(sandbox, leave, stdin=token * 4000)
         assert r["status"] == "ok" and len(r["stdout"]) == 64000, r["status"]
@@ -724,23 +730,7 @@ def test_a_later_run_cannot_find_an_earlier_runs_exit_code_in_its_memory(sandbox
     # The numbers of a run (exit code, CPU, RSS, times) pass through the zygote's stack on their
     # way to the daemon, and children inherit that stack: it is wiped after each unit, so a later
     # run scanning everything it inherited finds no earlier run's report.
-    scan = r"""
-        import re
-        pattern = re.compile(rb'"exit_code": 217, "signal": null, "wall_ms": \d')  # cannot match itself
-        found = 0
-        with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
-            for line in maps:
-                addr, perms = line.split()[:2]
-                if "rw" not in perms:
-                    continue
-                lo, hi = (int(x, 16) for x in addr.split("-"))
-                try:
-                    mem.seek(lo)
-                    found += len(pattern.findall(mem.read(hi - lo)))
-                except (OSError, OverflowError, ValueError):
-                    pass
-        print("found", found)
-    """
+    scan = memory_scan(r"""rb'"exit_code": 217, "signal": null, "wall_ms": \d'""")
     for _ in range(3):
         r = run(sandbox, "raise SystemExit(217)")
         assert r["exit_code"] == 217, r
