@@ -263,15 +263,18 @@ def prepare_process():
     sys.argv = ["main.py"]
 
 
-def set_stdin(stdin_text):
+def stdin_memfd(stdin_text, at):
+    """A unit's stdin as a memfd at offset 0 on fd `at` (written before the file-size limit
+    applies, so a stdin may be larger than the files a program may write)."""
     data = stdin_text.encode("utf-8", "surrogateescape")
     fd = os.memfd_create("stdin", 0)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
     os.lseek(fd, 0, os.SEEK_SET)
-    os.dup2(fd, 0)
+    os.dup2(fd, at)
     os.close(fd)
+    return at
 
 
 def enter_unit(lim, units=1):
@@ -465,6 +468,8 @@ def child_main(n_fds, start, count):
     msg = json.loads(read_all(REQ_FD))
     os.close(REQ_FD)
     units, lim = msg["units"][start:start + count], msg["limits"]
+    # Above every unit's pipes (fds 3 and 4 are free now, but each unit's result pipe takes 3).
+    stdins = [stdin_memfd(unit.get("stdin", ""), UNIT_FD_BASE + 3 * n_fds + k) for k, unit in enumerate(units)]
     enter_unit(lim, len(units))
     null = os.open("/dev/null", os.O_RDWR)
     code = msg["code"]
@@ -475,7 +480,8 @@ def child_main(n_fds, start, count):
         for j, target in enumerate((1, 2, RES_FD)):  # unit k's stdout, stderr, result pipe
             os.dup2(UNIT_FD_BASE + 3 * k + j, target)
             os.close(UNIT_FD_BASE + 3 * k + j)
-        set_stdin(unit.get("stdin", ""))
+        os.dup2(stdins[k], 0)
+        os.close(stdins[k])
         if k:
             reset_unit_state()
         rc = finish_unit(unit, code_obj)

@@ -325,9 +325,9 @@ struct run_header {
 };
 
 /* In T, set up and waiting: reads the request's header. A tests request ('U') goes to Python
- * as it is (ZH_CHILD; the rest is JSON on REQ_FD). For a plain run ('Q') T takes the hard limits
- * (soft = hard, so the program cannot raise them back), puts stdin in a memfd at fd 0 and the
- * unit's pipes at 1, 2, 3, and leaves only the source on REQ_FD (ZH_CHILD_RUN). */
+ * as it is (ZH_CHILD; the rest is JSON on REQ_FD). For a plain run ('Q') T puts stdin in a
+ * memfd at fd 0, takes the hard limits (soft = hard, so the program cannot raise them back),
+ * puts the unit's pipes at 1, 2, 3, and leaves only the source on REQ_FD (ZH_CHILD_RUN). */
 static int await_request(void) {
     uint32_t hdr[3];
     if (read_exact(REQ_FD, hdr, sizeof hdr) != 0)
@@ -339,6 +339,19 @@ static int await_request(void) {
     struct run_header h;
     if (read_exact(REQ_FD, &h, sizeof h) != 0)
         return fail("short run request");
+    /* stdin first: it may be larger than the files the program may write */
+    int in = memfd_create("stdin", 0);
+    if (in < 0)
+        return fail("memfd_create");
+    char buf[4096];
+    for (uint64_t left = h.stdin_len; left;) {
+        size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
+        if (read_exact(REQ_FD, buf, want) != 0 || write_all(in, buf, want) != 0)
+            return fail("copying stdin");
+        left -= want;
+    }
+    if (lseek(in, 0, SEEK_SET) != 0 || dup2(in, 0) < 0 || close(in) != 0)
+        return fail("stdin");
     struct rlimit_set {
         int res;
         uint64_t val;
@@ -355,18 +368,6 @@ static int await_request(void) {
         if (setrlimit(lims[i].res, &rl) != 0)
             return fail("setrlimit");
     }
-    int in = memfd_create("stdin", 0);
-    if (in < 0)
-        return fail("memfd_create");
-    char buf[4096];
-    for (uint64_t left = h.stdin_len; left;) {
-        size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
-        if (read_exact(REQ_FD, buf, want) != 0 || write_all(in, buf, want) != 0)
-            return fail("copying stdin");
-        left -= want;
-    }
-    if (lseek(in, 0, SEEK_SET) != 0 || dup2(in, 0) < 0 || close(in) != 0)
-        return fail("stdin");
     for (int j = 0; j < 3; j++)
         if (dup2(UNIT_FD_BASE + j, 1 + j) < 0 || close(UNIT_FD_BASE + j) != 0)
             return fail("unit fds");

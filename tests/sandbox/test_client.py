@@ -280,3 +280,13 @@ def test_a_dead_zygote_is_replaced(daemon_binary, tmp_path):
         assert first["stdout"] == "2\n" or first["status"] == "sandbox_error", first
         assert c.run("print(3)")["stdout"] == "3\n"
         assert c.health()["slot_restarts"] == 1
+
+
+def test_stdin_may_be_larger_than_the_file_size_limit(sandbox):
+    # stdin reaches the program through a memfd written before RLIMIT_FSIZE (16 MiB) applies.
+    n = 17 << 20
+    code = "import sys\nprint(len(sys.stdin.buffer.read()))"
+    r = sandbox.run(code, stdin="x" * n, timeout_ms=20000)
+    assert r["status"] == "ok" and r["stdout"] == f"{n}\n", {k: v for k, v in r.items() if k != "stdout"}
+    r = sandbox.run_tests(code, [{"stdin": "y" * n, "expected_stdout": str(n)}] * 2, timeout_ms=20000)
+    assert r["all_passed"], r["first_failure"]
