@@ -43,33 +43,14 @@ REPORT = struct.Struct("<4siIIdq")
 HDR = struct.Struct("<IBI")  # payload length, kind, budget in ms
 UNITS = struct.Struct("<III")  # what T is told before the request: kind, first unit, how many
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 4, 22, 38
+PR_SET_DUMPABLE = 4
 
 libc = ctypes.CDLL(None, use_errno=True)
-libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
 
 class SockFilter(ctypes.Structure):
     _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
-
-
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
-
-
-class CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
 def check(ret, what):
@@ -138,6 +119,7 @@ def load_native(own_pidns):
         ("zh_request_len", ctypes.c_uint32, []),
         ("zh_request_budget", ctypes.c_uint32, []),
         ("zh_die", None, []),
+        ("zh_setup_run", ctypes.c_int, []),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
@@ -180,14 +162,6 @@ def load_hello():
 
 
 # ---- the untrusted child T -----------------------------------------------------------------------
-
-def write_file(path, text):
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
 
 def close_except(keep):
     """Closes every fd from 4 up except `keep`: a forked process must not hold another
@@ -491,19 +465,6 @@ def child_main(n_fds, start, count):
 
 
 # ---- the trusted harness G -----------------------------------------------------------------------
-
-def setup_run():
-    if not CFG["isolated"]:
-        return
-    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
-    if CFG.get("per_run_netns", True):
-        flags |= CLONE_NEWNET
-    check(libc.unshare(flags), "unshare(run)")
-    opts = f"size={CFG['tmpfs_bytes']},nr_inodes={CFG['tmpfs_inodes']},mode=1777".encode()
-    check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp")
-    check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
-    libc.sethostname(b"sandbox", 7)
-
 
 def write_request_files(files):
     uid = CFG["uid"]
@@ -888,7 +849,8 @@ def prefork(own_pidns):
         try:
             close_except({r})
             libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-            setup_run()
+            if H.zh_setup_run() != 0:  # the run's namespaces, /tmp and /proc, as a child T's
+                raise OSError(H.zh_error().decode())
             if CFG["isolated"]:
                 PIDNS[0] = os.open("/proc/self/ns/pid", os.O_RDONLY)
             SPARE[0] = fork_child(1, setup=False)  # the run's namespaces are G's

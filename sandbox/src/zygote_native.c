@@ -256,6 +256,9 @@ static int setup_run(void) {
     return 0;
 }
 
+/* For zygote.py: a harness G makes its run's namespaces here too. */
+int zh_setup_run(void) { return setup_run(); }
+
 /* After this, T has no capability anywhere, a fresh user namespace, no way to gain privileges,
  * and the seccomp filter. */
 static int drop_privileges(void) {
