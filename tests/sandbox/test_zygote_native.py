@@ -7,7 +7,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from conftest import _status, processes_of
+
+from grpo_fast.sandbox import Client
 
 
 def _zygotes(sandbox) -> list[int]:
@@ -70,3 +73,34 @@ def test_serving_leaves_no_fds_or_children_in_the_zygote(sandbox):
     for _ in range(3):
         load()
     assert census() == before
+
+
+NETNS = "import os\nprint(os.readlink('/proc/self/ns/net'))"
+STATE = "import builtins\nprint(getattr(builtins, 'seen', 0))\nbuiltins.seen = 1"
+
+
+def _one_slot_daemon(daemon_binary, tmp_path, toml: str) -> Client:
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    tmp_path.mkdir(parents=True)
+    cfg = tmp_path / "d.toml"
+    cfg.write_text("[pool]\nslots = 1\n[isolation]\nuid_base = 1700000\n" + toml)
+    return Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)])
+
+
+def test_network_namespace_per_slot_or_per_run(daemon_binary, tmp_path):
+    with _one_slot_daemon(daemon_binary, tmp_path / "slot", "") as c:
+        assert len({c.run(NETNS)["stdout"] for _ in range(4)}) == 1
+    with _one_slot_daemon(daemon_binary, tmp_path / "run", "per_run_network_namespace = true\n") as c:
+        seen = [c.run(NETNS)["stdout"] for _ in range(4)]
+        assert len(set(seen)) == 4, seen
+        assert c.run("import socket\nsocket.socket(socket.AF_INET)")["status"] == "runtime_error"
+
+
+def test_tests_per_process_setting(daemon_binary, tmp_path):
+    tests = [{"stdin": "", "expected_stdout": "0"}] * 3
+    with _one_slot_daemon(daemon_binary, tmp_path / "shared", "") as c:
+        r = c.run_tests(STATE, tests)
+        assert [t["passed"] for t in r["tests"]] == [True, False, False]  # one process: state stays
+    with _one_slot_daemon(daemon_binary, tmp_path / "fresh", "[limits]\ntests_per_process = 1\n") as c:
+        assert c.run_tests(STATE, tests)["all_passed"]
