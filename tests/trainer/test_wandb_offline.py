@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import time
 
 import pytest
 
@@ -19,7 +20,14 @@ def test_metrics_reach_an_offline_wandb_run(tmp_path, monkeypatch):
         log.log(step, {"reward": 0.25 * step, "kl": 0.01})
     log.close()
     (run_file,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
-    data = open(run_file, "rb").read()
-    # The run's record log holds the history rows under the names we logged.
+    # The run's record log holds the history rows under the names we logged. wandb's service
+    # process writes it and, on a loaded machine, may still be flushing after finish() returns
+    # (seen once in CI: only the file header was there yet), so give it time.
+    deadline = time.monotonic() + 60
+    while True:
+        data = open(run_file, "rb").read()
+        if (b"train/reward" in data and b"train/kl" in data) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert b"train/reward" in data and b"train/kl" in data
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 3
