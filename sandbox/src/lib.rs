@@ -263,7 +263,6 @@ fn run(args: Args) -> Result<(), String> {
     let hello = json!({
         "isolated": isolated,
         "uid": isolation::SANDBOX_UID,
-        "sys_capset": libc::SYS_capset,
         "seccomp_slot_hex": hex(&seccomp::filter_bytes(&seccomp::slot_filter())),
         "seccomp_run_hex": hex(&seccomp::filter_bytes(&seccomp::run_filter())),
         "preload": cfg.python.preload,

@@ -19,7 +19,6 @@ import ctypes
 import gc
 import io
 import json
-import mmap
 import os
 import resource
 import select
@@ -27,7 +26,6 @@ import signal
 import stat
 import struct
 import sys
-import time
 import traceback
 import types
 
@@ -120,6 +118,7 @@ def load_native(own_pidns):
         ("zh_request_budget", ctypes.c_uint32, []),
         ("zh_die", None, []),
         ("zh_setup_run", ctypes.c_int, []),
+        ("zh_harness_unit", ctypes.c_int, [ctypes.POINTER(ctypes.c_int32), ctypes.c_uint32, ctypes.c_uint32]),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
@@ -218,7 +217,7 @@ def warm_up(rounds=30):
             os.write(fds[1], b"3 4\n")
             os.close(fds[1])
             sys.stdin, sys.stdout, sys.stderr = new_stdio((fds[0], fds[3], fds[3]))
-            finish_unit(PROGRAM_UNIT, compile_program(src, -1), fds[5])
+            finish_unit(PROGRAM_UNIT, compile_program(src, fds[3], fds[5]), fds[5])
             for fd in (fds[0], fds[2], fds[3], fds[4], fds[5]):
                 os.close(fd)
         if random is not None:  # what its at-fork hook runs in every child
@@ -396,7 +395,7 @@ def run_program():
     result pipes on 1, 2, 3): compiles the source (the rest of the request) and runs it."""
     source = read_all(REQ_FD)
     os.close(REQ_FD)
-    code_obj = compile_program(source.decode(), 2)
+    code_obj = compile_program(source.decode(), 2, RES_FD)
     del source
     rc = finish_unit(PROGRAM_UNIT, code_obj)
     # EOF on the unit's pipes now: at exit they would close only after the kernel has torn
@@ -405,13 +404,13 @@ def run_program():
     os._exit(rc)
 
 
-def compile_program(source, err_fd):
+def compile_program(source, err_fd, res_fd):
     try:
         return compile(source, "main.py", "exec", dont_inherit=True)
     except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
         text = "".join(traceback.format_exception_only(type(exc), exc))
         os.write(err_fd, text.encode())
-        os.write(RES_FD if err_fd == 2 else err_fd + 1, REPORT.pack(b"GZR1", 1, 1, 0, 0.0, 0) + b"null")
+        os.write(res_fd, REPORT.pack(b"GZR1", 1, 1, 0, 0.0, 0) + b"null")
         os._exit(1)
 
 
@@ -448,7 +447,7 @@ def child_main(n_fds, start, count):
     null = os.open("/dev/null", os.O_RDWR)
     code = msg["code"]
     del msg
-    code_obj = compile_program(code, UNIT_FD_BASE + 1)
+    code_obj = compile_program(code, UNIT_FD_BASE + 1, UNIT_FD_BASE + 2)
     rc = 0
     for k, unit in enumerate(units):
         for j, target in enumerate((1, 2, RES_FD)):  # unit k's stdout, stderr, result pipe
@@ -511,26 +510,12 @@ def fetch_files(names, cap):
 
 
 class Child:
-    """A T forked by a harness G, waiting for its units on a pipe, with the read ends of each
-    unit's stdout, stderr and result pipes. (The zygote's own children live in zygote_native.c.)"""
+    """A T forked by a harness G, waiting for its request on `ctl_w`; `out` is what zh_spawn
+    reported (pid, pipes), which zh_harness_unit captures from. (The zygote's own children live
+    in zygote_native.c.)"""
 
-    def __init__(self, pid, ctl_w, pidfd, units):
-        self.pid, self.ctl_w, self.pidfd, self.units = pid, ctl_w, pidfd, units
-        self.started = 0  # units sent so far
-
-    def close(self, kill=False):
-        """Reaps T (killing it first when its remaining units are abandoned) and closes what
-        is left; returns (status, rusage)."""
-        if kill:
-            kill_child(self.pid)
-        _, status, ru = os.wait4(self.pid, 0)
-        os.close(self.pidfd)
-        for fds in self.units:
-            for fd in fds:
-                if fd >= 0:
-                    os.close(fd)
-        self.units = []
-        return status, ru
+    def __init__(self, out):
+        self.out, self.ctl_w = out, out[1]
 
 
 PIDNS = [-1]  # G's own PID namespace, to make unshare(CLONE_NEWPID) repeatable
@@ -546,8 +531,7 @@ def fork_child(n_units, setup):
         become_child(r)
     if r != 0:
         raise OSError(H.zh_error().decode())
-    units = [[out[3 + 3 * k], out[4 + 3 * k], out[5 + 3 * k]] for k in range(n_units)]
-    return Child(out[0], out[1], out[2], units)
+    return Child(out)
 
 
 def send_units(child, start, count, body):
@@ -557,180 +541,11 @@ def send_units(child, start, count, body):
     except OSError:
         pass  # the child died in setup; its stderr says why
     os.close(child.ctl_w)
-    child.started = count
 
 
 def dispatch(child, units, lim, code):
     msg = json.dumps({"units": units, "limits": lim, "code": code})
     send_units(child, 0, len(units), msg.encode())
-
-
-ARENA = [None]
-RESULT_CAP = 1 << 24
-DISCARD = 1 << 16
-
-
-def dontfork_buffer(size):
-    """Memory that forked children never get (MADV_DONTFORK): requests arrive in it and program
-    output is collected in it, so no run can find another's data in what it inherited, and
-    forks do not copy its page tables."""
-    buf = mmap.mmap(-1, size)
-    buf.madvise(mmap.MADV_DONTFORK)
-    return buf
-
-
-STALE = []
-
-
-def forget_arena():
-    """A forked child has the arena's Python object but not its memory (MADV_DONTFORK): drop it
-    for a fresh one, and keep the object alive so that freeing it never unmaps what the child
-    maps at that address later."""
-    if ARENA[0] is not None:
-        STALE.append(ARENA[0])
-        ARENA[0] = None
-
-
-os.register_at_fork(after_in_child=forget_arena)
-
-
-def output_arena(cap):
-    """One unit's stdout, stderr and result (each with a byte to spare, to tell "over the cap"
-    from "at it"), then room to read and drop what comes past a cap."""
-    size = 2 * (cap + 1) + RESULT_CAP + 1 + DISCARD
-    if ARENA[0] is None or len(ARENA[0]) < size:
-        if ARENA[0] is not None:
-            ARENA[0].close()
-        ARENA[0] = dontfork_buffer(size)
-    return ARENA[0]
-
-
-def collect_unit(child, k, lim, t0):
-    """Captures unit `k` of T until its three pipes reach EOF (T went on to the next unit or
-    exited), T dies, or the unit's deadline passes (T is killed). Returns (meta, [stdout,
-    stderr, result] as views into the output arena, T alive); the views are valid until the next
-    collect. T's own report is a short meta line (exit code, CPU, RSS) and the value JSON of a
-    call/eval unit."""
-    timeout_s = lim["timeout_ms"] / 1000.0
-    cap = lim["max_output_bytes"]
-    out_r, err_r, res_r = child.units[k]
-    arena = output_arena(cap)
-    mv = memoryview(arena)
-    region = {out_r: (0, cap + 1), err_r: (cap + 1, cap + 1), res_r: (2 * cap + 2, RESULT_CAP + 1)}
-    filled = {out_r: 0, err_r: 0, res_r: 0}
-    discard = mv[len(arena) - DISCARD:]
-    poller = select.poll()
-    for fd in (out_r, err_r, res_r, child.pidfd):
-        poller.register(fd, select.POLLIN)
-    live = {out_r, err_r, res_r}
-    timed_out = over = dead = False
-    now = time.monotonic
-    drain_until = None
-    while live:
-        t = now()
-        if not dead:
-            left = t0 + timeout_s - t
-            if left <= 0:
-                timed_out = True
-                kill_child(child.pid)
-                dead = True
-                poller.unregister(child.pidfd)
-                continue
-        else:
-            # T is gone (and with it its PID namespace); only stragglers' output is left.
-            drain_until = drain_until or t + 2.0
-            left = drain_until - t
-            if left <= 0:
-                break
-        for fd, _ in poller.poll(max(0, left * 1000)):
-            if fd == child.pidfd:
-                dead = True
-                poller.unregister(fd)
-                if not CFG["isolated"]:
-                    kill_child(child.pid)  # without namespaces: its process group
-                continue
-            start, size = region[fd]
-            got = filled[fd]
-            n = os.readv(fd, [mv[start + got:start + size] if got < size else discard])
-            if not n:
-                live.discard(fd)
-                poller.unregister(fd)
-                continue
-            if got < size:
-                filled[fd] = got + n
-            if filled[fd] == size and not over:  # one byte past the cap
-                over = True
-                kill_child(child.pid)
-    wall_ms = (now() - t0) * 1000.0
-    for fd in (out_r, err_r, res_r):
-        os.close(fd)
-    child.units[k] = [-1, -1, -1]
-    rstart = region[res_r][0]
-    rlen = min(filled[res_r], RESULT_CAP)
-    rc = None
-    if rlen >= REPORT.size and not (timed_out or over):
-        magic, rc, flags, _, cpu_ms, rss = REPORT.unpack_from(arena, rstart)
-        rc = rc if magic == b"GZR1" else None
-    out_len, err_len = min(filled[out_r], cap), min(filled[err_r], cap)
-    meta = {
-        "exit_code": rc, "signal": None, "wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0,
-        "truncated": filled[out_r] > cap or filled[err_r] > cap,
-        "timed_out": timed_out, "output_limit": over,
-    }
-    alive = rc is not None  # complete even if T has since exited (it may have run ahead)
-    if rc is not None:
-        if flags & 1:
-            meta["compile_error"] = True
-        # Written by T: kept only when sane, so the daemon always gets valid JSON.
-        meta["cpu_ms"] = round(cpu_ms, 3) if 0 <= cpu_ms < 1e12 else 0.0
-        meta["max_rss_kb"] = rss if 0 <= rss < 1 << 50 else 0
-    if rc is not None and k + 1 == child.started:
-        # The last unit reported: T is exiting by itself. Reaping it waits for its memory to be
-        # torn down, so that happens after the answer has gone out (see `reap_later`).
-        REAP_LATER.append(child)
-        child.units = []  # every unit's pipes are closed already (collected in order)
-        alive = False
-    elif not alive or k + 1 == child.started:
-        # The unit ended with T (a crash, a kill, os._exit): T's own exit status is the unit's
-        # when no report came back.
-        status, ru = child.close()
-        if rc is None:
-            meta["exit_code"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            meta["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-            meta["cpu_ms"] = round((ru.ru_utime + ru.ru_stime) * 1000.0, 3)
-            meta["max_rss_kb"] = ru.ru_maxrss
-        alive = False
-    value = mv[rstart + REPORT.size:rstart + rlen] if rc is not None else mv[rstart:rstart]
-    return meta, [mv[0:out_len], mv[cap + 1:cap + 1 + err_len], value], alive
-
-
-REAP_LATER = []
-
-
-def reap_later():
-    """Reaps the children whose last unit already reported (after the answer went out)."""
-    while REAP_LATER:
-        REAP_LATER.pop().close(kill=True)
-
-
-def send_unit(meta, views):
-    """An 'o' frame: u32 length of the meta JSON, the meta JSON (with the three lengths), then
-    stdout, stderr and the result value as raw bytes, written straight from the output arena."""
-    meta["lengths"] = [len(v) for v in views]
-    m = json.dumps(meta).encode()
-    write_all(CTL, [struct.pack("<IBI", 4 + len(m) + sum(meta["lengths"]), ord("o"), len(m)) + m, *views])
-    for v in views:
-        v.release()
-
-
-def kill_child(pid):
-    try:
-        if CFG["isolated"]:
-            os.kill(pid, signal.SIGKILL)  # pid 1 of its namespace: the kernel kills the rest
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 SPARE = [None]
@@ -746,9 +561,8 @@ def harness_main(data):
     lim = req["limits"]
     child, SPARE[0] = SPARE[0], None
     dispatch(child, req["units"], lim, req["code"])
-    meta, views, _ = collect_unit(child, 0, lim, time.monotonic())
-    send_unit(meta, views)
-    reap_later()
+    if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
+        raise OSError(H.zh_error().decode())
     reply = {}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])

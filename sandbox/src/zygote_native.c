@@ -30,6 +30,7 @@
 #include <linux/seccomp.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -82,6 +83,7 @@ struct zh_config {
 };
 
 static struct zh_config cfg;
+static void forget_after_fork(void);
 /* The interpreter's own after-fork bookkeeping (what os.fork runs in its child), called by a new
  * T here: from Python, through ctypes, it cost ~140 faults per run. */
 static void (*after_fork_child)(void);
@@ -215,6 +217,8 @@ int zh_configure(const struct zh_config *c) {
     after_fork_child = (void (*)(void))dlsym(RTLD_DEFAULT, "PyOS_AfterFork_Child");
     if (!after_fork_child)
         return fail("PyOS_AfterFork_Child not found in the interpreter");
+    if (pthread_atfork(NULL, NULL, forget_after_fork) != 0)
+        return fail("pthread_atfork");
     cfg = *c;
     memcpy(run_filter, c->run_filter, sizeof(struct sock_filter) * c->run_filter_len);
     strcpy(tmpfs_opts, c->tmpfs_opts);
@@ -523,6 +527,15 @@ static struct child spares[2];   /* [0]: one unit (plain runs), [1]: a tests req
 static struct child reap_list[4];
 static int reap_count;
 static uint32_t req_len, req_budget;
+
+/* In any forked child (a harness G is forked by Python's os.fork): the buffers were not
+ * inherited (MADV_DONTFORK), and the spares and children to reap are the zygote's, not ours. */
+static void forget_after_fork(void) {
+    req_buf = arena = NULL;
+    req_cap = arena_cap = 0;
+    reap_count = 0;
+    memset(spares, 0, sizeof spares);
+}
 
 /* Reaps the children whose last unit already reported (after the answer went out). */
 static void reap_later(void) {
@@ -840,6 +853,30 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
     if (send_frame('d', done_frame, strlen(done_frame)) != 0)
         return fail("write to daemon");
     return 0;
+}
+
+/* For zygote.py: a harness G captures its T's unit here too (`out` as zh_spawn filled it, the
+ * request already sent), streams it as an 'o' frame and reaps T before the harness reads any
+ * result file. */
+int zh_harness_unit(const int32_t *out, uint32_t timeout_ms, uint32_t cap) {
+    struct child c;
+    memset(&c, 0, sizeof c);
+    c.pid = out[0];
+    c.ctl_w = -1;
+    c.pidfd = out[2];
+    c.n_units = c.started = 1;
+    for (int j = 0; j < 3; j++)
+        c.fds[0][j] = out[3 + j];
+    struct unit_out u;
+    int alive;
+    if (collect_unit(&c, 0, timeout_ms, cap, now_s(), &u, &alive) != 0)
+        return -1;
+    int sent = send_unit(&u);
+    explicit_bzero(&u, sizeof u);
+    if (c.n_units)
+        close_child(&c, 1, NULL, NULL);
+    reap_later();
+    return sent == 0 ? 0 : fail("write to daemon");
 }
 
 unsigned char *zh_request(void) { return req_buf; }
