@@ -6,6 +6,7 @@ short bursts and the medians are compared: an A/B that holds up on a VM whose sp
     python benches/sandbox_cost.py                       # the daemon found as the client finds it
     python benches/sandbox_cost.py --runs 3000 --concurrency 2
     python benches/sandbox_cost.py --binary /tmp/a/grpo-sandboxd --binary /tmp/b/grpo-sandboxd --rounds 8
+    python benches/sandbox_cost.py --binary "" --floor     # the daemon against the bare fork, in turns
 
 Linux only (reads /proc); a daemon started here needs root for native isolation.
 """
@@ -13,8 +14,10 @@ Linux only (reads /proc); a daemon started here needs root for native isolation.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +30,7 @@ from grpo_fast.sandbox import Client
 
 TRIVIAL = "import sys\nprint(sys.stdin.readline().strip()[::-1])\n"
 TCK = os.sysconf("SC_CLK_TCK")
+FLOOR = Path(__file__).resolve().parent / "sandbox_floor.py"
 
 
 def machine() -> tuple[int, int]:
@@ -61,6 +65,17 @@ def burst(client: Client, runs: int, concurrency: int, pool: ThreadPoolExecutor)
     if bad:
         raise SystemExit(f"{bad} wrong answers")
     return runs / elapsed
+
+
+def floor_burst(runs: int, concurrency: int) -> tuple[float, float]:
+    """(runs/s, CPU ms per run) of benches/sandbox_floor.py: a fork of a pre-imported interpreter."""
+    python = os.path.realpath("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else sys.executable
+    spec = {"kind": "run", "code": TRIVIAL, "stdin": "hello\n", "expected": "olleh\n", "runs": runs,
+            "concurrency": concurrency}
+    out = json.loads(subprocess.run([python, str(FLOOR), json.dumps(spec)], check=True, capture_output=True).stdout)
+    if out["ok"] != runs:
+        raise SystemExit(f"floor: {runs - out['ok']} wrong answers")
+    return out["rps"], out["cpu_ms"]
 
 
 def breakdown(client: Client, runs: int, concurrency: int) -> None:
@@ -105,17 +120,20 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=2)
     ap.add_argument("--binary", action="append", default=[], help="daemon binary; repeat for an A/B")
     ap.add_argument("--rounds", type=int, default=6, help="A/B: bursts per binary")
+    ap.add_argument("--floor", action="store_true", help="A/B: the bare fork (sandbox_floor.py) takes turns too")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sandbox-cost-")
     clients = [Client(os.path.join(tmp, f"d{i}.sock"), binary=b or None, daemon_args=["--slots", str(args.slots)])
                for i, b in enumerate(args.binary or [""])]
     try:
-        if len(clients) == 1:
+        if len(clients) == 1 and not args.floor:
             breakdown(clients[0], args.runs, args.concurrency)
             return
         n = max(50, args.runs // args.rounds)
         rps: dict[int, list[float]] = {i: [] for i in range(len(clients))}
         cpu: dict[int, list[float]] = {i: [] for i in range(len(clients))}
+        floor_rps: list[float] = []
+        floor_cpu: list[float] = []
         with ThreadPoolExecutor(args.concurrency) as pool:
             for c in clients:
                 burst(c, 50, args.concurrency, pool)
@@ -124,9 +142,16 @@ def main() -> None:
                     m0 = machine()
                     rps[i].append(burst(c, n, args.concurrency, pool))
                     cpu[i].append((machine()[0] - m0[0]) * 1e3 / TCK / n)
-        for i, b in enumerate(args.binary):
-            print(f"{b}: {statistics.median(rps[i]):.1f} runs/s (median of {args.rounds}), "
-                  f"machine CPU {statistics.median(cpu[i]):.3f} ms per run")
+                if args.floor:  # its own CPU (it and its children), so its start-up is left out
+                    r, ms = floor_burst(n, args.concurrency)
+                    floor_rps.append(r)
+                    floor_cpu.append(ms)
+        for i, b in enumerate(args.binary or [""]):
+            ratio = f", {statistics.median(rps[i]) / statistics.median(floor_rps):.2f}x the floor" if args.floor else ""
+            print(f"{b or 'grpo-sandboxd'}: {statistics.median(rps[i]):.1f} runs/s (median of {args.rounds}), "
+                  f"machine CPU {statistics.median(cpu[i]):.3f} ms per run{ratio}")
+        if args.floor:
+            print(f"floor (bare fork): {statistics.median(floor_rps):.1f} runs/s, CPU {statistics.median(floor_cpu):.3f} ms per run")
     finally:
         for c in clients:
             c.close()

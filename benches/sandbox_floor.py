@@ -71,6 +71,7 @@ def main() -> None:
     c = spec["concurrency"]
     share = [spec["runs"] // c + (1 if i < spec["runs"] % c else 0) for i in range(c)]
     readers = []
+    c0 = os.times()
     t0 = time.perf_counter()
     for n in share:
         r, w = os.pipe()
@@ -102,8 +103,11 @@ def main() -> None:
         except ChildProcessError:
             break
     elapsed = time.perf_counter() - t0
+    c1 = os.times()
+    cpu_ms = (c1.user + c1.system + c1.children_user + c1.children_system
+              - c0.user - c0.system - c0.children_user - c0.children_system) * 1e3 / spec["runs"]
     lat.sort()
-    print(json.dumps({"rps": spec["runs"] / elapsed, "lat": lat, "p50": statistics.median(lat),
+    print(json.dumps({"rps": spec["runs"] / elapsed, "cpu_ms": cpu_ms, "lat": lat, "p50": statistics.median(lat),
                       "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "ok": ok, "runs": spec["runs"]}))
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ fn main() {
             "-Wextra",
             "-fPIC",
             "-shared",
+            "-Wl,-z,now",
             "-o",
         ])
         .arg(&out)

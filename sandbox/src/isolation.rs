@@ -409,7 +409,9 @@ fn slot_init(spec: &SlotSpec, p: &Prepared, ctl: i32) -> Result<(), String> {
         libc::close_range(6, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
         let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        // Every symbol bound at start-up, once, in the zygote: lazily bound, each child would
+        // resolve (and copy the GOT page of) every libc call it makes first.
+        let envp: [*const libc::c_char; 2] = [c"LD_BIND_NOW=1".as_ptr(), std::ptr::null()];
         libc::execve(p.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
     }
     Err(errno_msg(&format!("exec {}", p.exe.to_string_lossy())))
