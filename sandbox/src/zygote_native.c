@@ -273,9 +273,12 @@ int zh_setup_run(void) { return setup_run(); }
 /* After this, T has no capability anywhere, a fresh user namespace, no way to gain privileges,
  * and the seccomp filter. */
 static int drop_privileges(void) {
-    /* A session and process group of its own: kill(0) by the program reaches only what it
-     * started, and without namespaces the zygote kills the group. */
-    setsid();
+    /* A process group of its own: kill(0) by the program reaches only what it started, and
+     * without namespaces the zygote kills the group. Not a session: setsid() would also make a
+     * scheduler autogroup (a task group with a run queue per CPU) per run, which costs its
+     * creation, its RCU-deferred teardown and the load balancer's walk over every one still
+     * alive, and would give each run the CPU weight of a whole login session. */
+    setpgid(0, 0);
     if (cfg.isolated) {
         uid_t uid = (uid_t)cfg.uid;
         char map[64];

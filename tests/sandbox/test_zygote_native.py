@@ -49,6 +49,17 @@ def test_programs_run_under_both_filters(sandbox):
     assert r["stdout"].split() == ["-1", "1"] * 4, r
 
 
+def test_each_run_is_a_process_group_not_a_session(sandbox):
+    """A run leads a process group of its own (kill(0) stays inside it) but stays in the zygote's
+    session, so no run gets a scheduler autogroup of its own (a per-run task group to build and
+    tear down, and the CPU weight of a whole login session)."""
+    code = ("import os\nprint(os.getpgrp() == os.getpid(), os.getsid(0) != os.getpid(),\n"
+            "      open('/proc/self/autogroup').read().split()[0] if os.path.exists('/proc/self/autogroup') else '-')")
+    answers = [sandbox.run(code)["stdout"].split() for _ in range(3)]
+    assert all(a[:2] == ["True", "True"] for a in answers), answers
+    assert len({a[2] for a in answers}) == 1, answers  # one autogroup for all runs
+
+
 def test_serving_leaves_no_fds_or_children_in_the_zygote(sandbox):
     """Tests requests with fewer tests than a spare child has pipe sets, plain runs, crashes and
     timeouts: the zygote's fd count and its number of children stay flat."""
