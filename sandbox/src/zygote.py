@@ -16,6 +16,7 @@ import ast
 import base64
 import builtins
 import ctypes
+import functools
 import gc
 import io
 import json
@@ -130,6 +131,37 @@ def load_native(own_pidns):
         raise OSError(H.zh_error().decode())
 
 
+def import_preloads(names):
+    """Imports the preloaded modules. `random` registers an at-fork hook, its Python-level
+    `Random.seed`, that every child runs; it is registered here as the same two steps made of
+    C callables instead (the C seed from os.urandom, then `gauss_next = None`), which a child
+    runs without a Python frame, so without touching (and copying) the pages of the code,
+    globals and builtins that frame would use. Every other hook is registered as it asks."""
+    real = os.register_at_fork
+
+    def register(*, before=None, after_in_child=None, after_in_parent=None):
+        inst = getattr(after_in_child, "__self__", None)
+        cls = getattr(sys.modules.get("random"), "Random", None)
+        if (before is None and after_in_parent is None and cls is not None and type(inst) is cls
+                and getattr(after_in_child, "__func__", None) is cls.seed):
+            real(after_in_child=functools.partial(cls.__mro__[1].seed, inst))  # _random.Random.seed
+            real(after_in_child=functools.partial(setattr, inst, "gauss_next", None))
+            return
+        kw = {k: v for k, v in (("before", before), ("after_in_child", after_in_child),
+                                ("after_in_parent", after_in_parent)) if v is not None}
+        real(**kw)
+
+    os.register_at_fork = register
+    try:
+        for name in names:
+            try:
+                __import__(name)
+            except Exception:  # a missing optional module must not stop the slot
+                pass
+    finally:
+        os.register_at_fork = real
+
+
 def load_hello():
     global SECCOMP
     hdr = bytearray(HDR.size)
@@ -142,11 +174,7 @@ def load_hello():
     for part in ("slot", "run"):  # seccomp.rs: the zygote's part and every child's
         raw = bytes.fromhex(CFG[f"seccomp_{part}_hex"])
         SECCOMP[part] = (SockFilter * (len(raw) // 8)).from_buffer_copy(raw)
-    for name in CFG.get("preload", []):
-        try:
-            __import__(name)
-        except Exception:  # a missing optional module must not stop the slot
-            pass
+    import_preloads(CFG.get("preload", []))
     warm_up()
     # A child's first unit finds its process state ready: stdio wrappers over fds 0-2 (unread,
     # unwritten; the zygote never uses them) and argv, set here once rather than after each fork.

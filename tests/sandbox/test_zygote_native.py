@@ -60,6 +60,21 @@ def test_each_run_is_a_process_group_not_a_session(sandbox):
     assert len({a[2] for a in answers}) == 1, answers  # one autogroup for all runs
 
 
+def test_random_is_reseeded_in_every_run_and_in_a_programs_own_fork(sandbox):
+    """The zygote registers random's at-fork reseed as C callables: each run still starts from
+    fresh entropy, and so does a process the program forks itself (with no cached gauss)."""
+    values = {sandbox.run("import random\nprint(random.random())")["stdout"] for _ in range(4)}
+    assert len(values) == 4, values
+    code = ("import os, random\nrandom.gauss(0, 1)\nr, w = os.pipe()\npid = os.fork()\n"
+            "if pid == 0:\n    os.write(w, repr((random.random(), random._inst.gauss_next)).encode())\n    os._exit(0)\n"
+            "os.close(w)\nos.waitpid(pid, 0)\nprint(os.read(r, 200).decode())\n"
+            "print(repr((random.random(), random._inst.gauss_next is None)))\n")
+    r = sandbox.run(code)
+    child, parent = (eval(line) for line in r["stdout"].splitlines())
+    assert child[1] is None and parent[1] is False, r
+    assert child[0] != parent[0], r
+
+
 def test_serving_leaves_no_fds_or_children_in_the_zygote(sandbox):
     """Tests requests with fewer tests than a spare child has pipe sets, plain runs, crashes and
     timeouts: the zygote's fd count and its number of children stay flat."""
