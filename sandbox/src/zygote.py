@@ -120,6 +120,7 @@ def load_native(own_pidns):
         ("zh_die", None, []),
         ("zh_setup_run", ctypes.c_int, []),
         ("zh_harness_unit", ctypes.c_int, [ctypes.POINTER(ctypes.c_int32), ctypes.c_uint32, ctypes.c_uint32]),
+        ("zh_compile_request", ctypes.py_object, [ctypes.c_int]),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
@@ -421,10 +422,7 @@ PROGRAM_UNIT = {"mode": "program"}
 def run_program():
     """A plain run, set up natively (hard limits; stdin on fd 0, the unit's stdout, stderr and
     result pipes on 1, 2, 3): compiles the source (the rest of the request) and runs it."""
-    source = read_all(REQ_FD)
-    os.close(REQ_FD)
-    code_obj = compile_program(source.decode(), 2, RES_FD)
-    del source
+    code_obj = compile_program(None, 2, RES_FD)
     rc = finish_unit(PROGRAM_UNIT, code_obj)
     # EOF on the unit's pipes now: at exit they would close only after the kernel has torn
     # down this process's memory, which would hold up the answer by that long.
@@ -433,7 +431,10 @@ def run_program():
 
 
 def compile_program(source, err_fd, res_fd):
+    """`source` None: a plain run's, read from REQ_FD and compiled by the native half."""
     try:
+        if source is None:
+            return H.zh_compile_request(sys.version_info.minor)
         return compile(source, "main.py", "exec", dont_inherit=True)
     except BaseException as exc:  # the program's failure (every unit's), not the sandbox's
         text = "".join(traceback.format_exception_only(type(exc), exc))

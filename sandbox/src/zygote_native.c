@@ -84,6 +84,7 @@ struct zh_config {
 
 static struct zh_config cfg;
 static void forget_after_fork(void);
+static int resolve_python_api(void);
 /* The interpreter's own after-fork bookkeeping (what os.fork runs in its child), called by a new
  * T here: from Python, through ctypes, it cost ~140 faults per run. */
 static void (*after_fork_child)(void);
@@ -217,6 +218,8 @@ int zh_configure(const struct zh_config *c) {
     after_fork_child = (void (*)(void))dlsym(RTLD_DEFAULT, "PyOS_AfterFork_Child");
     if (!after_fork_child)
         return fail("PyOS_AfterFork_Child not found in the interpreter");
+    if (resolve_python_api() != 0)
+        return -1;
     if (pthread_atfork(NULL, NULL, forget_after_fork) != 0)
         return fail("pthread_atfork");
     cfg = *c;
@@ -232,6 +235,74 @@ int zh_configure(const struct zh_config *c) {
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
         return fail("installing the slot's seccomp filter");
     return 0;
+}
+
+/* ---- a plain run's program, compiled natively ------------------------------------------------- */
+
+/* The CPython API this needs, declared here rather than taken from Python.h (the build needs no
+ * Python headers) and looked up in the interpreter at configure time. */
+struct py_compiler_flags {
+    int cf_flags;
+    int cf_feature_version;
+};
+#define PY_FILE_INPUT 257
+#define PYCF_IGNORE_COOKIE 0x0800 /* what compile() sets for a str source */
+static void *(*py_compile)(const char *, const char *, int, struct py_compiler_flags *, int);
+static void (*py_err_set_string)(void *, const char *);
+static void **py_exc_value_error;
+
+static int resolve_python_api(void) {
+    py_compile = (void *(*)(const char *, const char *, int, struct py_compiler_flags *, int))dlsym(
+        RTLD_DEFAULT, "Py_CompileStringExFlags");
+    py_err_set_string = (void (*)(void *, const char *))dlsym(RTLD_DEFAULT, "PyErr_SetString");
+    py_exc_value_error = (void **)dlsym(RTLD_DEFAULT, "PyExc_ValueError");
+    if (!py_compile || !py_err_set_string || !py_exc_value_error)
+        return fail("the interpreter does not export the compile API");
+    return 0;
+}
+
+/* In T (a plain run): reads the program's source, the rest of the request on REQ_FD, closes
+ * REQ_FD and compiles the source as compile(source, "main.py", "exec", dont_inherit=True)
+ * would, with no Python frame and no str copy of the source. Returns a new reference to the
+ * code object, or NULL with the exception set (ctypes.PyDLL raises it). The buffer is fresh
+ * memory (zero-fill faults, not copies of the zygote's pages) and the process ends soon. */
+void *zh_compile_request(int feature_version) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    while (buf != MAP_FAILED) {
+        if (len + 1 == cap) {
+            char *bigger = mremap(buf, cap, cap * 2, MREMAP_MAYMOVE);
+            if (bigger == MAP_FAILED) {
+                munmap(buf, cap);
+                buf = MAP_FAILED;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t r = read(REQ_FD, buf + len, cap - 1 - len);
+        if (r == 0)
+            break;
+        if (r < 0 && errno != EINTR) {
+            munmap(buf, cap);
+            buf = MAP_FAILED;
+            break;
+        }
+        if (r > 0)
+            len += (size_t)r;
+    }
+    close(REQ_FD);
+    if (buf == MAP_FAILED) {
+        py_err_set_string(*py_exc_value_error, "sandbox: reading the program failed");
+        return NULL;
+    }
+    if (memchr(buf, 0, len)) { /* as compile() of a str says it */
+        py_err_set_string(*py_exc_value_error, "source code string cannot contain null bytes");
+        return NULL;
+    }
+    buf[len] = 0;
+    struct py_compiler_flags flags = {PYCF_IGNORE_COOKIE, feature_version};
+    return py_compile(buf, "main.py", PY_FILE_INPUT, &flags, -1);
 }
 
 int32_t zh_child_units(void) { return child_units; }

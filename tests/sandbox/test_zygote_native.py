@@ -60,6 +60,21 @@ def test_each_run_is_a_process_group_not_a_session(sandbox):
     assert len({a[2] for a in answers}) == 1, answers  # one autogroup for all runs
 
 
+@pytest.mark.parametrize("code, status, out, err", [
+    ("print(1", "runtime_error", "", "SyntaxError: '(' was never closed"),
+    ("x = '\x00'\nprint(1)", "runtime_error", "", "ValueError: source code string cannot contain null bytes"),
+    ("# -*- coding: latin-1 -*-\nprint('\u00e9\u4e2d')", "ok", "\u00e9\u4e2d\n", ""),  # a str: the cookie is ignored
+    ("def f(x: int): pass\nprint(f.__annotations__)", "ok", "{'x': <class 'int'>}\n", ""),  # no inherited futures
+    ("print(__name__, __file__)\n" * 20000, "ok", "__main__ main.py\n" * 20000, ""),  # a source over 64 KiB
+])
+def test_a_plain_run_compiles_as_compile_of_a_str_would(sandbox, code, status, out, err):
+    """A plain run's source is read and compiled by the native half (no str copy of it in
+    Python): the program sees what compile(source, "main.py", "exec", dont_inherit=True) gives."""
+    r = sandbox.run(code)
+    assert r["status"] == status and r["stdout"] == out and err in r["stderr"], r
+    assert "Traceback" not in r["stderr"] or status == "ok", r
+
+
 def test_random_is_reseeded_in_every_run_and_in_a_programs_own_fork(sandbox):
     """The zygote registers random's at-fork reseed as C callables: each run still starts from
     fresh entropy, and so does a process the program forks itself (with no cached gauss)."""
