@@ -90,12 +90,18 @@ enum BindKind {
 
 struct Bind {
     host: CString,
+    /// Where the keeper mounts `host` first (see `stage_binds`); the slot binds it on from there.
+    staged: CString,
     inside: CString,
     kind: BindKind,
     flags: libc::c_ulong,
 }
 
-const ROOT: &str = "/tmp";
+/// A tmpfs the keeper mounts, in a mount namespace of its own, over `/tmp`: the bind sources
+/// staged under `STAGE`, and `ROOT`, where the slot builds its root.
+const STAGE_TMPFS: &str = "/tmp";
+const STAGE: &str = "/tmp/ro";
+const ROOT: &str = "/tmp/root";
 
 fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
     let mut binds = Vec::new();
@@ -115,12 +121,15 @@ fn prepare(spec: &SlotSpec) -> Result<Prepared, String> {
         };
         binds.push(Bind {
             host: cstr(p),
+            staged: cstr(&format!("{STAGE}/{}", binds.len())),
             inside: cstr(&inside),
             kind,
             flags: locked_flags(p),
         });
     }
-    let mut argv = vec![cstr("python3")];
+    // argv[0] is the full path: CPython finds its prefix (the stdlib) from it, and a bare name
+    // with no PATH would have it search upwards from / and take whatever lib/python3.X it meets.
+    let mut argv = vec![cstr(&spec.interpreter.to_string_lossy())];
     argv.extend(spec.interpreter_args.iter().map(|a| cstr(a)));
     // The zygote's source comes on fd 4 (a memfd), which keeps `ps` output short.
     argv.push(cstr("-c"));
@@ -273,6 +282,9 @@ fn keeper(
             libc::_exit(1);
         }
         if spec.isolated {
+            if let Err(msg) = stage_binds(p) {
+                die(err, &msg);
+            }
             let flags = libc::CLONE_NEWUSER
                 | libc::CLONE_NEWNS
                 | libc::CLONE_NEWPID
@@ -320,6 +332,66 @@ fn keeper(
         }
         libc::_exit(0);
     }
+}
+
+/// Runs in the keeper, still host root, before it enters the slot's namespaces: in a private
+/// mount namespace it mounts every bind source under `STAGE`, which the slot's namespaces then
+/// inherit. The slot's init is an unprivileged host uid and could not look up a source below a
+/// directory only root may search (an interpreter under `/root` or a 0700 home); a staged mount
+/// is reachable through directories the keeper made world-searchable.
+fn stage_binds(p: &Prepared) -> Result<(), String> {
+    // SAFETY: unshare with a constant flag.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(errno_msg("unshare(mount)"));
+    }
+    // Private first, so nothing mounted below reaches the host's namespace.
+    mount(
+        None,
+        &cstr("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    // Every source is opened before the tmpfs covers /tmp, where a source may live.
+    let mut sources = Vec::new();
+    for b in &p.binds {
+        if matches!(b.kind, BindKind::Symlink(_)) {
+            continue;
+        }
+        // SAFETY: open with a NUL-terminated path; the fd is owned from here on.
+        let fd = unsafe { libc::open(b.host.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno_msg(&format!("open {}", b.host.to_string_lossy())));
+        }
+        // SAFETY: fd was just opened.
+        sources.push((b, unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+    mount(
+        Some(&cstr("tmpfs")),
+        &cstr(STAGE_TMPFS),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some("size=64k,nr_inodes=1024,mode=0755"),
+    )?;
+    mkdirs(ROOT, 0o755)?;
+    mkdirs(STAGE, 0o755)?;
+    for (b, fd) in &sources {
+        let staged = b.staged.to_string_lossy();
+        match &b.kind {
+            BindKind::Dir => mkdirs(&staged, 0o755)?,
+            _ => write_file(&staged, "")?,
+        }
+        let via = cstr(&format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        mount(
+            Some(&via),
+            &b.staged,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| format!("{e} (binding {})", b.host.to_string_lossy()))?;
+    }
+    Ok(())
 }
 
 fn unreachable_exit() -> ! {
@@ -449,11 +521,11 @@ fn build_root(p: &Prepared) -> Result<(), String> {
             }
             BindKind::Dir => {
                 mkdirs(&inside, 0o755)?;
-                bind_ro(&b.host, &b.inside, b.flags)?;
+                bind_ro(&b.staged, &b.inside, b.flags)?;
             }
             BindKind::File => {
                 write_file(&inside, "")?;
-                bind_ro(&b.host, &b.inside, b.flags)?;
+                bind_ro(&b.staged, &b.inside, b.flags)?;
             }
         }
     }

@@ -224,8 +224,12 @@ fn run(args: Args) -> Result<(), String> {
     let interpreter = resolve_interpreter(&cfg.python.interpreter)?;
     let (version, prefix) = probe_interpreter(&interpreter)?;
     let mut ro_paths = cfg.isolation.ro_paths.clone();
-    if !ro_paths.iter().any(|p| prefix.starts_with(p.as_str())) {
-        ro_paths.push(prefix.clone());
+    // The stdlib's prefix, and the binary itself where it lives elsewhere (a venv made with
+    // --copies, a copied interpreter): each bound read-only unless a configured path covers it.
+    for needed in [prefix.clone(), interpreter.to_string_lossy().into_owned()] {
+        if !ro_paths.iter().any(|p| Path::new(&needed).starts_with(p)) {
+            ro_paths.push(needed);
+        }
     }
     let slots = cfg.slots();
     let (cgroup_procs, cg_note) = if isolated && cfg.isolation.cgroup == "auto" {

@@ -290,3 +290,32 @@ def test_stdin_may_be_larger_than_the_file_size_limit(sandbox):
     assert r["status"] == "ok" and r["stdout"] == f"{n}\n", {k: v for k, v in r.items() if k != "stdout"}
     r = sandbox.run_tests(code, [{"stdin": "y" * n, "expected_stdout": str(n)}] * 2, timeout_ms=20000)
     assert r["all_passed"], r["first_failure"]
+
+
+def test_an_interpreter_only_root_can_reach_runs_as_the_configured_one(daemon_binary, tmp_path):
+    # An interpreter under a directory only root may search (pyenv under /root, a 0700 home):
+    # the slots run as unprivileged host uids and could not look it up themselves. Also a binary
+    # that lives outside its stdlib's prefix, which has to be bound on its own.
+    import os
+    import shutil
+    import stat
+
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    system = os.path.realpath("/usr/bin/python3")
+    if not os.path.exists(system):
+        pytest.skip("no /usr/bin/python3 to copy")
+    locked = tmp_path / "locked"
+    (locked / "bin").mkdir(parents=True)
+    exe = locked / "bin" / "python3-copy"
+    shutil.copy2(system, exe)
+    locked.chmod(stat.S_IRWXU)
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'[pool]\nslots = 1\n[isolation]\nuid_base = 1700000\n[python]\ninterpreter = "{exe}"\n')
+    with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)]) as c:
+        assert c.languages()[0]["interpreter"] == str(exe)
+        r = c.run("import sys, os\nprint(sys.executable)\nprint(os.path.exists('/usr/lib'))")
+        assert r["status"] == "ok", r
+        assert r["stdout"] == f"{exe}\nTrue\n"
+        assert c.run_tests("print(int(input()) * 2)", [{"stdin": "21", "expected_stdout": "42"}])["all_passed"]
+        assert c.run("print(open('x').read())", files={"x": "in a harness"})["stdout"] == "in a harness\n"
