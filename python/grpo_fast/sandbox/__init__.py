@@ -3,19 +3,24 @@
 from grpo_fast.sandbox.client import (
     Client,
     SandboxBusy,
+    SandboxUnavailable,
     default_socket_path,
     find_daemon_binary,
     run_request,
     tests_request,
 )
+from grpo_fast.sandbox.pool import Pool, parse_endpoints
 from grpo_fast.sandbox.tests_format import normalize_tests
 
 __all__ = [
     "Client",
+    "Pool",
     "SandboxBusy",
+    "SandboxUnavailable",
     "default_socket_path",
     "find_daemon_binary",
     "normalize_tests",
+    "parse_endpoints",
     "run_request",
     "tests_request",
 ]

@@ -27,6 +27,11 @@ class SandboxBusy(SandboxError):
     """Every slot is busy and the daemon's queue is full (HTTP 503); retry later."""
 
 
+class SandboxUnavailable(SandboxError):
+    """The daemon cannot be reached or dropped the connection (not an answer it gave): another
+    daemon may serve the same request (`Pool` fails over on this error only)."""
+
+
 def default_socket_path() -> str:
     """The same default as the daemon: $GRPO_SANDBOX_SOCKET, else a per-user runtime path."""
     env = os.environ.get("GRPO_SANDBOX_SOCKET")
@@ -129,7 +134,7 @@ class Client:
         if conn is None:
             if self.tcp:
                 host, _, port = self.tcp.rpartition(":")
-                conn = Connection(tcp=(host, int(port)), timeout=self.timeout)
+                conn = Connection(tcp=(host.strip("[]"), int(port)), timeout=self.timeout)  # [::1]:8787 too
             else:
                 conn = Connection(unix_path=self.socket_path, timeout=self.timeout)
             self._local.conn = conn
@@ -157,10 +162,10 @@ class Client:
                 self._drop_conn()
                 if attempt == 0:
                     continue
-                raise SandboxError(f"sandbox daemon at {self._where()} dropped the connection: {exc}") from exc
+                raise SandboxUnavailable(f"sandbox daemon at {self._where()} dropped the connection: {exc}") from exc
             except OSError as exc:
                 self._drop_conn()
-                raise SandboxError(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
+                raise SandboxUnavailable(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
             try:
                 answer = json.loads(payload)
             except ValueError as exc:

@@ -22,27 +22,30 @@ MAX_HEAD = 64 * 1024
 class Connection:
     """One persistent connection, over a Unix socket path or to "host:port"."""
 
-    def __init__(self, unix_path: str | None = None, tcp: tuple[str, int] | None = None, timeout: float = 3600.0):
+    def __init__(self, unix_path: str | None = None, tcp: tuple[str, int] | None = None, timeout: float = 3600.0,
+                 connect_timeout: float = 10.0):
         if (unix_path is None) == (tcp is None):
             raise ValueError("give exactly one of unix_path and tcp")
         self._unix_path, self._tcp, self._timeout = unix_path, tcp, timeout
+        # A host that drops packets would otherwise hold a connect for the whole request timeout.
+        self._connect_timeout = min(connect_timeout, timeout)
         self._sock: socket.socket | None = None
         self._file = None
 
     def _connect(self) -> None:
         if self._unix_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: object = self._unix_path
+            sock.settimeout(self._connect_timeout)
+            try:
+                sock.connect(self._unix_path)
+            except OSError:
+                sock.close()
+                raise
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            assert self._tcp is not None
+            sock = socket.create_connection(self._tcp, timeout=self._connect_timeout)  # IPv4, IPv6, names
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            target = self._tcp
         sock.settimeout(self._timeout)
-        try:
-            sock.connect(target)
-        except OSError:
-            sock.close()
-            raise
         self._sock, self._file = sock, sock.makefile("rb")
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, bool]:

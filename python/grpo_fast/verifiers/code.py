@@ -3,12 +3,14 @@ daemon (`grpo-sandboxd`) and scores the fraction of tests passed (or all-or-noth
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from grpo_fast.errors import ConfigError, DataError
 from grpo_fast.sandbox.client import Client, tests_request
+from grpo_fast.sandbox.pool import Pool, parse_endpoints
 from grpo_fast.sandbox.tests_format import normalize_tests
 from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, register_verifier
 
@@ -52,6 +54,8 @@ class CodeVerifier(Verifier):
     fallback: "none" (a response without a code block scores 0, reason no_answer) or "response"
         (treat the whole response as the program).
     socket, tcp: where the daemon listens (default: the local socket; started on demand).
+    sandbox: several daemons to spread the work over (`"unix:/a.sock,tcp:host:8787"` or a list;
+        see `grpo_fast.sandbox.Pool`); default `$GRPO_SANDBOX` when set. Wins over socket/tcp.
     fresh_process_per_test: run every test in a process of its own (slower; by default the tests
         of one response run one after another in one sandboxed process, each from a fresh
         `__main__`).
@@ -72,7 +76,8 @@ class CodeVerifier(Verifier):
         output_chars: int = 2000,
         socket: str | None = None,
         tcp: str | None = None,
-        client: Client | None = None,
+        client: Client | Pool | None = None,
+        sandbox: str | Sequence[str] | None = None,
         timeout: float | None = None,
         fresh_process_per_test: bool = False,
     ):
@@ -97,11 +102,15 @@ class CodeVerifier(Verifier):
         self._client = client
         self._socket = socket
         self._tcp = tcp
+        if sandbox is None and client is None and socket is None and tcp is None:
+            sandbox = os.environ.get("GRPO_SANDBOX") or None
+        # Checked now, so a typo fails when the verifier is built, not at the first batch.
+        self._endpoints = parse_endpoints(sandbox) if sandbox is not None else None
 
     @property
-    def client(self) -> Client:
+    def client(self) -> Client | Pool:
         if self._client is None:
-            self._client = Client(self._socket, tcp=self._tcp)
+            self._client = Pool(self._endpoints) if self._endpoints else Client(self._socket, tcp=self._tcp)
         return self._client
 
     def close(self) -> None:

@@ -1,0 +1,216 @@
+"""Several `grpo-sandboxd` daemons as one: a `Pool` spreads requests over them by free capacity
+and moves a request to another daemon when one cannot be reached.
+
+Runs are side-effect free (every one in a fresh sandbox), so a request whose daemon vanished
+mid-way is simply sent again elsewhere; answers a daemon did give (a 400, a verdict) are final.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from grpo_fast.errors import ConfigError
+from grpo_fast.sandbox.client import Client, SandboxUnavailable, run_request, tests_request
+
+
+def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
+    """`"unix:/run/a.sock,tcp:10.0.0.2:8787"` (or a list of such) -> the endpoints, validated.
+    Also accepted: a bare absolute path (a Unix socket) and a bare `host:port` (TCP)."""
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for raw in parts:
+        e = raw.strip()
+        if not e:
+            continue
+        if e.startswith("unix:"):
+            path = e[5:]
+            if not path:
+                raise ConfigError(f"sandbox endpoint {raw!r}: no socket path after 'unix:'")
+            out.append("unix:" + path)
+            continue
+        if e.startswith("/"):
+            out.append("unix:" + e)
+            continue
+        addr = e[4:] if e.startswith("tcp:") else e
+        host, sep, port = addr.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"sandbox endpoint {raw!r}: expected unix:/path/to.sock or [tcp:]host:port")
+        out.append(f"tcp:{host}:{port}")
+    if not out:
+        raise ConfigError("no sandbox endpoint given")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"sandbox endpoints listed twice: {', '.join(sorted({e for e in out if out.count(e) > 1}))}")
+    return out
+
+
+class _Endpoint:
+    def __init__(self, name: str, client: Client):
+        self.name = name
+        self.client = client
+        self.slots = 0  # > 0 once its /health answered: the daemon is up
+        self.in_flight = 0
+        self.probing = False
+        self.down_since: float | None = None
+        self.error = ""
+
+
+class Pool:
+    """Talks to several daemons (`Client`s that never start one) as if they were one.
+
+    >>> pool = Pool("unix:/run/grpo-sandboxd/sandboxd.sock,tcp:10.0.0.2:8787")
+    >>> pool.map([{"kind": "run", "code": "print(1)"}] * 1000)   # spread by free slots
+
+    A request goes to the daemon with the fewest requests in flight per slot. A daemon that
+    cannot be reached (refused, dropped, timed out) is set aside and its request retried on the
+    others; it is tried again `retry_after_s` later. `SandboxUnavailable` only when none answers.
+    `endpoints` may also hold `Client`s (e.g. one that started a local daemon).
+    """
+
+    def __init__(self, endpoints: str | Sequence[str | Client], *, timeout: float = 3600.0,
+                 busy_retries: int = 200, retry_after_s: float = 10.0, max_workers: int | None = None):
+        self._endpoints: list[_Endpoint] = []
+        for entry in [endpoints] if isinstance(endpoints, str) else endpoints:
+            if isinstance(entry, Client):
+                self._endpoints.append(_Endpoint(f"tcp:{entry.tcp}" if entry.tcp else f"unix:{entry.socket_path}",
+                                                 entry))
+                continue
+            for name in parse_endpoints(entry):
+                kind, _, where = name.partition(":")
+                client = Client(None if kind == "tcp" else where, tcp=where if kind == "tcp" else None,
+                                start=False, timeout=timeout, busy_retries=busy_retries)
+                self._endpoints.append(_Endpoint(name, client))
+        names = [ep.name for ep in self._endpoints]
+        if not names:
+            raise ConfigError("no sandbox endpoint given")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"sandbox endpoint listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+        self.retry_after_s = retry_after_s
+        self._max_workers = max_workers
+        self._cond = threading.Condition()
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [ep.name for ep in self._endpoints]
+
+    # ---- choosing a daemon ------------------------------------------------------------------
+
+    def _mark(self, ep: _Endpoint, slots: int, exc: Exception | None = None) -> None:
+        with self._cond:
+            ep.slots = slots
+            ep.down_since = None if exc is None else time.monotonic()
+            ep.error = "" if exc is None else str(exc)
+            self._cond.notify_all()
+
+    def _pick(self, exclude: set[str]) -> _Endpoint | None:
+        """The daemon for the next request (its in-flight count taken), None when none is up."""
+        failed: set[str] = set()  # probed in this call and down: not probed again by it
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                candidates = [ep for ep in self._endpoints if ep.name not in exclude]
+                due = [ep for ep in candidates if ep.slots == 0 and not ep.probing and ep.name not in failed
+                       and (ep.down_since is None or now - ep.down_since >= self.retry_after_s)]
+                up = [ep for ep in candidates if ep.slots > 0]
+                if due:
+                    probe = due[0]
+                    probe.probing = True  # one caller probes; the others pick among the rest
+                elif up:
+                    ep = min(up, key=lambda e: (e.in_flight / e.slots, -e.slots))
+                    ep.in_flight += 1
+                    return ep
+                elif any(ep.probing for ep in candidates):
+                    self._cond.wait(0.05)
+                    continue
+                else:
+                    return None
+            try:
+                health = probe.client.health()
+                self._mark(probe, max(1, int(health.get("slots", 1))))
+            except SandboxUnavailable as exc:
+                self._mark(probe, 0, exc)
+                failed.add(probe.name)
+            finally:
+                with self._cond:
+                    probe.probing = False
+                    self._cond.notify_all()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        tried: set[str] = set()
+        while True:
+            ep = self._pick(tried)
+            if ep is None:
+                raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
+                    f"{e.name} ({e.error or 'skipped'})" for e in self._endpoints))
+            try:
+                return getattr(ep.client, method)(*args)
+            except SandboxUnavailable as exc:
+                self._mark(ep, 0, exc)
+                tried.add(ep.name)
+            finally:
+                with self._cond:
+                    ep.in_flight -= 1
+
+    # ---- API (as Client's) --------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """Every daemon's /health (or why it is down) and the pool's totals."""
+        rows, slots, idle = [], 0, 0
+        for ep in self._endpoints:
+            try:
+                h = ep.client.health()
+            except SandboxUnavailable as exc:
+                self._mark(ep, 0, exc)
+                rows.append({"endpoint": ep.name, "status": "down", "error": str(exc)})
+                continue
+            self._mark(ep, max(1, int(h.get("slots", 1))))
+            slots += int(h.get("slots", 0))
+            idle += int(h.get("idle_slots", 0))
+            rows.append({"endpoint": ep.name, **h})
+        up = sum(1 for r in rows if r.get("status") != "down")
+        return {"status": "ok" if up == len(rows) else ("degraded" if up else "down"), "endpoints": rows,
+                "slots": slots, "idle_slots": idle}
+
+    def languages(self) -> list[dict]:
+        return self._call("languages")
+
+    def run(self, code: str, stdin: str = "", **kwargs: Any) -> dict:
+        return self._call("_request", "POST", "/run", run_request(code, stdin, **kwargs))
+
+    def run_tests(self, code: str, tests: Sequence[dict] | None = None, **kwargs: Any) -> dict:
+        return self._call("_request", "POST", "/run_tests", tests_request(code, tests, **kwargs))
+
+    def batch(self, items: Sequence[dict]) -> list[dict]:
+        return self._call("batch", items)
+
+    def map(self, items: Iterable[dict], chunk_size: int = 32) -> list[dict]:
+        """Many /batch items, in order, spread over the daemons with several batches in flight
+        on each (twice its slots)."""
+        items = list(items)
+        if not items:
+            return []
+        chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+        workers = self._max_workers
+        if workers is None:
+            health = self.health()
+            if health["slots"] == 0:
+                raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
+                    f"{r['endpoint']} ({r['error']})" for r in health["endpoints"]))
+            workers = 2 * health["slots"]
+        workers = max(1, min(workers, len(chunks)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-pool") as pool:
+            parts = list(pool.map(self.batch, chunks))
+        return [r for part in parts for r in part]
+
+    def close(self) -> None:
+        for ep in self._endpoints:
+            ep.client.close()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,145 @@
+"""`Pool`: several real daemons as one — spreading, failing over, coming back, and the code
+verifier and `grpo-fast verify --sandbox` on top of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from grpo_fast.cli import main
+from grpo_fast.errors import ConfigError, SandboxError
+from grpo_fast.sandbox import Client, Pool, SandboxUnavailable, parse_endpoints
+from grpo_fast.verifiers.base import VerifyItem
+from grpo_fast.verifiers.code import CodeVerifier
+
+ECHO = "import sys\nprint(sys.stdin.read().strip()[::-1])"
+
+
+def _daemon(daemon_binary, where, uid_base: int) -> Client:
+    where.mkdir(parents=True, exist_ok=True)
+    cfg = where / "d.toml"
+    cfg.write_text(f"[pool]\nslots = 1\n[isolation]\nuid_base = {uid_base}\n")
+    return Client(str(where / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)])
+
+
+@pytest.fixture()
+def two(daemon_binary, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    a = _daemon(daemon_binary, tmp_path / "a", 1_750_000)
+    b = _daemon(daemon_binary, tmp_path / "b", 1_760_000)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _items(n: int) -> list[dict]:
+    return [{"kind": "run", "code": ECHO, "stdin": f"item{i}"} for i in range(n)]
+
+
+def _served(c: Client) -> int:
+    return c.health()["requests_served"]
+
+
+def test_endpoint_forms_and_mistakes():
+    assert parse_endpoints("unix:/a.sock, /b.sock,tcp:10.0.0.2:8787,host:99,[::1]:5") == [
+        "unix:/a.sock", "unix:/b.sock", "tcp:10.0.0.2:8787", "tcp:host:99", "tcp:[::1]:5"]
+    assert parse_endpoints(["/a.sock", "tcp:h:1"]) == ["unix:/a.sock", "tcp:h:1"]
+    for bad in ["", "unix:", "host", "host:port", "host:0", "relative.sock", "/a.sock,/a.sock"]:
+        with pytest.raises(ConfigError):
+            parse_endpoints(bad)
+    with pytest.raises(ConfigError, match="twice"):
+        Pool(["/a.sock", "unix:/a.sock"])
+    with pytest.raises(ConfigError):
+        CodeVerifier(sandbox="nowhere")
+
+
+def test_nothing_answers_names_every_endpoint(tmp_path):
+    pool = Pool([str(tmp_path / "x.sock"), str(tmp_path / "y.sock")])
+    with pytest.raises(SandboxUnavailable) as e:
+        pool.run("print(1)")
+    assert "x.sock" in str(e.value) and "y.sock" in str(e.value)
+    with pytest.raises(SandboxUnavailable):
+        pool.map(_items(3))
+    assert pool.health()["status"] == "down"
+
+
+def test_work_is_spread_over_every_daemon_and_comes_back_in_order(two):
+    a, b = two
+    before = _served(a), _served(b)
+    with Pool([a.socket_path, b.socket_path]) as pool:
+        assert pool.health()["slots"] == 2 and pool.health()["status"] == "ok"
+        out = pool.map(_items(40), chunk_size=2)
+        assert [r["stdout"] for r in out] == [f"item{i}"[::-1] + "\n" for i in range(40)]
+        assert pool.run("print(6 * 7)")["stdout"] == "42\n"
+        r = pool.run_tests("print(int(input()) + 1)", [{"stdin": "1", "expected_stdout": "2"}])
+        assert r["all_passed"]
+        assert pool.languages()[0]["name"] == "python"
+    assert _served(a) > before[0] + 3 and _served(b) > before[1] + 3
+
+
+def test_an_answer_is_final_and_not_retried_elsewhere(two):
+    a, b = two
+    with Pool([a.socket_path, b.socket_path]) as pool:
+        before = _served(a) + _served(b)
+        with pytest.raises(SandboxError) as e:
+            pool.run("print(1)", language="cobol")
+        assert not isinstance(e.value, SandboxUnavailable)
+        assert _served(a) + _served(b) <= before + 3  # the two /health probes, at most one refusal
+
+
+def test_a_daemon_that_dies_mid_map_loses_nothing_and_comes_back(two, daemon_binary, tmp_path):
+    a, b = two
+    pool = Pool([a.socket_path, b.socket_path], retry_after_s=0.0)
+    assert pool.health()["status"] == "ok"
+    items = [{"kind": "run", "code": "import time\ntime.sleep(0.02)\n" + ECHO, "stdin": f"x{i}"} for i in range(60)]
+    results: list = []
+    t = threading.Thread(target=lambda: results.extend(pool.map(items, chunk_size=2)))
+    t.start()
+    os.kill(b._proc.pid, signal.SIGKILL)  # no goodbye: its connections just drop
+    b._proc.wait()
+    t.join()
+    assert [r.get("stdout") for r in results] == [f"x{i}"[::-1] + "\n" for i in range(60)]
+    h = pool.health()
+    assert h["status"] == "degraded" and h["slots"] == 1
+    down = [e for e in h["endpoints"] if e["status"] == "down"]
+    assert len(down) == 1 and down[0]["endpoint"] == f"unix:{b.socket_path}"
+    # Started again on the same socket: back in rotation.
+    b2 = _daemon(daemon_binary, tmp_path / "b", 1_760_000)
+    try:
+        served = _served(b2)
+        assert [r["stdout"] for r in pool.map(_items(20), chunk_size=1)] == [f"item{i}"[::-1] + "\n" for i in range(20)]
+        assert _served(b2) > served + 1
+    finally:
+        b2.close()
+
+
+def test_code_verifier_and_cli_over_a_pool(two, tmp_path, monkeypatch):
+    a, b = two
+    spec = f"unix:{a.socket_path},unix:{b.socket_path}"
+    v = CodeVerifier(sandbox=spec)
+    items = [VerifyItem("", f"```python\nprint(int(input()) * {k})\n```", {"tests": [{"input": "3", "output": "6"}]})
+             for k in (2, 3)] * 4
+    assert [x.score for x in v.verify_batch(items)] == [1.0, 0.0] * 4
+    assert isinstance(v.client, Pool)
+    v.close()
+    monkeypatch.setenv("GRPO_SANDBOX", spec)
+    assert isinstance(CodeVerifier().client, Pool)
+    monkeypatch.delenv("GRPO_SANDBOX")
+    rec = {"id": "double", "prompt": "p", "tests": [{"input": "3", "output": "6"}],
+           "responses": [{"text": "```python\nprint(int(input()) * 2)\n```"}, {"text": "```python\nprint(5)\n```"}]}
+    src = tmp_path / "groups.jsonl"
+    src.write_text(json.dumps(rec) + "\n")
+    out = tmp_path / "verified.jsonl"
+    before = _served(a) + _served(b)
+    r = CliRunner().invoke(main, ["verify", "--verifier", "code", "--sandbox", spec, str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [x["score"] for x in json.loads(out.read_text())["responses"]] == [1.0, 0.0]
+    assert _served(a) + _served(b) > before
+    r = CliRunner().invoke(main, ["verify", "--verifier", "code", "--sandbox", "nowhere", str(src), "-o", str(out)])
+    assert r.exit_code != 0 and "nowhere" in r.output
