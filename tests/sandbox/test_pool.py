@@ -143,3 +143,16 @@ def test_code_verifier_and_cli_over_a_pool(two, tmp_path, monkeypatch):
     assert _served(a) + _served(b) > before
     r = CliRunner().invoke(main, ["verify", "--verifier", "code", "--sandbox", "nowhere", str(src), "-o", str(out)])
     assert r.exit_code != 0 and "nowhere" in r.output
+
+
+def test_status_of_several_daemons(two, tmp_path):
+    a, _ = two
+    spec = f"unix:{a.socket_path},unix:{tmp_path / 'none.sock'}"
+    r = CliRunner().invoke(main, ["sandbox", "status", "--sandbox", spec, "--json"])
+    assert r.exit_code == 0, r.output
+    h = json.loads(r.output)
+    assert h["status"] == "degraded" and [e.get("status") for e in h["endpoints"]] == ["ok", "down"]
+    r = CliRunner().invoke(main, ["sandbox", "status", "--sandbox", spec])
+    assert r.exit_code == 0 and "degraded" in r.output and "down" in r.output, r.output
+    r = CliRunner().invoke(main, ["sandbox", "status", "--sandbox", f"unix:{tmp_path / 'none.sock'}"])
+    assert r.exit_code != 0 and "no sandbox daemon answers" in r.output

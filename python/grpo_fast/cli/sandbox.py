@@ -12,6 +12,7 @@ from rich.table import Table
 from grpo_fast.cli._common import console, handle_errors, print_json
 from grpo_fast.errors import SandboxError
 from grpo_fast.sandbox.client import Client, default_socket_path, find_daemon_binary
+from grpo_fast.sandbox.pool import Pool
 from grpo_fast.sandbox.tests_format import normalize_tests
 
 socket_option = click.option(
@@ -72,16 +73,22 @@ def serve(socket_path, config, tcp, slots, insecure_no_isolation, quiet) -> None
 
 @sandbox.command()
 @socket_option
+@click.option("--sandbox", "endpoints", default=None, metavar="ENDPOINTS",
+              help="Several daemons (unix:/a.sock,tcp:host:8787): one row each.")
 @click.option("--json", "as_json", is_flag=True, help="Print /health as JSON.")
 @handle_errors
-def status(socket_path, as_json) -> None:
+def status(socket_path, endpoints, as_json) -> None:
     """Show whether a daemon answers, its isolation layers and its limits.
 
     \b
     Examples:
       grpo-fast sandbox status
       grpo-fast sandbox status --json | jq .isolation
+      grpo-fast sandbox status --sandbox tcp:10.0.0.2:8787,tcp:10.0.0.3:8787
     """
+    if endpoints is not None:
+        _pool_status(endpoints, as_json)
+        return
     client = Client(socket_path, start=False)
     try:
         health = client.health()
@@ -104,6 +111,26 @@ def status(socket_path, as_json) -> None:
     t.add_row("memory (default/max)", f"{lim.get('default_memory_mb')} / {lim.get('max_memory_mb')} MiB")
     t.add_row("languages", ", ".join(health.get("languages", [])))
     console.print(t)
+
+
+def _pool_status(endpoints: str, as_json: bool) -> None:
+    health = Pool(endpoints).health()
+    if as_json:
+        print_json(health)
+    else:
+        t = Table(title=f"{len(health['endpoints'])} sandbox daemons: {health['status']}")
+        for col in ("endpoint", "status", "isolation", "slots (idle)", "queued", "served"):
+            t.add_column(col)
+        for row in health["endpoints"]:
+            if row.get("status") == "down":
+                t.add_row(row["endpoint"], "[red]down[/red]", row.get("error", ""), "-", "-", "-")
+            else:
+                t.add_row(row["endpoint"], str(row.get("status")), str(row.get("isolation", {}).get("mode")),
+                          f"{row.get('slots')} ({row.get('idle_slots')})", str(row.get("queued")),
+                          str(row.get("requests_served")))
+        console.print(t)
+    if health["status"] == "down":
+        raise click.ClickException("no sandbox daemon answers")
 
 
 @sandbox.command()
