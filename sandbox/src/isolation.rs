@@ -345,13 +345,7 @@ fn stage_binds(p: &Prepared) -> Result<(), String> {
         return Err(errno_msg("unshare(mount)"));
     }
     // Private first, so nothing mounted below reaches the host's namespace.
-    mount(
-        None,
-        &cstr("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
+    mount_tree_private()?;
     // Every source is opened before the tmpfs covers /tmp, where a source may live.
     let mut sources = Vec::new();
     for b in &p.binds {
@@ -425,6 +419,17 @@ fn mount(
     Ok(())
 }
 
+/// No mount event propagates from this mount namespace to another, or from another into it.
+fn mount_tree_private() -> Result<(), String> {
+    mount(
+        None,
+        &cstr("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+}
+
 fn mkdirs(path: &str, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -491,13 +496,7 @@ fn slot_init(spec: &SlotSpec, p: &Prepared, ctl: i32) -> Result<(), String> {
 
 fn build_root(p: &Prepared) -> Result<(), String> {
     let root = cstr(ROOT);
-    mount(
-        None,
-        &cstr("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
+    mount_tree_private()?;
     mount(
         Some(&cstr("tmpfs")),
         &root,
