@@ -20,10 +20,10 @@ from grpo_fast.verifiers.code import CodeVerifier
 ECHO = "import sys\nprint(sys.stdin.read().strip()[::-1])"
 
 
-def _daemon(daemon_binary, where, uid_base: int) -> Client:
+def _daemon(daemon_binary, where, uid_base: int, server: str = "") -> Client:
     where.mkdir(parents=True, exist_ok=True)
     cfg = where / "d.toml"
-    cfg.write_text(f"[pool]\nslots = 1\n[isolation]\nuid_base = {uid_base}\n")
+    cfg.write_text(f"[server]\n{server}[pool]\nslots = 1\n[isolation]\nuid_base = {uid_base}\n")
     return Client(str(where / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)])
 
 
@@ -156,3 +156,55 @@ def test_status_of_several_daemons(two, tmp_path):
     assert r.exit_code == 0 and "degraded" in r.output and "down" in r.output, r.output
     r = CliRunner().invoke(main, ["sandbox", "status", "--sandbox", f"unix:{tmp_path / 'none.sock'}"])
     assert r.exit_code != 0 and "no sandbox daemon answers" in r.output
+
+
+def test_a_full_daemon_passes_work_to_the_others_and_all_full_backs_off(daemon_binary, tmp_path):
+    import time
+
+    from grpo_fast.sandbox import SandboxBusy
+
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    a = _daemon(daemon_binary, tmp_path / "a", 1_770_000, "max_queue = 0\n")
+    b = _daemon(daemon_binary, tmp_path / "b", 1_780_000, "max_queue = 0\n")
+    try:
+        def occupy(c: Client) -> threading.Thread:
+            t = threading.Thread(target=c.run, args=("import time\ntime.sleep(1.5)",))
+            t.start()
+            while c.health()["idle_slots"] != 0:  # /health never takes a slot
+                time.sleep(0.01)
+            return t
+
+        eager = Pool([a.socket_path, b.socket_path], busy_retries=0)
+        held = occupy(a)
+        served = _served(b)
+        for _ in range(3):  # whichever it picks first, the answer comes from b
+            assert eager.run("print(1)")["stdout"] == "1\n"
+        assert _served(b) == served + 3
+        held_b = occupy(b)
+        with pytest.raises(SandboxBusy):
+            eager.run("print(1)")
+        patient = Pool([a.socket_path, b.socket_path])
+        assert patient.run("print(2)")["stdout"] == "2\n"  # once a sleeper is done
+        held.join()
+        held_b.join()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_kept_alive_connection_to_a_restarted_daemon_is_renewed_once(daemon_binary, tmp_path):
+    # Regression: with busy_retries=0 the fresh try was lost and the drop reported as "busy".
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    d = _daemon(daemon_binary, tmp_path / "d", 1_790_000)
+    c = Client(d.socket_path, start=False, busy_retries=0)
+    assert c.run("print(1)")["stdout"] == "1\n"  # the connection stays open
+    d.close()
+    d = _daemon(daemon_binary, tmp_path / "d", 1_790_000)
+    try:
+        assert c.run("print(2)")["stdout"] == "2\n"
+    finally:
+        d.close()
+    with pytest.raises(SandboxUnavailable):
+        c.run("print(3)")

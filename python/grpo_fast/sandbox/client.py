@@ -148,8 +148,9 @@ class Client:
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        delay = 0.01
-        for attempt in range(self.busy_retries + 1):
+        delay, busy_answers, fresh_connection = 0.01, 0, False
+        while True:
+            kept_alive = getattr(self._local, "conn", None) is not None
             try:
                 status, payload, keep = self._conn().request(method, path, data)
                 if not keep:
@@ -158,11 +159,13 @@ class Client:
                 self._drop_conn()
                 raise SandboxError(f"sandbox daemon at {self._where()} answered garbage: {exc}") from exc
             except (ConnectionError, BrokenPipeError) as exc:
-                # A kept-alive connection the daemon closed: one fresh try, then give up.
                 self._drop_conn()
-                if attempt == 0:
+                # A kept-alive connection the daemon has closed meanwhile: one fresh try.
+                if kept_alive and not fresh_connection:
+                    fresh_connection = True
                     continue
-                raise SandboxUnavailable(f"sandbox daemon at {self._where()} dropped the connection: {exc}") from exc
+                raise SandboxUnavailable(f"sandbox daemon at {self._where()} is unreachable or dropped the "
+                                         f"connection: {exc}") from exc
             except OSError as exc:
                 self._drop_conn()
                 raise SandboxUnavailable(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
@@ -171,7 +174,8 @@ class Client:
             except ValueError as exc:
                 raise SandboxError(f"sandbox daemon sent invalid JSON (HTTP {status})") from exc
             if status == 503 and answer.get("error") == "busy":
-                if attempt < self.busy_retries:
+                if busy_answers < self.busy_retries:
+                    busy_answers += 1
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
                     continue
@@ -179,7 +183,6 @@ class Client:
             if status != 200:
                 raise SandboxError(f"sandbox daemon answered HTTP {status}: {answer.get('message', answer)}")
             return answer
-        raise SandboxBusy("sandbox daemon is busy (queue full)")
 
     def _where(self) -> str:
         return self.tcp or self.socket_path

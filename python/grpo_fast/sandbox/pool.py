@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from grpo_fast.errors import ConfigError
-from grpo_fast.sandbox.client import Client, SandboxUnavailable, run_request, tests_request
+from grpo_fast.sandbox.client import Client, SandboxBusy, SandboxUnavailable, run_request, tests_request
 
 
 def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
@@ -67,6 +67,8 @@ class Pool:
     A request goes to the daemon with the fewest requests in flight per slot. A daemon that
     cannot be reached (refused, dropped, timed out) is set aside and its request retried on the
     others; it is tried again `retry_after_s` later. `SandboxUnavailable` only when none answers.
+    A daemon whose queue is full (503 busy) passes the request to the others; when all are full
+    the pool backs off (up to `busy_retries` times, 10 ms doubling to 0.5 s) and tries again.
     `endpoints` may also hold `Client`s (e.g. one that started a local daemon).
     """
 
@@ -80,8 +82,9 @@ class Pool:
                 continue
             for name in parse_endpoints(entry):
                 kind, _, where = name.partition(":")
+                # A busy daemon answers at once: the pool tries the others before it backs off.
                 client = Client(None if kind == "tcp" else where, tcp=where if kind == "tcp" else None,
-                                start=False, timeout=timeout, busy_retries=busy_retries)
+                                start=False, timeout=timeout, busy_retries=0)
                 self._endpoints.append(_Endpoint(name, client))
         names = [ep.name for ep in self._endpoints]
         if not names:
@@ -89,6 +92,7 @@ class Pool:
         if len(set(names)) != len(names):
             raise ConfigError(f"sandbox endpoint listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
         self.retry_after_s = retry_after_s
+        self.busy_retries = busy_retries
         self._max_workers = max_workers
         self._cond = threading.Condition()
 
@@ -139,14 +143,25 @@ class Pool:
                     self._cond.notify_all()
 
     def _call(self, method: str, *args: Any) -> Any:
-        tried: set[str] = set()
+        tried: set[str] = set()  # unreachable for this request
+        busy: set[str] = set()  # answered 503 busy since the last back-off
+        delay, backoffs = 0.01, 0
         while True:
-            ep = self._pick(tried)
+            ep = self._pick(tried | busy)
             if ep is None:
+                if busy:  # every daemon that answers is full: wait, then try them all again
+                    if backoffs >= self.busy_retries:
+                        raise SandboxBusy(f"every sandbox daemon is busy (queue full): {', '.join(sorted(busy))}")
+                    time.sleep(delay)
+                    delay, backoffs = min(delay * 2, 0.5), backoffs + 1
+                    busy.clear()
+                    continue
                 raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
                     f"{e.name} ({e.error or 'skipped'})" for e in self._endpoints))
             try:
                 return getattr(ep.client, method)(*args)
+            except SandboxBusy:
+                busy.add(ep.name)
             except SandboxUnavailable as exc:
                 self._mark(ep, 0, exc)
                 tried.add(ep.name)
