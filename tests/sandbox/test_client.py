@@ -311,7 +311,7 @@ def test_an_interpreter_only_root_can_reach_runs_as_the_configured_one(daemon_bi
     shutil.copy2(system, exe)
     locked.chmod(stat.S_IRWXU)
     cfg = tmp_path / "d.toml"
-    cfg.write_text(f'[pool]\nslots = 1\n[isolation]\nuid_base = 1700000\n[python]\ninterpreter = "{exe}"\n')
+    cfg.write_text(f'[pool]\nslots = 1\n[isolation]\nuid_base = 1710000\n[python]\ninterpreter = "{exe}"\n')
     with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)]) as c:
         assert c.languages()[0]["interpreter"] == str(exe)
         r = c.run("import sys, os\nprint(sys.executable)\nprint(os.path.exists('/usr/lib'))")

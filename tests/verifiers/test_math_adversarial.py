@@ -71,7 +71,9 @@ def test_pathological_returns_a_verdict(verifier, gold, response, ok):
 
 @pytest.mark.timeout(BOUND)
 def test_overrun_is_a_counted_timeout_and_the_pool_recovers():
-    with MathVerifier(timeout=1.0, workers=1) as v:
+    # The deadline leaves the replacement worker room to start (it imports sympy) and decide the
+    # symbolic items on a loaded machine; the first item cannot finish within any deadline.
+    with MathVerifier(timeout=4.0, workers=1) as v:
         out = v.verify_pairs(["1", "2y=4x+6", "4y=8x+12"], ["\\boxed{100000000! + 9^{9^{9}}}",
                                                             "\\boxed{y=2x+3}", "\\boxed{y=2x+3}"])
         assert out[0].reason == TIMEOUT and out[0].score is None
