@@ -322,35 +322,35 @@ def test_no_socket_family_but_unix(sandbox, assert_contained):
     assert_contained()
 
 
+LEFTOVER_LISTENER = """import os, socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\\0grpo-leftover")
+s.listen(8)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        while True:
+            c, _ = s.accept()
+            c.sendall(b"leaked")
+    os._exit(0)
+print("listening")
+"""
+LEFTOVER_PROBE = """import socket
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    c.connect("\\0grpo-leftover")
+    print("reached", c.recv(6))
+except OSError as e:
+    print("nothing", e.errno)
+"""
+
+
 def test_an_abstract_socket_left_listening_is_gone_for_the_next_run(sandbox, assert_contained):
     # Runs of one slot share its network namespace (one after another): a listener that a run
     # tries to leave behind must die with it. Several pairs, so some land on the same slot.
-    listen = """
-        import os, socket, time
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind("\\0grpo-leftover")
-        s.listen(8)
-        if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                while True:
-                    c, _ = s.accept()
-                    c.sendall(b"leaked")
-            os._exit(0)
-        print("listening")
-    """
-    probe = """
-        import socket
-        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            c.connect("\\0grpo-leftover")
-            print("reached", c.recv(6))
-        except OSError as e:
-            print("nothing", e.errno)
-    """
     for _ in range(4):
-        assert run(sandbox, listen)["stdout"] == "listening\n"
-        r = run(sandbox, probe)
+        assert run(sandbox, LEFTOVER_LISTENER)["stdout"] == "listening\n"
+        r = run(sandbox, LEFTOVER_PROBE)
         assert r["stdout"].startswith("nothing"), r
     assert_contained()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import _status, processes_of
+from test_hostile import LEFTOVER_LISTENER, LEFTOVER_PROBE
 
 from grpo_fast.sandbox import Client
 
@@ -129,36 +130,16 @@ def _one_slot_daemon(daemon_binary, tmp_path, toml: str) -> Client:
     return Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)])
 
 
-LISTEN = """import os, socket
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind("\\0grpo-next-door")
-s.listen(8)
-if os.fork() == 0:
-    while True:
-        c, _ = s.accept()
-        c.sendall(b"leaked")
-print("listening")
-"""
-PROBE = """import socket
-c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-try:
-    c.connect("\\0grpo-next-door")
-    print("reached", c.recv(6))
-except OSError as e:
-    print("nothing", e.errno)
-"""
-
-
 def test_network_namespace_per_slot_or_per_run(daemon_binary, tmp_path):
     with _one_slot_daemon(daemon_binary, tmp_path / "slot", "") as c:
         assert len({c.run(NETNS)["stdout"] for _ in range(4)}) == 1
         # One slot, one namespace: every run follows the last one's death, so a listener (and
         # the child left to serve it) is gone for the next run, a plain run or a tests request.
         for _ in range(3):
-            assert c.run(LISTEN)["stdout"] == "listening\n"
-            assert c.run(PROBE)["stdout"].startswith("nothing")
-        assert not c.run_tests(LISTEN, [{"stdin": "", "expected_stdout": "x"}])["all_passed"]
-        assert c.run(PROBE)["stdout"].startswith("nothing")
+            assert c.run(LEFTOVER_LISTENER)["stdout"] == "listening\n"
+            assert c.run(LEFTOVER_PROBE)["stdout"].startswith("nothing")
+        assert not c.run_tests(LEFTOVER_LISTENER, [{"stdin": "", "expected_stdout": "x"}])["all_passed"]
+        assert c.run(LEFTOVER_PROBE)["stdout"].startswith("nothing")
     with _one_slot_daemon(daemon_binary, tmp_path / "run", "per_run_network_namespace = true\n") as c:
         seen = [c.run(NETNS)["stdout"] for _ in range(4)]
         assert len(set(seen)) == 4, seen
