@@ -18,9 +18,14 @@ pub struct Config {
 pub struct ServerConfig {
     /// Unix socket path; empty = the per-user default (see `default_socket_path`).
     pub socket: String,
-    /// Optional TCP listener such as "127.0.0.1:8787"; empty = none. No authentication: bind it
-    /// to loopback or a private network only.
+    /// Optional TCP listener such as "127.0.0.1:8787"; empty = none.
     pub tcp: String,
+    /// File holding the token every TCP request must carry (`Authorization: Bearer ...`); mode
+    /// 0600 or stricter. Empty = no token, which is allowed on loopback only unless
+    /// `allow_unauthenticated_tcp`. The Unix socket is guarded by its file mode instead.
+    pub token_file: String,
+    /// Listen beyond loopback without a token (a private network with access control of its own).
+    pub allow_unauthenticated_tcp: bool,
     /// Largest accepted request body.
     pub max_request_bytes: usize,
     /// Open connections served at once; more are answered 503 and closed.
@@ -105,6 +110,8 @@ impl Default for ServerConfig {
         ServerConfig {
             socket: String::new(),
             tcp: String::new(),
+            token_file: String::new(),
+            allow_unauthenticated_tcp: false,
             max_request_bytes: 64 << 20,
             max_connections: 512,
             max_queue: 1024,

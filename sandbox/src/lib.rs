@@ -3,6 +3,7 @@
 //! `daemon_main` is the whole `grpo-sandboxd` program, callable from the binary and from the
 //! Python extension module alike.
 
+pub mod auth;
 pub mod checker;
 pub mod config;
 pub mod engine;
@@ -24,13 +25,16 @@ use std::sync::Arc;
 const USAGE: &str =
     "grpo-sandboxd: runs untrusted programs in isolated, pre-warmed sandboxes (HTTP/JSON API)
 
-usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--slots N] [--quiet]
-                     [--insecure-no-isolation] [--check]
+usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--token-file FILE]
+                     [--slots N] [--quiet] [--insecure-no-isolation] [--check]
 
   --config FILE              TOML configuration (every key optional; see grpo-sandboxd.toml)
   --socket PATH              Unix socket to listen on (default: $GRPO_SANDBOX_SOCKET, else
                              /run/grpo-sandboxd/sandboxd.sock as root)
-  --tcp ADDR                 also listen on TCP, e.g. 127.0.0.1:8787 (no authentication)
+  --tcp ADDR                 also listen on TCP, e.g. 127.0.0.1:8787 (beyond loopback only
+                             with a token, or server.allow_unauthenticated_tcp)
+  --token-file FILE          token TCP requests must send as `Authorization: Bearer TOKEN`
+                             (mode 0600; clients read $GRPO_SANDBOX_TOKEN[_FILE])
   --slots N                  warm interpreters / concurrent runs (default: CPU cores)
   --quiet                    log warnings and errors only
   --insecure-no-isolation    run without namespaces (rlimits + seccomp only); for machines
@@ -46,6 +50,7 @@ struct Args {
     config: Option<PathBuf>,
     socket: Option<String>,
     tcp: Option<String>,
+    token_file: Option<String>,
     slots: Option<usize>,
     quiet: bool,
     insecure: bool,
@@ -57,6 +62,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
         config: None,
         socket: None,
         tcp: None,
+        token_file: None,
         slots: None,
         quiet: false,
         insecure: false,
@@ -83,6 +89,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
             "--config" => a.config = Some(PathBuf::from(value("--config")?)),
             "--socket" => a.socket = Some(value("--socket")?),
             "--tcp" => a.tcp = Some(value("--tcp")?),
+            "--token-file" => a.token_file = Some(value("--token-file")?),
             "--slots" => {
                 a.slots = Some(
                     value("--slots")?
@@ -210,8 +217,33 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(t) = args.tcp {
         cfg.server.tcp = t;
     }
+    if let Some(t) = args.token_file {
+        cfg.server.token_file = t;
+    }
     if let Some(n) = args.slots {
         cfg.pool.slots = n;
+    }
+    // Checked before any slot starts: a refused listener should not cost a pool start-up.
+    let token: Option<Arc<str>> = if cfg.server.token_file.is_empty() {
+        None
+    } else {
+        Some(auth::load_token(Path::new(&cfg.server.token_file))?.into())
+    };
+    auth::check_tcp_policy(
+        &cfg.server.tcp,
+        token.is_some(),
+        cfg.server.allow_unauthenticated_tcp,
+    )?;
+    if !cfg.server.tcp.is_empty() && token.is_none() {
+        log::warn(
+            "tcp without a token",
+            &[(
+                "note",
+                "every local user (or, beyond loopback, every host that reaches the port) can run programs here; \
+                 set server.token_file"
+                    .into(),
+            )],
+        );
     }
     let isolated = !args.insecure;
     // SAFETY: geteuid cannot fail.
@@ -331,8 +363,9 @@ fn run(args: Args) -> Result<(), String> {
         use std::os::fd::AsRawFd;
         let fd = tcp.as_raw_fd();
         let (e, a) = (engine.clone(), active.clone());
+        let t = token.clone();
         threads.push(std::thread::spawn(move || {
-            server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a)
+            server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a, t)
         }));
     }
     log::info(
@@ -340,6 +373,7 @@ fn run(args: Args) -> Result<(), String> {
         &[
             ("socket", socket.to_string_lossy().into_owned().into()),
             ("tcp", engine.cfg.server.tcp.clone().into()),
+            ("tcp_token", token.is_some().into()),
             ("slots", engine.pool.size.into()),
             ("isolated", isolated.into()),
             ("python", engine.python_version.clone().into()),
@@ -356,6 +390,7 @@ fn run(args: Args) -> Result<(), String> {
             fd,
             |l| l.accept().map(|(s, _)| s),
             active.clone(),
+            None,
         );
     }
     for t in threads {

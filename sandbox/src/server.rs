@@ -36,6 +36,7 @@ fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -211,8 +212,10 @@ fn health(engine: &Engine) -> Value {
     })
 }
 
-/// Serves one connection until the client closes it, asks to, or the daemon shuts down.
-pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
+/// Serves one connection until the client closes it, asks to, or the daemon shuts down. With a
+/// `token`, a request without `Authorization: Bearer <token>` is answered 401 and the
+/// connection closed, before anything of it is routed.
+pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S, token: Option<&str>) {
     let mut reader = BufReader::with_capacity(64 << 10, stream);
     loop {
         let mut head = Vec::new();
@@ -254,8 +257,11 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
         let path = req.path.unwrap_or("").to_string();
         let mut length = 0usize;
         let mut keep_alive = req.version == Some(1);
+        let mut authorization = None;
         for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
+            if h.name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(h.value);
+            } else if h.name.eq_ignore_ascii_case("content-length") {
                 match std::str::from_utf8(h.value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok())
@@ -298,6 +304,18 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        // After the body: closing a TCP connection with unread input resets it, and the client
+        // could lose the 401 answer.
+        if let Some(t) = token {
+            if !crate::auth::authorized(authorization, t) {
+                log::warn("unauthorized request", &[("path", path.clone().into())]);
+                let msg =
+                    "this listener needs `Authorization: Bearer <token>` (grpo_fast clients send \
+                           $GRPO_SANDBOX_TOKEN or the contents of $GRPO_SANDBOX_TOKEN_FILE)";
+                let _ = write_response(reader.get_mut(), &error(401, "unauthorized", msg), false);
+                return;
+            }
+        }
         let t0 = std::time::Instant::now();
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let resp = route(engine, &method, &path, &body);
@@ -335,6 +353,8 @@ fn write_response<W: Write>(w: &mut W, r: &Response, keep_alive: bool) -> std::i
     );
     if r.code == 503 {
         out.push_str("Retry-After: 1\r\n");
+    } else if r.code == 401 {
+        out.push_str("WWW-Authenticate: Bearer\r\n");
     }
     out.push_str("\r\n");
     let mut buf = out.into_bytes();
@@ -350,6 +370,7 @@ pub fn accept_loop<L, S>(
     fd: i32,
     accept: impl Fn(&L) -> std::io::Result<S>,
     active: Arc<AtomicUsize>,
+    token: Option<Arc<str>>,
 ) where
     S: Read + Write + Send + 'static + SetTimeouts,
 {
@@ -376,10 +397,11 @@ pub fn accept_loop<L, S>(
         active.fetch_add(1, Ordering::Relaxed);
         let engine = engine.clone();
         let active2 = active.clone();
+        let token = token.clone();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .spawn(move || {
-                handle_connection(&engine, stream);
+                handle_connection(&engine, stream, token.as_deref());
                 active2.fetch_sub(1, Ordering::Relaxed);
             });
         if spawned.is_err() {

@@ -40,17 +40,20 @@ def sandbox() -> None:
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML configuration (see sandbox/grpo-sandboxd.toml).")
 @click.option("--tcp", default=None, metavar="ADDR", help="Also listen on TCP, e.g. 127.0.0.1:8787.")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Token TCP clients must send (mode 0600; clients read $GRPO_SANDBOX_TOKEN_FILE).")
 @click.option("--slots", type=int, default=None, help="Warm interpreters / concurrent runs (default: cores).")
 @click.option("--insecure-no-isolation", is_flag=True,
               help="Run without namespaces (rlimits + seccomp only). Trusted code only.")
 @click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
-def serve(socket_path, config, tcp, slots, insecure_no_isolation, quiet) -> None:
+def serve(socket_path, config, tcp, token_file, slots, insecure_no_isolation, quiet) -> None:
     """Run grpo-sandboxd in the foreground (replaces this process).
 
     \b
     Examples:
       sudo grpo-fast sandbox serve
       sudo grpo-fast sandbox serve --socket /tmp/sbx.sock --slots 4 --tcp 127.0.0.1:8787
+      sudo grpo-fast sandbox serve --tcp 0.0.0.0:8787 --token-file /etc/grpo-sandboxd/token
     """
     exe = find_daemon_binary()
     if exe is None:
@@ -61,6 +64,8 @@ def serve(socket_path, config, tcp, slots, insecure_no_isolation, quiet) -> None
         argv += ["--config", config]
     if tcp:
         argv += ["--tcp", tcp]
+    if token_file:
+        argv += ["--token-file", token_file]
     if slots:
         argv += ["--slots", str(slots)]
     if insecure_no_isolation:
@@ -122,8 +127,8 @@ def _pool_status(endpoints: str, as_json: bool) -> None:
         for col in ("endpoint", "status", "isolation", "slots (idle)", "queued", "served"):
             t.add_column(col)
         for row in health["endpoints"]:
-            if row.get("status") == "down":
-                t.add_row(row["endpoint"], "[red]down[/red]", row.get("error", ""), "-", "-", "-")
+            if row.get("status") in ("down", "unauthorized"):
+                t.add_row(row["endpoint"], f"[red]{row['status']}[/red]", row.get("error", ""), "-", "-", "-")
             else:
                 t.add_row(row["endpoint"], str(row.get("status")), str(row.get("isolation", {}).get("mode")),
                           f"{row.get('slots')} ({row.get('idle_slots')})", str(row.get("queued")),

@@ -2,9 +2,11 @@
 
 from grpo_fast.sandbox.client import (
     Client,
+    SandboxAuthError,
     SandboxBusy,
     SandboxUnavailable,
     default_socket_path,
+    default_token,
     find_daemon_binary,
     run_request,
     tests_request,
@@ -15,9 +17,11 @@ from grpo_fast.sandbox.tests_format import normalize_tests
 __all__ = [
     "Client",
     "Pool",
+    "SandboxAuthError",
     "SandboxBusy",
     "SandboxUnavailable",
     "default_socket_path",
+    "default_token",
     "find_daemon_binary",
     "normalize_tests",
     "parse_endpoints",

@@ -27,6 +27,11 @@ class SandboxBusy(SandboxError):
     """Every slot is busy and the daemon's queue is full (HTTP 503); retry later."""
 
 
+class SandboxAuthError(SandboxError):
+    """The daemon's TCP listener refused the request's token (HTTP 401): none was sent, or a
+    wrong one. Set `$GRPO_SANDBOX_TOKEN` / `$GRPO_SANDBOX_TOKEN_FILE`, or pass `token=`."""
+
+
 class SandboxUnavailable(SandboxError):
     """The daemon cannot be reached or dropped the connection (not an answer it gave): another
     daemon may serve the same request (`Pool` fails over on this error only)."""
@@ -44,6 +49,22 @@ def default_socket_path() -> str:
     if runtime:
         return os.path.join(runtime, "grpo-sandboxd", "sandboxd.sock")
     return f"/tmp/grpo-sandboxd-{uid}/sandboxd.sock"
+
+
+def default_token() -> str | None:
+    """The token for daemons reached over TCP: $GRPO_SANDBOX_TOKEN, else the first line of the
+    file $GRPO_SANDBOX_TOKEN_FILE names (the daemon's `server.token_file` holds the same)."""
+    token = os.environ.get("GRPO_SANDBOX_TOKEN")
+    if token:
+        return token.strip()
+    path = os.environ.get("GRPO_SANDBOX_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.readline().strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SandboxError(f"GRPO_SANDBOX_TOKEN_FILE={path}: cannot read the token: {exc}") from exc
 
 
 def find_daemon_binary() -> str | None:
@@ -110,15 +131,19 @@ class Client:
         timeout: float = 3600.0,
         max_workers: int | None = None,
         busy_retries: int = 200,
+        token: str | None = None,
     ):
         """socket_path: the daemon's Unix socket (default: `default_socket_path()`).
         tcp: "host:port" of a remote daemon instead (never started by the client).
         start: start a daemon (binary found by `find_daemon_binary`) when none answers.
         daemon_args: extra arguments for a daemon started here (e.g. ["--slots", "4"]).
         max_workers: threads for `map_*` (default: the daemon's slots x 2, at least 2).
-        busy_retries: how often a 503 "busy" answer is retried, with backoff."""
+        busy_retries: how often a 503 "busy" answer is retried, with backoff.
+        token: for a daemon reached over TCP that wants one (default: `default_token()`); never
+        sent over the Unix socket, whose file mode is its access control."""
         self.socket_path = socket_path or default_socket_path()
         self.tcp = tcp
+        self._token = (token or default_token()) if tcp else None
         self.timeout = timeout
         self.busy_retries = busy_retries
         self._local = threading.local()
@@ -134,7 +159,8 @@ class Client:
         if conn is None:
             if self.tcp:
                 host, _, port = self.tcp.rpartition(":")
-                conn = Connection(tcp=(host.strip("[]"), int(port)), timeout=self.timeout)  # [::1]:8787 too
+                conn = Connection(tcp=(host.strip("[]"), int(port)), timeout=self.timeout,  # [::1]:8787 too
+                                  token=self._token)
             else:
                 conn = Connection(unix_path=self.socket_path, timeout=self.timeout)
             self._local.conn = conn
@@ -180,6 +206,11 @@ class Client:
                     delay = min(delay * 2, 0.5)
                     continue
                 raise SandboxBusy("sandbox daemon is busy (queue full)")
+            if status == 401:
+                raise SandboxAuthError(
+                    f"sandbox daemon at {self._where()} refused the request: "
+                    + ("the token sent is wrong" if self._token else
+                       "it wants a token (set GRPO_SANDBOX_TOKEN or GRPO_SANDBOX_TOKEN_FILE, or pass token=)"))
             if status != 200:
                 raise SandboxError(f"sandbox daemon answered HTTP {status}: {answer.get('message', answer)}")
             return answer

@@ -14,7 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from grpo_fast.errors import ConfigError
-from grpo_fast.sandbox.client import Client, SandboxBusy, SandboxUnavailable, run_request, tests_request
+from grpo_fast.sandbox.client import (
+    Client,
+    SandboxAuthError,
+    SandboxBusy,
+    SandboxUnavailable,
+    run_request,
+    tests_request,
+)
 
 
 def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
@@ -69,11 +76,14 @@ class Pool:
     others; it is tried again `retry_after_s` later. `SandboxUnavailable` only when none answers.
     A daemon whose queue is full (503 busy) passes the request to the others; when all are full
     the pool backs off (up to `busy_retries` times, 10 ms doubling to 0.5 s) and tries again.
-    `endpoints` may also hold `Client`s (e.g. one that started a local daemon).
+    `endpoints` may also hold `Client`s (e.g. one that started a local daemon). `token` goes to
+    the TCP daemons (default: `$GRPO_SANDBOX_TOKEN` / `$GRPO_SANDBOX_TOKEN_FILE`); a daemon that
+    refuses it raises `SandboxAuthError` (a wrong token is a mistake to fix, not a daemon to skip).
     """
 
     def __init__(self, endpoints: str | Sequence[str | Client], *, timeout: float = 3600.0,
-                 busy_retries: int = 200, retry_after_s: float = 10.0, max_workers: int | None = None):
+                 busy_retries: int = 200, retry_after_s: float = 10.0, max_workers: int | None = None,
+                 token: str | None = None):
         self._endpoints: list[_Endpoint] = []
         for entry in [endpoints] if isinstance(endpoints, str) else endpoints:
             if isinstance(entry, Client):
@@ -84,7 +94,7 @@ class Pool:
                 kind, _, where = name.partition(":")
                 # A busy daemon answers at once: the pool tries the others before it backs off.
                 client = Client(None if kind == "tcp" else where, tcp=where if kind == "tcp" else None,
-                                start=False, timeout=timeout, busy_retries=0)
+                                start=False, timeout=timeout, busy_retries=0, token=token)
                 self._endpoints.append(_Endpoint(name, client))
         names = [ep.name for ep in self._endpoints]
         if not names:
@@ -181,11 +191,14 @@ class Pool:
                 self._mark(ep, 0, exc)
                 rows.append({"endpoint": ep.name, "status": "down", "error": str(exc)})
                 continue
+            except SandboxAuthError as exc:
+                rows.append({"endpoint": ep.name, "status": "unauthorized", "error": str(exc)})
+                continue
             self._mark(ep, max(1, int(h.get("slots", 1))))
             slots += int(h.get("slots", 0))
             idle += int(h.get("idle_slots", 0))
             rows.append({"endpoint": ep.name, **h})
-        up = sum(1 for r in rows if r.get("status") != "down")
+        up = sum(1 for r in rows if r.get("status") not in ("down", "unauthorized"))
         return {"status": "ok" if up == len(rows) else ("degraded" if up else "down"), "endpoints": rows,
                 "slots": slots, "idle_slots": idle}
 

@@ -23,10 +23,14 @@ class Connection:
     """One persistent connection, over a Unix socket path or to "host:port"."""
 
     def __init__(self, unix_path: str | None = None, tcp: tuple[str, int] | None = None, timeout: float = 3600.0,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, token: str | None = None):
+        """token: sent as `Authorization: Bearer <token>` with every request."""
         if (unix_path is None) == (tcp is None):
             raise ValueError("give exactly one of unix_path and tcp")
+        if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
+            raise ValueError("a sandbox token is one word of visible ASCII")
         self._unix_path, self._tcp, self._timeout = unix_path, tcp, timeout
+        self._auth = f"Authorization: Bearer {token}\r\n" if token else ""
         # A host that drops packets would otherwise hold a connect for the whole request timeout.
         self._connect_timeout = min(connect_timeout, timeout)
         self._sock: socket.socket | None = None
@@ -53,7 +57,7 @@ class Connection:
         if self._sock is None:
             self._connect()
         assert self._sock is not None and self._file is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: sandboxd\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: sandboxd\r\n{self._auth}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         data = (head + "\r\n").encode("latin-1")
