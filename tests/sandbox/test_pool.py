@@ -119,6 +119,19 @@ def test_a_daemon_that_dies_mid_map_loses_nothing_and_comes_back(two, daemon_bin
         b2.close()
 
 
+def test_map_keeps_batches_in_flight_for_a_daemon_that_is_down(two, tmp_path):
+    a, b = two
+    pool = Pool([a.socket_path, str(tmp_path / "none.sock")], retry_after_s=0.0)
+    pool.health()
+    assert pool._map_workers() == 4  # 2 x (a's one slot + one guessed for the daemon that is down)
+    assert [r["stdout"] for r in pool.map(_items(6), chunk_size=1)] == [f"item{i}"[::-1] + "\n" for i in range(6)]
+    pool = Pool([a.socket_path, b.socket_path])
+    pool.health()
+    b.close()  # down now; it reported one slot when it was up
+    pool.health()
+    assert pool._map_workers() == 4
+
+
 def test_code_verifier_and_cli_over_a_pool(two, tmp_path, monkeypatch):
     a, b = two
     spec = f"unix:{a.socket_path},unix:{b.socket_path}"

@@ -59,6 +59,7 @@ class _Endpoint:
         self.name = name
         self.client = client
         self.slots = 0  # > 0 once its /health answered: the daemon is up
+        self.known_slots = 0  # the last slot count it reported, kept while it is down
         self.in_flight = 0
         self.probing = False
         self.down_since: float | None = None
@@ -115,6 +116,7 @@ class Pool:
     def _mark(self, ep: _Endpoint, slots: int, exc: Exception | None = None) -> None:
         with self._cond:
             ep.slots = slots
+            ep.known_slots = slots or ep.known_slots
             ep.down_since = None if exc is None else time.monotonic()
             ep.error = "" if exc is None else str(exc)
             self._cond.notify_all()
@@ -227,11 +229,21 @@ class Pool:
             if health["slots"] == 0:
                 raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
                     f"{r['endpoint']} ({r['error']})" for r in health["endpoints"]))
-            workers = 2 * health["slots"]
+            workers = self._map_workers()
         workers = max(1, min(workers, len(chunks)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-pool") as pool:
             parts = list(pool.map(self.batch, chunks))
         return [r for part in parts for r in part]
+
+    def _map_workers(self) -> int:
+        """Batches `map` keeps in flight: twice the slots of every daemon, counting one that is
+        down as it last reported (else as the largest up one), so that a daemon rejoining
+        mid-map finds work to take on rather than sharing the threads sized for the others.
+        While it stays down the extra batches just wait in the queues of those that are up."""
+        with self._cond:
+            seen = [ep.known_slots for ep in self._endpoints if ep.known_slots]
+            guess = max(seen, default=1)
+            return 2 * sum(ep.slots or ep.known_slots or guess for ep in self._endpoints)
 
     def close(self) -> None:
         for ep in self._endpoints:
