@@ -159,6 +159,7 @@ pub struct Engine {
     pub cgroup: CgroupInfo,
     pub started: std::time::Instant,
     pub served: std::sync::atomic::AtomicU64,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What the harness reported for one unit (one program run or one test).
@@ -396,7 +397,21 @@ impl Engine {
         limits.timeout_ms * units as u64 + 1_000 + 100 * units as u64
     }
 
+    /// A `/run` (or a `/batch` run item), counted in `/metrics` by its outcome.
     pub fn run(&self, req: RunRequest, queue: bool) -> Result<RunResponse, ApiError> {
+        let r = self.run_program(req, queue)?;
+        self.metrics.run(&r.status, r.cpu_ms);
+        Ok(r)
+    }
+
+    /// A `/run_tests` (or a `/batch` tests item), counted in `/metrics` with its verdicts.
+    pub fn run_tests(&self, req: TestsRequest, queue: bool) -> Result<TestsResponse, ApiError> {
+        let r = self.judge_tests(req, queue)?;
+        self.metrics.tests(&r.status, r.passed, r.total);
+        Ok(r)
+    }
+
+    fn run_program(&self, req: RunRequest, queue: bool) -> Result<RunResponse, ApiError> {
         check_language(&req.language)?;
         check_files(&req.files, &req.fetch_files)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
@@ -453,7 +468,7 @@ impl Engine {
         })
     }
 
-    pub fn run_tests(&self, req: TestsRequest, queue: bool) -> Result<TestsResponse, ApiError> {
+    fn judge_tests(&self, req: TestsRequest, queue: bool) -> Result<TestsResponse, ApiError> {
         check_language(&req.language)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
         let plan = self.plan_tests(&req, queue)?;

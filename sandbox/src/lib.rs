@@ -10,6 +10,7 @@ pub mod engine;
 pub mod isolation;
 pub mod limits;
 pub mod log;
+pub mod metrics;
 pub mod seccomp;
 pub mod server;
 pub mod zygote;
@@ -331,6 +332,7 @@ fn run(args: Args) -> Result<(), String> {
         cgroup,
         started: std::time::Instant::now(),
         served: 0.into(),
+        metrics: Default::default(),
         cfg,
     });
     if args.check {

@@ -19,12 +19,14 @@ const MAX_HEAD: usize = 16 << 10;
 pub struct Response {
     pub code: u16,
     pub body: Vec<u8>,
+    pub content_type: &'static str,
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
     Response {
         code,
         body: serde_json::to_vec(v).unwrap_or_default(),
+        content_type: "application/json",
     }
 }
 
@@ -82,6 +84,11 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
     let path = path.split('?').next().unwrap_or(path);
     match (method, path) {
         ("GET", "/health") => json_response(200, &health(engine)),
+        ("GET", "/metrics") => Response {
+            code: 200,
+            body: metrics(engine).into_bytes(),
+            content_type: "text/plain; version=0.0.4",
+        },
         ("GET", "/languages") => json_response(
             200,
             &json!({"languages": [{"name": "python", "aliases": ["python3", "py"], "version": engine.python_version,
@@ -102,13 +109,13 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
             Err(r) => r,
         },
         ("POST", "/batch") => batch(engine, body),
-        (_, "/health" | "/languages" | "/run" | "/run_tests" | "/batch") => {
+        (_, "/health" | "/languages" | "/metrics" | "/run" | "/run_tests" | "/batch") => {
             error(405, "method_not_allowed", "wrong method")
         }
         _ => error(
             404,
             "not_found",
-            "endpoints: GET /health, GET /languages, POST /run, /run_tests, /batch",
+            "endpoints: GET /health, GET /languages, GET /metrics, POST /run, /run_tests, /batch",
         ),
     }
 }
@@ -174,6 +181,23 @@ fn batch(engine: &Engine, body: &[u8]) -> Response {
         .map(|m| m.into_inner().unwrap_or_default())
         .collect();
     json_response(200, &json!({"results": results}))
+}
+
+fn metrics(engine: &Engine) -> String {
+    engine.metrics.render(&crate::metrics::Gauges {
+        version: env!("CARGO_PKG_VERSION"),
+        isolation: if engine.isolated {
+            "native"
+        } else {
+            "insecure-no-isolation"
+        },
+        python: &engine.python_version,
+        slots: engine.pool.size,
+        idle_slots: engine.pool.idle(),
+        queued: engine.pool.queued(),
+        slot_restarts: engine.pool.restarts.load(Ordering::Relaxed),
+        uptime_s: engine.started.elapsed().as_secs_f64(),
+    })
 }
 
 fn health(engine: &Engine) -> Value {
@@ -309,6 +333,7 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S, token: Opt
         if let Some(t) = token {
             if !crate::auth::authorized(authorization, t) {
                 log::warn("unauthorized request", &[("path", path.clone().into())]);
+                engine.metrics.http(&path, 401, std::time::Duration::ZERO);
                 let msg =
                     "this listener needs `Authorization: Bearer <token>` (grpo_fast clients send \
                            $GRPO_SANDBOX_TOKEN or the contents of $GRPO_SANDBOX_TOKEN_FILE)";
@@ -319,7 +344,9 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S, token: Opt
         let t0 = std::time::Instant::now();
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let resp = route(engine, &method, &path, &body);
-        if path != "/health" {
+        let route_path = path.split('?').next().unwrap_or(&path);
+        engine.metrics.http(route_path, resp.code, t0.elapsed());
+        if path != "/health" && path != "/metrics" {
             log::info(
                 "request",
                 &[
@@ -345,9 +372,10 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S, token: Opt
 
 fn write_response<W: Write>(w: &mut W, r: &Response, keep_alive: bool) -> std::io::Result<()> {
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
         r.code,
         reason(r.code),
+        r.content_type,
         r.body.len(),
         if keep_alive { "keep-alive" } else { "close" }
     );

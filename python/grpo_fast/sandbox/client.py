@@ -172,7 +172,8 @@ class Client:
             conn.close()
         self._local.conn = None
 
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, *, text: bool = False) -> Any:
+        """One request, retried as the class says; the answer's JSON (`text`: its body as text)."""
         data = None if body is None else json.dumps(body).encode()
         delay, busy_answers, fresh_connection = 0.01, 0, False
         while True:
@@ -195,6 +196,8 @@ class Client:
             except OSError as exc:
                 self._drop_conn()
                 raise SandboxUnavailable(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
+            if text and status == 200:
+                return payload.decode("utf-8", "replace")
             try:
                 answer = json.loads(payload)
             except ValueError as exc:
@@ -287,6 +290,10 @@ class Client:
 
     def health(self) -> dict:
         return self._request("GET", "/health")
+
+    def metrics(self) -> str:
+        """`GET /metrics`: the daemon's counters in the Prometheus text format."""
+        return self._request("GET", "/metrics", text=True)
 
     def languages(self) -> list[dict]:
         return self._request("GET", "/languages")["languages"]
