@@ -102,6 +102,24 @@ def test_a_pool_sends_the_token_and_reports_a_refusing_daemon(guarded):
         pool.run("print(1)")  # an answer, not an outage: raised, never skipped
 
 
+def test_the_cli_reaches_a_guarded_daemon_with_the_token_from_the_environment(guarded, tmp_path):
+    from click.testing import CliRunner
+
+    from grpo_fast.cli import main
+
+    _, port = guarded
+    prog = tmp_path / "p.py"
+    prog.write_text("print(input()[::-1])\n")
+    args = ["sandbox", "run", str(prog), "--stdin", "abc", "--sandbox", f"tcp:127.0.0.1:{port}"]
+    r = CliRunner().invoke(main, args, env={"GRPO_SANDBOX_TOKEN": TOKEN})
+    assert r.exit_code == 0 and "cba\n" in r.output and "status ok" in r.output, r.output
+    r = CliRunner().invoke(main, args, env={"GRPO_SANDBOX_TOKEN": "z" * 32})
+    assert r.exit_code != 0 and "token sent is wrong" in r.output, r.output
+    r = CliRunner().invoke(main, ["sandbox", "status", "--sandbox", f"tcp:127.0.0.1:{port}"],
+                           env={"GRPO_SANDBOX_TOKEN": "z" * 32})
+    assert r.exit_code != 0 and "unauthorized" in r.output, r.output
+
+
 def _start(daemon_binary: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([daemon_binary, "--socket", str(tmp_path / "x.sock"), "--slots", "1", *args],
                           capture_output=True, text=True, timeout=60)

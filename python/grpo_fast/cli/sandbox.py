@@ -149,8 +149,12 @@ def _pool_status(endpoints: str, as_json: bool) -> None:
 @click.option("--timeout-ms", type=int, default=None, help="Per run / per test (clamped by the daemon).")
 @click.option("--memory-mb", type=int, default=None, help="Address-space limit (clamped by the daemon).")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's full answer as JSON.")
+@click.option("--sandbox", "endpoints", default=None, metavar="ENDPOINTS",
+              help="Run on these daemons instead (unix:/a.sock,tcp:host:8787; a TCP token comes from "
+                   "$GRPO_SANDBOX_TOKEN or $GRPO_SANDBOX_TOKEN_FILE).")
 @handle_errors
-def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, timeout_ms, memory_mb, as_json) -> None:
+def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, timeout_ms, memory_mb, as_json,
+        endpoints) -> None:
     """Run FILE (Python) in the sandbox, once or against tests; starts a daemon if none runs.
 
     \b
@@ -159,9 +163,10 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
       grpo-fast sandbox run sum.py --stdin "1 2"
       grpo-fast sandbox run add.py --tests '[{"input": "1 2", "output": "3"}]'   (a file with that JSON)
       grpo-fast sandbox run add.py --tests humaneval_tests.json --entry-point add --json
+      grpo-fast sandbox run hello.py --sandbox tcp:10.0.0.2:8787
     """
     code = file.read()
-    client = Client(socket_path)
+    client: Client | Pool = Pool(endpoints) if endpoints else Client(socket_path)
     try:
         if tests_file is not None:
             raw = json.load(tests_file)
@@ -193,5 +198,5 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
         if res["status"] != "ok":
             sys.exit(1)
     finally:
-        if client.started_daemon:
+        if isinstance(client, Pool) or client.started_daemon:
             client.close()
