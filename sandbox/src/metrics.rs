@@ -214,19 +214,13 @@ impl Metrics {
                 "grpo_sandbox_request_duration_seconds_count{{path=\"{path}\"}} {count}"
             );
         }
-        head(
+        by_status(
             &mut out,
             "runs_total",
-            "counter",
             "Programs run (/run and /batch run items), by outcome.",
+            &RUN_STATUSES,
+            &self.runs,
         );
-        for (i, status) in RUN_STATUSES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "grpo_sandbox_runs_total{{status=\"{status}\"}} {}",
-                load(&self.runs[i])
-            );
-        }
         head(
             &mut out,
             "run_cpu_seconds_total",
@@ -238,19 +232,13 @@ impl Metrics {
             "grpo_sandbox_run_cpu_seconds_total {:.6}",
             load(&self.run_cpu_us) as f64 / 1e6
         );
-        head(
+        by_status(
             &mut out,
             "test_requests_total",
-            "counter",
             "Tests requests (/run_tests and /batch tests items), by outcome.",
+            &TESTS_STATUSES,
+            &self.tests_requests,
         );
-        for (i, status) in TESTS_STATUSES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "grpo_sandbox_test_requests_total{{status=\"{status}\"}} {}",
-                load(&self.tests_requests[i])
-            );
-        }
         head(
             &mut out,
             "tests_total",
@@ -268,6 +256,20 @@ impl Metrics {
             load(&self.tests_failed)
         );
         out
+    }
+}
+
+/// A counter family with one sample per status, zeros included (so a rate is defined from the
+/// first scrape on).
+fn by_status(out: &mut String, name: &str, help: &str, statuses: &[&str], counts: &[AtomicU64]) {
+    let _ = writeln!(out, "# HELP grpo_sandbox_{name} {help}");
+    let _ = writeln!(out, "# TYPE grpo_sandbox_{name} counter");
+    for (status, n) in statuses.iter().zip(counts) {
+        let _ = writeln!(
+            out,
+            "grpo_sandbox_{name}{{status=\"{status}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
     }
 }
 
