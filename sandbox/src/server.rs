@@ -233,6 +233,9 @@ fn health(engine: &Engine) -> Value {
         "languages": ["python"],
         "limits": engine.cfg.limits,
         "max_request_bytes": engine.cfg.server.max_request_bytes,
+        "tcp": if engine.cfg.server.tcp.is_empty() { Value::Null } else {
+            json!({"address": engine.cfg.server.tcp, "token": !engine.cfg.server.token_file.is_empty()})
+        },
     })
 }
 
