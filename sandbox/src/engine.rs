@@ -160,34 +160,36 @@ pub struct Engine {
     pub started: std::time::Instant,
     pub served: std::sync::atomic::AtomicU64,
     pub metrics: crate::metrics::Metrics,
+    /// The C++ compiler, when one was found at start-up.
+    pub cpp: Option<crate::compiled::CppInfo>,
 }
 
 /// What the harness reported for one unit (one program run or one test).
-struct UnitOutcome {
-    status: String,
-    exit_code: Option<i64>,
-    signal: Option<i64>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    wall_ms: f64,
-    cpu_ms: f64,
-    max_rss_kb: i64,
-    truncated: bool,
-    result: Option<String>,
+pub(crate) struct UnitOutcome {
+    pub(crate) status: String,
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) signal: Option<i64>,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    pub(crate) wall_ms: f64,
+    pub(crate) cpu_ms: f64,
+    pub(crate) max_rss_kb: i64,
+    pub(crate) truncated: bool,
+    pub(crate) result: Option<String>,
 }
 
-fn b64(v: &Value, key: &str) -> Vec<u8> {
+pub(crate) fn b64(v: &Value, key: &str) -> Vec<u8> {
     let s = v.get(key).and_then(Value::as_str).unwrap_or_default();
     base64::engine::general_purpose::STANDARD
         .decode(s)
         .unwrap_or_default()
 }
 
-fn lossy(b: &[u8]) -> String {
+pub(crate) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         return s.to_string();
     }
@@ -198,7 +200,7 @@ fn truncate(s: &str, n: usize) -> String {
     format!("{}…[truncated]", &s[..end])
 }
 
-fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
+pub(crate) fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
     let exit_code = u.get("exit_code").and_then(Value::as_i64);
     let signal = u.get("signal").and_then(Value::as_i64);
     let cpu_ms = u.get("cpu_ms").and_then(Value::as_f64).unwrap_or(0.0);
@@ -217,7 +219,8 @@ fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
     } else if (exit_code.unwrap_or(0) != 0 || signal.is_some())
         && (tail.contains("MemoryError")
             || tail.contains("Cannot allocate memory")
-            || tail.contains("out of memory"))
+            || tail.contains("out of memory")
+            || tail.contains("std::bad_alloc"))
     {
         "memory_limit"
     } else if exit_code != Some(0) || signal.is_some() {
@@ -239,12 +242,43 @@ fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
     }
 }
 
-fn check_language(lang: &str) -> Result<(), ApiError> {
-    match lang {
-        "python" | "python3" | "py" => Ok(()),
-        other => Err(ApiError::BadRequest(format!(
-            "unsupported language {other:?}; GET /languages lists them"
-        ))),
+/// A run's answer from its unit's outcome (and the files fetched after it).
+pub(crate) fn run_response(o: UnitOutcome, files: Option<Value>) -> RunResponse {
+    RunResponse {
+        status: o.status,
+        exit_code: o.exit_code,
+        signal: o.signal,
+        stdout: lossy(&o.stdout),
+        stderr: lossy(&o.stderr),
+        wall_ms: o.wall_ms,
+        cpu_ms: o.cpu_ms,
+        max_rss_kb: o.max_rss_kb,
+        truncated: o.truncated,
+        files,
+        message: None,
+    }
+}
+
+/// The languages a request may name (aliases included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    Python,
+    Cpp,
+}
+
+impl Engine {
+    fn language(&self, lang: &str) -> Result<Lang, ApiError> {
+        match lang {
+            "python" | "python3" | "py" => Ok(Lang::Python),
+            "cpp" | "c++" | "cxx" if self.cpp.is_some() => Ok(Lang::Cpp),
+            "cpp" | "c++" | "cxx" => Err(ApiError::BadRequest(
+                "C++ is not available on this daemon: no compiler was found (see [cpp] compiler)"
+                    .into(),
+            )),
+            other => Err(ApiError::BadRequest(format!(
+                "unsupported language {other:?}; GET /languages lists them"
+            ))),
+        }
     }
 }
 
@@ -312,7 +346,7 @@ impl Engine {
     }
 
     /// Runs one zygote request on a slot; `queue` = false for items of an admitted batch.
-    fn dispatch(
+    pub(crate) fn dispatch(
         &self,
         kind: u8,
         budget_ms: u64,
@@ -412,9 +446,12 @@ impl Engine {
     }
 
     fn run_program(&self, req: RunRequest, queue: bool) -> Result<RunResponse, ApiError> {
-        check_language(&req.language)?;
+        let lang = self.language(&req.language)?;
         check_files(&req.files, &req.fetch_files)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
+        if lang == Lang::Cpp {
+            return self.run_cpp(req, limits, queue);
+        }
         // Without files the zygote serves the run itself ('Q'): one fork, no harness process,
         // and a binary request that the child reads natively.
         let outcome = if req.files.is_empty() && req.fetch_files.is_empty() {
@@ -452,25 +489,20 @@ impl Engine {
                 ..Default::default()
             });
         };
-        let o = classify(u, &limits);
-        Ok(RunResponse {
-            status: o.status,
-            exit_code: o.exit_code,
-            signal: o.signal,
-            stdout: lossy(&o.stdout),
-            stderr: lossy(&o.stderr),
-            wall_ms: o.wall_ms,
-            cpu_ms: o.cpu_ms,
-            max_rss_kb: o.max_rss_kb,
-            truncated: o.truncated,
-            files: report.get("files").cloned(),
-            message: None,
-        })
+        Ok(run_response(
+            classify(u, &limits),
+            report.get("files").cloned(),
+        ))
     }
 
     fn judge_tests(&self, req: TestsRequest, queue: bool) -> Result<TestsResponse, ApiError> {
-        check_language(&req.language)?;
+        let lang = self.language(&req.language)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
+        if lang == Lang::Cpp && req.test_code.is_some() {
+            return Err(ApiError::BadRequest(
+                "test_code (assertions) is Python's; C++ programs take stdin/stdout tests".into(),
+            ));
+        }
         let plan = self.plan_tests(&req, queue)?;
         let plan = match plan {
             Ok(p) => p,
@@ -494,6 +526,9 @@ impl Engine {
         limits.max_output_bytes = limits
             .max_output_bytes
             .min(((64 << 20) / total).max(64 << 10));
+        if lang == Lang::Cpp {
+            return self.tests_cpp(&req, &plan, limits, queue);
+        }
         let units: Vec<Value> = plan.iter().map(|p| p.unit.clone()).collect();
         // Served by the zygote ('U'): a fixed header it reads (units, ms per unit, output cap,
         // units per process; 0 = configured), then the request, which only T parses.
@@ -550,49 +585,7 @@ impl Engine {
                 total,
             ));
         }
-        let keep = req.keep_output_bytes;
-        let mut verdicts = Vec::with_capacity(total);
-        for (i, (p, u)) in plan.iter().zip(&results).enumerate() {
-            let o = classify(u, &limits);
-            let (passed, reason) = if o.status != "ok" {
-                (false, o.status.clone())
-            } else {
-                judge(&p.check, &o, req.compare, req.float_tolerance)
-            };
-            verdicts.push(TestVerdict {
-                index: i,
-                passed,
-                status: o.status.clone(),
-                reason,
-                exit_code: o.exit_code,
-                signal: o.signal,
-                wall_ms: o.wall_ms,
-                cpu_ms: o.cpu_ms,
-                stdout: truncate(&lossy(&o.stdout), keep),
-                stderr: truncate(&lossy(&o.stderr), keep),
-                expected: match &p.check {
-                    Check::Stdout(e) if !passed => Some(truncate(e, keep)),
-                    Check::Value {
-                        expected, literals, ..
-                    } if !passed && literals.is_empty() => {
-                        Some(truncate(&expected.to_string(), keep))
-                    }
-                    _ => None,
-                },
-                check: p.label.clone(),
-            });
-        }
-        let passed = verdicts.iter().filter(|v| v.passed).count();
-        Ok(TestsResponse {
-            status: "ok".into(),
-            passed,
-            total,
-            pass_fraction: passed as f64 / total as f64,
-            all_passed: passed == total,
-            first_failure: verdicts.iter().find(|v| !v.passed).cloned(),
-            tests: verdicts,
-            message: None,
-        })
+        Ok(judge_units(&req, &plan, &results, &limits))
     }
 
     /// Turns the request's tests into harness units plus how to judge each one. Assertion-style
@@ -700,13 +693,13 @@ impl Engine {
     }
 }
 
-struct Planned {
-    unit: Value,
-    check: Check,
-    label: Option<String>,
+pub(crate) struct Planned {
+    pub(crate) unit: Value,
+    pub(crate) check: Check,
+    pub(crate) label: Option<String>,
 }
 
-enum Check {
+pub(crate) enum Check {
     Stdout(String),
     /// Call style: the single reported value must equal `expected`. Assertion style: operands
     /// are the reported values merged with the `literals` kept outside, then `ops` apply.
@@ -801,7 +794,58 @@ fn judge(check: &Check, o: &UnitOutcome, mode: CompareMode, tol: f64) -> (bool, 
     }
 }
 
-fn tests_failure(status: &str, msg: String, total: usize) -> TestsResponse {
+/// Verdicts for the units a tests request ran (`results`, one per planned test).
+pub(crate) fn judge_units(
+    req: &TestsRequest,
+    plan: &[Planned],
+    results: &[Value],
+    limits: &RunLimits,
+) -> TestsResponse {
+    let total = plan.len();
+    let keep = req.keep_output_bytes;
+    let mut verdicts = Vec::with_capacity(total);
+    for (i, (p, u)) in plan.iter().zip(results).enumerate() {
+        let o = classify(u, limits);
+        let (passed, reason) = if o.status != "ok" {
+            (false, o.status.clone())
+        } else {
+            judge(&p.check, &o, req.compare, req.float_tolerance)
+        };
+        verdicts.push(TestVerdict {
+            index: i,
+            passed,
+            status: o.status.clone(),
+            reason,
+            exit_code: o.exit_code,
+            signal: o.signal,
+            wall_ms: o.wall_ms,
+            cpu_ms: o.cpu_ms,
+            stdout: truncate(&lossy(&o.stdout), keep),
+            stderr: truncate(&lossy(&o.stderr), keep),
+            expected: match &p.check {
+                Check::Stdout(e) if !passed => Some(truncate(e, keep)),
+                Check::Value {
+                    expected, literals, ..
+                } if !passed && literals.is_empty() => Some(truncate(&expected.to_string(), keep)),
+                _ => None,
+            },
+            check: p.label.clone(),
+        });
+    }
+    let passed = verdicts.iter().filter(|v| v.passed).count();
+    TestsResponse {
+        status: "ok".into(),
+        passed,
+        total,
+        pass_fraction: passed as f64 / total as f64,
+        all_passed: passed == total,
+        first_failure: verdicts.iter().find(|v| !v.passed).cloned(),
+        tests: verdicts,
+        message: None,
+    }
+}
+
+pub(crate) fn tests_failure(status: &str, msg: String, total: usize) -> TestsResponse {
     TestsResponse {
         status: status.into(),
         passed: 0,

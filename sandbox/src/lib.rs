@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod checker;
+pub mod compiled;
 pub mod config;
 pub mod engine;
 pub mod isolation;
@@ -264,6 +265,7 @@ fn run(args: Args) -> Result<(), String> {
             ro_paths.push(needed);
         }
     }
+    let cpp = compiled::resolve_compiler(&cfg.cpp, &ro_paths)?;
     let slots = cfg.slots();
     let (cgroup_procs, cg_note) = if isolated && cfg.isolation.cgroup == "auto" {
         limits::setup_pids_cgroups(slots, cfg.limits.max_processes * 4 + 16)
@@ -333,6 +335,7 @@ fn run(args: Args) -> Result<(), String> {
         started: std::time::Instant::now(),
         served: 0.into(),
         metrics: Default::default(),
+        cpp: cpp.clone(),
         cfg,
     });
     if args.check {
@@ -381,6 +384,13 @@ fn run(args: Args) -> Result<(), String> {
             ("python", engine.python_version.clone().into()),
             ("interpreter", engine.interpreter.clone().into()),
             ("pids", engine.cgroup.pids.clone().into()),
+            (
+                "cpp",
+                cpp.as_ref()
+                    .map(|c| format!("{} {}", c.compiler, c.version))
+                    .unwrap_or_else(|| "off (no compiler)".into())
+                    .into(),
+            ),
         ],
     );
     {

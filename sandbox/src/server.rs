@@ -89,11 +89,17 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
             body: metrics(engine).into_bytes(),
             content_type: "text/plain; version=0.0.4",
         },
-        ("GET", "/languages") => json_response(
-            200,
-            &json!({"languages": [{"name": "python", "aliases": ["python3", "py"], "version": engine.python_version,
-                                   "interpreter": engine.interpreter}]}),
-        ),
+        ("GET", "/languages") => {
+            let mut langs = vec![json!({"name": "python", "aliases": ["python3", "py"],
+                                        "version": engine.python_version, "interpreter": engine.interpreter})];
+            if let Some(c) = &engine.cpp {
+                langs.push(
+                    json!({"name": "cpp", "aliases": ["c++", "cxx"], "version": c.version,
+                                  "compiler": c.compiler, "flags": engine.cfg.cpp.flags}),
+                );
+            }
+            json_response(200, &json!({ "languages": langs }))
+        }
         ("POST", "/run") => match parse::<RunRequest>(body) {
             Ok(req) => match engine.run(req, true) {
                 Ok(r) => json_response(200, &serde_json::to_value(r).unwrap_or_default()),
@@ -230,7 +236,7 @@ fn health(engine: &Engine) -> Value {
         "slot_restarts": engine.pool.restarts.load(Ordering::Relaxed),
         "requests_served": engine.served.load(Ordering::Relaxed),
         "uptime_s": engine.started.elapsed().as_secs(),
-        "languages": ["python"],
+        "languages": if engine.cpp.is_some() { json!(["python", "cpp"]) } else { json!(["python"]) },
         "limits": engine.cfg.limits,
         "max_request_bytes": engine.cfg.server.max_request_bytes,
         "tcp": if engine.cfg.server.tcp.is_empty() { Value::Null } else {

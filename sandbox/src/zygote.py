@@ -473,6 +473,8 @@ def child_main(n_fds, start, count):
     # Above every unit's pipes (fds 3 and 4 are free now, but each unit's result pipe takes 3).
     stdins = [stdin_memfd(unit.get("stdin", ""), UNIT_FD_BASE + 3 * n_fds + k) for k, unit in enumerate(units)]
     enter_unit(lim, len(units))
+    if msg.get("argv"):
+        exec_unit(msg["argv"], stdins[0])
     null = os.open("/dev/null", os.O_RDWR)
     code = msg["code"]
     del msg
@@ -490,6 +492,25 @@ def child_main(n_fds, start, count):
         for fd in (0, 1, 2, RES_FD):  # EOF on this unit's pipes tells the harness it ended
             os.dup2(null, fd)
     os._exit(rc)
+
+
+# A compiled program's (and its compiler's) whole environment: the zygote's is empty.
+EXEC_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+
+
+def exec_unit(argv, stdin_fd):
+    """T becomes the unit's program (a compiler, a compiled binary): stdin, stdout and stderr
+    are the unit's, nothing else stays open (the result pipe neither: with no report, the
+    harness takes the exit status and rusage from the kernel), the limits are T's hard ones."""
+    for j, target in enumerate((1, 2)):
+        os.dup2(UNIT_FD_BASE + j, target)
+    os.dup2(stdin_fd, 0)
+    os.closerange(3, 1 << 16)
+    try:
+        os.execve(argv[0], argv, EXEC_ENV)
+    except OSError as exc:
+        os.write(2, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
+    os._exit(127)
 
 
 # ---- the trusted harness G -----------------------------------------------------------------------
@@ -598,6 +619,39 @@ def harness_main(data):
     send_frame(ord("r"), reply)
 
 
+def exec_in_child(child, argv, stdin, lim):
+    """One unit in a T forked by G that execs `argv` (in G's /tmp); streamed to the daemon."""
+    msg = json.dumps({"units": [{"stdin": stdin}], "limits": lim, "code": "", "argv": argv})
+    send_units(child, 0, 1, msg.encode())
+    if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
+        raise OSError(H.zh_error().decode())
+
+
+def compiled_main(data):
+    """G: a compiled program. Writes the source (and any files) into the run's /tmp, runs the
+    compiler in the T forked ahead, then, when a binary came out, each of the request's runs in
+    a fresh T that execs it. Every unit (the compile first) streams to the daemon as it ends."""
+    req = json.loads(data)
+    del data
+    files = dict(req.get("files") or {})
+    files[req["source"]["name"]] = req["source"]["text"]
+    write_request_files(files)
+    child, SPARE[0] = SPARE[0], None
+    exec_in_child(child, req["compile"]["argv"], "", req["compile"]["limits"])
+    try:  # lstat: a symlink planted in /tmp is not a binary the compiler made
+        built = stat.S_ISREG(os.lstat(req["binary"]).st_mode)
+    except OSError:
+        built = False
+    if built:
+        run = req["run"]
+        for unit in req["units"]:
+            exec_in_child(fork_child(1, setup=False), run["argv"], unit.get("stdin", ""), run["limits"])
+    reply = {"compiled": built}
+    if req.get("fetch_files"):
+        reply["files"] = fetch_files(req["fetch_files"], req["run"]["limits"]["max_output_bytes"])
+    send_frame(ord("r"), reply)
+
+
 # ---- test-code parsing (a throwaway fork that never runs untrusted code) -------------------------
 
 CMP_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
@@ -702,6 +756,8 @@ def prefork(own_pidns):
                 os._exit(0)
             if data[0] == ord("R"):
                 harness_main(data[1:])
+            elif data[0] == ord("C"):
+                compiled_main(data[1:])
             else:
                 parse_main(data[1:])
         except BaseException as exc:

@@ -23,10 +23,13 @@ def test_health_reports_every_isolation_layer(sandbox):
     assert h["slots"] == 2
 
 
-def test_languages_lists_python(sandbox):
+def test_languages_lists_python_and_cpp_where_a_compiler_is(sandbox):
+    import os
+
     langs = sandbox.languages()
-    assert [x["name"] for x in langs] == ["python"]
+    assert [x["name"] for x in langs] == ["python"] + (["cpp"] if os.path.exists("/usr/bin/g++") else [])
     assert langs[0]["version"].startswith("3.")
+    assert [x["name"] for x in langs] == sandbox.health()["languages"]
 
 
 def test_run_echoes_stdin(sandbox):

@@ -149,13 +149,15 @@ def _pool_status(endpoints: str, as_json: bool) -> None:
 @click.option("--timeout-ms", type=int, default=None, help="Per run / per test (clamped by the daemon).")
 @click.option("--memory-mb", type=int, default=None, help="Address-space limit (clamped by the daemon).")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's full answer as JSON.")
+@click.option("--language", default=None, metavar="LANG",
+              help="python or cpp (default: from FILE's extension: .cpp, .cc, .cxx are C++).")
 @click.option("--sandbox", "endpoints", default=None, metavar="ENDPOINTS",
               help="Run on these daemons instead (unix:/a.sock,tcp:host:8787; a TCP token comes from "
                    "$GRPO_SANDBOX_TOKEN or $GRPO_SANDBOX_TOKEN_FILE).")
 @handle_errors
 def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, timeout_ms, memory_mb, as_json,
-        endpoints) -> None:
-    """Run FILE (Python) in the sandbox, once or against tests; starts a daemon if none runs.
+        language, endpoints) -> None:
+    """Run FILE (Python or C++) in the sandbox, once or against tests; starts a daemon if none runs.
 
     \b
     Examples:
@@ -164,15 +166,18 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
       grpo-fast sandbox run add.py --tests '[{"input": "1 2", "output": "3"}]'   (a file with that JSON)
       grpo-fast sandbox run add.py --tests humaneval_tests.json --entry-point add --json
       grpo-fast sandbox run hello.py --sandbox tcp:10.0.0.2:8787
+      grpo-fast sandbox run sol.cpp --tests tests.json
     """
     code = file.read()
+    if language is None:
+        language = "cpp" if str(getattr(file, "name", "")).endswith((".cpp", ".cc", ".cxx")) else "python"
     client: Client | Pool = Pool(endpoints) if endpoints else Client(socket_path)
     try:
         if tests_file is not None:
             raw = json.load(tests_file)
             t = normalize_tests(raw, {"entry_point": entry_point} if entry_point else {})
             res = client.run_tests(code, t["tests"], test_code=t["test_code"], entry_point=t["entry_point"],
-                                   timeout_ms=timeout_ms, memory_mb=memory_mb)
+                                   language=language, timeout_ms=timeout_ms, memory_mb=memory_mb)
             if as_json:
                 print_json(res)
             else:
@@ -187,7 +192,7 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
                 sys.exit(1)
             return
         stdin = stdin_text if stdin_text is not None else (stdin_file.read() if stdin_file else "")
-        res = client.run(code, stdin, timeout_ms=timeout_ms, memory_mb=memory_mb)
+        res = client.run(code, stdin, language=language, timeout_ms=timeout_ms, memory_mb=memory_mb)
         if as_json:
             print_json(res)
         else:

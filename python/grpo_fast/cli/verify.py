@@ -55,6 +55,8 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @click.option("--chunk-size", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Responses verified per batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--language", default=None, metavar="LANG",
+              help="Language of the programs for --verifier code: python (default) or cpp.")
 @click.option("--sandbox", default=None, metavar="ENDPOINTS",
               help="Code verifier: sandbox daemons to spread the work over, e.g. "
                    "unix:/run/a.sock,tcp:10.0.0.2:8787 (default: $GRPO_SANDBOX, else the local daemon).")
@@ -63,7 +65,7 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @group_key_option
 @handle_errors
 def verify(input, output, verifiers, workers, timeout, answer_field, last_number_fallback, chunk_size, as_json,
-           sandbox, on_error, rejects, group_key) -> None:
+           language, sandbox, on_error, rejects, group_key) -> None:
     """Score every response of INPUT and write OUTPUT with `score`, `correct`, `reason`,
     `extracted` and the verifier's details added to each response. All other fields are kept.
 
@@ -85,6 +87,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
         options["workers"] = workers
     if sandbox is not None:
         options["sandbox"] = sandbox
+    if language is not None:
+        options["language"] = language
     start = time.perf_counter()
     reasons: Counter[str] = Counter()
     total = verified = correct = 0

@@ -17,13 +17,20 @@ from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, register_ver
 # ```lang\n ... ``` with the info string captured; an unterminated last fence runs to the end.
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\n`]*)\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
 
-LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}}
+# Fence tags per language the daemon runs (the daemon's own aliases are among them).
+LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}, "cpp": {"cpp", "c++", "cxx", "cc"}}
+
+
+def canonical_language(language: str) -> str:
+    """`"c++"` -> `"cpp"`, `"py"` -> `"python"`; a name no table knows is kept as given."""
+    low = language.lower()
+    return next((name for name, tags in LANGUAGE_TAGS.items() if low in tags), low)
 
 
 def extract_code(response: str, language: str = "python", fallback: str = "none") -> str | None:
     """The last fenced code block tagged with `language` (or one of its aliases); else the last
     untagged block; else, with fallback="response", the whole response; else None."""
-    tags = LANGUAGE_TAGS.get(language, {language})
+    tags = LANGUAGE_TAGS.get(canonical_language(language), {language})
     tagged, untagged = None, None
     for m in _FENCE.finditer(response):
         info = m.group(2).strip().split()
@@ -46,7 +53,9 @@ def _excerpt(text: str, limit: int) -> str:
 class CodeVerifier(Verifier):
     """Scores code responses by running them against the record's `tests` (docs/sandbox.md).
 
-    language: the fenced-block language to extract (only python runs today).
+    language: the program's language, "python" or "cpp" (aliases: py, c++, cxx): the fenced block
+        extracted and how the daemon runs it (C++ is compiled once per response, then run per
+        test; stdin/stdout tests only).
     scoring: "fraction" (tests passed / total) or "all" (1.0 only when every test passes).
     tests_field: the record field holding the tests.
     timeout_ms, memory_mb: per-test limits (the daemon clamps them to its maxima).
@@ -89,7 +98,7 @@ class CodeVerifier(Verifier):
             raise ConfigError(f"code verifier: fallback must be 'none' or 'response', not {fallback!r}")
         if timeout_ms is None and timeout is not None:  # the CLI's shared --timeout is in seconds
             timeout_ms = int(timeout * 1000)
-        self.language = language
+        self.language = canonical_language(language)
         self.scoring = scoring
         self.tests_field = tests_field
         self.timeout_ms = timeout_ms
