@@ -41,7 +41,12 @@ pub fn resolve_compiler(cfg: &CppConfig, ro_paths: &[String]) -> Result<Option<C
             "cpp.compiler {compiler:?}: give the absolute path of an existing compiler"
         ));
     }
-    if !ro_paths.iter().any(|p| path.starts_with(p)) {
+    // /bin/g++ on a merged-/usr host is /usr/bin/g++: either spelling inside counts.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if !ro_paths
+        .iter()
+        .any(|p| path.starts_with(p) || real.starts_with(p))
+    {
         return Err(format!(
             "cpp.compiler {compiler:?} is outside the paths bound into the sandbox ({}); add its \
              directory to isolation.ro_paths",
@@ -269,5 +274,44 @@ impl Engine {
             ));
         }
         Ok(judge_units(req, plan, &units[1..], &limits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(compiler: &str) -> CppConfig {
+        CppConfig {
+            compiler: compiler.into(),
+            ..CppConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_configured_compiler_must_exist_and_be_inside_the_sandbox() {
+        let ro = vec!["/usr".to_string()];
+        let err = resolve_compiler(&cfg("/usr/bin/no-such-g++"), &ro).unwrap_err();
+        assert!(err.contains("no-such-g++"), "{err}");
+        assert!(resolve_compiler(&cfg("g++"), &ro)
+            .unwrap_err()
+            .contains("absolute"));
+        // This test's own binary, under target/: not a path the sandbox binds.
+        let me = std::env::current_exe().unwrap();
+        let err = resolve_compiler(&cfg(me.to_str().unwrap()), &ro).unwrap_err();
+        assert!(err.contains("outside the paths bound"), "{err}");
+    }
+
+    #[test]
+    fn the_default_is_gxx_where_there_is_one() {
+        let found = resolve_compiler(&CppConfig::default(), &["/usr".to_string()]).unwrap();
+        assert_eq!(found.is_some(), Path::new("/usr/bin/g++").exists());
+        if let Some(info) = found {
+            assert!(info
+                .version
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit()));
+        }
     }
 }
