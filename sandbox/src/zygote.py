@@ -619,12 +619,16 @@ def harness_main(data):
     send_frame(ord("r"), reply)
 
 
-def exec_in_child(child, argv, stdin, lim):
-    """One unit in a T forked by G that execs `argv` (in G's /tmp); streamed to the daemon."""
+def exec_in_child(child, argv, stdin, lim, fork_next=False):
+    """One unit in a T forked by G that execs `argv` (in G's /tmp); streamed to the daemon.
+    `fork_next`: forks (and returns) the next T while this one runs, so that its fork and
+    isolation are paid on the other core rather than between two tests."""
     msg = json.dumps({"units": [{"stdin": stdin}], "limits": lim, "code": "", "argv": argv})
     send_units(child, 0, 1, msg.encode())
+    nxt = fork_child(1, setup=False) if fork_next else None
     if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
         raise OSError(H.zh_error().decode())
+    return nxt
 
 
 def compiled_main(data):
@@ -637,15 +641,19 @@ def compiled_main(data):
     files[req["source"]["name"]] = req["source"]["text"]
     write_request_files(files)
     child, SPARE[0] = SPARE[0], None
-    exec_in_child(child, req["compile"]["argv"], "", req["compile"]["limits"])
+    units = req["units"]
+    child = exec_in_child(child, req["compile"]["argv"], "", req["compile"]["limits"], fork_next=bool(units))
     try:  # lstat: a symlink planted in /tmp is not a binary the compiler made
         built = stat.S_ISREG(os.lstat(req["binary"]).st_mode)
     except OSError:
         built = False
     if built:
         run = req["run"]
-        for unit in req["units"]:
-            exec_in_child(fork_child(1, setup=False), run["argv"], unit.get("stdin", ""), run["limits"])
+        for k, unit in enumerate(units):
+            child = exec_in_child(child, run["argv"], unit.get("stdin", ""), run["limits"],
+                                  fork_next=k + 1 < len(units))
+    elif child is not None:
+        os.close(child.ctl_w)  # the T forked for a first test that will not come: it exits
     reply = {"compiled": built}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], req["run"]["limits"]["max_output_bytes"])
