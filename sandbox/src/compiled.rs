@@ -192,13 +192,7 @@ impl Engine {
             queue,
         )? {
             Ok(x) => x,
-            Err(m) => {
-                return Ok(RunResponse {
-                    status: "sandbox_error".into(),
-                    message: Some(m),
-                    ..Default::default()
-                })
-            }
+            Err(m) => return Ok(RunResponse::sandbox_error(m)),
         };
         if !built {
             let f = self.compile_failure(&units[0], &limits);
@@ -211,11 +205,9 @@ impl Engine {
             });
         }
         let Some(u) = units.get(1) else {
-            return Ok(RunResponse {
-                status: "sandbox_error".into(),
-                message: Some("the harness ended after the compile".into()),
-                ..Default::default()
-            });
+            return Ok(RunResponse::sandbox_error(
+                "the harness ended after the compile",
+            ));
         };
         Ok(run_response(
             classify(u, &limits),

@@ -242,6 +242,17 @@ pub(crate) fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
     }
 }
 
+impl RunResponse {
+    /// The sandbox itself failed (never the program's fault); `message` says how.
+    pub(crate) fn sandbox_error(message: impl Into<String>) -> RunResponse {
+        RunResponse {
+            status: "sandbox_error".into(),
+            message: Some(message.into()),
+            ..Default::default()
+        }
+    }
+}
+
 /// A run's answer from its unit's outcome (and the files fetched after it).
 pub(crate) fn run_response(o: UnitOutcome, files: Option<Value>) -> RunResponse {
     RunResponse {
@@ -474,20 +485,10 @@ impl Engine {
                     ..Default::default()
                 })
             }
-            Harness::Failed(m) => {
-                return Ok(RunResponse {
-                    status: "sandbox_error".into(),
-                    message: Some(m),
-                    ..Default::default()
-                })
-            }
+            Harness::Failed(m) => return Ok(RunResponse::sandbox_error(m)),
         };
         let Some(u) = report.get("units").and_then(|u| u.get(0)) else {
-            return Ok(RunResponse {
-                status: "sandbox_error".into(),
-                message: Some("empty report".into()),
-                ..Default::default()
-            });
+            return Ok(RunResponse::sandbox_error("empty report"));
         };
         Ok(run_response(
             classify(u, &limits),
