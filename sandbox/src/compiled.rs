@@ -4,7 +4,7 @@
 //! a fresh child that execs the binary with the test's stdin. The compiler and the program are
 //! equally untrusted to the daemon: both only ever run inside the sandbox.
 
-use crate::config::CppConfig;
+use crate::config::{CompilerConfig, Config};
 use crate::engine::{
     classify, judge_units, lossy, run_response, tests_failure, truncate, ApiError, Engine, Harness,
     Planned, RunRequest, RunResponse, TestVerdict, TestsRequest, TestsResponse,
@@ -13,32 +13,98 @@ use crate::limits::RunLimits;
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// Where the source and the binary live in the run's /tmp.
-const SOURCE: &str = "main.cpp";
+/// Where the binary lives in the run's /tmp (the source is `/tmp/<source>`).
 const BINARY: &str = "/tmp/main";
 
-#[derive(Debug, Clone)]
-pub struct CppInfo {
-    pub compiler: String,
-    pub version: String,
+/// A compiled language the daemon knows, and its defaults.
+pub struct LangSpec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub label: &'static str,
+    pub source: &'static str,
+    pub compiler: &'static str,
+    pub flags: &'static [&'static str],
+    pub libs: &'static [&'static str],
 }
 
-/// The compiler, checked once at start-up: None when none is configured and /usr/bin/g++ is
-/// absent (C++ is then off); an error for a configured one that is missing, outside the
-/// sandbox's read-only paths, or that does not run.
-pub fn resolve_compiler(cfg: &CppConfig, ro_paths: &[String]) -> Result<Option<CppInfo>, String> {
+pub const LANGUAGES: [LangSpec; 2] = [
+    LangSpec {
+        name: "cpp",
+        aliases: &["c++", "cxx"],
+        label: "C++",
+        source: "main.cpp",
+        compiler: "/usr/bin/g++",
+        flags: &["-O2", "-std=gnu++17", "-pipe"],
+        libs: &[],
+    },
+    LangSpec {
+        name: "c",
+        aliases: &[],
+        label: "C",
+        source: "main.c",
+        compiler: "/usr/bin/gcc",
+        flags: &["-O2", "-std=gnu11", "-pipe"],
+        libs: &["-lm"],
+    },
+];
+
+/// A compiled language this daemon runs: its compiler, found and checked at start-up.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    pub spec: &'static LangSpec,
+    pub path: String,
+    pub version: String,
+    pub flags: Vec<String>,
+    pub libs: Vec<String>,
+    pub compile_timeout_ms: u64,
+    pub compile_memory_mb: u64,
+}
+
+impl std::fmt::Debug for LangSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+fn section<'a>(cfg: &'a Config, spec: &LangSpec) -> &'a CompilerConfig {
+    match spec.name {
+        "c" => &cfg.c,
+        _ => &cfg.cpp,
+    }
+}
+
+/// Every compiled language whose compiler is present (`/languages` lists them).
+pub fn resolve_compilers(cfg: &Config, ro_paths: &[String]) -> Result<Vec<Compiler>, String> {
+    let mut out = Vec::new();
+    for spec in &LANGUAGES {
+        if let Some(c) = resolve_compiler(spec, section(cfg, spec), ro_paths)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// One language's compiler: None when none is configured and the default is absent (the
+/// language is then off); an error for a configured one that is missing, outside the sandbox's
+/// read-only paths, or that does not run.
+pub fn resolve_compiler(
+    spec: &'static LangSpec,
+    cfg: &CompilerConfig,
+    ro_paths: &[String],
+) -> Result<Option<Compiler>, String> {
+    let key = spec.name;
     let compiler = if cfg.compiler.is_empty() {
-        if !Path::new("/usr/bin/g++").exists() {
+        if !Path::new(spec.compiler).exists() {
             return Ok(None);
         }
-        "/usr/bin/g++".to_string()
+        spec.compiler.to_string()
     } else {
         cfg.compiler.clone()
     };
     let path = Path::new(&compiler);
     if !path.is_absolute() || !path.exists() {
         return Err(format!(
-            "cpp.compiler {compiler:?}: give the absolute path of an existing compiler"
+            "{key}.compiler {compiler:?}: give the absolute path of an existing compiler"
         ));
     }
     // /bin/g++ on a merged-/usr host is /usr/bin/g++: either spelling inside counts.
@@ -48,7 +114,7 @@ pub fn resolve_compiler(cfg: &CppConfig, ro_paths: &[String]) -> Result<Option<C
         .any(|p| path.starts_with(p) || real.starts_with(p))
     {
         return Err(format!(
-            "cpp.compiler {compiler:?} is outside the paths bound into the sandbox ({}); add its \
+            "{key}.compiler {compiler:?} is outside the paths bound into the sandbox ({}); add its \
              directory to isolation.ro_paths",
             ro_paths.join(", ")
         ));
@@ -56,16 +122,22 @@ pub fn resolve_compiler(cfg: &CppConfig, ro_paths: &[String]) -> Result<Option<C
     let out = std::process::Command::new(&compiler)
         .arg("-dumpfullversion")
         .output()
-        .map_err(|e| format!("cpp.compiler {compiler:?}: {e}"))?;
+        .map_err(|e| format!("{key}.compiler {compiler:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "cpp.compiler {compiler:?} -dumpfullversion failed: {}",
+            "{key}.compiler {compiler:?} -dumpfullversion failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(Some(CppInfo {
-        compiler,
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Ok(Some(Compiler {
+        spec,
+        path: compiler,
         version: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        flags: cfg.flags.clone().unwrap_or_else(|| owned(spec.flags)),
+        libs: cfg.libs.clone().unwrap_or_else(|| owned(spec.libs)),
+        compile_timeout_ms: cfg.compile_timeout_ms,
+        compile_memory_mb: cfg.compile_memory_mb,
     }))
 }
 
@@ -85,9 +157,9 @@ struct CompileFailure {
     stderr: String,
 }
 
-impl Engine {
-    fn compile_limits(&self, run: &RunLimits) -> RunLimits {
-        let c = &self.cfg.cpp;
+impl Compiler {
+    fn limits(&self, run: &RunLimits) -> RunLimits {
+        let c = self;
         RunLimits {
             timeout_ms: c.compile_timeout_ms,
             cpu_s: c.compile_timeout_ms.div_ceil(1000) + 1,
@@ -99,11 +171,15 @@ impl Engine {
             max_output_bytes: run.max_output_bytes.min(1 << 20),
         }
     }
+}
 
-    /// Sends one C++ request (`stdins`: one run per entry) to a slot's harness; returns the
-    /// report's units (the compile first) and whether a binary came out.
-    fn dispatch_cpp(
+impl Engine {
+    /// Sends one compiled-language request (`stdins`: one run per entry) to a slot's harness;
+    /// returns the report's units (the compile first) and whether a binary came out.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch_compiled(
         &self,
+        comp: &Compiler,
         code: &str,
         files: &std::collections::BTreeMap<String, String>,
         fetch_files: &[String],
@@ -111,17 +187,15 @@ impl Engine {
         limits: &RunLimits,
         queue: bool,
     ) -> Result<Result<CompiledReport, String>, ApiError> {
-        let info = self
-            .cpp
-            .as_ref()
-            .ok_or_else(|| ApiError::BadRequest("C++ is not available on this daemon".into()))?;
-        let compile = self.compile_limits(limits);
-        let mut argv = vec![info.compiler.clone()];
-        argv.extend(self.cfg.cpp.flags.iter().cloned());
-        argv.extend(["-o".into(), BINARY.into(), format!("/tmp/{SOURCE}")]);
+        let compile = comp.limits(limits);
+        let source = comp.spec.source;
+        let mut argv = vec![comp.path.clone()];
+        argv.extend(comp.flags.iter().cloned());
+        argv.extend(["-o".into(), BINARY.into(), format!("/tmp/{source}")]);
+        argv.extend(comp.libs.iter().cloned());
         let n = stdins.len() as u64;
         let req = json!({
-            "source": {"name": SOURCE, "text": code},
+            "source": {"name": source, "text": code},
             "files": files,
             "fetch_files": fetch_files,
             "binary": BINARY,
@@ -151,14 +225,14 @@ impl Engine {
         })
     }
 
-    fn compile_failure(&self, unit: &Value, limits: &RunLimits) -> CompileFailure {
-        let o = classify(unit, &self.compile_limits(limits));
+    fn compile_failure(&self, comp: &Compiler, unit: &Value, limits: &RunLimits) -> CompileFailure {
+        let o = classify(unit, &comp.limits(limits));
         let (status, message) = match o.status.as_str() {
             "timeout" => (
                 "timeout",
                 format!(
                     "compilation took longer than {} ms",
-                    self.cfg.cpp.compile_timeout_ms
+                    comp.compile_timeout_ms
                 ),
             ),
             "output_limit" => ("output_limit", "the compiler's output is too long".into()),
@@ -173,8 +247,9 @@ impl Engine {
         }
     }
 
-    pub(crate) fn run_cpp(
+    pub(crate) fn run_compiled(
         &self,
+        comp: &Compiler,
         req: RunRequest,
         limits: RunLimits,
         queue: bool,
@@ -183,7 +258,8 @@ impl Engine {
             units,
             built,
             report,
-        } = match self.dispatch_cpp(
+        } = match self.dispatch_compiled(
+            comp,
             &req.code,
             &req.files,
             &req.fetch_files,
@@ -195,7 +271,7 @@ impl Engine {
             Err(m) => return Ok(RunResponse::sandbox_error(m)),
         };
         if !built {
-            let f = self.compile_failure(&units[0], &limits);
+            let f = self.compile_failure(comp, &units[0], &limits);
             return Ok(RunResponse {
                 status: f.status,
                 exit_code: f.exit_code,
@@ -215,8 +291,9 @@ impl Engine {
         ))
     }
 
-    pub(crate) fn tests_cpp(
+    pub(crate) fn tests_compiled(
         &self,
+        comp: &Compiler,
         req: &TestsRequest,
         plan: &[Planned],
         limits: RunLimits,
@@ -226,8 +303,9 @@ impl Engine {
         for (i, p) in plan.iter().enumerate() {
             if p.unit.get("mode").and_then(Value::as_str) != Some("program") {
                 return Err(ApiError::BadRequest(format!(
-                    "tests[{i}]: C++ programs take stdin/stdout tests (`stdin` + `expected_stdout`), \
-                     not function calls"
+                    "tests[{i}]: {} programs take stdin/stdout tests (`stdin` + `expected_stdout`), \
+                     not function calls",
+                    comp.spec.label
                 )));
             }
             stdins.push(p.unit.get("stdin").and_then(Value::as_str).unwrap_or(""));
@@ -235,12 +313,12 @@ impl Engine {
         let total = plan.len();
         let none = std::collections::BTreeMap::new();
         let CompiledReport { units, built, .. } =
-            match self.dispatch_cpp(&req.code, &none, &[], stdins, &limits, queue)? {
+            match self.dispatch_compiled(comp, &req.code, &none, &[], stdins, &limits, queue)? {
                 Ok(x) => x,
                 Err(m) => return Ok(tests_failure("sandbox_error", m, total)),
             };
         if !built {
-            let f = self.compile_failure(&units[0], &limits);
+            let f = self.compile_failure(comp, &units[0], &limits);
             let mut r = tests_failure("compile_error", f.message, total);
             r.first_failure = Some(TestVerdict {
                 index: 0,
@@ -273,37 +351,59 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn cfg(compiler: &str) -> CppConfig {
-        CppConfig {
+    fn cfg(compiler: &str) -> CompilerConfig {
+        CompilerConfig {
             compiler: compiler.into(),
-            ..CppConfig::default()
+            ..CompilerConfig::default()
         }
     }
 
     #[test]
     fn a_configured_compiler_must_exist_and_be_inside_the_sandbox() {
         let ro = vec!["/usr".to_string()];
-        let err = resolve_compiler(&cfg("/usr/bin/no-such-g++"), &ro).unwrap_err();
-        assert!(err.contains("no-such-g++"), "{err}");
-        assert!(resolve_compiler(&cfg("g++"), &ro)
+        let cpp = &LANGUAGES[0];
+        let err = resolve_compiler(cpp, &cfg("/usr/bin/no-such-g++"), &ro).unwrap_err();
+        assert!(
+            err.starts_with("cpp.compiler") && err.contains("no-such-g++"),
+            "{err}"
+        );
+        assert!(resolve_compiler(cpp, &cfg("g++"), &ro)
             .unwrap_err()
             .contains("absolute"));
         // This test's own binary, under target/: not a path the sandbox binds.
         let me = std::env::current_exe().unwrap();
-        let err = resolve_compiler(&cfg(me.to_str().unwrap()), &ro).unwrap_err();
+        let err = resolve_compiler(cpp, &cfg(me.to_str().unwrap()), &ro).unwrap_err();
         assert!(err.contains("outside the paths bound"), "{err}");
     }
 
     #[test]
-    fn the_default_is_gxx_where_there_is_one() {
-        let found = resolve_compiler(&CppConfig::default(), &["/usr".to_string()]).unwrap();
-        assert_eq!(found.is_some(), Path::new("/usr/bin/g++").exists());
-        if let Some(info) = found {
-            assert!(info
+    fn defaults_are_the_system_compilers_where_there_are_some() {
+        let found = resolve_compilers(&Config::default(), &["/usr".to_string()]).unwrap();
+        let names: Vec<_> = found.iter().map(|c| c.spec.name).collect();
+        for spec in &LANGUAGES {
+            assert_eq!(
+                names.contains(&spec.name),
+                Path::new(spec.compiler).exists()
+            );
+        }
+        for c in &found {
+            assert!(c
                 .version
                 .chars()
                 .next()
-                .is_some_and(|c| c.is_ascii_digit()));
+                .is_some_and(|ch| ch.is_ascii_digit()));
+            assert_eq!(c.flags, c.spec.flags);
+        }
+    }
+
+    #[test]
+    fn a_section_overrides_only_what_it_names() {
+        let cfg = Config::parse("[c]\nflags = [\"-O0\"]\n").unwrap();
+        if let Some(c) = resolve_compiler(&LANGUAGES[1], &cfg.c, &["/usr".to_string()]).unwrap() {
+            assert_eq!(
+                (c.flags, c.libs),
+                (vec!["-O0".to_string()], vec!["-lm".to_string()])
+            );
         }
     }
 }

@@ -11,33 +11,36 @@ pub struct Config {
     pub python: PythonConfig,
     pub limits: LimitsConfig,
     pub isolation: IsolationConfig,
-    pub cpp: CppConfig,
+    pub cpp: CompilerConfig,
+    pub c: CompilerConfig,
 }
 
-/// C++ programs: compiled in the sandbox (the compiler runs as the program's uid, under the
-/// same namespaces, filter and hard limits, with limits of its own), then run once per test.
+/// A compiled language (`[cpp]`, `[c]`): compiled in the sandbox (the compiler runs as the
+/// program's uid, under the same namespaces, filter and hard limits, with limits of its own),
+/// then run once per test. Unset keys take the language's defaults (compiled.rs `LANGUAGES`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CppConfig {
-    /// The compiler; empty = /usr/bin/g++ when present (C++ is off without one). It must lie
-    /// under a path bound into the sandbox (`/usr`, or `isolation.ro_paths`).
+pub struct CompilerConfig {
+    /// The compiler; empty = the language's default (/usr/bin/g++, /usr/bin/gcc) when present
+    /// (the language is off without one). It must lie under a path bound into the sandbox
+    /// (`/usr`, or `isolation.ro_paths`).
     pub compiler: String,
-    /// Flags before `-o /tmp/main /tmp/main.cpp`.
-    pub flags: Vec<String>,
+    /// Flags before `-o /tmp/main /tmp/main.<ext>`; unset = the language's.
+    pub flags: Option<Vec<String>>,
+    /// Arguments after the source (libraries, e.g. `-lm`); unset = the language's.
+    pub libs: Option<Vec<String>>,
     /// Wall-clock limit of one compile (a template bomb stops here).
     pub compile_timeout_ms: u64,
     /// Address-space limit of the compiler (cc1plus on <bits/stdc++.h> wants a few hundred MB).
     pub compile_memory_mb: u64,
 }
 
-impl Default for CppConfig {
+impl Default for CompilerConfig {
     fn default() -> Self {
-        CppConfig {
+        CompilerConfig {
             compiler: String::new(),
-            flags: ["-O2", "-std=gnu++17", "-pipe"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            flags: None,
+            libs: None,
             compile_timeout_ms: 30_000,
             compile_memory_mb: 2048,
         }
@@ -253,8 +256,12 @@ impl Config {
         if l.tests_per_process == 0 {
             return Err("limits.tests_per_process must be >= 1".into());
         }
-        if self.cpp.compile_timeout_ms == 0 || self.cpp.compile_memory_mb < 64 {
-            return Err("cpp: compile_timeout_ms > 0, compile_memory_mb >= 64".into());
+        for (name, c) in [("cpp", &self.cpp), ("c", &self.c)] {
+            if c.compile_timeout_ms == 0 || c.compile_memory_mb < 64 {
+                return Err(format!(
+                    "{name}: compile_timeout_ms > 0, compile_memory_mb >= 64"
+                ));
+            }
         }
         if !matches!(self.isolation.cgroup.as_str(), "auto" | "off") {
             return Err("isolation.cgroup must be \"auto\" or \"off\"".into());

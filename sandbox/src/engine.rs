@@ -160,8 +160,8 @@ pub struct Engine {
     pub started: std::time::Instant,
     pub served: std::sync::atomic::AtomicU64,
     pub metrics: crate::metrics::Metrics,
-    /// The C++ compiler, when one was found at start-up.
-    pub cpp: Option<crate::compiled::CppInfo>,
+    /// The compiled languages whose compiler was found at start-up.
+    pub compilers: Vec<crate::compiled::Compiler>,
 }
 
 /// What the harness reported for one unit (one program run or one test).
@@ -271,25 +271,30 @@ pub(crate) fn run_response(o: UnitOutcome, files: Option<Value>) -> RunResponse 
 }
 
 /// The languages a request may name (aliases included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lang {
+#[derive(Clone, Copy)]
+pub(crate) enum Lang<'a> {
     Python,
-    Cpp,
+    Compiled(&'a crate::compiled::Compiler),
 }
 
 impl Engine {
-    fn language(&self, lang: &str) -> Result<Lang, ApiError> {
-        match lang {
-            "python" | "python3" | "py" => Ok(Lang::Python),
-            "cpp" | "c++" | "cxx" if self.cpp.is_some() => Ok(Lang::Cpp),
-            "cpp" | "c++" | "cxx" => Err(ApiError::BadRequest(
-                "C++ is not available on this daemon: no compiler was found (see [cpp] compiler)"
-                    .into(),
-            )),
-            other => Err(ApiError::BadRequest(format!(
-                "unsupported language {other:?}; GET /languages lists them"
-            ))),
+    fn language(&self, lang: &str) -> Result<Lang<'_>, ApiError> {
+        if matches!(lang, "python" | "python3" | "py") {
+            return Ok(Lang::Python);
         }
+        let named = |s: &crate::compiled::LangSpec| s.name == lang || s.aliases.contains(&lang);
+        if let Some(c) = self.compilers.iter().find(|c| named(c.spec)) {
+            return Ok(Lang::Compiled(c));
+        }
+        if let Some(s) = crate::compiled::LANGUAGES.iter().find(|s| named(s)) {
+            return Err(ApiError::BadRequest(format!(
+                "{} is not available on this daemon: no compiler was found (see [{}] compiler)",
+                s.label, s.name
+            )));
+        }
+        Err(ApiError::BadRequest(format!(
+            "unsupported language {lang:?}; GET /languages lists them"
+        )))
     }
 }
 
@@ -460,8 +465,8 @@ impl Engine {
         let lang = self.language(&req.language)?;
         check_files(&req.files, &req.fetch_files)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
-        if lang == Lang::Cpp {
-            return self.run_cpp(req, limits, queue);
+        if let Lang::Compiled(comp) = lang {
+            return self.run_compiled(comp, req, limits, queue);
         }
         // Without files the zygote serves the run itself ('Q'): one fork, no harness process,
         // and a binary request that the child reads natively.
@@ -499,10 +504,11 @@ impl Engine {
     fn judge_tests(&self, req: TestsRequest, queue: bool) -> Result<TestsResponse, ApiError> {
         let lang = self.language(&req.language)?;
         let limits = RunLimits::clamp(&self.cfg.limits, req.timeout_ms, req.memory_mb);
-        if lang == Lang::Cpp && req.test_code.is_some() {
-            return Err(ApiError::BadRequest(
-                "test_code (assertions) is Python's; C++ programs take stdin/stdout tests".into(),
-            ));
+        if let (Lang::Compiled(c), Some(_)) = (lang, &req.test_code) {
+            return Err(ApiError::BadRequest(format!(
+                "test_code (assertions) is Python's; {} programs take stdin/stdout tests",
+                c.spec.label
+            )));
         }
         let plan = self.plan_tests(&req, queue)?;
         let plan = match plan {
@@ -527,8 +533,8 @@ impl Engine {
         limits.max_output_bytes = limits
             .max_output_bytes
             .min(((64 << 20) / total).max(64 << 10));
-        if lang == Lang::Cpp {
-            return self.tests_cpp(&req, &plan, limits, queue);
+        if let Lang::Compiled(comp) = lang {
+            return self.tests_compiled(comp, &req, &plan, limits, queue);
         }
         let units: Vec<Value> = plan.iter().map(|p| p.unit.clone()).collect();
         // Served by the zygote ('U'): a fixed header it reads (units, ms per unit, output cap,

@@ -265,7 +265,7 @@ fn run(args: Args) -> Result<(), String> {
             ro_paths.push(needed);
         }
     }
-    let cpp = compiled::resolve_compiler(&cfg.cpp, &ro_paths)?;
+    let compilers = compiled::resolve_compilers(&cfg, &ro_paths)?;
     let slots = cfg.slots();
     let (cgroup_procs, cg_note) = if isolated && cfg.isolation.cgroup == "auto" {
         limits::setup_pids_cgroups(slots, cfg.limits.max_processes * 4 + 16)
@@ -335,7 +335,7 @@ fn run(args: Args) -> Result<(), String> {
         started: std::time::Instant::now(),
         served: 0.into(),
         metrics: Default::default(),
-        cpp: cpp.clone(),
+        compilers: compilers.clone(),
         cfg,
     });
     if args.check {
@@ -385,10 +385,12 @@ fn run(args: Args) -> Result<(), String> {
             ("interpreter", engine.interpreter.clone().into()),
             ("pids", engine.cgroup.pids.clone().into()),
             (
-                "cpp",
-                cpp.as_ref()
-                    .map(|c| format!("{} {}", c.compiler, c.version))
-                    .unwrap_or_else(|| "off (no compiler)".into())
+                "compiled",
+                compilers
+                    .iter()
+                    .map(|c| format!("{} ({} {})", c.spec.name, c.path, c.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
                     .into(),
             ),
         ],

@@ -92,10 +92,10 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
         ("GET", "/languages") => {
             let mut langs = vec![json!({"name": "python", "aliases": ["python3", "py"],
                                         "version": engine.python_version, "interpreter": engine.interpreter})];
-            if let Some(c) = &engine.cpp {
+            for c in &engine.compilers {
                 langs.push(
-                    json!({"name": "cpp", "aliases": ["c++", "cxx"], "version": c.version,
-                                  "compiler": c.compiler, "flags": engine.cfg.cpp.flags}),
+                    json!({"name": c.spec.name, "aliases": c.spec.aliases, "version": c.version,
+                                  "compiler": c.path, "flags": c.flags, "libs": c.libs}),
                 );
             }
             json_response(200, &json!({ "languages": langs }))
@@ -236,7 +236,9 @@ fn health(engine: &Engine) -> Value {
         "slot_restarts": engine.pool.restarts.load(Ordering::Relaxed),
         "requests_served": engine.served.load(Ordering::Relaxed),
         "uptime_s": engine.started.elapsed().as_secs(),
-        "languages": if engine.cpp.is_some() { json!(["python", "cpp"]) } else { json!(["python"]) },
+        "languages": std::iter::once("python")
+            .chain(engine.compilers.iter().map(|c| c.spec.name))
+            .collect::<Vec<_>>(),
         "limits": engine.cfg.limits,
         "max_request_bytes": engine.cfg.server.max_request_bytes,
         "tcp": if engine.cfg.server.tcp.is_empty() { Value::Null } else {

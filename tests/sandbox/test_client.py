@@ -23,11 +23,12 @@ def test_health_reports_every_isolation_layer(sandbox):
     assert h["slots"] == 2
 
 
-def test_languages_lists_python_and_cpp_where_a_compiler_is(sandbox):
+def test_languages_lists_python_and_the_compiled_ones_whose_compiler_is_here(sandbox):
     import os
 
     langs = sandbox.languages()
-    assert [x["name"] for x in langs] == ["python"] + (["cpp"] if os.path.exists("/usr/bin/g++") else [])
+    compiled = [name for name, cc in (("cpp", "/usr/bin/g++"), ("c", "/usr/bin/gcc")) if os.path.exists(cc)]
+    assert [x["name"] for x in langs] == ["python", *compiled]
     assert langs[0]["version"].startswith("3.")
     assert [x["name"] for x in langs] == sandbox.health()["languages"]
 

@@ -150,14 +150,14 @@ def _pool_status(endpoints: str, as_json: bool) -> None:
 @click.option("--memory-mb", type=int, default=None, help="Address-space limit (clamped by the daemon).")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's full answer as JSON.")
 @click.option("--language", default=None, metavar="LANG",
-              help="python or cpp (default: from FILE's extension: .cpp, .cc, .cxx are C++).")
+              help="python, cpp or c (default: from FILE's extension: .cpp, .cc, .cxx are C++, .c is C).")
 @click.option("--sandbox", "endpoints", default=None, metavar="ENDPOINTS",
               help="Run on these daemons instead (unix:/a.sock,tcp:host:8787; a TCP token comes from "
                    "$GRPO_SANDBOX_TOKEN or $GRPO_SANDBOX_TOKEN_FILE).")
 @handle_errors
 def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, timeout_ms, memory_mb, as_json,
         language, endpoints) -> None:
-    """Run FILE (Python or C++) in the sandbox, once or against tests; starts a daemon if none runs.
+    """Run FILE (Python, C++ or C) in the sandbox, once or against tests; starts a daemon if none runs.
 
     \b
     Examples:
@@ -170,7 +170,8 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
     """
     code = file.read()
     if language is None:
-        language = "cpp" if str(getattr(file, "name", "")).endswith((".cpp", ".cc", ".cxx")) else "python"
+        name = str(getattr(file, "name", ""))
+        language = "cpp" if name.endswith((".cpp", ".cc", ".cxx")) else "c" if name.endswith(".c") else "python"
     client: Client | Pool = Pool(endpoints) if endpoints else Client(socket_path)
     try:
         if tests_file is not None:

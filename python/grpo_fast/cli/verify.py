@@ -56,7 +56,7 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
               help="Responses verified per batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--language", default=None, metavar="LANG",
-              help="Language of the programs for --verifier code: python (default) or cpp.")
+              help="Language of the programs for --verifier code: python (default), cpp or c.")
 @click.option("--sandbox", default=None, metavar="ENDPOINTS",
               help="Code verifier: sandbox daemons to spread the work over, e.g. "
                    "unix:/run/a.sock,tcp:10.0.0.2:8787 (default: $GRPO_SANDBOX, else the local daemon).")

@@ -1,4 +1,4 @@
-"""C++ programs against the real daemon: compiled once per request inside the sandbox, run once
+"""C++ and C programs against the real daemon: compiled once per request inside the sandbox, run once
 per test, contained like Python programs (the same namespaces, filter and hard limits apply to
 the compiler and to the binary), and the daemon serves on after every hostile one."""
 
@@ -168,3 +168,22 @@ def test_the_code_verifier_scores_cpp_responses(sandbox):
     items = [VerifyItem("p", response, {"tests": tests}), VerifyItem("p", "```cpp\nint main( {\n```", {"tests": tests})]
     good, broken = CodeVerifier(language="c++", client=sandbox).verify_batch(items)
     assert good.score == 0.5 and broken.score == 0.0, (good, broken)
+
+
+def test_c_programs_compile_with_libm_and_fail_with_the_compilers_words(sandbox):
+    if "c" not in sandbox.health()["languages"]:
+        pytest.skip("no C compiler on this machine (/usr/bin/gcc)")
+    lang = {x["name"]: x for x in sandbox.languages()}["c"]
+    assert lang["libs"] == ["-lm"]
+    prog = '#include <math.h>\n#include <stdio.h>\nint main(void) { double x; scanf("%lf", &x); printf("%.3f\\n", sqrt(x)); }\n'
+    r = sandbox.run(prog, "2", language="c")
+    assert (r["status"], r["stdout"]) == ("ok", "1.414\n"), r
+    r = sandbox.run_tests(prog, [{"stdin": "9", "expected_stdout": "3.000"}, {"stdin": "4", "expected_stdout": "3"}],
+                          language="c")
+    assert (r["passed"], r["total"]) == (1, 2), r
+    r = sandbox.run("int main(void) { return undeclared; }", language="c")
+    assert r["status"] == "runtime_error" and "undeclared" in r["stderr"], r
+    # C is not C++: a C++-only program does not compile as C.
+    assert sandbox.run(A_PLUS_B, "1 2", language="c")["message"] == "compilation failed"
+    with pytest.raises(SandboxError, match="unsupported language"):
+        sandbox.run("print(1)", language="fortran")
