@@ -1,4 +1,4 @@
-//! C++ programs. A request goes to the slot's harness G (as runs with files do): G writes the
+//! Compiled languages (C++, C). A request goes to the slot's harness G (as runs with files do): G writes the
 //! source into the run's /tmp, a first sandboxed child runs the compiler there (as the program's
 //! uid, under the same namespaces and filter, with limits of its own), and every test then gets
 //! a fresh child that execs the binary with the test's stdin. The compiler and the program are
@@ -141,7 +141,7 @@ pub fn resolve_compiler(
     }))
 }
 
-/// What the harness reported for a C++ request: its units (the compile first), whether a
+/// What the harness reported for a compiled-language request: its units (the compile first), whether a
 /// binary came out, and the report itself (fetched files).
 struct CompiledReport {
     units: Vec<Value>,
@@ -158,12 +158,12 @@ struct CompileFailure {
 }
 
 impl Compiler {
+    /// The compile's own limits, from the language's section and the run's.
     fn limits(&self, run: &RunLimits) -> RunLimits {
-        let c = self;
         RunLimits {
-            timeout_ms: c.compile_timeout_ms,
-            cpu_s: c.compile_timeout_ms.div_ceil(1000) + 1,
-            memory_bytes: c.compile_memory_mb << 20,
+            timeout_ms: self.compile_timeout_ms,
+            cpu_s: self.compile_timeout_ms.div_ceil(1000) + 1,
+            memory_bytes: self.compile_memory_mb << 20,
             // The driver starts cc1plus, as, collect2 and ld one after another.
             max_processes: run.max_processes.max(16),
             max_file_bytes: run.max_file_bytes.max(64 << 20),
