@@ -1,8 +1,8 @@
-//! Compiled languages (C++, C). A request goes to the slot's harness G (as runs with files do): G writes the
-//! source into the run's /tmp, a first sandboxed child runs the compiler there (as the program's
-//! uid, under the same namespaces and filter, with limits of its own), and every test then gets
-//! a fresh child that execs the binary with the test's stdin. The compiler and the program are
-//! equally untrusted to the daemon: both only ever run inside the sandbox.
+//! Compiled languages (C++, C). A request goes to the slot's harness G (as runs with files
+//! do): G writes the source into the run's /tmp, a first sandboxed child runs the compiler there
+//! (as the program's uid, under the same namespaces and filter, with limits of its own), and
+//! every test then gets a fresh child that execs the binary with the test's stdin. The compiler
+//! and the program are equally untrusted to the daemon: both only ever run inside the sandbox.
 
 use crate::config::{CompilerConfig, Config};
 use crate::engine::{
