@@ -6,8 +6,8 @@
 
 use crate::config::{CompilerConfig, Config};
 use crate::engine::{
-    classify, judge_units, lossy, run_response, tests_failure, truncate, ApiError, Engine, Harness,
-    Planned, RunRequest, RunResponse, TestVerdict, TestsRequest, TestsResponse,
+    classify, compile_error_answer, judge_units, lossy, run_response, tests_failure, truncate,
+    ApiError, Engine, Harness, Planned, RunRequest, RunResponse, TestsRequest, TestsResponse,
 };
 use crate::limits::RunLimits;
 use serde_json::{json, Value};
@@ -319,22 +319,13 @@ impl Engine {
             };
         if !built {
             let f = self.compile_failure(comp, &units[0], &limits);
-            let mut r = tests_failure("compile_error", f.message, total);
-            r.first_failure = Some(TestVerdict {
-                index: 0,
-                passed: false,
-                status: f.status,
-                reason: "compile_error".into(),
-                exit_code: f.exit_code,
-                signal: None,
-                wall_ms: 0.0,
-                cpu_ms: 0.0,
-                stdout: String::new(),
-                stderr: truncate(&f.stderr, req.keep_output_bytes),
-                expected: None,
-                check: None,
-            });
-            return Ok(r);
+            return Ok(compile_error_answer(
+                f.message,
+                total,
+                f.status,
+                f.exit_code,
+                truncate(&f.stderr, req.keep_output_bytes),
+            ));
         }
         if units.len() != total + 1 {
             return Ok(tests_failure(

@@ -556,26 +556,13 @@ impl Engine {
         let report = match self.dispatch_bytes(b'U', budget, &payload, queue)? {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
-                let mut r = tests_failure(
-                    "compile_error",
+                let r = compile_error_answer(
                     "the program does not compile".into(),
                     total,
+                    "runtime_error".into(),
+                    Some(1),
+                    truncate(&e, req.keep_output_bytes),
                 );
-                let v = TestVerdict {
-                    index: 0,
-                    passed: false,
-                    status: "runtime_error".into(),
-                    reason: "compile_error".into(),
-                    exit_code: Some(1),
-                    signal: None,
-                    wall_ms: 0.0,
-                    cpu_ms: 0.0,
-                    stdout: String::new(),
-                    stderr: truncate(&e, req.keep_output_bytes),
-                    expected: None,
-                    check: None,
-                };
-                r.first_failure = Some(v);
                 return Ok(r);
             }
             Harness::Failed(m) => return Ok(tests_failure("sandbox_error", m, total)),
@@ -850,6 +837,33 @@ pub(crate) fn judge_units(
         tests: verdicts,
         message: None,
     }
+}
+
+/// A tests request whose program did not compile: no test ran, and the first failure carries
+/// the compiler's words.
+pub(crate) fn compile_error_answer(
+    message: String,
+    total: usize,
+    status: String,
+    exit_code: Option<i64>,
+    stderr: String,
+) -> TestsResponse {
+    let mut r = tests_failure("compile_error", message, total);
+    r.first_failure = Some(TestVerdict {
+        index: 0,
+        passed: false,
+        status,
+        reason: "compile_error".into(),
+        exit_code,
+        signal: None,
+        wall_ms: 0.0,
+        cpu_ms: 0.0,
+        stdout: String::new(),
+        stderr,
+        expected: None,
+        check: None,
+    });
+    r
 }
 
 pub(crate) fn tests_failure(status: &str, msg: String, total: usize) -> TestsResponse {
