@@ -115,6 +115,22 @@ pub fn denied_syscalls() -> Vec<(i64, &'static str)> {
         (libc::SYS_pidfd_getfd, "pidfd_getfd"),
         (libc::SYS_kcmp, "kcmp"),
         (libc::SYS_personality, "personality"),
+        // Memory no rlimit counts: a memfd's or a SysV segment's pages belong to no address
+        // space (a segment outlives every process attached to it), so RLIMIT_AS misses them.
+        // The harness makes each unit's stdin memfd before the run filter goes on.
+        (libc::SYS_memfd_create, "memfd_create"),
+        (libc::SYS_shmget, "shmget"),
+        (libc::SYS_shmat, "shmat"),
+        (libc::SYS_shmctl, "shmctl"),
+        (libc::SYS_shmdt, "shmdt"),
+        (libc::SYS_semget, "semget"),
+        (libc::SYS_semop, "semop"),
+        (libc::SYS_semtimedop, "semtimedop"),
+        (libc::SYS_semctl, "semctl"),
+        (libc::SYS_msgget, "msgget"),
+        (libc::SYS_msgsnd, "msgsnd"),
+        (libc::SYS_msgrcv, "msgrcv"),
+        (libc::SYS_msgctl, "msgctl"),
     ];
     #[cfg(target_arch = "x86_64")]
     v.extend([
@@ -127,11 +143,12 @@ pub fn denied_syscalls() -> Vec<(i64, &'static str)> {
 }
 
 /// Denied calls the zygote and a harness still make to set a run up: in the run filter only.
-pub const RUN_SETUP_SYSCALLS: [i64; 4] = [
+pub const RUN_SETUP_SYSCALLS: [i64; 5] = [
     libc::SYS_mount,
     libc::SYS_unshare,
     libc::SYS_setns,
     libc::SYS_sethostname,
+    libc::SYS_memfd_create,
 ];
 
 fn errno(e: i32) -> u32 {

@@ -265,18 +265,15 @@ def prepare_process():
     sys.argv = ["main.py"]
 
 
-def stdin_memfd(stdin_text, at):
-    """A unit's stdin as a memfd at offset 0 on fd `at` (written before the file-size limit
-    applies, so a stdin may be larger than the files a program may write)."""
-    data = stdin_text.encode("utf-8", "surrogateescape")
-    fd = os.memfd_create("stdin", 0)
-    view = memoryview(data)
+def stdin_memfd(stdin_text, fd):
+    """Writes a unit's stdin into its memfd `fd` (made by the native half before the run filter,
+    which denies memfd_create) and rewinds it: before the file-size limit applies, so a stdin
+    may be larger than the files a program may write."""
+    view = memoryview(stdin_text.encode("utf-8", "surrogateescape"))
     while view:
         view = view[os.write(fd, view):]
     os.lseek(fd, 0, os.SEEK_SET)
-    os.dup2(fd, at)
-    os.close(fd)
-    return at
+    return fd
 
 
 def enter_unit(lim, units=1):
@@ -472,6 +469,7 @@ def child_main(n_fds, start, count):
     units, lim = msg["units"][start:start + count], msg["limits"]
     # Above every unit's pipes (fds 3 and 4 are free now, but each unit's result pipe takes 3).
     stdins = [stdin_memfd(unit.get("stdin", ""), UNIT_FD_BASE + 3 * n_fds + k) for k, unit in enumerate(units)]
+    os.closerange(UNIT_FD_BASE + 3 * n_fds + len(units), UNIT_FD_BASE + 4 * n_fds)  # unused stdins
     enter_unit(lim, len(units))
     if msg.get("argv"):
         exec_unit(msg["argv"], stdins[0])

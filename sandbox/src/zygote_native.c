@@ -60,6 +60,9 @@
 #define REQ_FD 4         /* in T: the request pipe */
 #define UNIT_FD_BASE 10  /* in T: unit k's stdout/stderr/result pipes are 10+3k, 11+3k, 12+3k */
 #define MAX_UNITS 128    /* pipe sets per T; more units run in the next T */
+/* In T: unit k's stdin, a memfd made before the run filter (which denies memfd_create: a
+ * program's memfds would be memory no rlimit counts), above the n units' pipes. */
+#define STDIN_FD(n, k) (UNIT_FD_BASE + 3 * (n) + (k))
 #define MAX_FILTER 1024
 #define RESULT_CAP (1u << 24)
 #define DISCARD (1u << 16)
@@ -310,10 +313,10 @@ int32_t zh_child_start(void) { return child_start; }
 int32_t zh_child_count(void) { return child_count; }
 
 /* Units one T runs in a row: `asked`, else the configured number (1 = a process per test),
- * bounded by the open-files limit (T holds three pipe ends per unit) and MAX_UNITS. */
+ * bounded by the open-files limit (T holds three pipe ends and a stdin per unit) and MAX_UNITS. */
 static int units_per_process(int asked) {
     int k = asked ? asked : cfg.units_per_process;
-    int by_files = (cfg.max_open_files - 32) / 3;
+    int by_files = (cfg.max_open_files - 32) / 4;
     if (k > by_files)
         k = by_files;
     if (k > MAX_UNITS)
@@ -340,6 +343,18 @@ static int setup_run(void) {
 
 /* For zygote.py: a harness G makes its run's namespaces here too. */
 int zh_setup_run(void) { return setup_run(); }
+
+/* T's stdin memfds, one per unit (see STDIN_FD). */
+static int make_stdins(int n) {
+    for (int k = 0; k < n; k++) {
+        int fd = memfd_create("stdin", 0);
+        if (fd < 0)
+            return fail("memfd_create");
+        if (fd != STDIN_FD(n, k) && (dup2(fd, STDIN_FD(n, k)) < 0 || close(fd) != 0))
+            return fail("dup2 stdin");
+    }
+    return 0;
+}
 
 /* After this, T has no capability anywhere, a fresh user namespace, no way to gain privileges,
  * and the seccomp filter. */
@@ -439,9 +454,7 @@ static int await_request(void) {
     if (read_exact(REQ_FD, &h, sizeof h) != 0)
         return fail("short run request");
     /* stdin first: it may be larger than the files the program may write */
-    int in = memfd_create("stdin", 0);
-    if (in < 0)
-        return fail("memfd_create");
+    int in = STDIN_FD(child_units, 0);
     char buf[4096];
     for (uint64_t left = h.stdin_len; left;) {
         size_t want = left < sizeof buf ? (size_t)left : sizeof buf;
@@ -517,7 +530,7 @@ static int spawn(struct child *c, int n, int setup, int pidns) {
     if (pid == 0) {
         child_units = n;
         if (arrange_fds(ctl[0], n, theirs) == 0 && (!setup || setup_run() == 0) &&
-            drop_privileges() == 0) {
+            make_stdins(n) == 0 && drop_privileges() == 0) {
             after_fork_child(); /* GIL held: zh_* are called through ctypes.PyDLL */
             int r = await_request();
             if (r != -1)

@@ -93,6 +93,38 @@ def test_memory_bomb_gradual(sandbox, assert_contained):
     assert_contained()
 
 
+def test_memory_outside_the_address_space_is_denied(sandbox, assert_contained):
+    """memfd pages and SysV shared memory belong to no address space (a segment outlives every
+    process attached to it), so RLIMIT_AS would not count them: 256 MB of either would pass a
+    256 MB limit unnoticed. The calls that make them are refused."""
+    r = run(sandbox, SYSCALL + textwrap.dedent("""
+    import os
+    try:
+        fd = os.memfd_create("bomb")
+        os.ftruncate(fd, 256 << 20)
+        print("memfd made")
+    except OSError as e:
+        print("memfd", errno.errorcode[e.errno])
+    attempt("shmget", 29, 0, 256 << 20, 0o1600)
+    attempt("semget", 64, 0, 16, 0o1600)
+    attempt("msgget", 68, 0, 0o1600)
+    """), memory_mb=256)
+    assert r["stdout"].split() == ["memfd", "EPERM", "shmget", "EPERM", "semget", "EPERM", "msgget", "EPERM"], r
+    assert_contained()
+
+
+def test_stdin_is_still_a_seekable_file(sandbox, assert_contained):
+    """Stdin is a memfd the harness made before the filter denied memfd_create."""
+    r = run(sandbox, """
+        import os, sys
+        first = sys.stdin.buffer.read()
+        os.lseek(0, 0, os.SEEK_SET)
+        print(first[:100] == os.read(0, 100), len(first))
+    """, stdin="ab" * 35000)
+    assert r["stdout"] == "True 70000\n", r
+    assert_contained()
+
+
 def test_infinite_loop_times_out(sandbox, assert_contained):
     r = run(sandbox, "while True:\n    pass\n", timeout_ms=500)
     assert r["status"] == "timeout", r
