@@ -211,6 +211,8 @@ pub(crate) fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
         "sandbox_error"
     } else if flag("output_limit") {
         "output_limit"
+    } else if flag("oom_killed") {
+        "memory_limit"
     } else if flag("timed_out")
         || signal == Some(libc::SIGXCPU as i64)
         || (signal == Some(libc::SIGKILL as i64) && cpu_ms >= (limits.cpu_s * 1000) as f64 * 0.95)

@@ -26,8 +26,10 @@ pub struct SlotSpec {
     pub host_uid_root: u32,
     pub host_uid_user: u32,
     pub isolated: bool,
-    /// `cgroup.procs` of the slot's pids cgroup, when one is used.
-    pub cgroup_procs: Option<PathBuf>,
+    /// `cgroup.procs` of the slot's cgroups (pids, memory) where they are used.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// The slot's memory cgroup's `memory.oom_control`, where it has one.
+    pub oom_control: Option<PathBuf>,
 }
 
 pub struct SlotProcess {
@@ -228,11 +230,12 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
             }
         }
     }
-    if let Some(procs) = &spec.cgroup_procs {
+    for procs in &spec.cgroup_procs {
         if let Err(e) = std::fs::write(procs, pid.to_string()) {
             return fail(format!("joining cgroup {}: {e}", procs.display()));
         }
     }
+
     if down.write_all(b"m").is_err() {
         return fail("slot keeper vanished".into());
     }

@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// A slot's memory cgroup allows this much beyond `limits.max_memory_mb`: the zygote and the
+/// children it keeps forked ahead (~15 MB each, mostly shared with the zygote).
+const SLOT_MEMORY_HEADROOM_MB: u64 = 128;
+
 const USAGE: &str =
     "grpo-sandboxd: runs untrusted programs in isolated, pre-warmed sandboxes (HTTP/JSON API)
 
@@ -267,20 +271,18 @@ fn run(args: Args) -> Result<(), String> {
     }
     let compilers = compiled::resolve_compilers(&cfg, &ro_paths)?;
     let slots = cfg.slots();
-    let (cgroup_procs, cg_note) = if isolated && cfg.isolation.cgroup == "auto" {
-        limits::setup_pids_cgroups(slots, cfg.limits.max_processes * 4 + 16)
+    let mut cgroups = if isolated && cfg.isolation.cgroup == "auto" {
+        // A slot's runs follow each other, so its cgroup holds one run's memory at a time,
+        // plus the zygote and its spares.
+        limits::Cgroups::setup(
+            slots,
+            cfg.limits.max_processes * 4 + 16,
+            (cfg.limits.max_memory_mb + SLOT_MEMORY_HEADROOM_MB) << 20,
+        )
     } else {
-        (None, "disabled".into())
+        limits::Cgroups::none(slots)
     };
-    let cgroup = limits::CgroupInfo {
-        pids: if cgroup_procs.is_some() {
-            "cgroup-v1-pids+rlimit-nproc".into()
-        } else {
-            "rlimit-nproc".into()
-        },
-        memory: "rlimit-as".into(),
-        note: Some(cg_note),
-    };
+    let cgroup = cgroups.info.take().expect("cgroup info");
     let mut iargs = vec!["-I".to_string(), "-B".to_string()];
     if !cfg.python.site_packages {
         iargs.push("-S".into());
@@ -296,7 +298,8 @@ fn run(args: Args) -> Result<(), String> {
             host_uid_root: cfg.isolation.uid_base + 2 * i as u32,
             host_uid_user: cfg.isolation.uid_base + 2 * i as u32 + 1,
             isolated,
-            cgroup_procs: cgroup_procs.as_ref().map(|v| v[i].clone()),
+            cgroup_procs: cgroups.procs[i].clone(),
+            oom_control: cgroups.oom_control[i].clone(),
         })
         .collect();
     let hello = json!({
@@ -342,10 +345,8 @@ fn run(args: Args) -> Result<(), String> {
         let r = server::route(&engine, "GET", "/health", b"");
         println!("{}", String::from_utf8_lossy(&r.body));
         engine.pool.close();
-        if let Some(p) = cgroup_procs {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            limits::remove_pids_cgroups(&p);
-        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cgroups.remove();
         return Ok(());
     }
     // Orphans of the slots' keepers land on us (child subreaper): reap them.
@@ -426,10 +427,8 @@ fn run(args: Args) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     engine.pool.close();
-    if let Some(p) = cgroup_procs {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        limits::remove_pids_cgroups(&p);
-    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    cgroups.remove();
     log::info("stopped", &[]);
     Ok(())
 }

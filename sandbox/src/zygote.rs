@@ -25,6 +25,8 @@ pub struct Slot {
     /// The zygote's "done" for the last request has not been read yet: the answer went out as
     /// soon as the report arrived, and the harness's teardown overlaps the next request.
     pending_done: Option<std::time::Instant>,
+    /// The slot's memory cgroup's OOM-kill counter and the count last seen.
+    oom: Option<(std::path::PathBuf, u64)>,
 }
 
 /// What came back from one request to a zygote.
@@ -60,6 +62,10 @@ impl Slot {
             proc_,
             runs: 0,
             pending_done: None,
+            oom: spec
+                .oom_control
+                .clone()
+                .map(|p| (p.clone(), crate::limits::oom_kills(&p).unwrap_or(0))),
         };
         let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
         let res = slot
@@ -149,6 +155,7 @@ impl Slot {
             match k {
                 b'o' => units.push(unit_from_frame(&body)?),
                 b'r' => {
+                    self.mark_oom_kills(&mut units);
                     let mut r: Value = serde_json::from_slice(&body)
                         .map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
                     attach_units(&mut r, units);
@@ -167,6 +174,31 @@ impl Slot {
                     });
                 }
                 other => return Err(SlotError::Broken(format!("unexpected frame {other}"))),
+            }
+        }
+    }
+
+    /// Units killed by SIGKILL at no deadline of ours, in a slot whose memory cgroup counted
+    /// an OOM kill meanwhile, were killed for memory: `"oom_killed": true` (the request's units
+    /// are the only processes that cgroup has run since the last look).
+    fn mark_oom_kills(&mut self, units: &mut [Value]) {
+        let Some((path, seen)) = &mut self.oom else {
+            return;
+        };
+        let sigkilled = |u: &Value| {
+            u.get("signal").and_then(Value::as_i64) == Some(libc::SIGKILL as i64)
+                && u.get("timed_out").and_then(Value::as_bool) != Some(true)
+        };
+        if !units.iter().any(sigkilled) {
+            return;
+        }
+        let Some(now) = crate::limits::oom_kills(path) else {
+            return;
+        };
+        if now > *seen {
+            *seen = now;
+            for u in units.iter_mut().filter(|u| sigkilled(u)) {
+                u["oom_killed"] = Value::Bool(true);
             }
         }
     }

@@ -529,6 +529,14 @@ static int spawn(struct child *c, int n, int setup, int pidns) {
     }
     if (pid == 0) {
         child_units = n;
+        /* The OOM killer's first choice, in the slot's memory cgroup and on the host: above
+         * the zygote and the harness whatever their size (raising a score needs no
+         * privilege; best effort). */
+        int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (adj >= 0) {
+            (void)!write(adj, "1000", 4);
+            close(adj);
+        }
         if (arrange_fds(ctl[0], n, theirs) == 0 && (!setup || setup_run() == 0) &&
             make_stdins(n) == 0 && drop_privileges() == 0) {
             after_fork_child(); /* GIL held: zh_* are called through ctypes.PyDLL */

@@ -18,7 +18,7 @@ def test_health_reports_every_isolation_layer(sandbox):
                   "uts_namespace", "readonly_root", "seccomp", "hard_rlimits", "empty_env", "unprivileged_uid"):
         assert iso[layer] is True, layer
     assert iso["network_namespace_scope"] == "slot" and iso["sockets"] == "AF_UNIX only"
-    assert iso["memory"] == "rlimit-as"
+    assert iso["memory"] in ("cgroup-v1-memory+rlimit-as", "rlimit-as")
     assert iso["pids"] in ("rlimit-nproc", "cgroup-v1-pids+rlimit-nproc")
     assert h["slots"] == 2
 
