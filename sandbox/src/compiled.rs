@@ -1,8 +1,10 @@
-//! Compiled languages (C++, C). A request goes to the slot's harness G (as runs with files
-//! do): G writes the source into the run's /tmp, a first sandboxed child runs the compiler there
-//! (as the program's uid, under the same namespaces and filter, with limits of its own), and
-//! every test then gets a fresh child that execs the binary with the test's stdin. The compiler
-//! and the program are equally untrusted to the daemon: both only ever run inside the sandbox.
+//! Languages beside Python, as a table: C++ and C (compiled to a native binary), Java (javac,
+//! then a JVM per run) and JavaScript (Node.js, nothing compiled). A request goes to the slot's
+//! harness G (as runs with files do): G writes the source into the run's /tmp, a first
+//! sandboxed child runs the compiler there (as the program's uid, under the same namespaces
+//! and filter, with limits of its own), and every test then gets a fresh child that execs the
+//! program with the test's stdin. The compiler and the program are equally untrusted to the
+//! daemon: both only ever run inside the sandbox.
 
 use crate::config::{CompilerConfig, Config};
 use crate::engine::{
@@ -13,29 +15,82 @@ use crate::limits::RunLimits;
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// Where the binary lives in the run's /tmp (the source is `/tmp/<source>`).
+/// Where a native binary lives in the run's /tmp (the source is `/tmp/<source>`).
 const BINARY: &str = "/tmp/main";
 
-/// A compiled language the daemon knows, and its defaults.
+/// How a language's program is built and started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// The compiler makes /tmp/main, which each run execs (C++, C).
+    Native,
+    /// javac compiles the source into classes under /tmp; each run starts `java` (found next
+    /// to javac) on the class that declares `main`.
+    Jvm,
+    /// Nothing is compiled: each run starts the interpreter on the source (Node.js).
+    Script,
+}
+
+/// A language the daemon runs besides Python, and its defaults.
 pub struct LangSpec {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
     pub label: &'static str,
+    /// The source's file name in /tmp (Java's comes from the code: its public class).
     pub source: &'static str,
+    /// The tool: the compiler, or for a script language the interpreter.
     pub compiler: &'static str,
+    /// Arguments that make the tool print its version.
+    pub version_args: &'static [&'static str],
+    /// The compiler's flags (a script language: the interpreter's, before the script).
     pub flags: &'static [&'static str],
+    /// Arguments after the source (libraries, e.g. `-lm`).
     pub libs: &'static [&'static str],
+    /// The runtime's flags for each run (the JVM's).
+    pub run_flags: &'static [&'static str],
+    pub build: Build,
+    /// Address space beyond `memory_mb` that the runtime reserves without using it (the JVM's
+    /// code cache and stacks, V8's heap reservations): RLIMIT_AS is `memory_mb` plus this,
+    /// while the heap flag holds the program's heap to `memory_mb`.
+    pub reserve_mb: u64,
+    /// The run's heap-size flag (`{}`: memory_mb), and the compiler's.
+    pub heap_flag: Option<&'static str>,
+    pub compile_heap_flag: Option<&'static str>,
+    /// The environment of the compiler and the program, beyond the sandbox's fixed one.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Processes (threads count) a run and a compile need at least.
+    pub min_processes: u64,
 }
 
-pub const LANGUAGES: [LangSpec; 2] = [
+/// The JVM's own settings for javac and java: a serial collector (no GC threads), full class
+/// pointers (compressed ones reserve a 1 GB class space, which RLIMIT_AS would have to allow),
+/// a smaller code cache, no perf-data file in /tmp, and the JVM's warnings on stderr (its
+/// default is stdout, where they would spoil the program's output).
+const JVM_FLAGS: [&str; 6] = [
+    "-XX:+UseSerialGC",
+    "-XX:-UseCompressedClassPointers",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:-UsePerfData",
+    "-Xlog:disable",
+    "-Xlog:all=warning:stderr",
+];
+
+pub const LANGUAGES: [LangSpec; 4] = [
     LangSpec {
         name: "cpp",
         aliases: &["c++", "cxx"],
         label: "C++",
         source: "main.cpp",
         compiler: "/usr/bin/g++",
+        version_args: &["-dumpfullversion"],
         flags: &["-O2", "-std=gnu++17", "-pipe"],
         libs: &[],
+        run_flags: &[],
+        build: Build::Native,
+        reserve_mb: 0,
+        heap_flag: None,
+        compile_heap_flag: None,
+        env: &[],
+        min_processes: 0,
     },
     LangSpec {
         name: "c",
@@ -43,19 +98,65 @@ pub const LANGUAGES: [LangSpec; 2] = [
         label: "C",
         source: "main.c",
         compiler: "/usr/bin/gcc",
+        version_args: &["-dumpfullversion"],
         flags: &["-O2", "-std=gnu11", "-pipe"],
         libs: &["-lm"],
+        run_flags: &[],
+        build: Build::Native,
+        reserve_mb: 0,
+        heap_flag: None,
+        compile_heap_flag: None,
+        env: &[],
+        min_processes: 0,
+    },
+    LangSpec {
+        name: "java",
+        aliases: &[],
+        label: "Java",
+        source: "Main.java",
+        compiler: "/usr/bin/javac",
+        version_args: &["-version"],
+        flags: &["-encoding", "UTF-8", "-nowarn", "-J-XX:TieredStopAtLevel=1"],
+        libs: &[],
+        run_flags: &["-Xss16m", "-Xshare:auto"],
+        build: Build::Jvm,
+        reserve_mb: 768,
+        heap_flag: Some("-Xmx{}m"),
+        compile_heap_flag: Some("-J-Xmx{}m"),
+        // glibc's per-thread malloc arenas reserve 64 MB each: two are plenty.
+        env: &[("MALLOC_ARENA_MAX", "2")],
+        min_processes: 64,
+    },
+    LangSpec {
+        name: "javascript",
+        aliases: &["js", "node", "nodejs"],
+        label: "JavaScript",
+        source: "main.js",
+        compiler: "/usr/bin/node",
+        version_args: &["--version"],
+        flags: &[],
+        libs: &[],
+        run_flags: &[],
+        build: Build::Script,
+        reserve_mb: 1024,
+        heap_flag: Some("--max-old-space-size={}"),
+        compile_heap_flag: None,
+        env: &[("MALLOC_ARENA_MAX", "2")],
+        min_processes: 32,
     },
 ];
 
-/// A compiled language this daemon runs: its compiler, found and checked at start-up.
+/// A language this daemon runs: its tool, found and checked at start-up.
 #[derive(Debug, Clone)]
 pub struct Compiler {
     pub spec: &'static LangSpec,
     pub path: String,
+    /// The runtime each run starts, where it is not the program itself (Java's `java`).
+    pub runtime: Option<String>,
     pub version: String,
     pub flags: Vec<String>,
     pub libs: Vec<String>,
+    pub run_flags: Vec<String>,
     pub compile_timeout_ms: u64,
     pub compile_memory_mb: u64,
 }
@@ -69,24 +170,79 @@ impl std::fmt::Debug for LangSpec {
 fn section<'a>(cfg: &'a Config, spec: &LangSpec) -> &'a CompilerConfig {
     match spec.name {
         "c" => &cfg.c,
+        "java" => &cfg.java,
+        "javascript" => &cfg.javascript,
         _ => &cfg.cpp,
     }
 }
 
-/// Every compiled language whose compiler is present (`/languages` lists them).
-pub fn resolve_compilers(cfg: &Config, ro_paths: &[String]) -> Result<Vec<Compiler>, String> {
+/// Every language whose tool is present (`/languages` lists them), and the paths beyond
+/// `ro_paths` that the sandbox must bind for them (a JDK's links into /etc).
+pub fn resolve_compilers(
+    cfg: &Config,
+    ro_paths: &[String],
+) -> Result<(Vec<Compiler>, Vec<String>), String> {
     let mut out = Vec::new();
+    let mut extra = Vec::new();
     for spec in &LANGUAGES {
         if let Some(c) = resolve_compiler(spec, section(cfg, spec), ro_paths)? {
+            if spec.build == Build::Jvm {
+                let home = Path::new(&c.path).parent().and_then(Path::parent);
+                for p in home.map(|h| links_outside(h, ro_paths)).unwrap_or_default() {
+                    if !extra.contains(&p) {
+                        extra.push(p);
+                    }
+                }
+            }
             out.push(c);
         }
     }
-    Ok(out)
+    Ok((out, extra))
 }
 
-/// One language's compiler: None when none is configured and the default is absent (the
-/// language is then off); an error for a configured one that is missing, outside the sandbox's
-/// read-only paths, or that does not run.
+/// Directories outside `ro_paths` that symlinks under `dir` point into, as their first two
+/// components (`/etc/java-17-openjdk` for Debian's JDK, whose conf files live there).
+fn links_outside(dir: &Path, ro_paths: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && depth < 8 {
+                stack.push((e.path(), depth + 1));
+            } else if ft.is_symlink() {
+                let Ok(real) = std::fs::canonicalize(e.path()) else {
+                    continue;
+                };
+                if ro_paths.iter().any(|p| real.starts_with(p)) {
+                    continue;
+                }
+                let top: std::path::PathBuf = real.components().take(3).collect();
+                let top = top.to_string_lossy().into_owned();
+                if top.len() > 1 && !found.contains(&top) {
+                    found.push(top);
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The version a tool prints: its first word that starts with a digit (`v20.1.0` counts).
+fn version_of(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .map(|w| w.trim_start_matches('v').trim_matches('"'))
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_string)
+}
+
+/// One language's tool: None when none is configured and the default is absent (the language
+/// is then off); an error for a configured one that is missing, outside the sandbox's read-only
+/// paths, or that does not run.
 pub fn resolve_compiler(
     spec: &'static LangSpec,
     cfg: &CompilerConfig,
@@ -109,36 +265,173 @@ pub fn resolve_compiler(
     }
     // /bin/g++ on a merged-/usr host is /usr/bin/g++: either spelling inside counts.
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    if !ro_paths
-        .iter()
-        .any(|p| path.starts_with(p) || real.starts_with(p))
-    {
+    let inside = |p: &Path, r: &Path| {
+        ro_paths
+            .iter()
+            .any(|ro| p.starts_with(ro) || r.starts_with(ro))
+    };
+    if !inside(path, &real) {
         return Err(format!(
             "{key}.compiler {compiler:?} is outside the paths bound into the sandbox ({}); add its \
              directory to isolation.ro_paths",
             ro_paths.join(", ")
         ));
     }
+    // javac's launcher finds its JDK from its own path: keep the real one (an alternatives
+    // link in /etc is not in the sandbox).
+    let compiler = if spec.build == Build::Jvm {
+        real.to_string_lossy().into_owned()
+    } else {
+        compiler
+    };
+    let runtime = if spec.build == Build::Jvm {
+        let java = real.with_file_name("java");
+        if !java.exists() {
+            return Err(format!(
+                "{key}.compiler {compiler:?}: no `java` beside it (a JDK has both)"
+            ));
+        }
+        Some(java.to_string_lossy().into_owned())
+    } else {
+        None
+    };
     let out = std::process::Command::new(&compiler)
-        .arg("-dumpfullversion")
+        .args(spec.version_args)
         .output()
         .map_err(|e| format!("{key}.compiler {compiler:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{key}.compiler {compiler:?} -dumpfullversion failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+    let printed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = match version_of(&printed) {
+        Some(v) if out.status.success() => v,
+        _ => {
+            return Err(format!(
+                "{key}.compiler {compiler:?} {} failed: {}",
+                spec.version_args.join(" "),
+                printed.trim()
+            ))
+        }
+    };
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Some(Compiler {
         spec,
         path: compiler,
-        version: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        runtime,
+        version,
         flags: cfg.flags.clone().unwrap_or_else(|| owned(spec.flags)),
         libs: cfg.libs.clone().unwrap_or_else(|| owned(spec.libs)),
+        run_flags: cfg
+            .run_flags
+            .clone()
+            .unwrap_or_else(|| owned(spec.run_flags)),
         compile_timeout_ms: cfg.compile_timeout_ms,
         compile_memory_mb: cfg.compile_memory_mb,
     }))
+}
+
+/// Java's names for a program: the source's file name (its public top-level class, which javac
+/// insists on), and the class to run (the one declaring `main`, with its package), read from
+/// the code with comments and literals blanked out.
+pub fn java_names(code: &str) -> (String, String) {
+    let text = blank_comments_and_literals(code);
+    let words: Vec<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$' || c == '.'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let class_after = |i: usize| -> Option<&str> {
+        (words.get(i) == Some(&"class"))
+            .then(|| words.get(i + 1).copied())
+            .flatten()
+    };
+    let mut public = None;
+    for (i, w) in words.iter().enumerate() {
+        if *w == "public" {
+            let mut j = i + 1;
+            while matches!(words.get(j), Some(&"final" | &"abstract" | &"strictfp")) {
+                j += 1;
+            }
+            if let Some(name) = class_after(j) {
+                public = Some(name);
+                break;
+            }
+        }
+    }
+    // The class declaring main: the last `class X` before the first `static void main`.
+    let main_at = (0..words.len()).find(|&i| {
+        words[i] == "static"
+            && words.get(i + 1) == Some(&"void")
+            && words.get(i + 2) == Some(&"main")
+    });
+    let main = main_at.and_then(|m| (0..m).rev().find_map(class_after));
+    let package = (0..words.len())
+        .find(|&i| words[i] == "package")
+        .and_then(|i| words.get(i + 1).copied());
+    let valid = |n: &&str| {
+        n.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+    };
+    let file = public
+        .filter(valid)
+        .or(main.filter(valid))
+        .unwrap_or("Main");
+    let class = main.filter(valid).unwrap_or(file);
+    let qualified = match package.filter(|p| p.split('.').all(|s| !s.is_empty() && valid(&s))) {
+        Some(p) => format!("{p}.{class}"),
+        None => class.to_string(),
+    };
+    (format!("{file}.java"), qualified)
+}
+
+/// The code with `//` and `/* */` comments and string, text-block and char literals replaced
+/// by spaces, so that words inside them are not read as declarations.
+fn blank_comments_and_literals(code: &str) -> String {
+    let b = code.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        let (skip_to, keep_newlines) = if rest.starts_with(b"//") {
+            (
+                rest.iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |p| i + p),
+                true,
+            )
+        } else if rest.starts_with(b"/*") {
+            (find(b, i + 2, b"*/").map_or(b.len(), |p| p + 2), true)
+        } else if rest.starts_with(b"\"\"\"") {
+            (find(b, i + 3, b"\"\"\"").map_or(b.len(), |p| p + 3), true)
+        } else if rest[0] == b'"' || rest[0] == b'\'' {
+            let q = rest[0];
+            let mut j = i + 1;
+            while j < b.len() && b[j] != q && b[j] != b'\n' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            ((j + 1).min(b.len()), true)
+        } else {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        };
+        for &c in &b[i..skip_to.max(i)] {
+            out.push(if keep_newlines && c == b'\n' {
+                b'\n'
+            } else {
+                b' '
+            });
+        }
+        i = skip_to.max(i + 1);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 /// What the harness reported for a compiled-language request: its units (the compile first), whether a
@@ -158,24 +451,100 @@ struct CompileFailure {
 }
 
 impl Compiler {
+    /// Whether a compile comes before the runs.
+    pub fn compiles(&self) -> bool {
+        self.spec.build != Build::Script
+    }
+
     /// The compile's own limits, from the language's section and the run's.
     fn limits(&self, run: &RunLimits) -> RunLimits {
         RunLimits {
             timeout_ms: self.compile_timeout_ms,
             cpu_s: self.compile_timeout_ms.div_ceil(1000) + 1,
-            memory_bytes: self.compile_memory_mb << 20,
-            // The driver starts cc1plus, as, collect2 and ld one after another.
-            max_processes: run.max_processes.max(16),
+            memory_bytes: (self.compile_memory_mb + self.spec.reserve_mb) << 20,
+            // The driver starts cc1plus, as, collect2 and ld one after another; javac is a JVM.
+            max_processes: run.max_processes.max(16).max(self.spec.min_processes),
             max_file_bytes: run.max_file_bytes.max(64 << 20),
             max_open_files: run.max_open_files,
             max_output_bytes: run.max_output_bytes.min(1 << 20),
         }
     }
+
+    /// A run's limits: the runtime's reservations on top of the program's own memory.
+    fn run_limits(&self, run: &RunLimits) -> RunLimits {
+        let mut l = run.clone();
+        l.memory_bytes += self.spec.reserve_mb << 20;
+        l.max_processes = l.max_processes.max(self.spec.min_processes);
+        l
+    }
+
+    /// A report's units as (the compile's, the runs').
+    fn split<'a>(&self, units: &'a [Value]) -> (Option<&'a Value>, &'a [Value]) {
+        match units.split_first() {
+            Some((c, runs)) if self.compiles() => (Some(c), runs),
+            _ => (None, units),
+        }
+    }
+
+    fn env(&self) -> Value {
+        Value::Object(
+            self.spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect(),
+        )
+    }
+
+    /// What the harness runs for one request of `code`: the source file, the compile (None
+    /// for a script language), the file the compile must leave, and each run's argv.
+    fn plan(
+        &self,
+        code: &str,
+        limits: &RunLimits,
+    ) -> (String, Option<Vec<String>>, Option<String>, Vec<String>) {
+        let heap = |flag: Option<&str>, mb: u64| flag.map(|f| f.replace("{}", &mb.to_string()));
+        let memory_mb = limits.memory_bytes >> 20;
+        match self.spec.build {
+            Build::Native => {
+                let source = self.spec.source.to_string();
+                let mut argv = vec![self.path.clone()];
+                argv.extend(self.flags.iter().cloned());
+                argv.extend(["-o".into(), BINARY.into(), format!("/tmp/{source}")]);
+                argv.extend(self.libs.iter().cloned());
+                (source, Some(argv), Some(BINARY.into()), vec![BINARY.into()])
+            }
+            Build::Jvm => {
+                let (source, class) = java_names(code);
+                let mut argv = vec![self.path.clone()];
+                argv.extend(JVM_FLAGS.iter().map(|f| format!("-J{f}")));
+                argv.extend(heap(self.spec.compile_heap_flag, self.compile_memory_mb));
+                argv.extend(self.flags.iter().cloned());
+                argv.extend(["-d".into(), "/tmp".into(), format!("/tmp/{source}")]);
+                let binary = format!("/tmp/{}.class", class.replace('.', "/"));
+                let mut run = vec![self.runtime.clone().unwrap_or_default()];
+                run.extend(JVM_FLAGS.iter().map(|f| f.to_string()));
+                run.extend(heap(self.spec.heap_flag, memory_mb));
+                run.extend(self.run_flags.iter().cloned());
+                run.extend(["-cp".into(), "/tmp".into(), class]);
+                (source, Some(argv), Some(binary), run)
+            }
+            Build::Script => {
+                let source = self.spec.source.to_string();
+                let mut run = vec![self.path.clone()];
+                run.extend(heap(self.spec.heap_flag, memory_mb));
+                run.extend(self.flags.iter().cloned());
+                run.push(format!("/tmp/{source}"));
+                (source, None, None, run)
+            }
+        }
+    }
 }
 
 impl Engine {
-    /// Sends one compiled-language request (`stdins`: one run per entry) to a slot's harness;
-    /// returns the report's units (the compile first) and whether a binary came out.
+    /// Sends one request of a language in the table (`stdins`: one run per entry) to a slot's
+    /// harness; returns the report's units (the compile first, where there is one) and
+    /// whether the compile left what the runs need.
     #[allow(clippy::too_many_arguments)]
     fn dispatch_compiled(
         &self,
@@ -188,19 +557,16 @@ impl Engine {
         queue: bool,
     ) -> Result<Result<CompiledReport, String>, ApiError> {
         let compile = comp.limits(limits);
-        let source = comp.spec.source;
-        let mut argv = vec![comp.path.clone()];
-        argv.extend(comp.flags.iter().cloned());
-        argv.extend(["-o".into(), BINARY.into(), format!("/tmp/{source}")]);
-        argv.extend(comp.libs.iter().cloned());
+        let (source, compile_argv, binary, run_argv) = comp.plan(code, limits);
         let n = stdins.len() as u64;
+        let env = comp.env();
         let req = json!({
             "source": {"name": source, "text": code},
             "files": files,
             "fetch_files": fetch_files,
-            "binary": BINARY,
-            "compile": {"argv": argv, "limits": compile},
-            "run": {"argv": [BINARY], "limits": limits},
+            "binary": binary,
+            "compile": compile_argv.map(|argv| json!({"argv": argv, "limits": compile, "env": env})),
+            "run": {"argv": run_argv, "limits": comp.run_limits(limits), "env": env},
             "units": stdins.iter().map(|s| json!({"stdin": s})).collect::<Vec<_>>(),
         });
         let budget = compile.timeout_ms + limits.timeout_ms * n + 1_000 + 100 * (n + 1);
@@ -211,7 +577,7 @@ impl Engine {
                     _ => Vec::new(),
                 };
                 let built = r.get("compiled").and_then(Value::as_bool).unwrap_or(false);
-                if units.is_empty() {
+                if units.is_empty() && comp.compiles() {
                     Err("the harness reported no compile".into())
                 } else {
                     Ok(CompiledReport {
@@ -270,8 +636,9 @@ impl Engine {
             Ok(x) => x,
             Err(m) => return Ok(RunResponse::sandbox_error(m)),
         };
-        if !built {
-            let f = self.compile_failure(comp, &units[0], &limits);
+        let (compile, runs) = comp.split(&units);
+        if let (false, Some(c)) = (built, compile) {
+            let f = self.compile_failure(comp, c, &limits);
             return Ok(RunResponse {
                 status: f.status,
                 exit_code: f.exit_code,
@@ -280,9 +647,9 @@ impl Engine {
                 ..Default::default()
             });
         }
-        let Some(u) = units.get(1) else {
+        let Some(u) = runs.first() else {
             return Ok(RunResponse::sandbox_error(
-                "the harness ended after the compile",
+                "the harness ended without running the program",
             ));
         };
         Ok(run_response(
@@ -317,8 +684,9 @@ impl Engine {
                 Ok(x) => x,
                 Err(m) => return Ok(tests_failure("sandbox_error", m, total)),
             };
-        if !built {
-            let f = self.compile_failure(comp, &units[0], &limits);
+        let (compile, runs) = comp.split(&units);
+        if let (false, Some(c)) = (built, compile) {
+            let f = self.compile_failure(comp, c, &limits);
             return Ok(compile_error_answer(
                 f.message,
                 total,
@@ -327,14 +695,14 @@ impl Engine {
                 truncate(&f.stderr, req.keep_output_bytes),
             ));
         }
-        if units.len() != total + 1 {
+        if runs.len() != total {
             return Ok(tests_failure(
                 "sandbox_error",
                 "the harness reported the wrong number of tests".into(),
                 total,
             ));
         }
-        Ok(judge_units(req, plan, &units[1..], &limits))
+        Ok(judge_units(req, plan, runs, &limits))
     }
 }
 
@@ -369,7 +737,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_system_compilers_where_there_are_some() {
-        let found = resolve_compilers(&Config::default(), &["/usr".to_string()]).unwrap();
+        let (found, _) = resolve_compilers(&Config::default(), &["/usr".to_string()]).unwrap();
         let names: Vec<_> = found.iter().map(|c| c.spec.name).collect();
         for spec in &LANGUAGES {
             assert_eq!(
@@ -396,5 +764,64 @@ mod tests {
                 (vec!["-O0".to_string()], vec!["-lm".to_string()])
             );
         }
+    }
+
+    #[test]
+    fn java_names_come_from_the_public_class_and_main() {
+        let n = |c: &str| java_names(c);
+        assert_eq!(
+            n("public class Main { public static void main(String[] a) {} }"),
+            ("Main.java".into(), "Main".into())
+        );
+        // No public class: the file and the class to run are the one declaring main.
+        assert_eq!(
+            n("import java.util.*;\nclass Solution {\n  static void helper() {}\n  public static void main(String[] a) {}\n}"),
+            ("Solution.java".into(), "Solution".into())
+        );
+        // Words in comments and literals are not declarations; a package qualifies the class.
+        let code = "package a.b;\n// public class Fake\n/* class Nope { static void main */\n\
+                    class Helper { String s = \"class X static void main\"; char c = '\\''; }\n\
+                    public final class Sol { public static void main(String[] a) {} }";
+        assert_eq!(n(code), ("Sol.java".into(), "a.b.Sol".into()));
+        // main in a helper beside the public class: javac wants the public one's file name.
+        assert_eq!(
+            n("class Run { public static void main(String[] a) {} }\npublic class Pub {}"),
+            ("Pub.java".into(), "Run".into())
+        );
+        assert_eq!(n("garbage"), ("Main.java".into(), "Main".into()));
+    }
+
+    #[test]
+    fn versions_are_the_first_number_a_tool_prints() {
+        assert_eq!(version_of("12.2.0\n").as_deref(), Some("12.2.0"));
+        assert_eq!(version_of("javac 17.0.15\n").as_deref(), Some("17.0.15"));
+        assert_eq!(version_of("v20.20.2\n").as_deref(), Some("20.20.2"));
+        assert_eq!(
+            version_of("openjdk version \"17.0.15\" 2025-04-15").as_deref(),
+            Some("17.0.15")
+        );
+        assert_eq!(version_of("no version here"), None);
+    }
+
+    #[test]
+    fn links_out_of_the_bound_paths_are_found() {
+        let root = std::env::temp_dir().join(format!("grpo-links-{}", std::process::id()));
+        let (home, etc) = (root.join("jdk/conf"), root.join("etc/jdk-conf"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("a.properties"), "x").unwrap();
+        std::os::unix::fs::symlink(etc.join("a.properties"), home.join("a.properties")).unwrap();
+        std::os::unix::fs::symlink(home.join("a.properties"), home.join("inside")).unwrap();
+        let jdk = root.join("jdk");
+        let bound = vec![jdk.to_string_lossy().into_owned()];
+        let found = links_outside(&jdk, &bound);
+        // The first two components of the target (here the temp dir's own, e.g. /tmp/grpo-links-N).
+        let top: std::path::PathBuf = std::fs::canonicalize(etc.join("a.properties"))
+            .unwrap()
+            .components()
+            .take(3)
+            .collect();
+        assert_eq!(found, vec![top.to_string_lossy().into_owned()]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -13,22 +13,29 @@ pub struct Config {
     pub isolation: IsolationConfig,
     pub cpp: CompilerConfig,
     pub c: CompilerConfig,
+    pub java: CompilerConfig,
+    pub javascript: CompilerConfig,
 }
 
-/// A compiled language (`[cpp]`, `[c]`): compiled in the sandbox (the compiler runs as the
-/// program's uid, under the same namespaces, filter and hard limits, with limits of its own),
-/// then run once per test. Unset keys take the language's defaults (compiled.rs `LANGUAGES`).
+/// A language beside Python (`[cpp]`, `[c]`, `[java]`, `[javascript]`): compiled in the sandbox
+/// (the compiler runs as the program's uid, under the same namespaces, filter and hard limits,
+/// with limits of its own), then run once per test. Unset keys take the language's defaults
+/// (compiled.rs `LANGUAGES`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompilerConfig {
-    /// The compiler; empty = the language's default (/usr/bin/g++, /usr/bin/gcc) when present
-    /// (the language is off without one). It must lie under a path bound into the sandbox
-    /// (`/usr`, or `isolation.ro_paths`).
+    /// The compiler (for JavaScript, the interpreter); empty = the language's default
+    /// (/usr/bin/g++, gcc, javac, node) when present (the language is off without one). It must
+    /// lie under a path bound into the sandbox (`/usr`, or `isolation.ro_paths`).
     pub compiler: String,
-    /// Flags before `-o /tmp/main /tmp/main.<ext>`; unset = the language's.
+    /// The compiler's flags (before `-o /tmp/main /tmp/main.<ext>` for C and C++); for
+    /// JavaScript, node's; unset = the language's.
     pub flags: Option<Vec<String>>,
     /// Arguments after the source (libraries, e.g. `-lm`); unset = the language's.
     pub libs: Option<Vec<String>>,
+    /// The runtime's flags for each run (Java: the JVM's, e.g. `-Xss64m`); unset = the
+    /// language's.
+    pub run_flags: Option<Vec<String>>,
     /// Wall-clock limit of one compile (a template bomb stops here).
     pub compile_timeout_ms: u64,
     /// Address-space limit of the compiler (cc1plus on <bits/stdc++.h> wants a few hundred MB).
@@ -41,6 +48,7 @@ impl Default for CompilerConfig {
             compiler: String::new(),
             flags: None,
             libs: None,
+            run_flags: None,
             compile_timeout_ms: 30_000,
             compile_memory_mb: 2048,
         }
@@ -256,7 +264,12 @@ impl Config {
         if l.tests_per_process == 0 {
             return Err("limits.tests_per_process must be >= 1".into());
         }
-        for (name, c) in [("cpp", &self.cpp), ("c", &self.c)] {
+        for (name, c) in [
+            ("cpp", &self.cpp),
+            ("c", &self.c),
+            ("java", &self.java),
+            ("javascript", &self.javascript),
+        ] {
             if c.compile_timeout_ms == 0 || c.compile_memory_mb < 64 {
                 return Err(format!(
                     "{name}: compile_timeout_ms > 0, compile_memory_mb >= 64"

@@ -222,7 +222,8 @@ pub(crate) fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
         && (tail.contains("MemoryError")
             || tail.contains("Cannot allocate memory")
             || tail.contains("out of memory")
-            || tail.contains("std::bad_alloc"))
+            || tail.contains("std::bad_alloc")
+            || tail.contains("java.lang.OutOfMemoryError"))
     {
         "memory_limit"
     } else if exit_code != Some(0) || signal.is_some() {

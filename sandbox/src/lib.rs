@@ -269,7 +269,8 @@ fn run(args: Args) -> Result<(), String> {
             ro_paths.push(needed);
         }
     }
-    let compilers = compiled::resolve_compilers(&cfg, &ro_paths)?;
+    let (compilers, needed) = compiled::resolve_compilers(&cfg, &ro_paths)?;
+    ro_paths.extend(needed);
     let slots = cfg.slots();
     let mut cgroups = if isolated && cfg.isolation.cgroup == "auto" {
         // A slot's runs follow each other, so its cgroup holds one run's memory at a time,

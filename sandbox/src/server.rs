@@ -95,7 +95,8 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
             for c in &engine.compilers {
                 langs.push(
                     json!({"name": c.spec.name, "aliases": c.spec.aliases, "version": c.version,
-                                  "compiler": c.path, "flags": c.flags, "libs": c.libs}),
+                                  "compiler": c.path, "runtime": c.runtime, "flags": c.flags,
+                                  "libs": c.libs, "run_flags": c.run_flags}),
                 );
             }
             json_response(200, &json!({ "languages": langs }))

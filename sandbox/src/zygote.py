@@ -472,7 +472,7 @@ def child_main(n_fds, start, count):
     os.closerange(UNIT_FD_BASE + 3 * n_fds + len(units), UNIT_FD_BASE + 4 * n_fds)  # unused stdins
     enter_unit(lim, len(units))
     if msg.get("argv"):
-        exec_unit(msg["argv"], stdins[0])
+        exec_unit(msg["argv"], stdins[0], msg.get("env"))
     null = os.open("/dev/null", os.O_RDWR)
     code = msg["code"]
     del msg
@@ -496,16 +496,17 @@ def child_main(n_fds, start, count):
 EXEC_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
 
 
-def exec_unit(argv, stdin_fd):
-    """T becomes the unit's program (a compiler, a compiled binary): stdin, stdout and stderr
-    are the unit's, nothing else stays open (the result pipe neither: with no report, the
-    harness takes the exit status and rusage from the kernel), the limits are T's hard ones."""
+def exec_unit(argv, stdin_fd, env=None):
+    """T becomes the unit's program (a compiler, a compiled binary, a runtime): stdin, stdout
+    and stderr are the unit's, nothing else stays open (the result pipe neither: with no report,
+    the harness takes the exit status and rusage from the kernel), the limits are T's hard
+    ones, the environment the sandbox's fixed one plus the language's `env`."""
     for j, target in enumerate((1, 2)):
         os.dup2(UNIT_FD_BASE + j, target)
     os.dup2(stdin_fd, 0)
     os.closerange(3, 1 << 16)
     try:
-        os.execve(argv[0], argv, EXEC_ENV)
+        os.execve(argv[0], argv, {**(env or {}), **EXEC_ENV})
     except OSError as exc:
         os.write(2, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
     os._exit(127)
@@ -617,11 +618,14 @@ def harness_main(data):
     send_frame(ord("r"), reply)
 
 
-def exec_in_child(child, argv, stdin, lim, fork_next=False):
-    """One unit in a T forked by G that execs `argv` (in G's /tmp); streamed to the daemon.
-    `fork_next`: forks (and returns) the next T while this one runs, so that its fork and
-    isolation are paid on the other core rather than between two tests."""
-    msg = json.dumps({"units": [{"stdin": stdin}], "limits": lim, "code": "", "argv": argv})
+def exec_in_child(child, step, stdin, fork_next=False):
+    """One unit in a T forked by G that execs `step`'s argv (in G's /tmp) under its limits and
+    env; streamed to the daemon. `fork_next`: forks (and returns) the next T while this one
+    runs, so that its fork and isolation are paid on the other core rather than between two
+    tests."""
+    lim = step["limits"]
+    msg = json.dumps({"units": [{"stdin": stdin}], "limits": lim, "code": "", "argv": step["argv"],
+                      "env": step.get("env") or {}})
     send_units(child, 0, 1, msg.encode())
     nxt = fork_child(1, setup=False) if fork_next else None
     if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
@@ -630,9 +634,10 @@ def exec_in_child(child, argv, stdin, lim, fork_next=False):
 
 
 def compiled_main(data):
-    """G: a compiled program. Writes the source (and any files) into the run's /tmp, runs the
-    compiler in the T forked ahead, then, when a binary came out, each of the request's runs in
-    a fresh T that execs it. Every unit (the compile first) streams to the daemon as it ends."""
+    """G: a program in a language of the table (compiled.rs). Writes the source (and any
+    files) into the run's /tmp, runs the compiler (where there is one) in the T forked ahead,
+    then, when it left what the runs need, each of the request's runs in a fresh T that execs
+    the program. Every unit (the compile first) streams to the daemon as it ends."""
     req = json.loads(data)
     del data
     files = dict(req.get("files") or {})
@@ -640,16 +645,16 @@ def compiled_main(data):
     write_request_files(files)
     child, SPARE[0] = SPARE[0], None
     units = req["units"]
-    child = exec_in_child(child, req["compile"]["argv"], "", req["compile"]["limits"], fork_next=bool(units))
-    try:  # lstat: a symlink planted in /tmp is not a binary the compiler made
-        built = stat.S_ISREG(os.lstat(req["binary"]).st_mode)
-    except OSError:
-        built = False
+    built = True
+    if req.get("compile"):
+        child = exec_in_child(child, req["compile"], "", fork_next=bool(units))
+        try:  # lstat: a symlink planted in /tmp is not a file the compiler made
+            built = stat.S_ISREG(os.lstat(req["binary"]).st_mode)
+        except OSError:
+            built = False
     if built:
-        run = req["run"]
         for k, unit in enumerate(units):
-            child = exec_in_child(child, run["argv"], unit.get("stdin", ""), run["limits"],
-                                  fork_next=k + 1 < len(units))
+            child = exec_in_child(child, req["run"], unit.get("stdin", ""), fork_next=k + 1 < len(units))
     elif child is not None:
         os.close(child.ctl_w)  # the T forked for a first test that will not come: it exits
     reply = {"compiled": built}

@@ -102,8 +102,10 @@ def test_raw_syscalls_are_denied_and_the_host_is_out_of_reach(sandbox, assert_co
         #include <sched.h>
         #include <signal.h>
         #include <sys/mount.h>
+        #include <sys/mman.h>
         #include <sys/ptrace.h>
         #include <sys/resource.h>
+        #include <sys/shm.h>
         #include <sys/socket.h>
         #include <sys/syscall.h>
         #include <unistd.h>
@@ -115,6 +117,8 @@ def test_raw_syscalls_are_denied_and_the_host_is_out_of_reach(sandbox, assert_co
             say("bpf", syscall(SYS_bpf, 0, nullptr, 0));
             say("io_uring", syscall(SYS_io_uring_setup, 1, nullptr));
             say("inet", socket(AF_INET, SOCK_STREAM, 0));
+            say("memfd", memfd_create("bomb", 0));
+            say("shmget", shmget(IPC_PRIVATE, 1 << 28, 0600));
             say("shadow", open("/etc/shadow", O_RDONLY));
             say("work", open("/work", O_RDONLY));
             say("usr_write", open("/usr/bin/grpo-owned", O_WRONLY | O_CREAT, 0644));
@@ -126,7 +130,7 @@ def test_raw_syscalls_are_denied_and_the_host_is_out_of_reach(sandbox, assert_co
     """)
     assert r["status"] == "ok", r
     got = dict(line.split() for line in r["stdout"].splitlines())
-    for name in ("ptrace", "unshare", "mount", "bpf", "io_uring", "raise_nproc"):
+    for name in ("ptrace", "unshare", "mount", "bpf", "io_uring", "raise_nproc", "memfd", "shmget"):
         assert got[name] in ("EPERM", "ENOSYS"), (name, got)
     assert got["inet"] == "EAFNOSUPPORT", got
     assert got["shadow"] == "ENOENT" and got["work"] == "ENOENT", got

@@ -15,6 +15,9 @@ from grpo_fast.sandbox.client import Client, default_socket_path, find_daemon_bi
 from grpo_fast.sandbox.pool import Pool
 from grpo_fast.sandbox.tests_format import normalize_tests
 
+# A file's language by its extension (anything else is Python).
+EXTENSIONS = {"cpp": (".cpp", ".cc", ".cxx"), "c": (".c",), "java": (".java",), "javascript": (".js", ".mjs")}
+
 socket_option = click.option(
     "--socket", "socket_path", default=None, metavar="PATH",
     help="The daemon's Unix socket. Default: $GRPO_SANDBOX_SOCKET, else /run/grpo-sandboxd/sandboxd.sock "
@@ -150,7 +153,8 @@ def _pool_status(endpoints: str, as_json: bool) -> None:
 @click.option("--memory-mb", type=int, default=None, help="Address-space limit (clamped by the daemon).")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's full answer as JSON.")
 @click.option("--language", default=None, metavar="LANG",
-              help="python, cpp or c (default: from FILE's extension: .cpp, .cc, .cxx are C++, .c is C).")
+              help="python, cpp, c, java or javascript (default: from FILE's extension: .cpp, .cc, .cxx, .c, "
+                   ".java, .js, .mjs; else Python).")
 @click.option("--sandbox", "endpoints", default=None, metavar="ENDPOINTS",
               help="Run on these daemons instead (unix:/a.sock,tcp:host:8787; a TCP token comes from "
                    "$GRPO_SANDBOX_TOKEN or $GRPO_SANDBOX_TOKEN_FILE).")
@@ -171,7 +175,7 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
     code = file.read()
     if language is None:
         name = str(getattr(file, "name", ""))
-        language = "cpp" if name.endswith((".cpp", ".cc", ".cxx")) else "c" if name.endswith(".c") else "python"
+        language = next((lang for lang, exts in EXTENSIONS.items() if name.endswith(exts)), "python")
     client: Client | Pool = Pool(endpoints) if endpoints else Client(socket_path)
     try:
         if tests_file is not None:

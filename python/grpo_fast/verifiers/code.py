@@ -18,7 +18,8 @@ from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, register_ver
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\n`]*)\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
 
 # Fence tags per language the daemon runs (the daemon's own aliases are among them).
-LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}, "cpp": {"cpp", "c++", "cxx", "cc"}, "c": {"c"}}
+LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}, "cpp": {"cpp", "c++", "cxx", "cc"}, "c": {"c"},
+                 "java": {"java"}, "javascript": {"javascript", "js", "node", "nodejs"}}
 
 
 def canonical_language(language: str) -> str:
@@ -53,9 +54,10 @@ def _excerpt(text: str, limit: int) -> str:
 class CodeVerifier(Verifier):
     """Scores code responses by running them against the record's `tests` (docs/sandbox.md).
 
-    language: the program's language, "python", "cpp" or "c" (aliases: py, c++, cxx): the fenced
-        block extracted and how the daemon runs it (C and C++ are compiled once per response, then
-        run per test; stdin/stdout tests only).
+    language: the program's language, "python", "cpp", "c", "java" or "javascript" (aliases: py,
+        c++, cxx, js): the fenced block extracted and how the daemon runs it (C, C++ and Java are
+        compiled once per response, then run per test; all but Python take stdin/stdout tests
+        only).
     scoring: "fraction" (tests passed / total) or "all" (1.0 only when every test passes).
     tests_field: the record field holding the tests.
     timeout_ms, memory_mb: per-test limits (the daemon clamps them to its maxima).
