@@ -104,14 +104,14 @@ def main() -> None:
     rows = []
     try:
         for language in args.language.split(","):
-            tools = [argv[0] for argv in LANGUAGES[language][2:] if argv]
+            tools = [argv[0] for argv in LANGUAGES[language][2:] if argv and not argv[0].startswith("{d}")]
             if language not in client.health()["languages"] or not all(shutil.which(t) for t in tools):
                 print(f"{language}: skipped (the daemon or this PATH lacks {', '.join(tools)})")
                 continue
             for n in [int(x) for x in args.tests.split(",")]:
                 tests = tests_of(n)
                 for c in (1, 2):
-                    methods = {f"subprocess.run ({' + '.join(tools)} per test)": subprocess_job(language, tests),
+                    methods = {f"subprocess.run ({' + '.join(tools)}, a process per test)": subprocess_job(language, tests),
                                "grpo-sandboxd": sandboxd_job(client, language, tests)}
                     for job in methods.values():
                         job()  # warm: page cache, the daemon's slots

@@ -120,6 +120,8 @@ def load_native(own_pidns):
         ("zh_die", None, []),
         ("zh_setup_run", ctypes.c_int, []),
         ("zh_harness_unit", ctypes.c_int, [ctypes.POINTER(ctypes.c_int32), ctypes.c_uint32, ctypes.c_uint32]),
+        ("zh_harness_units", ctypes.c_int,
+         [ctypes.POINTER(ctypes.c_int32), ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32]),
         ("zh_compile_request", ctypes.py_object, [ctypes.c_int]),
     ):
         fn = getattr(H, name)
@@ -470,6 +472,9 @@ def child_main(n_fds, start, count):
     # Above every unit's pipes (fds 3 and 4 are free now, but each unit's result pipe takes 3).
     stdins = [stdin_memfd(unit.get("stdin", ""), UNIT_FD_BASE + 3 * n_fds + k) for k, unit in enumerate(units)]
     os.closerange(UNIT_FD_BASE + 3 * n_fds + len(units), UNIT_FD_BASE + 4 * n_fds)  # unused stdins
+    if msg.get("spawn"):
+        enter_unit(lim)  # each program spawned gets the per-unit limits; T itself uses little
+        spawn_units(msg["argv"], msg.get("env"), stdins, n_fds)
     enter_unit(lim, len(units))
     if msg.get("argv"):
         exec_unit(msg["argv"], stdins[0], msg.get("env"))
@@ -510,6 +515,58 @@ def exec_unit(argv, stdin_fd, env=None):
     except OSError as exc:
         os.write(2, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
     os._exit(127)
+
+
+REPORT_SIGNALED = 2  # zygote_native.c: the report's rc is the signal that ended the program
+# Signals a program starts with at their default action (Python ignores SIGPIPE and SIGXFSZ;
+# T ignores SIGINT, which a program could send its pid 1).
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+
+
+def spawn_units(argv, env, stdins, n_fds):
+    """T as a runner: one fresh process per unit (posix_spawn, so no copy of this interpreter's
+    page tables), each with the unit's stdin, stdout and stderr, reported on the unit's result
+    pipe when it has exited; whatever it left running is killed first (T is pid 1 of the PID
+    namespace, so kill(-1) reaches every other process in it and nothing outside). A unit past
+    its deadline or over the output cap is the harness's to cut: it kills T, and runs the
+    remaining units in a new one. T turns non-dumpable first, so a program cannot reach it
+    through /proc (ptrace is denied by the filter either way)."""
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    env = {**(env or {}), **EXEC_ENV}
+    for fd in range(3, UNIT_FD_BASE + 4 * n_fds):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
+    for k, stdin in enumerate(stdins):
+        out, err, res = (UNIT_FD_BASE + 3 * k + j for j in range(3))
+        rc, flags, cpu_ms, rss = 127, 0, 0.0, 0
+        try:
+            pid = os.posix_spawn(argv[0], argv, env, setsigdef=DEFAULT_SIGNALS, file_actions=[
+                (os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)])
+        except OSError as exc:
+            os.write(err, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
+        else:
+            _, status, ru = os.wait4(pid, 0)
+            if os.WIFSIGNALED(status):
+                rc, flags = os.WTERMSIG(status), REPORT_SIGNALED
+            else:
+                rc = os.waitstatus_to_exitcode(status)
+            cpu_ms, rss = (ru.ru_utime + ru.ru_stime) * 1000.0, ru.ru_maxrss
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while True:  # the stragglers, so that none holds the unit's pipes
+                try:
+                    os.wait()
+                except ChildProcessError:
+                    break
+        write_all(res, [REPORT.pack(b"GZR1", rc, flags, 0, cpu_ms, rss), b"null"])
+        for fd in (out, err, res, stdin):  # EOF on the unit's pipes: the harness goes on
+            os.close(fd)
+    os._exit(0)
 
 
 # ---- the trusted harness G -----------------------------------------------------------------------
@@ -563,8 +620,8 @@ class Child:
     reported (pid, pipes), which zh_harness_unit captures from. (The zygote's own children live
     in zygote_native.c.)"""
 
-    def __init__(self, out):
-        self.out, self.ctl_w = out, out[1]
+    def __init__(self, out, n_units):
+        self.out, self.ctl_w, self.n_units = out, out[1], n_units
 
 
 PIDNS = [-1]  # G's own PID namespace, to make unshare(CLONE_NEWPID) repeatable
@@ -580,7 +637,7 @@ def fork_child(n_units, setup):
         become_child(r)
     if r != 0:
         raise OSError(H.zh_error().decode())
-    return Child(out)
+    return Child(out, n_units)
 
 
 def send_units(child, start, count, body):
@@ -618,19 +675,44 @@ def harness_main(data):
     send_frame(ord("r"), reply)
 
 
-def exec_in_child(child, step, stdin, fork_next=False):
+def exec_in_child(child, step, stdin, fork_next=0):
     """One unit in a T forked by G that execs `step`'s argv (in G's /tmp) under its limits and
-    env; streamed to the daemon. `fork_next`: forks (and returns) the next T while this one
-    runs, so that its fork and isolation are paid on the other core rather than between two
-    tests."""
+    env; streamed to the daemon. `fork_next`: forks (and returns) the next T, with that many
+    units, while this one runs, so that its fork and isolation are paid on the other core."""
     lim = step["limits"]
     msg = json.dumps({"units": [{"stdin": stdin}], "limits": lim, "code": "", "argv": step["argv"],
                       "env": step.get("env") or {}})
     send_units(child, 0, 1, msg.encode())
-    nxt = fork_child(1, setup=False) if fork_next else None
+    nxt = fork_child(fork_next, setup=False) if fork_next else None
     if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
         raise OSError(H.zh_error().decode())
     return nxt
+
+
+def units_per_runner():
+    """Units one runner T takes: each holds three pipe ends and a stdin (zygote_native.c)."""
+    return max(1, min(128, (CFG.get("max_open_files", 256) - 32) // 4))
+
+
+def run_units(child, run, units):
+    """The runs of a compiled request: batches of units, each batch in one T that spawns a
+    process per unit (`spawn_units`), the first batch in `child` (a T of one unit, forked
+    while the compile ran). A T that dies (a unit past its deadline, a crash) ends its batch
+    there; the units after it go to a new T."""
+    lim = run["limits"]
+    k = 0
+    while k < len(units):
+        n = child.n_units if child is not None else min(units_per_runner(), len(units) - k)
+        if child is None:
+            child = fork_child(n, setup=False)
+        msg = json.dumps({"units": units[k:k + n], "limits": lim, "code": "", "argv": run["argv"],
+                          "env": run.get("env") or {}, "spawn": True})
+        send_units(child, 0, n, msg.encode())
+        done = H.zh_harness_units(child.out, n, lim["timeout_ms"], lim["max_output_bytes"])
+        if done < 0:
+            raise OSError(H.zh_error().decode())
+        k += max(done, 1)
+        child = None
 
 
 def compiled_main(data):
@@ -647,14 +729,13 @@ def compiled_main(data):
     units = req["units"]
     built = True
     if req.get("compile"):
-        child = exec_in_child(child, req["compile"], "", fork_next=bool(units))
+        child = exec_in_child(child, req["compile"], "", fork_next=min(units_per_runner(), len(units)))
         try:  # lstat: a symlink planted in /tmp is not a file the compiler made
             built = stat.S_ISREG(os.lstat(req["binary"]).st_mode)
         except OSError:
             built = False
     if built:
-        for k, unit in enumerate(units):
-            child = exec_in_child(child, req["run"], unit.get("stdin", ""), fork_next=k + 1 < len(units))
+        run_units(child, req["run"], units)
     elif child is not None:
         os.close(child.ctl_w)  # the T forked for a first test that will not come: it exits
     reply = {"compiled": built}

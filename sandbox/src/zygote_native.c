@@ -69,6 +69,7 @@
 #define DRAIN_MS 2000     /* how long stragglers may still write after T is gone */
 #define REPORT_SIZE 32    /* T's binary report: see zygote.py REPORT */
 #define REPORT_COMPILE_ERROR 1u
+#define REPORT_SIGNALED 2u        /* rc is the signal that ended a spawned program */
 
 struct zh_config {
     int32_t isolated;
@@ -651,7 +652,7 @@ static int send_units(struct child *c, uint32_t kind, uint32_t start, uint32_t c
 }
 
 struct unit_out {
-    int rc_known, rc, exit_code_known, exit_code, signal, compile_error;
+    int rc_known, rc, exit_code_known, exit_code, signal, compile_error, signaled;
     int timed_out, output_limit, truncated;
     double wall_ms, cpu_ms;
     long long max_rss_kb;
@@ -776,6 +777,7 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
         u->rc_known = 1;
         u->rc = rc;
         u->compile_error = (flags & REPORT_COMPILE_ERROR) != 0;
+        u->signaled = (flags & REPORT_SIGNALED) != 0 && rc > 0 && rc < 65;
         /* Written by T, so never trusted to be sane: the daemon must get valid JSON. */
         u->cpu_ms = isfinite(cpu) && cpu >= 0 && cpu < 1e12 ? cpu : 0;
         u->max_rss_kb = rss >= 0 && rss < (1LL << 50) ? rss : 0;
@@ -826,13 +828,15 @@ static void __attribute__((noinline)) scrub_stack(void) {
  * value as raw bytes, written straight from the arena. */
 static int send_unit(const struct unit_out *u) {
     char meta[512], code[16], sig[16];
-    if (u->rc_known)
+    if (u->rc_known && !u->signaled)
         snprintf(code, sizeof code, "%d", u->rc);
     else if (u->exit_code_known)
         snprintf(code, sizeof code, "%d", u->exit_code);
     else
         strcpy(code, "null");
-    if (u->signal)
+    if (u->signaled)
+        snprintf(sig, sizeof sig, "%d", u->rc);
+    else if (u->signal)
         snprintf(sig, sizeof sig, "%d", u->signal);
     else
         strcpy(sig, "null");
@@ -972,6 +976,36 @@ int zh_harness_unit(const int32_t *out, uint32_t timeout_ms, uint32_t cap) {
         close_child(&c, 1, NULL, NULL);
     reap_later();
     return sent == 0 ? 0 : fail("write to daemon");
+}
+
+/* As zh_harness_unit for a T that runs `n` units one after another (it spawns a program per
+ * unit and reports each): streams every unit as it ends; returns how many were captured before
+ * T died (a unit past its deadline or over the output cap kills T), n when all were, or -1. */
+int zh_harness_units(const int32_t *out, int n, uint32_t timeout_ms, uint32_t cap) {
+    struct child c;
+    memset(&c, 0, sizeof c);
+    c.pid = out[0];
+    c.ctl_w = -1;
+    c.pidfd = out[2];
+    c.n_units = c.started = n;
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < 3; j++)
+            c.fds[k][j] = out[3 + 3 * k + j];
+    int done = 0, alive = 1;
+    while (done < n && alive) {
+        struct unit_out u;
+        if (collect_unit(&c, done, timeout_ms, cap, now_s(), &u, &alive) != 0)
+            return -1;
+        int sent = send_unit(&u);
+        explicit_bzero(&u, sizeof u);
+        if (sent != 0)
+            return fail("write to daemon");
+        done++;
+    }
+    if (c.n_units)
+        close_child(&c, 1, NULL, NULL);
+    reap_later();
+    return done;
 }
 
 unsigned char *zh_request(void) { return req_buf; }

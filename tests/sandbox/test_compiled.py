@@ -191,3 +191,85 @@ def test_c_programs_compile_with_libm_and_fail_with_the_compilers_words(sandbox)
     assert sandbox.run(A_PLUS_B, "1 2", language="c")["message"] == "compilation failed"
     with pytest.raises(SandboxError, match="unsupported language"):
         sandbox.run("print(1)", language="fortran")
+
+
+# ---- tests run by one runner process per batch (a fresh process spawned per test) --------------
+
+def test_a_test_left_running_is_killed_before_the_next_test(sandbox, assert_contained):
+    # Test "1" leaves a background child holding stdout that would print into later tests.
+    code = r"""
+        #include <cstdio>
+        #include <unistd.h>
+        int main() {
+            int n; if (std::scanf("%d", &n) != 1) return 1;
+            if (n == 1 && fork() == 0) { setsid(); sleep(1); std::puts("ghost"); std::fflush(stdout); sleep(30); return 0; }
+            std::printf("%d\n", n * 2);
+        }
+    """
+    tests = [{"stdin": str(i), "expected_stdout": str(2 * i)} for i in range(1, 6)]
+    r = sandbox.run_tests(textwrap.dedent(code), tests, language="cpp", timeout_ms=5000)
+    assert r["passed"] == 5, r
+    assert max(t["wall_ms"] for t in r["tests"]) < 900, r  # test 1 did not wait for its child
+    assert_contained()
+
+
+def test_a_timeout_or_crash_mid_batch_leaves_the_other_tests_judged(sandbox, assert_contained):
+    code = r"""
+        #include <cstdio>
+        #include <csignal>
+        int main() {
+            int n; if (std::scanf("%d", &n) != 1) return 1;
+            if (n == 3) for (;;) {}
+            if (n == 5) std::raise(SIGSEGV);
+            if (n == 7) { volatile int* p = nullptr; *p = 1; }
+            std::printf("%d\n", n + 1);
+        }
+    """
+    tests = [{"stdin": str(i), "expected_stdout": str(i + 1)} for i in range(10)]
+    r = sandbox.run_tests(textwrap.dedent(code), tests, language="cpp", timeout_ms=700)
+    got = [(t["status"], t["signal"]) for t in r["tests"]]
+    assert got[3] == ("timeout", got[3][1]), got
+    assert got[5] == ("runtime_error", 11) and got[7] == ("runtime_error", 11), got
+    assert [t["passed"] for t in r["tests"]] == [i not in (3, 5, 7) for i in range(10)], got
+    assert_contained()
+
+
+def test_a_program_cannot_disturb_its_runner(sandbox, assert_contained):
+    # The runner is pid 1 of the tests' PID namespace: signals to it, and its /proc, are out of reach.
+    code = r"""
+        #include <cstdio>
+        #include <csignal>
+        #include <fcntl.h>
+        #include <unistd.h>
+        int main() {
+            int n; if (std::scanf("%d", &n) != 1) return 1;
+            kill(1, SIGINT); kill(1, SIGTERM); kill(1, SIGKILL); kill(getppid(), SIGKILL);
+            int fd = open("/proc/1/mem", O_RDWR);
+            std::printf("%d %s\n", n, fd < 0 ? "closed" : "open");
+        }
+    """
+    tests = [{"stdin": str(i), "expected_stdout": f"{i} closed"} for i in range(6)]
+    r = sandbox.run_tests(textwrap.dedent(code), tests, language="cpp")
+    assert r["passed"] == 6, r
+    assert_contained()
+
+
+def test_programs_start_with_default_signal_actions(sandbox):
+    # SIGPIPE at its default: writing to a closed pipe kills the writer (Python ignores it).
+    code = r"""
+        #include <csignal>
+        #include <cstdio>
+        int main() {
+            struct sigaction sa; sigaction(SIGPIPE, nullptr, &sa);
+            std::puts(sa.sa_handler == SIG_DFL ? "default" : "ignored");
+        }
+    """
+    r = sandbox.run_tests(textwrap.dedent(code), [{"stdin": "", "expected_stdout": "default"}] * 3, language="cpp")
+    assert r["passed"] == 3, r
+
+
+def test_hundreds_of_tests_run_in_batches(sandbox):
+    tests = [{"stdin": f"{i} {i}", "expected_stdout": str(2 * i)} for i in range(300)]
+    tests[150]["expected_stdout"] = "wrong"
+    r = sandbox.run_tests(A_PLUS_B, tests, language="cpp")
+    assert (r["passed"], r["total"], r["first_failure"]["index"]) == (299, 300, 150), r
