@@ -3,7 +3,49 @@
 //! (or, on loopback, by every local user), so there every request must carry the token.
 
 use std::net::ToSocketAddrs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Set by SIGHUP: the token file is read again before the next TCP request is checked.
+pub static RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// The TCP listener's token, replaceable while the daemon runs: `kill -HUP` after writing a new
+/// token file rotates it without a restart (connections already open check every request
+/// against the current one). A file that no longer passes `load_token` keeps the old token.
+pub struct TokenCell {
+    path: PathBuf,
+    current: RwLock<Arc<str>>,
+}
+
+impl TokenCell {
+    pub fn load(path: &Path) -> Result<TokenCell, String> {
+        Ok(TokenCell {
+            path: path.to_path_buf(),
+            current: RwLock::new(load_token(path)?.into()),
+        })
+    }
+
+    /// The token to check a request against, after a reload that SIGHUP asked for.
+    pub fn current(&self) -> Arc<str> {
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            match load_token(&self.path) {
+                Ok(t) => {
+                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = t.into();
+                    crate::log::info("token reloaded", &[]);
+                }
+                Err(e) => crate::log::warn(
+                    "token not reloaded: the old one stays",
+                    &[("error", e.into())],
+                ),
+            }
+        }
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
 
 /// Shortest token accepted: 16 characters of a random hex or base64 string is 64+ bits.
 pub const MIN_TOKEN_LEN: usize = 16;

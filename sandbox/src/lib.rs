@@ -161,6 +161,10 @@ extern "C" fn on_signal(_: libc::c_int) {
     server::SHUTDOWN.store(true, Ordering::Relaxed);
 }
 
+extern "C" fn on_hangup(_: libc::c_int) {
+    auth::RELOAD.store(true, Ordering::SeqCst);
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -230,10 +234,12 @@ fn run(args: Args) -> Result<(), String> {
         cfg.pool.slots = n;
     }
     // Checked before any slot starts: a refused listener should not cost a pool start-up.
-    let token: Option<Arc<str>> = if cfg.server.token_file.is_empty() {
+    let token: Option<Arc<auth::TokenCell>> = if cfg.server.token_file.is_empty() {
         None
     } else {
-        Some(auth::load_token(Path::new(&cfg.server.token_file))?.into())
+        Some(Arc::new(auth::TokenCell::load(Path::new(
+            &cfg.server.token_file,
+        ))?))
     };
     auth::check_tcp_policy(
         &cfg.server.tcp,
@@ -322,6 +328,7 @@ fn run(args: Args) -> Result<(), String> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
     }
     let pool = zygote::Pool::start(specs, hello, cfg.server.max_queue).map_err(|e| {
         if isolated {

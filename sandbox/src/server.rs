@@ -251,7 +251,11 @@ fn health(engine: &Engine) -> Value {
 /// Serves one connection until the client closes it, asks to, or the daemon shuts down. With a
 /// `token`, a request without `Authorization: Bearer <token>` is answered 401 and the
 /// connection closed, before anything of it is routed.
-pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S, token: Option<&str>) {
+pub fn handle_connection<S: Read + Write>(
+    engine: &Engine,
+    stream: S,
+    token: Option<&crate::auth::TokenCell>,
+) {
     let mut reader = BufReader::with_capacity(64 << 10, stream);
     loop {
         let mut head = Vec::new();
@@ -343,7 +347,7 @@ pub fn handle_connection<S: Read + Write>(engine: &Engine, stream: S, token: Opt
         // After the body: closing a TCP connection with unread input resets it, and the client
         // could lose the 401 answer.
         if let Some(t) = token {
-            if !crate::auth::authorized(authorization, t) {
+            if !crate::auth::authorized(authorization, &t.current()) {
                 log::warn("unauthorized request", &[("path", path.clone().into())]);
                 engine.metrics.http(&path, 401, std::time::Duration::ZERO);
                 let msg =
@@ -410,7 +414,7 @@ pub fn accept_loop<L, S>(
     fd: i32,
     accept: impl Fn(&L) -> std::io::Result<S>,
     active: Arc<AtomicUsize>,
-    token: Option<Arc<str>>,
+    token: Option<Arc<crate::auth::TokenCell>>,
 ) where
     S: Read + Write + Send + 'static + SetTimeouts,
 {

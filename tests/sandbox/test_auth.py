@@ -143,3 +143,29 @@ def test_a_token_file_others_can_read_or_a_short_token_is_refused(daemon_binary,
     assert r.returncode == 1 and "at least 16" in r.stderr, r
     r = _start(daemon_binary, tmp_path, "--token-file", str(tmp_path / "missing"))
     assert r.returncode == 1 and "missing" in r.stderr, r
+
+
+def test_sighup_rotates_the_token_and_a_bad_file_keeps_the_old_one(guarded, token_file):
+    import signal
+    import time
+
+    local, port = guarded
+    new = "0123456789abcdef0123456789abcdef"
+    old_client = Client(tcp=f"127.0.0.1:{port}", start=False, token=TOKEN)
+    new_client = Client(tcp=f"127.0.0.1:{port}", start=False, token=new)
+    assert old_client.run("print(1)")["stdout"] == "1\n"  # a kept-alive connection from here on
+    token_file.write_text(new + "\n")
+    os.kill(local._proc.pid, signal.SIGHUP)
+    time.sleep(0.2)
+    with pytest.raises(SandboxAuthError, match="token sent is wrong"):
+        old_client.run("print(1)")  # the same connection, checked against the new token
+    assert new_client.run("print(2)")["stdout"] == "2\n"
+    # A file others may read (or a short token) is refused; the current token stays.
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    os.kill(local._proc.pid, signal.SIGHUP)
+    time.sleep(0.2)
+    assert new_client.run("print(3)")["stdout"] == "3\n"
+    with pytest.raises(SandboxAuthError):
+        Client(tcp=f"127.0.0.1:{port}", start=False, token=TOKEN).run("print(4)")
+    assert local.run("print(5)")["stdout"] == "5\n"  # the daemon served on throughout
