@@ -1,4 +1,4 @@
-//! Languages beside Python, as a table: C++ and C (compiled to a native binary), Java (javac,
+//! Languages beside Python, as a table: C++, C and Rust (compiled to a native binary), Java (javac,
 //! then a JVM per run) and JavaScript (Node.js, nothing compiled). A request goes to the slot's
 //! harness G (as runs with files do): G writes the source into the run's /tmp, a first
 //! sandboxed child runs the compiler there (as the program's uid, under the same namespaces
@@ -75,7 +75,7 @@ const JVM_FLAGS: [&str; 6] = [
     "-Xlog:all=warning:stderr",
 ];
 
-pub const LANGUAGES: [LangSpec; 4] = [
+pub const LANGUAGES: [LangSpec; 5] = [
     LangSpec {
         name: "cpp",
         aliases: &["c++", "cxx"],
@@ -109,6 +109,27 @@ pub const LANGUAGES: [LangSpec; 4] = [
         compile_heap_flag: None,
         env: &[],
         min_processes: 0,
+    },
+    LangSpec {
+        name: "rust",
+        aliases: &["rs"],
+        label: "Rust",
+        source: "main.rs",
+        // Debian's; a rustup toolchain's rustc (not the ~/.cargo/bin proxy) works once its
+        // sysroot is in isolation.ro_paths.
+        compiler: "/usr/bin/rustc",
+        version_args: &["--version"],
+        // /usr/bin/cc is often an alternatives link through /etc, which the sandbox lacks.
+        flags: &["-O", "--edition=2021", "-Clinker=/usr/bin/gcc"],
+        libs: &[],
+        run_flags: &[],
+        build: Build::Native,
+        reserve_mb: 0,
+        heap_flag: None,
+        compile_heap_flag: None,
+        env: &[],
+        // rustc's codegen threads, then cc and ld.
+        min_processes: 32,
     },
     LangSpec {
         name: "java",
@@ -173,6 +194,7 @@ fn section<'a>(cfg: &'a Config, spec: &LangSpec) -> &'a CompilerConfig {
         "c" => &cfg.c,
         "java" => &cfg.java,
         "javascript" => &cfg.javascript,
+        "rust" => &cfg.rust,
         _ => &cfg.cpp,
     }
 }

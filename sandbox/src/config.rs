@@ -15,9 +15,10 @@ pub struct Config {
     pub c: CompilerConfig,
     pub java: CompilerConfig,
     pub javascript: CompilerConfig,
+    pub rust: CompilerConfig,
 }
 
-/// A language beside Python (`[cpp]`, `[c]`, `[java]`, `[javascript]`): compiled in the sandbox
+/// A language beside Python (`[cpp]`, `[c]`, `[rust]`, `[java]`, `[javascript]`): compiled in the sandbox
 /// (the compiler runs as the program's uid, under the same namespaces, filter and hard limits,
 /// with limits of its own), then run once per test. Unset keys take the language's defaults
 /// (compiled.rs `LANGUAGES`).
@@ -25,7 +26,7 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct CompilerConfig {
     /// The compiler (for JavaScript, the interpreter); empty = the language's default
-    /// (/usr/bin/g++, gcc, javac, node) when present (the language is off without one). It must
+    /// (/usr/bin/g++, gcc, rustc, javac, node) when present (the language is off without one). It must
     /// lie under a path bound into the sandbox (`/usr`, or `isolation.ro_paths`).
     pub compiler: String,
     /// The compiler's flags (before `-o /tmp/main /tmp/main.<ext>` for C and C++); for
@@ -269,6 +270,7 @@ impl Config {
             ("c", &self.c),
             ("java", &self.java),
             ("javascript", &self.javascript),
+            ("rust", &self.rust),
         ] {
             if c.compile_timeout_ms == 0 || c.compile_memory_mb < 64 {
                 return Err(format!(

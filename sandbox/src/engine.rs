@@ -223,7 +223,8 @@ pub(crate) fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
             || tail.contains("Cannot allocate memory")
             || tail.contains("out of memory")
             || tail.contains("std::bad_alloc")
-            || tail.contains("java.lang.OutOfMemoryError"))
+            || tail.contains("java.lang.OutOfMemoryError")
+            || (tail.contains("memory allocation of") && tail.contains("failed")))
     {
         "memory_limit"
     } else if exit_code != Some(0) || signal.is_some() {

@@ -27,7 +27,8 @@ def test_languages_lists_python_and_the_compiled_ones_whose_compiler_is_here(san
     import os
 
     langs = sandbox.languages()
-    tools = (("cpp", "/usr/bin/g++"), ("c", "/usr/bin/gcc"), ("java", "/usr/bin/javac"), ("javascript", "/usr/bin/node"))
+    tools = (("cpp", "/usr/bin/g++"), ("c", "/usr/bin/gcc"), ("rust", "/usr/bin/rustc"), ("java", "/usr/bin/javac"),
+             ("javascript", "/usr/bin/node"))
     compiled = [name for name, cc in tools if os.path.exists(cc)]
     assert [x["name"] for x in langs] == ["python", *compiled]
     assert langs[0]["version"].startswith("3.")

@@ -205,3 +205,55 @@ def test_a_missing_language_says_which_tool_is_absent(daemon_binary, tmp_path):
     with pytest.raises(Exception, match=r"javascript\.compiler"):
         with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--slots", "1", "--config", str(cfg)]):
             pass
+
+
+# ---- Rust (a rustup toolchain, configured by path: Debian's /usr/bin/rustc is rare) -----------
+
+RUST_SUM = textwrap.dedent("""
+    use std::io::Read;
+    fn main() {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).unwrap();
+        let v: Vec<i64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        println!("{}", v[0] + v[1]);
+    }
+""")
+
+
+@pytest.fixture(scope="module")
+def rust(daemon_binary, tmp_path_factory):
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    if os.path.exists("/usr/bin/rustc"):
+        rustc, sysroot = "/usr/bin/rustc", "/usr"
+    elif shutil.which("rustc"):
+        sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip()
+        rustc = os.path.join(sysroot, "bin", "rustc")
+    else:
+        pytest.skip("no rustc on this machine")
+    tmp = tmp_path_factory.mktemp("rust")
+    cfg = tmp / "d.toml"
+    ro = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/localtime", sysroot]
+    cfg.write_text(f'[rust]\ncompiler = "{rustc}"\n[isolation]\nuid_base = 1860000\nro_paths = {ro!r}\n'.replace("'", '"'))
+    with Client(str(tmp / "d.sock"), binary=daemon_binary, daemon_args=["--slots", "1", "--config", str(cfg)]) as c:
+        yield c
+
+
+def test_rust_compiles_runs_and_is_contained(rust):
+    assert "rust" in rust.health()["languages"]
+    r = rust.run(RUST_SUM, "2 40", language="rust", timeout_ms=20000)
+    assert (r["status"], r["stdout"]) == ("ok", "42\n"), r
+    r = rust.run("fn main() { let x: i32 = \"no\"; }", language="rs", timeout_ms=20000)
+    assert r["status"] == "runtime_error" and r["message"] == "compilation failed" and "E0308" in r["stderr"], r
+    tests = [{"stdin": f"{i} {i}", "expected_stdout": str(2 * i)} for i in range(20)]
+    t = rust.run_tests(RUST_SUM, tests, language="rust", timeout_ms=20000)
+    assert t["passed"] == 20, t
+    r = rust.run('fn main() { println!("{:?}", std::fs::read("/etc/shadow").map(|_| ()).map_err(|e| e.kind())); '
+                 'println!("{:?}", std::net::TcpStream::connect("127.0.0.1:22").map(|_| ()).map_err(|e| e.raw_os_error())); '
+                 'let v: Vec<u8> = std::hint::black_box(vec![1; 1 << 34]); println!("{}", v[1 << 33]); }', language="rust", memory_mb=256,
+                 timeout_ms=20000)
+    assert r["stdout"].splitlines()[:2] == ["Err(NotFound)", "Err(Some(97))"], r  # 97: EAFNOSUPPORT
+    assert r["status"] == "memory_limit" and r["signal"] == 6, r  # the allocation fails: abort

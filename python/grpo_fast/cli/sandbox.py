@@ -16,7 +16,8 @@ from grpo_fast.sandbox.pool import Pool
 from grpo_fast.sandbox.tests_format import normalize_tests
 
 # A file's language by its extension (anything else is Python).
-EXTENSIONS = {"cpp": (".cpp", ".cc", ".cxx"), "c": (".c",), "java": (".java",), "javascript": (".js", ".mjs")}
+EXTENSIONS = {"cpp": (".cpp", ".cc", ".cxx"), "c": (".c",), "rust": (".rs",), "java": (".java",),
+              "javascript": (".js", ".mjs")}
 
 socket_option = click.option(
     "--socket", "socket_path", default=None, metavar="PATH",
@@ -153,8 +154,8 @@ def _pool_status(endpoints: str, as_json: bool) -> None:
 @click.option("--memory-mb", type=int, default=None, help="Address-space limit (clamped by the daemon).")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's full answer as JSON.")
 @click.option("--language", default=None, metavar="LANG",
-              help="python, cpp, c, java or javascript (default: from FILE's extension: .cpp, .cc, .cxx, .c, "
-                   ".java, .js, .mjs; else Python).")
+              help="python, cpp, c, rust, java or javascript (default: from FILE's extension: .cpp, .cc, .cxx, "
+                   ".c, .rs, .java, .js, .mjs; else Python).")
 @click.option("--sandbox", "endpoints", default=None, metavar="ENDPOINTS",
               help="Run on these daemons instead (unix:/a.sock,tcp:host:8787; a TCP token comes from "
                    "$GRPO_SANDBOX_TOKEN or $GRPO_SANDBOX_TOKEN_FILE).")

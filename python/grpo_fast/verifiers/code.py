@@ -19,7 +19,7 @@ _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\n`]*)\n(.*?)(?:^[ \t]*\1[ \t]*
 
 # Fence tags per language the daemon runs (the daemon's own aliases are among them).
 LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}, "cpp": {"cpp", "c++", "cxx", "cc"}, "c": {"c"},
-                 "java": {"java"}, "javascript": {"javascript", "js", "node", "nodejs"}}
+                 "rust": {"rust", "rs"}, "java": {"java"}, "javascript": {"javascript", "js", "node", "nodejs"}}
 
 
 def canonical_language(language: str) -> str:
@@ -54,10 +54,10 @@ def _excerpt(text: str, limit: int) -> str:
 class CodeVerifier(Verifier):
     """Scores code responses by running them against the record's `tests` (docs/sandbox.md).
 
-    language: the program's language, "python", "cpp", "c", "java" or "javascript" (aliases: py,
-        c++, cxx, js): the fenced block extracted and how the daemon runs it (C, C++ and Java are
-        compiled once per response, then run per test; all but Python take stdin/stdout tests
-        only).
+    language: the program's language, "python", "cpp", "c", "rust", "java" or "javascript"
+        (aliases: py, c++, cxx, rs, js): the fenced block extracted and how the daemon runs it
+        (C, C++, Rust and Java are compiled once per response, then run per test; all but
+        Python take stdin/stdout tests only).
     scoring: "fraction" (tests passed / total) or "all" (1.0 only when every test passes).
     tests_field: the record field holding the tests.
     timeout_ms, memory_mb: per-test limits (the daemon clamps them to its maxima).
