@@ -75,40 +75,40 @@ const JVM_FLAGS: [&str; 6] = [
     "-Xlog:all=warning:stderr",
 ];
 
+/// C++, and what every language takes unless its row says otherwise: a native binary, no
+/// runtime flags, reservations or environment of its own.
+const CPP: LangSpec = LangSpec {
+    name: "cpp",
+    aliases: &["c++", "cxx"],
+    label: "C++",
+    source: "main.cpp",
+    compiler: "/usr/bin/g++",
+    version_args: &["-dumpfullversion"],
+    flags: &["-O2", "-std=gnu++17", "-pipe"],
+    libs: &[],
+    run_flags: &[],
+    build: Build::Native,
+    reserve_mb: 0,
+    heap_flag: None,
+    compile_heap_flag: None,
+    env: &[],
+    min_processes: 0,
+};
+
+/// glibc's per-thread malloc arenas reserve 64 MB of address space each: two are plenty.
+const FEW_ARENAS: &[(&str, &str)] = &[("MALLOC_ARENA_MAX", "2")];
+
 pub const LANGUAGES: [LangSpec; 5] = [
-    LangSpec {
-        name: "cpp",
-        aliases: &["c++", "cxx"],
-        label: "C++",
-        source: "main.cpp",
-        compiler: "/usr/bin/g++",
-        version_args: &["-dumpfullversion"],
-        flags: &["-O2", "-std=gnu++17", "-pipe"],
-        libs: &[],
-        run_flags: &[],
-        build: Build::Native,
-        reserve_mb: 0,
-        heap_flag: None,
-        compile_heap_flag: None,
-        env: &[],
-        min_processes: 0,
-    },
+    CPP,
     LangSpec {
         name: "c",
         aliases: &[],
         label: "C",
         source: "main.c",
         compiler: "/usr/bin/gcc",
-        version_args: &["-dumpfullversion"],
         flags: &["-O2", "-std=gnu11", "-pipe"],
         libs: &["-lm"],
-        run_flags: &[],
-        build: Build::Native,
-        reserve_mb: 0,
-        heap_flag: None,
-        compile_heap_flag: None,
-        env: &[],
-        min_processes: 0,
+        ..CPP
     },
     LangSpec {
         name: "rust",
@@ -121,15 +121,9 @@ pub const LANGUAGES: [LangSpec; 5] = [
         version_args: &["--version"],
         // /usr/bin/cc is often an alternatives link through /etc, which the sandbox lacks.
         flags: &["-O", "--edition=2021", "-Clinker=/usr/bin/gcc"],
-        libs: &[],
-        run_flags: &[],
-        build: Build::Native,
-        reserve_mb: 0,
-        heap_flag: None,
-        compile_heap_flag: None,
-        env: &[],
         // rustc's codegen threads, then cc and ld.
         min_processes: 32,
+        ..CPP
     },
     LangSpec {
         name: "java",
@@ -139,15 +133,14 @@ pub const LANGUAGES: [LangSpec; 5] = [
         compiler: "/usr/bin/javac",
         version_args: &["-version"],
         flags: &["-encoding", "UTF-8", "-nowarn", "-J-XX:TieredStopAtLevel=1"],
-        libs: &[],
         run_flags: &["-Xss16m", "-Xshare:auto"],
         build: Build::Jvm,
         reserve_mb: 768,
         heap_flag: Some("-Xmx{}m"),
         compile_heap_flag: Some("-J-Xmx{}m"),
-        // glibc's per-thread malloc arenas reserve 64 MB each: two are plenty.
-        env: &[("MALLOC_ARENA_MAX", "2")],
+        env: FEW_ARENAS,
         min_processes: 64,
+        ..CPP
     },
     LangSpec {
         name: "javascript",
@@ -157,14 +150,12 @@ pub const LANGUAGES: [LangSpec; 5] = [
         compiler: "/usr/bin/node",
         version_args: &["--version"],
         flags: &[],
-        libs: &[],
-        run_flags: &[],
         build: Build::Script,
         reserve_mb: 1024,
         heap_flag: Some("--max-old-space-size={}"),
-        compile_heap_flag: None,
-        env: &[("MALLOC_ARENA_MAX", "2")],
+        env: FEW_ARENAS,
         min_processes: 32,
+        ..CPP
     },
 ];
 
@@ -190,13 +181,11 @@ impl std::fmt::Debug for LangSpec {
 }
 
 fn section<'a>(cfg: &'a Config, spec: &LangSpec) -> &'a CompilerConfig {
-    match spec.name {
-        "c" => &cfg.c,
-        "java" => &cfg.java,
-        "javascript" => &cfg.javascript,
-        "rust" => &cfg.rust,
-        _ => &cfg.cpp,
-    }
+    let sections = cfg.language_sections();
+    sections
+        .iter()
+        .find(|(name, _)| *name == spec.name)
+        .map_or(&cfg.cpp, |(_, c)| *c)
 }
 
 /// Every language whose tool is present (`/languages` lists them), and the paths beyond
@@ -846,5 +835,12 @@ mod tests {
             .collect();
         assert_eq!(found, vec![top.to_string_lossy().into_owned()]);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn every_language_has_its_own_section() {
+        let cfg = Config::default();
+        let names: Vec<_> = cfg.language_sections().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, LANGUAGES.iter().map(|l| l.name).collect::<Vec<_>>());
     }
 }

@@ -34,7 +34,7 @@ pub struct CompilerConfig {
     pub flags: Option<Vec<String>>,
     /// Arguments after the source (libraries, e.g. `-lm`); unset = the language's.
     pub libs: Option<Vec<String>>,
-    /// The runtime's flags for each run (Java: the JVM's, e.g. `-Xss64m`); unset = the
+    /// The runtime's flags for each run (Java: the JVM's, e.g. `-Xss16m`); unset = the
     /// language's.
     pub run_flags: Option<Vec<String>>,
     /// Wall-clock limit of one compile (a template bomb stops here).
@@ -239,6 +239,17 @@ impl Default for IsolationConfig {
 }
 
 impl Config {
+    /// Each language section beside Python by its name (compiled.rs `LANGUAGES` names).
+    pub fn language_sections(&self) -> [(&'static str, &CompilerConfig); 5] {
+        [
+            ("cpp", &self.cpp),
+            ("c", &self.c),
+            ("rust", &self.rust),
+            ("java", &self.java),
+            ("javascript", &self.javascript),
+        ]
+    }
+
     pub fn load(path: &Path) -> Result<Config, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
@@ -265,13 +276,7 @@ impl Config {
         if l.tests_per_process == 0 {
             return Err("limits.tests_per_process must be >= 1".into());
         }
-        for (name, c) in [
-            ("cpp", &self.cpp),
-            ("c", &self.c),
-            ("java", &self.java),
-            ("javascript", &self.javascript),
-            ("rust", &self.rust),
-        ] {
+        for (name, c) in self.language_sections() {
             if c.compile_timeout_ms == 0 || c.compile_memory_mb < 64 {
                 return Err(format!(
                     "{name}: compile_timeout_ms > 0, compile_memory_mb >= 64"

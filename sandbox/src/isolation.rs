@@ -235,7 +235,6 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
             return fail(format!("joining cgroup {}: {e}", procs.display()));
         }
     }
-
     if down.write_all(b"m").is_err() {
         return fail("slot keeper vanished".into());
     }

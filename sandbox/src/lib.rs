@@ -278,7 +278,7 @@ fn run(args: Args) -> Result<(), String> {
     let (compilers, needed) = compiled::resolve_compilers(&cfg, &ro_paths)?;
     ro_paths.extend(needed);
     let slots = cfg.slots();
-    let mut cgroups = if isolated && cfg.isolation.cgroup == "auto" {
+    let cgroups = if isolated && cfg.isolation.cgroup == "auto" {
         // A slot's runs follow each other, so its cgroup holds one run's memory at a time,
         // plus the zygote and its spares.
         limits::Cgroups::setup(
@@ -289,7 +289,7 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         limits::Cgroups::none(slots)
     };
-    let cgroup = cgroups.info.take().expect("cgroup info");
+    let cgroup = cgroups.info.clone();
     let mut iargs = vec!["-I".to_string(), "-B".to_string()];
     if !cfg.python.site_packages {
         iargs.push("-S".into());

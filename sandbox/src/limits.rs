@@ -41,7 +41,7 @@ impl RunLimits {
 }
 
 /// How processes and memory are bounded, as reported by /health.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CgroupInfo {
     /// "cgroup-v1-pids+rlimit-nproc" when a per-slot pids cgroup is in use, else "rlimit-nproc".
     pub pids: String,
@@ -60,7 +60,7 @@ pub struct Cgroups {
     pub procs: Vec<Vec<PathBuf>>,
     /// Per slot: its memory cgroup's `memory.oom_control`, when there is one.
     pub oom_control: Vec<Option<PathBuf>>,
-    pub info: Option<CgroupInfo>,
+    pub info: CgroupInfo,
     /// What to remove at shutdown, children before parents.
     dirs: Vec<PathBuf>,
 }
@@ -186,7 +186,7 @@ impl Cgroups {
                 cg.oom_control[i] = dir.map(|d| d.join("memory.oom_control"));
             }
         }
-        cg.info = Some(CgroupInfo {
+        cg.info = CgroupInfo {
             pids: if pids {
                 "cgroup-v1-pids+rlimit-nproc"
             } else {
@@ -200,7 +200,7 @@ impl Cgroups {
             }
             .into(),
             note: Some(notes.join("; ")),
-        });
+        };
         cg
     }
 
@@ -209,11 +209,11 @@ impl Cgroups {
         Cgroups {
             procs: vec![Vec::new(); slots],
             oom_control: vec![None; slots],
-            info: Some(CgroupInfo {
+            info: CgroupInfo {
                 pids: "rlimit-nproc".into(),
                 memory: "rlimit-as".into(),
                 note: Some("disabled".into()),
-            }),
+            },
             dirs: Vec::new(),
         }
     }

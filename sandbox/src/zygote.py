@@ -119,7 +119,6 @@ def load_native(own_pidns):
         ("zh_request_budget", ctypes.c_uint32, []),
         ("zh_die", None, []),
         ("zh_setup_run", ctypes.c_int, []),
-        ("zh_harness_unit", ctypes.c_int, [ctypes.POINTER(ctypes.c_int32), ctypes.c_uint32, ctypes.c_uint32]),
         ("zh_harness_units", ctypes.c_int,
          [ctypes.POINTER(ctypes.c_int32), ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32]),
         ("zh_compile_request", ctypes.py_object, [ctypes.c_int]),
@@ -617,7 +616,7 @@ def fetch_files(names, cap):
 
 class Child:
     """A T forked by a harness G, waiting for its request on `ctl_w`; `out` is what zh_spawn
-    reported (pid, pipes), which zh_harness_unit captures from. (The zygote's own children live
+    reported (pid, pipes), which zh_harness_units captures from. (The zygote's own children live
     in zygote_native.c.)"""
 
     def __init__(self, out, n_units):
@@ -667,8 +666,7 @@ def harness_main(data):
     lim = req["limits"]
     child, SPARE[0] = SPARE[0], None
     dispatch(child, req["units"], lim, req["code"])
-    if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
-        raise OSError(H.zh_error().decode())
+    harness_units(child, 1, lim)
     reply = {}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])
@@ -679,14 +677,26 @@ def exec_in_child(child, step, stdin, fork_next=0):
     """One unit in a T forked by G that execs `step`'s argv (in G's /tmp) under its limits and
     env; streamed to the daemon. `fork_next`: forks (and returns) the next T, with that many
     units, while this one runs, so that its fork and isolation are paid on the other core."""
-    lim = step["limits"]
-    msg = json.dumps({"units": [{"stdin": stdin}], "limits": lim, "code": "", "argv": step["argv"],
-                      "env": step.get("env") or {}})
-    send_units(child, 0, 1, msg.encode())
+    send_exec(child, step, [{"stdin": stdin}])
     nxt = fork_child(fork_next, setup=False) if fork_next else None
-    if H.zh_harness_unit(child.out, lim["timeout_ms"], lim["max_output_bytes"]) != 0:
-        raise OSError(H.zh_error().decode())
+    harness_units(child, 1, step["limits"])
     return nxt
+
+
+def send_exec(child, step, units, spawn=False):
+    """Hands T units that exec (or, `spawn`: that T spawns) `step`'s argv under its limits and env."""
+    msg = {"units": units, "limits": step["limits"], "code": "", "argv": step["argv"], "env": step.get("env") or {}}
+    if spawn:
+        msg["spawn"] = True
+    send_units(child, 0, len(units), json.dumps(msg).encode())
+
+
+def harness_units(child, n, lim):
+    """Captures T's first `n` units (zh_harness_units); returns how many T ran before it died."""
+    done = H.zh_harness_units(child.out, n, lim["timeout_ms"], lim["max_output_bytes"])
+    if done < 0:
+        raise OSError(H.zh_error().decode())
+    return done
 
 
 def units_per_runner():
@@ -699,19 +709,13 @@ def run_units(child, run, units):
     process per unit (`spawn_units`), the first batch in `child` (a T of one unit, forked
     while the compile ran). A T that dies (a unit past its deadline, a crash) ends its batch
     there; the units after it go to a new T."""
-    lim = run["limits"]
     k = 0
     while k < len(units):
-        n = child.n_units if child is not None else min(units_per_runner(), len(units) - k)
         if child is None:
-            child = fork_child(n, setup=False)
-        msg = json.dumps({"units": units[k:k + n], "limits": lim, "code": "", "argv": run["argv"],
-                          "env": run.get("env") or {}, "spawn": True})
-        send_units(child, 0, n, msg.encode())
-        done = H.zh_harness_units(child.out, n, lim["timeout_ms"], lim["max_output_bytes"])
-        if done < 0:
-            raise OSError(H.zh_error().decode())
-        k += max(done, 1)
+            child = fork_child(min(units_per_runner(), len(units) - k), setup=False)
+        n = child.n_units
+        send_exec(child, run, units[k:k + n], spawn=True)
+        k += max(harness_units(child, n, run["limits"]), 1)
         child = None
 
 

@@ -64,8 +64,8 @@ impl Slot {
             pending_done: None,
             oom: spec
                 .oom_control
-                .clone()
-                .map(|p| (p.clone(), crate::limits::oom_kills(&p).unwrap_or(0))),
+                .as_ref()
+                .map(|p| (p.clone(), crate::limits::oom_kills(p).unwrap_or(0))),
         };
         let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
         let res = slot

@@ -954,33 +954,11 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
     return 0;
 }
 
-/* For zygote.py: a harness G captures its T's unit here too (`out` as zh_spawn filled it, the
- * request already sent), streams it as an 'o' frame and reaps T before the harness reads any
- * result file. */
-int zh_harness_unit(const int32_t *out, uint32_t timeout_ms, uint32_t cap) {
-    struct child c;
-    memset(&c, 0, sizeof c);
-    c.pid = out[0];
-    c.ctl_w = -1;
-    c.pidfd = out[2];
-    c.n_units = c.started = 1;
-    for (int j = 0; j < 3; j++)
-        c.fds[0][j] = out[3 + j];
-    struct unit_out u;
-    int alive;
-    if (collect_unit(&c, 0, timeout_ms, cap, now_s(), &u, &alive) != 0)
-        return -1;
-    int sent = send_unit(&u);
-    explicit_bzero(&u, sizeof u);
-    if (c.n_units)
-        close_child(&c, 1, NULL, NULL);
-    reap_later();
-    return sent == 0 ? 0 : fail("write to daemon");
-}
-
-/* As zh_harness_unit for a T that runs `n` units one after another (it spawns a program per
- * unit and reports each): streams every unit as it ends; returns how many were captured before
- * T died (a unit past its deadline or over the output cap kills T), n when all were, or -1. */
+/* For zygote.py: a harness G captures its T's units here too (`out` as zh_spawn filled it, the
+ * request already sent), one after another (a runner T spawns a program per unit and reports
+ * each), streaming each as an 'o' frame, and reaps T before the harness reads any result file.
+ * Returns how many were captured before T died (a unit past its deadline or over the output
+ * cap kills T), n when all were, or -1. */
 int zh_harness_units(const int32_t *out, int n, uint32_t timeout_ms, uint32_t cap) {
     struct child c;
     memset(&c, 0, sizeof c);
