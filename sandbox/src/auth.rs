@@ -2,49 +2,19 @@
 //! mode (0660, owned by the daemon's user); a TCP port is reachable by anyone on the network
 //! (or, on loopback, by every local user), so there every request must carry the token.
 
+use crate::reload::Reloadable;
 use std::net::ToSocketAddrs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-
-/// Set by SIGHUP: the token file is read again before the next TCP request is checked.
-pub static RELOAD: AtomicBool = AtomicBool::new(false);
+use std::path::Path;
+use std::sync::Arc;
 
 /// The TCP listener's token, replaceable while the daemon runs: `kill -HUP` after writing a new
 /// token file rotates it without a restart (connections already open check every request
 /// against the current one). A file that no longer passes `load_token` keeps the old token.
-pub struct TokenCell {
-    path: PathBuf,
-    current: RwLock<Arc<str>>,
-}
+pub type TokenCell = Reloadable<str>;
 
-impl TokenCell {
-    pub fn load(path: &Path) -> Result<TokenCell, String> {
-        Ok(TokenCell {
-            path: path.to_path_buf(),
-            current: RwLock::new(load_token(path)?.into()),
-        })
-    }
-
-    /// The token to check a request against, after a reload that SIGHUP asked for.
-    pub fn current(&self) -> Arc<str> {
-        if RELOAD.swap(false, Ordering::SeqCst) {
-            match load_token(&self.path) {
-                Ok(t) => {
-                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = t.into();
-                    crate::log::info("token reloaded", &[]);
-                }
-                Err(e) => crate::log::warn(
-                    "token not reloaded: the old one stays",
-                    &[("error", e.into())],
-                ),
-            }
-        }
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
+pub fn token_cell(path: &Path) -> Result<TokenCell, String> {
+    let path = path.to_path_buf();
+    Reloadable::new("token", move || load_token(&path).map(Arc::from))
 }
 
 /// Shortest token accepted: 16 characters of a random hex or base64 string is 64+ bits.
@@ -53,21 +23,27 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// Reads the token from `path`: one line of visible ASCII (it travels in an HTTP header), at
 /// least `MIN_TOKEN_LEN` long, in a file that neither group nor others may read.
 pub fn load_token(path: &Path) -> Result<String, String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)
+    check_private_file(path, "server.token_file")?;
+    let text = std::fs::read_to_string(path)
         .map_err(|e| format!("server.token_file {}: {e}", path.display()))?;
+    check_token(text.trim_end_matches(['\n', '\r']))
+        .map_err(|e| format!("server.token_file {}: {e}", path.display()))
+}
+
+/// A secret's file (`key` names it in errors) must be the daemon's alone: neither group nor
+/// others may read or write it.
+pub fn check_private_file(path: &Path, key: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "server.token_file {} has mode {:o}: group and others must not be able to read or write it \
+            "{key} {} has mode {:o}: group and others must not be able to read or write it \
              (chmod 600 it)",
             path.display(),
             meta.mode() & 0o7777
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("server.token_file {}: {e}", path.display()))?;
-    check_token(text.trim_end_matches(['\n', '\r']))
-        .map_err(|e| format!("server.token_file {}: {e}", path.display()))
+    Ok(())
 }
 
 /// The token itself: one line of visible ASCII, no spaces, long enough to not be guessed.

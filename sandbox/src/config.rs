@@ -67,6 +67,10 @@ pub struct ServerConfig {
     /// 0600 or stricter. Empty = no token, which is allowed on loopback only unless
     /// `allow_unauthenticated_tcp`. The Unix socket is guarded by its file mode instead.
     pub token_file: String,
+    /// PEM certificate chain and private key (mode 0600) for TLS on the TCP listener; both
+    /// empty = plain TCP. Read again on SIGHUP. The Unix socket is never TLS.
+    pub tls_cert: String,
+    pub tls_key: String,
     /// Listen beyond loopback without a token (a private network with access control of its own).
     pub allow_unauthenticated_tcp: bool,
     /// Largest accepted request body.
@@ -154,6 +158,8 @@ impl Default for ServerConfig {
             socket: String::new(),
             tcp: String::new(),
             token_file: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             allow_unauthenticated_tcp: false,
             max_request_bytes: 64 << 20,
             max_connections: 512,
@@ -285,6 +291,25 @@ impl Config {
         }
         if !matches!(self.isolation.cgroup.as_str(), "auto" | "off") {
             return Err("isolation.cgroup must be \"auto\" or \"off\"".into());
+        }
+        Ok(())
+    }
+
+    /// TLS needs both files and a TCP listener to speak it on (checked once the command line
+    /// has been applied over the file).
+    pub fn check_tls(&self) -> Result<(), String> {
+        let s = &self.server;
+        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
+            return Err(
+                "TLS needs both server.tls_cert and server.tls_key (--tls-cert, --tls-key)".into(),
+            );
+        }
+        if !s.tls_cert.is_empty() && s.tcp.is_empty() {
+            return Err(
+                "server.tls_cert is set but there is no TCP listener (server.tcp, --tcp): \
+                        the Unix socket is never TLS"
+                    .into(),
+            );
         }
         Ok(())
     }

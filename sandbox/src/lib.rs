@@ -12,8 +12,10 @@ pub mod isolation;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod reload;
 pub mod seccomp;
 pub mod server;
+pub mod tls;
 pub mod zygote;
 
 use config::Config;
@@ -32,7 +34,8 @@ const USAGE: &str =
     "grpo-sandboxd: runs untrusted programs in isolated, pre-warmed sandboxes (HTTP/JSON API)
 
 usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--token-file FILE]
-                     [--slots N] [--quiet] [--insecure-no-isolation] [--check]
+                     [--tls-cert FILE --tls-key FILE] [--slots N] [--quiet]
+                     [--insecure-no-isolation] [--check]
 
   --config FILE              TOML configuration (every key optional; see grpo-sandboxd.toml)
   --socket PATH              Unix socket to listen on (default: $GRPO_SANDBOX_SOCKET, else
@@ -41,6 +44,8 @@ usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--token-file 
                              with a token, or server.allow_unauthenticated_tcp)
   --token-file FILE          token TCP requests must send as `Authorization: Bearer TOKEN`
                              (mode 0600; clients read $GRPO_SANDBOX_TOKEN[_FILE])
+  --tls-cert FILE            PEM certificate chain: the TCP listener speaks TLS (1.2, 1.3)
+  --tls-key FILE             its PEM private key (mode 0600); both reread on SIGHUP
   --slots N                  warm interpreters / concurrent runs (default: CPU cores)
   --quiet                    log warnings and errors only
   --insecure-no-isolation    run without namespaces (rlimits + seccomp only); for machines
@@ -57,6 +62,8 @@ struct Args {
     socket: Option<String>,
     tcp: Option<String>,
     token_file: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     slots: Option<usize>,
     quiet: bool,
     insecure: bool,
@@ -69,6 +76,8 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
         socket: None,
         tcp: None,
         token_file: None,
+        tls_cert: None,
+        tls_key: None,
         slots: None,
         quiet: false,
         insecure: false,
@@ -96,6 +105,8 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
             "--socket" => a.socket = Some(value("--socket")?),
             "--tcp" => a.tcp = Some(value("--tcp")?),
             "--token-file" => a.token_file = Some(value("--token-file")?),
+            "--tls-cert" => a.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => a.tls_key = Some(value("--tls-key")?),
             "--slots" => {
                 a.slots = Some(
                     value("--slots")?
@@ -162,7 +173,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 extern "C" fn on_hangup(_: libc::c_int) {
-    auth::RELOAD.store(true, Ordering::SeqCst);
+    reload::HANGUPS.fetch_add(1, Ordering::SeqCst);
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -230,6 +241,12 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(t) = args.token_file {
         cfg.server.token_file = t;
     }
+    if let Some(t) = args.tls_cert {
+        cfg.server.tls_cert = t;
+    }
+    if let Some(t) = args.tls_key {
+        cfg.server.tls_key = t;
+    }
     if let Some(n) = args.slots {
         cfg.pool.slots = n;
     }
@@ -237,9 +254,18 @@ fn run(args: Args) -> Result<(), String> {
     let token: Option<Arc<auth::TokenCell>> = if cfg.server.token_file.is_empty() {
         None
     } else {
-        Some(Arc::new(auth::TokenCell::load(Path::new(
+        Some(Arc::new(auth::token_cell(Path::new(
             &cfg.server.token_file,
         ))?))
+    };
+    cfg.check_tls()?;
+    let tls: Option<Arc<tls::TlsConfig>> = if cfg.server.tls_cert.is_empty() {
+        None
+    } else {
+        Some(Arc::new(tls::tls_config(
+            &cfg.server.tls_cert,
+            &cfg.server.tls_key,
+        )?))
     };
     auth::check_tcp_policy(
         &cfg.server.tcp,
@@ -378,8 +404,11 @@ fn run(args: Args) -> Result<(), String> {
         let fd = tcp.as_raw_fd();
         let (e, a) = (engine.clone(), active.clone());
         let t = token.clone();
-        threads.push(std::thread::spawn(move || {
-            server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a, t)
+        threads.push(std::thread::spawn(move || match tls {
+            Some(tls) => {
+                server::accept_loop(e, tcp, fd, move |l| tls::wrap(&tls, l.accept()?.0), a, t)
+            }
+            None => server::accept_loop(e, tcp, fd, |l| l.accept().map(|(s, _)| s), a, t),
         }));
     }
     log::info(
@@ -388,6 +417,7 @@ fn run(args: Args) -> Result<(), String> {
             ("socket", socket.to_string_lossy().into_owned().into()),
             ("tcp", engine.cfg.server.tcp.clone().into()),
             ("tcp_token", token.is_some().into()),
+            ("tcp_tls", (!engine.cfg.server.tls_cert.is_empty()).into()),
             ("slots", engine.pool.size.into()),
             ("isolated", isolated.into()),
             ("python", engine.python_version.clone().into()),

@@ -243,7 +243,8 @@ fn health(engine: &Engine) -> Value {
         "limits": engine.cfg.limits,
         "max_request_bytes": engine.cfg.server.max_request_bytes,
         "tcp": if engine.cfg.server.tcp.is_empty() { Value::Null } else {
-            json!({"address": engine.cfg.server.tcp, "token": !engine.cfg.server.token_file.is_empty()})
+            json!({"address": engine.cfg.server.tcp, "token": !engine.cfg.server.token_file.is_empty(),
+                   "tls": !engine.cfg.server.tls_cert.is_empty()})
         },
     })
 }
@@ -251,12 +252,40 @@ fn health(engine: &Engine) -> Value {
 /// Serves one connection until the client closes it, asks to, or the daemon shuts down. With a
 /// `token`, a request without `Authorization: Bearer <token>` is answered 401 and the
 /// connection closed, before anything of it is routed.
-pub fn handle_connection<S: Read + Write>(
+pub fn handle_connection<S: Transport>(
     engine: &Engine,
     stream: S,
     token: Option<&crate::auth::TokenCell>,
 ) {
     let mut reader = BufReader::with_capacity(64 << 10, stream);
+    serve(engine, &mut reader, token);
+    reader.get_mut().finish();
+}
+
+/// A TLS handshake that failed (a plain-HTTP client, an unknown CA) ends in a read error: say
+/// why, or the operator sees only clients that cannot connect. Timeouts and resets stay quiet.
+fn read_failed(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        log::warn("connection dropped", &[("error", e.to_string().into())]);
+    }
+}
+
+fn serve<S: Read + Write>(
+    engine: &Engine,
+    reader: &mut BufReader<S>,
+    token: Option<&crate::auth::TokenCell>,
+) {
+    // A TLS client on a plain listener sends a handshake record (0x16), which has no line end
+    // to wait for: close at once, so it fails fast with its own "not TLS" error.
+    match reader.fill_buf() {
+        Ok([0x16, ..]) => {
+            let e = "a TLS handshake on a plain listener (give the daemon --tls-cert, or connect without TLS)";
+            log::warn("connection dropped", &[("error", e.into())]);
+            return;
+        }
+        Err(e) => return read_failed(&e),
+        Ok(_) => {}
+    }
     loop {
         let mut head = Vec::new();
         // Read until the blank line ending the head.
@@ -269,7 +298,7 @@ pub fn handle_connection<S: Read + Write>(
             {
                 Ok(0) => return,
                 Ok(_) => {}
-                Err(_) => return,
+                Err(e) => return read_failed(&e),
             }
             if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
                 break;
@@ -416,7 +445,7 @@ pub fn accept_loop<L, S>(
     active: Arc<AtomicUsize>,
     token: Option<Arc<crate::auth::TokenCell>>,
 ) where
-    S: Read + Write + Send + 'static + SetTimeouts,
+    S: Transport,
 {
     while !SHUTDOWN.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
@@ -435,7 +464,9 @@ pub fn accept_loop<L, S>(
         stream.set_timeouts();
         if active.load(Ordering::Relaxed) >= engine.cfg.server.max_connections {
             let mut s = stream;
-            let _ = write_response(&mut s, &error(503, "busy", "too many connections"), false);
+            if s.answers_busy() {
+                let _ = write_response(&mut s, &error(503, "busy", "too many connections"), false);
+            }
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);
@@ -454,19 +485,26 @@ pub fn accept_loop<L, S>(
     }
 }
 
-/// Idle keep-alive connections are dropped after a while; a slow client cannot hold a thread.
-pub trait SetTimeouts {
+/// A connection the listeners serve: a Unix socket, TCP, or TLS over TCP (`tls.rs`).
+pub trait Transport: Read + Write + Send + 'static {
+    /// Idle keep-alive connections are dropped after a while; a slow client cannot hold a thread.
     fn set_timeouts(&self);
+    /// Whether a connection over `max_connections` can be told "busy" with one cheap write.
+    fn answers_busy(&self) -> bool {
+        true
+    }
+    /// Called once the connection is done with.
+    fn finish(&mut self) {}
 }
 
-impl SetTimeouts for std::os::unix::net::UnixStream {
+impl Transport for std::os::unix::net::UnixStream {
     fn set_timeouts(&self) {
         let _ = self.set_read_timeout(Some(Duration::from_secs(300)));
         let _ = self.set_write_timeout(Some(Duration::from_secs(60)));
     }
 }
 
-impl SetTimeouts for std::net::TcpStream {
+impl Transport for std::net::TcpStream {
     fn set_timeouts(&self) {
         let _ = self.set_read_timeout(Some(Duration::from_secs(300)));
         let _ = self.set_write_timeout(Some(Duration::from_secs(60)));

@@ -77,7 +77,7 @@ def test_with_the_token_tcp_serves_and_the_unix_socket_needs_none(guarded, monke
     remote = Client(tcp=f"127.0.0.1:{port}", start=False, token=TOKEN)
     assert remote.run("print(6 * 7)")["stdout"] == "42\n"
     health = remote.health()
-    assert health["slots"] == 1 and health["tcp"] == {"address": f"127.0.0.1:{port}", "token": True}
+    assert health["slots"] == 1 and health["tcp"] == {"address": f"127.0.0.1:{port}", "token": True, "tls": False}
     assert _raw(port, f"GET /health HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
                 ).startswith(b"HTTP/1.1 200 ")
     assert local.run("print('unix')")["stdout"] == "unix\n"

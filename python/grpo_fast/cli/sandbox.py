@@ -46,18 +46,23 @@ def sandbox() -> None:
 @click.option("--tcp", default=None, metavar="ADDR", help="Also listen on TCP, e.g. 127.0.0.1:8787.")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Token TCP clients must send (mode 0600; clients read $GRPO_SANDBOX_TOKEN_FILE).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM certificate chain: the TCP listener speaks TLS (clients: tls: endpoints, $GRPO_SANDBOX_CA_FILE).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The certificate's PEM private key (mode 0600).")
 @click.option("--slots", type=int, default=None, help="Warm interpreters / concurrent runs (default: cores).")
 @click.option("--insecure-no-isolation", is_flag=True,
               help="Run without namespaces (rlimits + seccomp only). Trusted code only.")
 @click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
-def serve(socket_path, config, tcp, token_file, slots, insecure_no_isolation, quiet) -> None:
+def serve(socket_path, config, tcp, token_file, tls_cert, tls_key, slots, insecure_no_isolation, quiet) -> None:
     """Run grpo-sandboxd in the foreground (replaces this process).
 
     \b
     Examples:
       sudo grpo-fast sandbox serve
       sudo grpo-fast sandbox serve --socket /tmp/sbx.sock --slots 4 --tcp 127.0.0.1:8787
-      sudo grpo-fast sandbox serve --tcp 0.0.0.0:8787 --token-file /etc/grpo-sandboxd/token
+      sudo grpo-fast sandbox serve --tcp 0.0.0.0:8787 --token-file /etc/grpo-sandboxd/token \\
+          --tls-cert /etc/grpo-sandboxd/cert.pem --tls-key /etc/grpo-sandboxd/key.pem
     """
     exe = find_daemon_binary()
     if exe is None:
@@ -70,6 +75,10 @@ def serve(socket_path, config, tcp, token_file, slots, insecure_no_isolation, qu
         argv += ["--tcp", tcp]
     if token_file:
         argv += ["--token-file", token_file]
+    if tls_cert:
+        argv += ["--tls-cert", tls_cert]
+    if tls_key:
+        argv += ["--tls-key", tls_key]
     if slots:
         argv += ["--slots", str(slots)]
     if insecure_no_isolation:

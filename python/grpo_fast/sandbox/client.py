@@ -11,6 +11,7 @@ import atexit
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -65,6 +66,19 @@ def default_token() -> str | None:
             return f.readline().strip() or None
     except (OSError, UnicodeDecodeError) as exc:
         raise SandboxError(f"GRPO_SANDBOX_TOKEN_FILE={path}: cannot read the token: {exc}") from exc
+
+
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """What a TLS client checks a daemon against: the certificates in `ca_file` (a private CA,
+    or the daemon's self-signed certificate), else the system's; TLS 1.2 or later, the host
+    name verified."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise SandboxError(f"sandbox CA file {ca_file}: cannot load it: {exc}") from exc
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 
 def find_daemon_binary() -> str | None:
@@ -132,6 +146,8 @@ class Client:
         max_workers: int | None = None,
         busy_retries: int = 200,
         token: str | None = None,
+        tls: bool | None = None,
+        ca_file: str | None = None,
     ):
         """socket_path: the daemon's Unix socket (default: `default_socket_path()`).
         tcp: "host:port" of a remote daemon instead (never started by the client).
@@ -140,10 +156,19 @@ class Client:
         max_workers: threads for `map_*` (default: the daemon's slots x 2, at least 2).
         busy_retries: how often a 503 "busy" answer is retried, with backoff.
         token: for a daemon reached over TCP that wants one (default: `default_token()`); never
-        sent over the Unix socket, whose file mode is its access control."""
+        sent over the Unix socket, whose file mode is its access control.
+        tls: speak TLS to a TCP daemon (its `server.tls_cert`); default: when a CA file is given.
+        ca_file: PEM certificates to verify the daemon with (default: $GRPO_SANDBOX_CA_FILE, else
+        the system's)."""
         self.socket_path = socket_path or default_socket_path()
         self.tcp = tcp
         self._token = (token or default_token()) if tcp else None
+        ca_file = ca_file or (os.environ.get("GRPO_SANDBOX_CA_FILE") or None if tcp else None)
+        if tls is None:
+            tls = ca_file is not None
+        if tls and not tcp:
+            raise SandboxError("tls=True is for a daemon reached over TCP (tcp=); the Unix socket is never TLS")
+        self._tls = tls_context(ca_file) if tls else None
         self.timeout = timeout
         self.busy_retries = busy_retries
         self._local = threading.local()
@@ -160,7 +185,7 @@ class Client:
             if self.tcp:
                 host, _, port = self.tcp.rpartition(":")
                 conn = Connection(tcp=(host.strip("[]"), int(port)), timeout=self.timeout,  # [::1]:8787 too
-                                  token=self._token)
+                                  token=self._token, tls=self._tls)
             else:
                 conn = Connection(unix_path=self.socket_path, timeout=self.timeout)
             self._local.conn = conn
@@ -185,6 +210,15 @@ class Client:
             except ProtocolError as exc:
                 self._drop_conn()
                 raise SandboxError(f"sandbox daemon at {self._where()} answered garbage: {exc}") from exc
+            except ssl.SSLCertVerificationError as exc:
+                self._drop_conn()  # not a daemon to fail over from: a mistake to fix (or an impostor)
+                raise SandboxAuthError(f"sandbox daemon at {self._where()}: its TLS certificate does not verify: "
+                                       f"{exc.verify_message or exc} (pass ca_file= or set GRPO_SANDBOX_CA_FILE to "
+                                       f"the CA that signed it)") from exc
+            except ssl.SSLError as exc:
+                self._drop_conn()
+                hint = "" if self._tls is None else " (does that port speak TLS? the daemon needs --tls-cert)"
+                raise SandboxUnavailable(f"TLS with the sandbox daemon at {self._where()} failed: {exc}{hint}") from exc
             except (ConnectionError, BrokenPipeError) as exc:
                 self._drop_conn()
                 # A kept-alive connection the daemon has closed meanwhile: one fresh try.
@@ -217,6 +251,11 @@ class Client:
             if status != 200:
                 raise SandboxError(f"sandbox daemon answered HTTP {status}: {answer.get('message', answer)}")
             return answer
+
+    @property
+    def tls(self) -> bool:
+        """True when this client speaks TLS to a TCP daemon."""
+        return self._tls is not None
 
     def _where(self) -> str:
         return self.tcp or self.socket_path

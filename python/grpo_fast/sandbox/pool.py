@@ -25,8 +25,9 @@ from grpo_fast.sandbox.client import (
 
 
 def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
-    """`"unix:/run/a.sock,tcp:10.0.0.2:8787"` (or a list of such) -> the endpoints, validated.
-    Also accepted: a bare absolute path (a Unix socket) and a bare `host:port` (TCP)."""
+    """`"unix:/run/a.sock,tcp:10.0.0.2:8787,tls:sbx3.lan:8787"` (or a list of such) -> the
+    endpoints, validated (`tls:` is TCP with TLS). Also accepted: a bare absolute path (a Unix
+    socket) and a bare `host:port` (TCP)."""
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     out = []
     for raw in parts:
@@ -42,11 +43,12 @@ def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
         if e.startswith("/"):
             out.append("unix:" + e)
             continue
-        addr = e[4:] if e.startswith("tcp:") else e
+        kind = "tls" if e.startswith("tls:") else "tcp"
+        addr = e[4:] if e.startswith(("tcp:", "tls:")) else e
         host, sep, port = addr.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"sandbox endpoint {raw!r}: expected unix:/path/to.sock or [tcp:]host:port")
-        out.append(f"tcp:{host}:{port}")
+            raise ConfigError(f"sandbox endpoint {raw!r}: expected unix:/path/to.sock or [tcp:|tls:]host:port")
+        out.append(f"{kind}:{host}:{port}")
     if not out:
         raise ConfigError("no sandbox endpoint given")
     if len(set(out)) != len(out):
@@ -80,22 +82,26 @@ class Pool:
     `endpoints` may also hold `Client`s (e.g. one that started a local daemon). `token` goes to
     the TCP daemons (default: `$GRPO_SANDBOX_TOKEN` / `$GRPO_SANDBOX_TOKEN_FILE`); a daemon that
     refuses it raises `SandboxAuthError` (a wrong token is a mistake to fix, not a daemon to skip).
+    `tls:` endpoints verify their certificates against `ca_file` (default: $GRPO_SANDBOX_CA_FILE,
+    else the system's CAs); one that does not verify raises `SandboxAuthError` too.
     """
 
     def __init__(self, endpoints: str | Sequence[str | Client], *, timeout: float = 3600.0,
                  busy_retries: int = 200, retry_after_s: float = 10.0, max_workers: int | None = None,
-                 token: str | None = None):
+                 token: str | None = None, ca_file: str | None = None):
         self._endpoints: list[_Endpoint] = []
         for entry in [endpoints] if isinstance(endpoints, str) else endpoints:
             if isinstance(entry, Client):
-                self._endpoints.append(_Endpoint(f"tcp:{entry.tcp}" if entry.tcp else f"unix:{entry.socket_path}",
+                kind = "tls" if entry.tls else "tcp"
+                self._endpoints.append(_Endpoint(f"{kind}:{entry.tcp}" if entry.tcp else f"unix:{entry.socket_path}",
                                                  entry))
                 continue
             for name in parse_endpoints(entry):
                 kind, _, where = name.partition(":")
                 # A busy daemon answers at once: the pool tries the others before it backs off.
-                client = Client(None if kind == "tcp" else where, tcp=where if kind == "tcp" else None,
-                                start=False, timeout=timeout, busy_retries=0, token=token)
+                tcp = where if kind in ("tcp", "tls") else None
+                client = Client(None if tcp else where, tcp=tcp, start=False, timeout=timeout, busy_retries=0,
+                                token=token, tls=kind == "tls", ca_file=ca_file if kind == "tls" else None)
                 self._endpoints.append(_Endpoint(name, client))
         names = [ep.name for ep in self._endpoints]
         if not names:

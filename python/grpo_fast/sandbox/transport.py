@@ -10,6 +10,7 @@ line, a few header lines and a body of known length. Anything unexpected raises
 from __future__ import annotations
 
 import socket
+import ssl
 
 
 class ProtocolError(ConnectionError):
@@ -23,14 +24,18 @@ class Connection:
     """One persistent connection, over a Unix socket path or to "host:port"."""
 
     def __init__(self, unix_path: str | None = None, tcp: tuple[str, int] | None = None, timeout: float = 3600.0,
-                 connect_timeout: float = 10.0, token: str | None = None):
-        """token: sent as `Authorization: Bearer <token>` with every request."""
+                 connect_timeout: float = 10.0, token: str | None = None, tls: ssl.SSLContext | None = None):
+        """token: sent as `Authorization: Bearer <token>` with every request.
+        tls: TCP only; the handshake verifies the daemon's certificate against the host name."""
         if (unix_path is None) == (tcp is None):
             raise ValueError("give exactly one of unix_path and tcp")
         if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
             raise ValueError("a sandbox token is one word of visible ASCII")
         self._unix_path, self._tcp, self._timeout = unix_path, tcp, timeout
+        if tls is not None and tcp is None:
+            raise ValueError("TLS is for TCP connections only")
         self._auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self._tls = tls
         # A host that drops packets would otherwise hold a connect for the whole request timeout.
         self._connect_timeout = min(connect_timeout, timeout)
         self._sock: socket.socket | None = None
@@ -49,6 +54,12 @@ class Connection:
             assert self._tcp is not None
             sock = socket.create_connection(self._tcp, timeout=self._connect_timeout)  # IPv4, IPv6, names
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                try:  # the handshake, within the connect timeout
+                    sock = self._tls.wrap_socket(sock, server_hostname=self._tcp[0])
+                except BaseException:
+                    sock.close()
+                    raise
         sock.settimeout(self._timeout)
         self._sock, self._file = sock, sock.makefile("rb")
 
@@ -61,16 +72,21 @@ class Connection:
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         data = (head + "\r\n").encode("latin-1")
-        self._sock.sendall(data + body if body is not None and len(body) < 65536 else data)
-        if body is not None and len(body) >= 65536:
-            self._sock.sendall(body)
-        return self._read_response()
+        try:
+            self._sock.sendall(data + body if body is not None and len(body) < 65536 else data)
+            if body is not None and len(body) >= 65536:
+                self._sock.sendall(body)
+            return self._read_response()
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:  # the daemon closed it, as over TCP
+            raise ConnectionResetError(f"the daemon closed the connection ({exc})") from exc
 
     def _read_response(self) -> tuple[int, bytes, bool]:
         f = self._file
         line = f.readline(MAX_HEAD)
         if not line:
             raise ConnectionResetError("the daemon closed the connection")
+        if line[:2] in (b"\x15\x03", b"\x16\x03"):  # a TLS record (an alert, a handshake)
+            raise ProtocolError("this port speaks TLS: connect with tls=True (and ca_file=), or a tls: endpoint")
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
             raise ProtocolError(f"bad status line {line[:80]!r}")
