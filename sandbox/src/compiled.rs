@@ -17,6 +17,9 @@ use std::path::Path;
 
 /// Where a native binary lives in the run's /tmp (the source is `/tmp/<source>`).
 const BINARY: &str = "/tmp/main";
+/// The largest build the cache takes from one compile (a statically linked Rust binary is a
+/// few MB).
+const BUILD_CAP: usize = 32 << 20;
 
 /// How a language's program is built and started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,8 +452,10 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 /// What the harness reported for a compiled-language request: its units (the compile first), whether a
 /// binary came out, and the report itself (fetched files).
 struct CompiledReport {
+    /// The compile's unit first, unless the build came from the cache.
     units: Vec<Value>,
     built: bool,
+    cached: bool,
     report: Value,
 }
 
@@ -491,10 +496,35 @@ impl Compiler {
     }
 
     /// A report's units as (the compile's, the runs').
-    fn split<'a>(&self, units: &'a [Value]) -> (Option<&'a Value>, &'a [Value]) {
-        match units.split_first() {
-            Some((c, runs)) if self.compiles() => (Some(c), runs),
-            _ => (None, units),
+    /// (the compile's unit, the runs'), from a report's units.
+    fn split<'a>(&self, r: &'a CompiledReport) -> (Option<&'a Value>, &'a [Value]) {
+        match r.units.split_first() {
+            Some((c, runs)) if self.compiles() && !r.cached => (Some(c), runs),
+            _ => (None, &r.units),
+        }
+    }
+
+    /// The build-cache key of `code` (`build_cache.rs`): everything its build depends on.
+    fn build_key(&self, source: &str, code: &str) -> crate::build_cache::Key {
+        let mut parts: Vec<&[u8]> = vec![
+            self.spec.name.as_bytes(),
+            self.path.as_bytes(),
+            self.version.as_bytes(),
+            source.as_bytes(),
+            code.as_bytes(),
+        ];
+        parts.push(b"flags");
+        parts.extend(self.flags.iter().map(|f| f.as_bytes()));
+        parts.push(b"libs");
+        parts.extend(self.libs.iter().map(|f| f.as_bytes()));
+        crate::build_cache::key(&parts)
+    }
+
+    /// What of /tmp a build is: the binary, or every class file.
+    fn build_paths(&self, binary: &str) -> Vec<String> {
+        match self.spec.build {
+            Build::Jvm => vec!["/tmp".into()],
+            _ => vec![binary.into()],
         }
     }
 
@@ -572,7 +602,12 @@ impl Engine {
         let (source, compile_argv, binary, run_argv) = comp.plan(code, limits);
         let n = stdins.len() as u64;
         let env = comp.env();
-        let req = json!({
+        // The build cache: for a compiled language, a request without files.
+        let cache = &self.build_cache;
+        let key = (cache.enabled() && comp.compiles() && files.is_empty())
+            .then(|| comp.build_key(&source, code));
+        let prebuilt = key.as_ref().and_then(|k| cache.get(k));
+        let mut req = json!({
             "source": {"name": source, "text": code},
             "files": files,
             "fetch_files": fetch_files,
@@ -581,6 +616,13 @@ impl Engine {
             "run": {"argv": run_argv, "limits": comp.run_limits(limits), "env": env},
             "units": stdins.iter().map(|s| json!({"stdin": s})).collect::<Vec<_>>(),
         });
+        match (&prebuilt, &binary) {
+            (Some(b), _) => req["prebuilt"] = Value::Object((**b).clone()),
+            (None, Some(bin)) if key.is_some() => {
+                req["return_build"] = json!({"paths": comp.build_paths(bin), "cap": BUILD_CAP})
+            }
+            _ => {}
+        }
         let budget = compile.timeout_ms + limits.timeout_ms * n + 1_000 + 100 * (n + 1);
         Ok(match self.dispatch(b'C', budget, &req, queue)? {
             Harness::Report(mut r) => {
@@ -589,12 +631,19 @@ impl Engine {
                     _ => Vec::new(),
                 };
                 let built = r.get("compiled").and_then(Value::as_bool).unwrap_or(false);
-                if units.is_empty() && comp.compiles() {
+                let cached = prebuilt.is_some();
+                if let (Some(k), Some(Value::Object(b)), true) =
+                    (key, r.get_mut("build").map(Value::take), built)
+                {
+                    cache.insert(k, b);
+                }
+                if units.is_empty() && comp.compiles() && !cached {
                     Err("the harness reported no compile".into())
                 } else {
                     Ok(CompiledReport {
                         units,
                         built,
+                        cached,
                         report: r,
                     })
                 }
@@ -632,11 +681,7 @@ impl Engine {
         limits: RunLimits,
         queue: bool,
     ) -> Result<RunResponse, ApiError> {
-        let CompiledReport {
-            units,
-            built,
-            report,
-        } = match self.dispatch_compiled(
+        let report = match self.dispatch_compiled(
             comp,
             &req.code,
             &req.files,
@@ -648,8 +693,8 @@ impl Engine {
             Ok(x) => x,
             Err(m) => return Ok(RunResponse::sandbox_error(m)),
         };
-        let (compile, runs) = comp.split(&units);
-        if let (false, Some(c)) = (built, compile) {
+        let (compile, runs) = comp.split(&report);
+        if let (false, Some(c)) = (report.built, compile) {
             let f = self.compile_failure(comp, c, &limits);
             return Ok(RunResponse {
                 status: f.status,
@@ -666,7 +711,7 @@ impl Engine {
         };
         Ok(run_response(
             classify(u, &limits),
-            report.get("files").cloned(),
+            report.report.get("files").cloned(),
         ))
     }
 
@@ -691,13 +736,13 @@ impl Engine {
         }
         let total = plan.len();
         let none = std::collections::BTreeMap::new();
-        let CompiledReport { units, built, .. } =
+        let report =
             match self.dispatch_compiled(comp, &req.code, &none, &[], stdins, &limits, queue)? {
                 Ok(x) => x,
                 Err(m) => return Ok(tests_failure("sandbox_error", m, total)),
             };
-        let (compile, runs) = comp.split(&units);
-        if let (false, Some(c)) = (built, compile) {
+        let (compile, runs) = comp.split(&report);
+        if let (false, Some(c)) = (report.built, compile) {
             let f = self.compile_failure(comp, c, &limits);
             return Ok(compile_error_answer(
                 f.message,

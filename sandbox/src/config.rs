@@ -85,11 +85,23 @@ pub struct ServerConfig {
     pub shutdown_grace_s: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     /// Warm zygotes, each serving one run at a time; 0 = number of CPU cores.
     pub slots: usize,
+    /// Memory for builds of compiled programs, so a program seen again skips its compile
+    /// (`build_cache.rs`); 0 = off.
+    pub build_cache_mb: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            slots: 0,
+            build_cache_mb: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -162,6 +162,8 @@ pub struct Engine {
     pub metrics: crate::metrics::Metrics,
     /// The compiled languages whose compiler was found at start-up.
     pub compilers: Vec<crate::compiled::Compiler>,
+    /// Builds of compiled programs by source (`build_cache.rs`).
+    pub build_cache: crate::build_cache::BuildCache,
 }
 
 /// What the harness reported for one unit (one program run or one test).

@@ -4,6 +4,7 @@
 //! Python extension module alike.
 
 pub mod auth;
+pub mod build_cache;
 pub mod checker;
 pub mod compiled;
 pub mod config;
@@ -373,6 +374,7 @@ fn run(args: Args) -> Result<(), String> {
         served: 0.into(),
         metrics: Default::default(),
         compilers: compilers.clone(),
+        build_cache: build_cache::BuildCache::new(cfg.pool.build_cache_mb << 20),
         cfg,
     });
     if args.check {

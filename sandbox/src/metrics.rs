@@ -84,6 +84,7 @@ pub struct Gauges<'a> {
     pub queued: usize,
     pub slot_restarts: u64,
     pub uptime_s: f64,
+    pub build_cache: crate::build_cache::CacheStats,
 }
 
 impl Metrics {
@@ -165,6 +166,36 @@ impl Metrics {
             "Slots restarted after their zygote died or missed a deadline.",
         );
         let _ = writeln!(out, "grpo_sandbox_slot_restarts_total {}", g.slot_restarts);
+        let c = &g.build_cache;
+        for (name, kind, help, v) in [
+            (
+                "build_cache_hits_total",
+                "counter",
+                "Compiled programs whose build came from the cache.",
+                c.hits,
+            ),
+            (
+                "build_cache_misses_total",
+                "counter",
+                "Compiled programs looked up in the cache and compiled.",
+                c.misses,
+            ),
+            (
+                "build_cache_entries",
+                "gauge",
+                "Builds in the cache.",
+                c.entries as u64,
+            ),
+            (
+                "build_cache_bytes",
+                "gauge",
+                "Bytes of builds in the cache.",
+                c.bytes as u64,
+            ),
+        ] {
+            head(&mut out, name, kind, help);
+            let _ = writeln!(out, "grpo_sandbox_{name} {v}");
+        }
 
         head(
             &mut out,
@@ -294,6 +325,13 @@ mod tests {
             queued: 0,
             slot_restarts: 3,
             uptime_s: 1.5,
+            build_cache: crate::build_cache::CacheStats {
+                entries: 2,
+                bytes: 100,
+                cap: 1000,
+                hits: 5,
+                misses: 7,
+            },
         }
     }
 
@@ -335,6 +373,10 @@ mod tests {
         assert!(t.contains("grpo_sandbox_tests_total{verdict=\"passed\"} 7\n"));
         assert!(t.contains("grpo_sandbox_tests_total{verdict=\"failed\"} 3\n"));
         assert!(t.contains("grpo_sandbox_slot_restarts_total 3\n"));
+        assert!(
+            t.contains("grpo_sandbox_build_cache_hits_total 5\n")
+                && t.contains("grpo_sandbox_build_cache_misses_total 7\n")
+        );
         assert!(t.contains("python=\"3.11.2 \\\"x\\\"\"} 1\n"));
     }
 

@@ -204,6 +204,7 @@ fn metrics(engine: &Engine) -> String {
         queued: engine.pool.queued(),
         slot_restarts: engine.pool.restarts.load(Ordering::Relaxed),
         uptime_s: engine.started.elapsed().as_secs_f64(),
+        build_cache: engine.build_cache.stats(),
     })
 }
 
@@ -227,6 +228,7 @@ fn health(engine: &Engine) -> Value {
         json!({"mode": "insecure-no-isolation", "seccomp": true, "hard_rlimits": true,
                "warning": "programs run without namespaces: never feed this daemon untrusted code"})
     };
+    let cache = engine.build_cache.stats();
     json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -242,6 +244,8 @@ fn health(engine: &Engine) -> Value {
             .collect::<Vec<_>>(),
         "limits": engine.cfg.limits,
         "max_request_bytes": engine.cfg.server.max_request_bytes,
+        "build_cache": {"entries": cache.entries, "bytes": cache.bytes, "max_bytes": cache.cap,
+                        "hits": cache.hits, "misses": cache.misses},
         "tcp": if engine.cfg.server.tcp.is_empty() { Value::Null } else {
             json!({"address": engine.cfg.server.tcp, "token": !engine.cfg.server.token_file.is_empty(),
                    "tls": !engine.cfg.server.tls_cert.is_empty()})

@@ -570,7 +570,8 @@ def spawn_units(argv, env, stdins, n_fds):
 
 # ---- the trusted harness G -----------------------------------------------------------------------
 
-def write_request_files(files):
+def write_request_files(files, mode=0o644):
+    """Files into the run's /tmp, owned by the sandbox's user: text, or bytes (a build)."""
     uid = CFG["uid"]
     for name, text in (files or {}).items():
         path = os.path.join("/tmp", name)
@@ -581,9 +582,9 @@ def write_request_files(files):
                 os.mkdir(parent, 0o755)
                 if CFG["isolated"]:
                     os.chown(parent, uid, uid, follow_symlinks=False)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         try:
-            os.write(fd, text.encode())
+            write_all(fd, [text if isinstance(text, bytes) else text.encode()])
             if CFG["isolated"]:
                 os.fchown(fd, uid, uid)
         finally:
@@ -607,6 +608,44 @@ def fetch_files(names, cap):
                     continue
                 data = os.read(fd, cap + 1)
                 out[name] = {"b64": base64.b64encode(data[:cap]).decode(), "truncated": len(data) > cap}
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dirfd)
+    return out
+
+
+def read_build(paths, cap):
+    """What a compile left for the runs (`paths`: files, or directories whose `.class` files
+    count), as {path below /tmp: base64}, for the daemon's build cache; None when a path is
+    missing, not a regular file (never followed through a symlink), or the whole is over `cap`
+    bytes. Read before any run, so that nothing a program does can change what is cached."""
+    out, total = {}, 0
+    named = [p[len("/tmp/"):] or "." for p in paths]
+    todo = list(named)
+    dirfd = os.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        while todo:
+            rel = todo.pop()
+            try:
+                fd = os.open(rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dirfd)
+            except OSError:
+                return None
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    todo += [n if rel == "." else f"{rel}/{n}" for n in os.listdir(fd)
+                             if n.endswith(".class") or "." not in n]
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    if rel.endswith(".class") or rel in named:
+                        return None
+                    continue
+                total += st.st_size
+                if total > cap:
+                    return None
+                data = read_all(fd) if st.st_size else b""
+                out[rel] = base64.b64encode(data).decode()
             finally:
                 os.close(fd)
     finally:
@@ -732,17 +771,22 @@ def compiled_main(data):
     child, SPARE[0] = SPARE[0], None
     units = req["units"]
     built = True
-    if req.get("compile"):
+    reply = {}
+    if req.get("prebuilt"):  # from the daemon's build cache: no compile, no compile unit
+        write_request_files({k: base64.b64decode(v) for k, v in req["prebuilt"].items()}, 0o755)
+    elif req.get("compile"):
         child = exec_in_child(child, req["compile"], "", fork_next=min(units_per_runner(), len(units)))
         try:  # lstat: a symlink planted in /tmp is not a file the compiler made
             built = stat.S_ISREG(os.lstat(req["binary"]).st_mode)
         except OSError:
             built = False
+        if built and req.get("return_build"):
+            reply["build"] = read_build(req["return_build"]["paths"], req["return_build"]["cap"])
     if built:
         run_units(child, req["run"], units)
     elif child is not None:
         os.close(child.ctl_w)  # the T forked for a first test that will not come: it exits
-    reply = {"compiled": built}
+    reply["compiled"] = built
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], req["run"]["limits"]["max_output_bytes"])
     send_frame(ord("r"), reply)
