@@ -176,22 +176,22 @@ mod tests {
 
     #[test]
     fn hits_misses_and_least_recently_used_eviction() {
-        let c = BuildCache::new(400); // room for three builds of ~100 bytes
-        let (a, b, d, e) = (key(&[b"a"]), key(&[b"b"]), key(&[b"d"]), key(&[b"e"]));
-        assert!(c.get(&a).is_none());
-        c.insert(a, build(&"x".repeat(96)));
-        c.insert(b, build(&"y".repeat(96)));
-        c.insert(d, build(&"z".repeat(96)));
-        assert_eq!(c.get(&a).unwrap()["main"], "x".repeat(96)); // a is now the most recent
-        c.insert(e, build(&"w".repeat(96))); // evicts b, the least recently used
-        assert!(c.get(&b).is_none());
-        assert!(c.get(&a).is_some() && c.get(&d).is_some() && c.get(&e).is_some());
+        let c = BuildCache::new(400); // room for four builds of 100 bytes ("main" + 96)
+        let k: Vec<Key> = (0..5u8).map(|i| key(&[&[i]])).collect();
+        assert!(c.get(&k[0]).is_none());
+        for (i, ch) in ["x", "y", "z", "u"].iter().enumerate() {
+            c.insert(k[i], build(&ch.repeat(96)));
+        }
+        assert_eq!(c.get(&k[0]).unwrap()["main"], "x".repeat(96)); // k0 is now the most recent
+        c.insert(k[4], build(&"w".repeat(96))); // evicts k1, the least recently used
+        assert!(c.get(&k[1]).is_none());
+        assert!([0, 2, 3, 4].iter().all(|&i| c.get(&k[i]).is_some()));
         let s = c.stats();
-        assert_eq!((s.entries, s.bytes, s.hits, s.misses), (3, 300, 4, 2));
-        c.insert(key(&[b"big"]), build(&"v".repeat(101))); // over a quarter: not kept
-        assert_eq!(c.stats().entries, 3);
-        c.insert(a, build("short")); // replacing an entry frees its old bytes
-        assert_eq!(c.stats().bytes, 200 + 9);
+        assert_eq!((s.entries, s.bytes, s.hits, s.misses), (4, 400, 5, 2));
+        c.insert(key(&[b"big"]), build(&"v".repeat(97))); // over a quarter: not kept
+        assert_eq!(c.stats().entries, 4);
+        c.insert(k[0], build("short")); // replacing an entry frees its old bytes
+        assert_eq!(c.stats().bytes, 300 + 9);
     }
 
     #[test]
