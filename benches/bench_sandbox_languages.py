@@ -5,7 +5,8 @@ An a+b solution against N stdin/stdout tests (`--tests`, default 10 and 100): (a
 way, the compiler by `subprocess.run` into a temporary directory (g++; javac), then
 `subprocess.run` of the program per test (the binary; `java`; `node`); (b) grpo-sandboxd,
 `/run_tests` with the language (compiled once inside the sandbox, a fresh sandboxed process per
-test). The methods take turns in rounds (the VM's speed drifts); a cell is the median round.
+test; a new program every request, so the daemon's build cache never hits), and (c) the same with
+one program sent again and again (its build from the cache: no compile). The methods take turns in rounds (the VM's speed drifts); a cell is the median round.
 Prints requests/s, p50 latency and the ratio, at concurrency 1 and 2, per language.
 
     python benches/bench_sandbox_languages.py                      # cpp
@@ -16,6 +17,7 @@ Prints requests/s, p50 latency and the ratio, at concurrency 1 and 2, per langua
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -67,11 +69,15 @@ def subprocess_job(language: str, tests: list[dict]):
     return job
 
 
-def sandboxd_job(client: Client, language: str, tests: list[dict]):
+def sandboxd_job(client: Client, language: str, tests: list[dict], fresh: bool = True):
+    """`fresh`: every request a program the daemon has not seen (a comment makes it new), so its
+    build cache does not hide the compile; else the same program each time (cache hits)."""
     program = LANGUAGES[language][1]
+    count = itertools.count()
 
     def job() -> bool:
-        return client.run_tests(program, tests, language=language, timeout_ms=10_000)["all_passed"]
+        code = f"{program}// {os.getpid()}.{time.monotonic_ns()}.{next(count)}\n" if fresh else program
+        return client.run_tests(code, tests, language=language, timeout_ms=10_000)["all_passed"]
 
     return job
 
@@ -113,6 +119,8 @@ def main() -> None:
                 for c in (1, 2):
                     methods = {f"subprocess.run ({' + '.join(tools)}, a process per test)": subprocess_job(language, tests),
                                "grpo-sandboxd": sandboxd_job(client, language, tests)}
+                    if LANGUAGES[language][2]:  # a compiled language: the program seen again
+                        methods["grpo-sandboxd, build cached"] = sandboxd_job(client, language, tests, fresh=False)
                     for job in methods.values():
                         job()  # warm: page cache, the daemon's slots
                     cells: dict[str, list] = {m: [] for m in methods}
