@@ -495,8 +495,7 @@ impl Compiler {
         l
     }
 
-    /// A report's units as (the compile's, the runs').
-    /// (the compile's unit, the runs'), from a report's units.
+    /// A report's units as (the compile's, the runs'); a cached build has no compile unit.
     fn split<'a>(&self, r: &'a CompiledReport) -> (Option<&'a Value>, &'a [Value]) {
         match r.units.split_first() {
             Some((c, runs)) if self.compiles() && !r.cached => (Some(c), runs),

@@ -13,7 +13,6 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub type TlsConfig = Reloadable<ServerConfig>;
 pub type TlsStream = StreamOwned<ServerConnection, TcpStream>;
@@ -79,9 +78,7 @@ pub fn wrap(config: &TlsConfig, tcp: TcpStream) -> std::io::Result<TlsStream> {
 
 impl crate::server::Transport for TlsStream {
     fn set_timeouts(&self) {
-        let _ = self.sock.set_read_timeout(Some(Duration::from_secs(300)));
-        let _ = self.sock.set_write_timeout(Some(Duration::from_secs(60)));
-        let _ = self.sock.set_nodelay(true);
+        crate::server::Transport::set_timeouts(&self.sock);
     }
 
     /// A "busy" answer would need a whole handshake in the accept loop: such a connection is

@@ -217,8 +217,8 @@ class Client:
                                        f"the CA that signed it)") from exc
             except ssl.SSLError as exc:
                 self._drop_conn()
-                hint = "" if self._tls is None else " (does that port speak TLS? the daemon needs --tls-cert)"
-                raise SandboxUnavailable(f"TLS with the sandbox daemon at {self._where()} failed: {exc}{hint}") from exc
+                raise SandboxUnavailable(f"TLS with the sandbox daemon at {self._where()} failed: {exc} "
+                                         "(does that port speak TLS? the daemon needs --tls-cert)") from exc
             except (ConnectionError, BrokenPipeError) as exc:
                 self._drop_conn()
                 # A kept-alive connection the daemon has closed meanwhile: one fresh try.
