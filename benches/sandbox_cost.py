@@ -6,7 +6,11 @@ short bursts and the medians are compared: an A/B that holds up on a VM whose sp
     python benches/sandbox_cost.py                       # the daemon found as the client finds it
     python benches/sandbox_cost.py --runs 3000 --concurrency 2
     python benches/sandbox_cost.py --binary /tmp/a/grpo-sandboxd --binary /tmp/b/grpo-sandboxd --rounds 8
-    python benches/sandbox_cost.py --binary "" --floor     # the daemon against the bare fork, in turns
+    python benches/sandbox_cost.py --binary "" --floor     # the daemon against both floors, in turns
+
+The floors: the bare fork (benches/sandbox_floor.py) and the isolated floor, the same fork with
+the per-run isolation grpo-sandboxd takes and nothing else (benches/sandbox_isolated_floor.py
+--mode seccomp): the best any sandbox with that isolation could do on this machine.
 
 Linux only (reads /proc); a daemon started here needs root for native isolation.
 """
@@ -31,6 +35,7 @@ from grpo_fast.sandbox import Client
 TRIVIAL = "import sys\nprint(sys.stdin.readline().strip()[::-1])\n"
 TCK = os.sysconf("SC_CLK_TCK")
 FLOOR = Path(__file__).resolve().parent / "sandbox_floor.py"
+ISOLATED_FLOOR = Path(__file__).resolve().parent / "sandbox_isolated_floor.py"
 
 
 def machine() -> tuple[int, int]:
@@ -67,14 +72,26 @@ def burst(client: Client, runs: int, concurrency: int, pool: ThreadPoolExecutor)
     return runs / elapsed
 
 
+def floor_python() -> str:
+    return os.path.realpath("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else sys.executable
+
+
 def floor_burst(runs: int, concurrency: int) -> tuple[float, float]:
     """(runs/s, CPU ms per run) of benches/sandbox_floor.py: a fork of a pre-imported interpreter."""
-    python = os.path.realpath("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else sys.executable
     spec = {"kind": "run", "code": TRIVIAL, "stdin": "hello\n", "expected": "olleh\n", "runs": runs,
             "concurrency": concurrency}
-    out = json.loads(subprocess.run([python, str(FLOOR), json.dumps(spec)], check=True, capture_output=True).stdout)
+    out = json.loads(subprocess.run([floor_python(), str(FLOOR), json.dumps(spec)], check=True,
+                                    capture_output=True).stdout)
     if out["ok"] != runs:
         raise SystemExit(f"floor: {runs - out['ok']} wrong answers")
+    return out["rps"], out["cpu_ms"]
+
+
+def isolated_floor_burst(runs: int, concurrency: int) -> tuple[float, float]:
+    """(runs/s, machine CPU ms per run) of the isolated floor; needs root."""
+    out = json.loads(subprocess.run([floor_python(), "-I", "-S", str(ISOLATED_FLOOR), "--mode", "seccomp", "--runs",
+                                     str(runs), "--concurrency", str(concurrency)], check=True,
+                                    capture_output=True).stdout)
     return out["rps"], out["cpu_ms"]
 
 
@@ -120,7 +137,8 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=2)
     ap.add_argument("--binary", action="append", default=[], help="daemon binary; repeat for an A/B")
     ap.add_argument("--rounds", type=int, default=6, help="A/B: bursts per binary")
-    ap.add_argument("--floor", action="store_true", help="A/B: the bare fork (sandbox_floor.py) takes turns too")
+    ap.add_argument("--floor", action="store_true",
+                    help="A/B: the bare fork and the isolated floor (as root) take turns too")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sandbox-cost-")
     clients = [Client(os.path.join(tmp, f"d{i}.sock"), binary=b or None, daemon_args=["--slots", str(args.slots)])
@@ -134,6 +152,9 @@ def main() -> None:
         cpu: dict[int, list[float]] = {i: [] for i in range(len(clients))}
         floor_rps: list[float] = []
         floor_cpu: list[float] = []
+        iso_rps: list[float] = []
+        iso_cpu: list[float] = []
+        isolated = args.floor and os.geteuid() == 0
         with ThreadPoolExecutor(args.concurrency) as pool:
             for c in clients:
                 burst(c, 50, args.concurrency, pool)
@@ -146,12 +167,22 @@ def main() -> None:
                     r, ms = floor_burst(n, args.concurrency)
                     floor_rps.append(r)
                     floor_cpu.append(ms)
+                if isolated:
+                    r, ms = isolated_floor_burst(n, args.concurrency)
+                    iso_rps.append(r)
+                    iso_cpu.append(ms)
         for i, b in enumerate(args.binary or [""]):
             ratio = f", {statistics.median(rps[i]) / statistics.median(floor_rps):.2f}x the floor" if args.floor else ""
+            if isolated:
+                ratio += f", {statistics.median(rps[i]) / statistics.median(iso_rps):.2f}x the isolated floor"
             print(f"{b or 'grpo-sandboxd'}: {statistics.median(rps[i]):.1f} runs/s (median of {args.rounds}), "
                   f"machine CPU {statistics.median(cpu[i]):.3f} ms per run{ratio}")
         if args.floor:
             print(f"floor (bare fork): {statistics.median(floor_rps):.1f} runs/s, CPU {statistics.median(floor_cpu):.3f} ms per run")
+        if isolated:
+            print(f"isolated floor (bare fork + per-run isolation): {statistics.median(iso_rps):.1f} runs/s "
+                  f"({statistics.median(iso_rps) / statistics.median(floor_rps):.2f}x the floor), "
+                  f"machine CPU {statistics.median(iso_cpu):.3f} ms per run")
     finally:
         for c in clients:
             c.close()
