@@ -122,6 +122,7 @@ def load_native(own_pidns):
         ("zh_harness_units", ctypes.c_int,
          [ctypes.POINTER(ctypes.c_int32), ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32]),
         ("zh_compile_request", ctypes.py_object, [ctypes.c_int]),
+        ("zh_finish_run", None, [ctypes.c_int32]),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
@@ -367,13 +368,30 @@ def join_threads():
             t.join()
 
 
-def run_unit(unit, code_obj):
-    """Runs one unit (a program run, a call, or expressions) in a fresh __main__; returns its
-    exit code and, for call/eval units, the encoded result."""
+def end_unit_io():
+    """A unit's end: its threads joined, its buffered output flushed (a failure there is the
+    program's, and its output is what it is)."""
+    try:
+        join_threads()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+
+
+def fresh_main():
+    """A new __main__ module for a unit's program."""
     mod = types.ModuleType("__main__")
     mod.__builtins__ = builtins
     mod.__file__ = "main.py"
     sys.modules["__main__"] = mod
+    return mod
+
+
+def run_unit(unit, code_obj):
+    """Runs one unit (a program run, a call, or expressions) in a fresh __main__; returns its
+    exit code and, for call/eval units, the encoded result."""
+    mod = fresh_main()
     rc = exec_program(code_obj, mod)
     mode = unit["mode"]
     if mode == "program":
@@ -419,13 +437,12 @@ PROGRAM_UNIT = {"mode": "program"}
 
 def run_program():
     """A plain run, set up natively (hard limits; stdin on fd 0, the unit's stdout, stderr and
-    result pipes on 1, 2, 3): compiles the source (the rest of the request) and runs it."""
+    result pipes on 1, 2, 3): compiles the source (the rest of the request) and runs it; the
+    native half reports and exits."""
     code_obj = compile_program(None, 2, RES_FD)
-    rc = finish_unit(PROGRAM_UNIT, code_obj)
-    # EOF on the unit's pipes now: at exit they would close only after the kernel has torn
-    # down this process's memory, which would hold up the answer by that long.
-    os.closerange(0, RES_FD + 1)
-    os._exit(rc)
+    rc = exec_program(code_obj, fresh_main())
+    end_unit_io()
+    H.zh_finish_run(rc or 0)
 
 
 def compile_program(source, err_fd, res_fd):
@@ -446,12 +463,7 @@ def finish_unit(unit, code_obj, res_fd=RES_FD):
     code, CPU, RSS, the value of a call/eval unit), returns the exit code."""
     t = resource.getrusage(resource.RUSAGE_SELF)
     rc, value = run_unit(unit, code_obj)
-    try:
-        join_threads()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
+    end_unit_io()
     u = resource.getrusage(resource.RUSAGE_SELF)
     cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
     view = memoryview(REPORT.pack(b"GZR1", rc, 0, 0, cpu_ms, u.ru_maxrss) + json.dumps(value).encode())

@@ -41,6 +41,26 @@ def test_run_echoes_stdin(sandbox):
     assert r["wall_ms"] > 0 and r["max_rss_kb"] > 0
 
 
+def test_run_reports_the_programs_own_cpu_and_peak_memory(sandbox):
+    """A plain run's CPU is counted from the end of its compile, and its peak RSS is the
+    process's (both reported by the native end of the run)."""
+    busy = sandbox.run("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.2:\n    pass")
+    held = sandbox.run("b = bytearray(96 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1")
+    idle = sandbox.run("pass")
+    assert busy["status"] == held["status"] == idle["status"] == "ok"
+    assert 180 <= busy["cpu_ms"] < 5000, busy
+    assert idle["cpu_ms"] < busy["cpu_ms"] / 4, idle
+    assert held["max_rss_kb"] >= 96 * 1024 > idle["max_rss_kb"], (held, idle)
+
+
+def test_run_waits_for_the_programs_threads_and_their_output(sandbox):
+    code = ("import threading, time\n"
+            "def late():\n    time.sleep(0.2)\n    print('late', flush=False)\n"
+            "threading.Thread(target=late).start()\nprint('main')\n")
+    r = sandbox.run(code)
+    assert r["status"] == "ok" and r["stdout"] == "main\nlate\n", r
+
+
 @pytest.mark.parametrize(
     "code, status, exit_code",
     [
