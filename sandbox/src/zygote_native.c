@@ -100,7 +100,6 @@ static char err_buf[512];
 /* Set in a child T, for Python to read after ZH_CHILD: unit pipe sets, and from the request's
  * header, the first unit and how many. */
 static int32_t child_units, child_start, child_count;
-static void close_from(unsigned lo, unsigned hi);
 /* In a plain run's T: its resource usage when the program started (zh_finish_run). */
 static struct rusage run_start;
 
@@ -128,6 +127,23 @@ static int fail(const char *fmt, ...) {
 }
 
 const char *zh_error(void) { return err_buf; }
+
+/* User + system CPU of `ru`, in milliseconds. */
+static double cpu_ms_of(const struct rusage *ru) {
+    return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000.0 +
+           (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000.0;
+}
+
+/* Closes fds lo..hi; one by one where the kernel has no close_range (before 5.9): a child must
+ * never keep another's pipes or the zygote's control socket. */
+static void close_from(unsigned lo, unsigned hi) {
+    if (syscall(SYS_close_range, lo, hi, 0) == 0)
+        return;
+    struct rlimit rl;
+    unsigned top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (unsigned)rl.rlim_cur : 65536;
+    for (unsigned fd = lo; fd <= hi && fd < top; fd++)
+        close((int)fd);
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -322,10 +338,7 @@ void *zh_compile_request(int feature_version) {
 void zh_finish_run(int32_t rc) {
     struct rusage u;
     getrusage(RUSAGE_SELF, &u);
-    double cpu_ms = ((double)(u.ru_utime.tv_sec - run_start.ru_utime.tv_sec) +
-                     (double)(u.ru_stime.tv_sec - run_start.ru_stime.tv_sec)) * 1e3 +
-                    ((double)(u.ru_utime.tv_usec - run_start.ru_utime.tv_usec) +
-                     (double)(u.ru_stime.tv_usec - run_start.ru_stime.tv_usec)) / 1e3;
+    double cpu_ms = cpu_ms_of(&u) - cpu_ms_of(&run_start);
     int64_t rss = u.ru_maxrss;
     uint32_t zero = 0;
     unsigned char rep[REPORT_SIZE + 4];
@@ -428,17 +441,6 @@ static int drop_privileges(void) {
     if (chdir("/tmp") != 0)
         return fail("chdir /tmp");
     return 0;
-}
-
-/* Closes fds lo..hi; one by one where the kernel has no close_range (before 5.9): a child must
- * never keep another's pipes or the zygote's control socket. */
-static void close_from(unsigned lo, unsigned hi) {
-    if (syscall(SYS_close_range, lo, hi, 0) == 0)
-        return;
-    struct rlimit rl;
-    unsigned top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (unsigned)rl.rlim_cur : 65536;
-    for (unsigned fd = lo; fd <= hi && fd < top; fd++)
-        close((int)fd);
 }
 
 /* In the new T: the request pipe at REQ_FD, unit k's write ends at UNIT_FD_BASE + 3k + {0,1,2},
@@ -839,8 +841,7 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
                 u->exit_code = WEXITSTATUS(status);
             }
             u->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-            u->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
-                        (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+            u->cpu_ms = cpu_ms_of(&ru);
             u->max_rss_kb = ru.ru_maxrss;
         }
         *alive = 0;
