@@ -13,11 +13,13 @@ Prompt = str | list[dict[str, str]]  # plain text, or chat messages [{"role": ..
 @dataclass
 class Completion:
     """One sampled completion. `token_ids` include the EOS token when the model stopped by itself;
-    `logprobs` are the sampling distribution's log-probs of those tokens (after temperature)."""
+    `logprobs` are the sampling distribution's log-probs of those tokens (after temperature, top-k
+    and top-p), or None when the sampler was not asked for them (greedy decoding, or a sampler that
+    shares the trainer's model)."""
 
     text: str
     token_ids: list[int]
-    logprobs: list[float]
+    logprobs: list[float] | None
     finish_reason: str  # "stop" (EOS) or "length" (hit max_new_tokens)
 
 
@@ -39,10 +41,27 @@ class Sampler(ABC):
     @abstractmethod
     def generate(self, prompts: Sequence[Prompt], n: int, **params: Any) -> list[CompletionGroup]:
         """Return one `CompletionGroup` per prompt, in order, each with exactly `n` completions.
-        `params` override the sampler's defaults: temperature, top_p, top_k, max_new_tokens."""
+        `params` override the sampler's defaults: temperature, top_p, top_k, max_new_tokens, seed.
+        Temperature 0 decodes greedily."""
 
-    def update_weights(self, model: Any) -> None:  # noqa: B027 - only remote/engine backends need it
-        """Make the sampler use the policy's current weights (a no-op when it shares the model)."""
+    def update_weights(self, model: Any) -> None:  # noqa: B027 - only engine backends need it
+        """Make the sampler use the policy's current weights (a no-op when it shares the model).
+        The trainer calls it after every optimiser step."""
+
+    def sleep(self) -> None:  # noqa: B027 - only engine backends hold memory of their own
+        """Release accelerator memory the sampler holds while the trainer steps (colocated engines)."""
+
+    def wake_up(self) -> None:  # noqa: B027
+        """Take the memory back before the next `generate`."""
+
+    def close(self) -> None:  # noqa: B027
+        """Stop engines and close connections."""
+
+    @property
+    def shares_policy(self) -> bool:
+        """True when the sampler runs the trainer's own model object: its log-probs are then the
+        trainer's, and no weight sync or mismatch correction is needed."""
+        return False
 
 
 def format_prompt(tokenizer: Any, prompt: Prompt, use_chat_template: bool = True) -> str:
@@ -58,6 +77,19 @@ def format_prompt(tokenizer: Any, prompt: Prompt, use_chat_template: bool = True
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                              add_generation_prompt=True)
     return prompt
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[Prompt], use_chat_template: bool = True,
+                   max_prompt_length: int | None = None) -> tuple[list[str], list[list[int]]]:
+    """Prompts -> (formatted texts, token ids). Every sampler encodes through here, so a prompt is
+    the same tokens whichever backend samples it."""
+    texts = [format_prompt(tokenizer, p, use_chat_template) for p in prompts]
+    # A chat template already carries the BOS token as text; adding it again would double it.
+    has_template = getattr(tokenizer, "chat_template", None) is not None
+    ids = [tokenizer(t, add_special_tokens=not has_template)["input_ids"] for t in texts]
+    if max_prompt_length:
+        ids = [x[-max_prompt_length:] for x in ids]  # keep the end: it holds the question
+    return texts, ids
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:

@@ -1,9 +1,11 @@
-"""Sampling with `transformers`' `model.generate`: left-padded batches, chat templates, per-token
-log-probs of the sampled tokens. Works on CPU; the trainer shares the policy object with it."""
+"""Sampling with `transformers`' `model.generate`: left-padded batches, chat templates, and (when
+asked) per-token log-probs of the sampled tokens. Works on CPU; the trainer shares the policy object
+with it, so its samples come from exactly the weights being trained."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -13,32 +15,35 @@ from grpo_fast.sampler.base import (
     CompletionGroup,
     Prompt,
     Sampler,
-    format_prompt,
+    encode_prompts,
     split_completion,
     stop_token_ids,
 )
 
 
 class TransformersSampler(Sampler):
+    """`return_logprobs=False` skips the behaviour log-probs (the trainer that shares the model
+    scores the tokens itself); when they are returned, they cost one (rows x vocab) tensor per decode
+    step, never a tensor per generated token."""
+
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 256, temperature: float = 1.0,
                  top_p: float = 1.0, top_k: int = 0, use_chat_template: bool = True,
-                 max_prompt_length: int | None = None):
+                 max_prompt_length: int | None = None, return_logprobs: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.defaults = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k)
         self.use_chat_template = use_chat_template
         self.max_prompt_length = max_prompt_length
+        self.return_logprobs = return_logprobs
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
+    @property
+    def shares_policy(self) -> bool:
+        return True
+
     def encode_prompts(self, prompts: Sequence[Prompt]) -> tuple[list[str], list[list[int]]]:
-        texts = [format_prompt(self.tokenizer, p, self.use_chat_template) for p in prompts]
-        # A chat template already carries the BOS token as text; adding it again would double it.
-        has_template = getattr(self.tokenizer, "chat_template", None) is not None
-        ids = [self.tokenizer(t, add_special_tokens=not has_template)["input_ids"] for t in texts]
-        if self.max_prompt_length:
-            ids = [x[-self.max_prompt_length:] for x in ids]  # keep the end: it holds the question
-        return texts, ids
+        return encode_prompts(self.tokenizer, prompts, self.use_chat_template, self.max_prompt_length)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Prompt], n: int, records: Sequence[dict] | None = None,
@@ -49,41 +54,101 @@ class TransformersSampler(Sampler):
             return []
         pad = self.tokenizer.pad_token_id
         stops = stop_token_ids(self.tokenizer, self.model)
-        width = max(len(x) for x in prompt_ids)
-        device = next(self.model.parameters()).device
         rows = [x for x in prompt_ids for _ in range(n)]
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in rows], device=device)
-        attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows], device=device)
-
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            out = self.model.generate(
-                input_ids=input_ids, attention_mask=attention, do_sample=True,
-                temperature=float(p["temperature"]), top_p=float(p["top_p"]), top_k=int(p["top_k"]),
-                max_new_tokens=int(p["max_new_tokens"]), pad_token_id=pad, eos_token_id=stops,
-                output_scores=True, return_dict_in_generate=True,
-            )
-        finally:
-            self.model.train(was_training)
-        new = out.sequences[:, width:]
-        # Scores are the processed (temperature / top-k / top-p) logits the tokens were drawn from.
-        if new.shape[1]:
-            steps = torch.stack(out.scores, dim=1).float().log_softmax(-1)
-            lp = steps.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        else:
-            lp = torch.zeros_like(new, dtype=torch.float)
+        input_ids, attention = left_pad(rows, pad, next(self.model.parameters()).device)
+        width = input_ids.shape[1]
+        greedy = float(p["temperature"]) == 0.0
+        recorder = SampledLogprobs() if self.return_logprobs and not greedy else None
+        gen = sampling_config(self.model, temperature=float(p["temperature"]), top_p=float(p["top_p"]),
+                              top_k=int(p["top_k"]), max_new_tokens=int(p["max_new_tokens"]), pad_id=pad, stops=stops,
+                              greedy=greedy)
+        with eval_mode(self.model), own_generation_config(self.model, gen):
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=gen,
+                                      logits_processor=[recorder] if recorder is not None else None)
+        new = out[:, width:]
+        lp = recorder.finish(new) if recorder is not None else None
 
         groups: list[CompletionGroup] = []
-        new_l, lp_l = new.tolist(), lp.tolist()
+        new_l = new.tolist()
+        lp_l = lp.tolist() if lp is not None else None
         for i, prompt in enumerate(prompts):
             comps = []
             for j in range(n):
                 r = i * n + j
                 ids, text, finish = split_completion(self.tokenizer, new_l[r], stops)
-                end = len(ids)
-                comps.append(Completion(text=text, token_ids=ids, logprobs=lp_l[r][:end], finish_reason=finish))
+                lps = lp_l[r][:len(ids)] if lp_l is not None else None
+                comps.append(Completion(text=text, token_ids=ids, logprobs=lps, finish_reason=finish))
             rec = dict(records[i]) if records is not None else {}
             groups.append(CompletionGroup(prompt=prompt, prompt_text=texts[i], prompt_ids=prompt_ids[i],
                                           completions=comps, record=rec))
         return groups
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(x) for x in rows)
+    ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in rows], device=device)
+    att = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows], device=device)
+    return ids, att
+
+
+def sampling_config(model: Any, *, temperature: float | None, top_p: float | None, top_k: int | None,
+                    max_new_tokens: int, pad_id: int, stops: list[int], greedy: bool = False) -> Any:
+    """A GenerationConfig with every logits processor set by us. A checkpoint's own
+    generation_config.json (Qwen2.5-Instruct ships repetition_penalty 1.1, top_k 20, top_p 0.8) would
+    otherwise reshape the distribution the tokens are drawn from, and the trainer's log-probs of
+    logits / temperature would no longer be the sampler's."""
+    from transformers import GenerationConfig
+
+    base = getattr(model, "generation_config", None)
+    kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=stops,
+                              bos_token_id=getattr(base, "bos_token_id", None), num_beams=1, use_cache=True)
+    if greedy:
+        return GenerationConfig(do_sample=False, **kw)
+    return GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or 0, **kw)
+
+
+@contextlib.contextmanager
+def own_generation_config(model: Any, gen: Any) -> Iterator[None]:
+    """`generate` fills fields a passed config leaves at their defaults from `model.generation_config`
+    (the checkpoint's); swapping that out for the call makes the passed config the whole truth."""
+    old = getattr(model, "generation_config", None)
+    model.generation_config = gen
+    try:
+        yield
+    finally:
+        model.generation_config = old
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+class SampledLogprobs:
+    """A logits processor placed after the sampling warpers: it sees the processed scores each token
+    is drawn from. It keeps only the last step's log-softmax and, one step later (when the sampled
+    token is the last input id), the log-prob of that token: (rows x vocab) floats at any time."""
+
+    def __init__(self) -> None:
+        self.prev: torch.Tensor | None = None
+        self.cols: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.prev is not None:
+            self.cols.append(self.prev.gather(-1, input_ids[:, -1:]).squeeze(-1))
+        self.prev = scores.float().log_softmax(-1)
+        return scores
+
+    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """(rows, generated) log-probs; `new_tokens` are the generated ids."""
+        if self.prev is not None and len(self.cols) < new_tokens.shape[1]:
+            self.cols.append(self.prev.gather(-1, new_tokens[:, len(self.cols):len(self.cols) + 1]).squeeze(-1))
+        self.prev = None
+        if not self.cols:
+            return torch.zeros(new_tokens.shape, dtype=torch.float)
+        return torch.stack(self.cols, dim=1)
