@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,17 @@ class MetricsLogger:
     def truncate_to(self, step: int) -> None:
         """On resume: forget lines after the checkpoint's step, so the file has each step once."""
         self.history = [h for h in self.history if h.get("step", 0) <= step]
-        self.path.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        # Through a temporary sibling and a rename: a kill midway leaves the old file, never a cut one.
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        try:
+            with tmp.open("w") as f:
+                f.write("".join(json.dumps(h) + "\n" for h in self.history))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def log(self, step: int, metrics: dict[str, float]) -> list[str]:
         line = {"step": step, **{k: _clean(v) for k, v in metrics.items() if not k.startswith("_")}}
