@@ -9,6 +9,10 @@ from typing import Any
 import click
 
 # CLI flag -> GRPOConfig field, for the flags that are plain overrides.
+# Kept in step with grpo_fast.trainer.checkpoint.OVERWRITE_HELP (not imported: --help stays light).
+_OVERWRITE_HELP = ("checkpoint-N folders, config.json, metrics.jsonl, curves.png, tensorboard/ and wandb/ "
+                   "(and temporaries of unfinished saves); other files are kept")
+
 _FLAG_FIELDS = {
     "model": "model", "data": "data", "verifier": "verifier", "toy": "toy", "out": "output_dir",
     "prompt_field": "prompt_field", "max_steps": "max_steps", "lr": "learning_rate",
@@ -53,6 +57,9 @@ _FLAG_FIELDS = {
               help="Under torchrun: shard parameters, gradients and optimiser state (FSDP) instead of DDP.")
 @click.option("--save-steps", type=int, default=None, help="Checkpoint every N steps.")
 @click.option("--resume", default=None, help="Continue from a checkpoint directory, or `latest` under --out.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Start afresh in a non-empty --out: first delete the previous run's " + _OVERWRITE_HELP + ". "
+                   "Without it (or --resume) a non-empty --out is refused.")
 @click.option("--report-to", multiple=True, type=click.Choice(["tensorboard", "wandb"]),
               help="Also log to TensorBoard / W&B (offline) when installed.")
 @click.option("--zero-advantages", is_flag=True, default=None,
@@ -63,13 +70,15 @@ _FLAG_FIELDS = {
 @click.option("--quiet", "-q", is_flag=True, help="No live progress display.")
 def train(toy: str | None, config_file: str | None, preset: str | None, sets: tuple[str, ...], resume: str | None,
           report_to: tuple[str, ...], print_config: bool, as_json: bool, quiet: bool, offline: bool,
-          **flags: Any) -> None:
+          overwrite: bool, **flags: Any) -> None:
     """Train a policy with GRPO.
 
     Online: sample a group of completions per prompt, score them with a verifier (overlapped with
     generation), turn scores into group-relative advantages and take a clipped policy-gradient step.
     Offline (--offline): train on groups that already carry scores. Each run writes config.json,
-    metrics.jsonl, curves.png and checkpoints under --out and ends with a summary table.
+    metrics.jsonl, curves.png and checkpoints under --out and ends with a summary table. A non-empty
+    --out is refused unless --resume continues it or --overwrite starts afresh. Ctrl-C or SIGTERM
+    finishes the current step, saves a checkpoint and curves, and exits 130 / 143 (twice: at once).
 
     \b
     Examples:
@@ -130,12 +139,18 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
             return
         from grpo_fast.trainer.run import run_training
 
-        result = run_training(cfg, resume=resume, console=console, live=not quiet, explicit=explicit)
+        result = run_training(cfg, resume=resume, overwrite=overwrite, console=console, live=not quiet,
+                              explicit=explicit)
     except GrpoError as exc:
         where = " ".join(x for x in (exc.file and f"file {exc.file}", exc.line and f"line {exc.line}",
                                       exc.field and f"field {exc.field}") if x)
-        console.print(f"[red]error:[/] {exc.message}" + (f" ({where})" if where else ""))
+        # soft_wrap: one line, however long (rich would otherwise wrap it at the console width)
+        console.print(f"[red]error:[/] {exc.message}" + (f" ({where})" if where else ""), soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before training started
+        signum = getattr(exc, "signum", 2)
+        console.print(f"[red]interrupted[/] ({'SIGTERM' if signum == 15 else 'SIGINT'}): stopped at once")
+        sys.exit(128 + signum)
     from grpo_fast.trainer.distributed import is_distributed, rank_and_world
 
     rank = rank_and_world()[0]
@@ -153,3 +168,5 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
             "checkpoint": str(result.final_checkpoint) if result.final_checkpoint else None,
             "warnings": result.warnings,
         }))
+    if result.interrupted_by:  # stopped early by SIGINT / SIGTERM after saving: 130 / 143
+        sys.exit(128 + int(result.interrupted_by))

@@ -5,6 +5,9 @@ The `grpo-fast train` command is a thin wrapper around `run_training`."""
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,8 @@ class RunResult:
     greedy_accuracy: float | None = None
     warnings: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    # The signal (signal.SIGINT / SIGTERM) that stopped the run early after saving; None if it ran to the end.
+    interrupted_by: int | None = None
 
 
 def resolve_verifier(spec: str) -> Any:
@@ -115,16 +120,34 @@ def offline_groups(trainer: Any, records: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = None, live: bool = True,
-                 explicit: set[str] | None = None) -> RunResult:
-    """Run `cfg` to `max_steps`. `explicit` names the fields the user set (toy defaults don't override them)."""
+def run_training(cfg: GRPOConfig, *, resume: str | None = None, overwrite: bool = False, console: Any = None,
+                 live: bool = True, explicit: set[str] | None = None) -> RunResult:
+    """Run `cfg` to `max_steps`. `explicit` names the fields the user set (toy defaults don't override them).
+
+    A non-empty `output_dir` is refused (ConfigError) unless `resume` continues it or `overwrite` deletes
+    the previous run's outputs first (`checkpoint.run_outputs`). SIGINT / SIGTERM during the loop finish
+    the current step, save a checkpoint, metrics and curves and return with `interrupted_by` set; a
+    second signal raises `Interrupted` at once. A failed run removes the output folder if it created
+    it and nothing was written."""
+    created = _missing_dirs(Path(cfg.output_dir))
+    with _StopOnSignal() as stop:
+        try:
+            return _run_training(cfg, resume=resume, overwrite=overwrite, console=console, live=live,
+                                 explicit=explicit, stop=stop)
+        except BaseException:
+            _remove_empty_dirs(created)
+            raise
+
+
+def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, console: Any, live: bool,
+                  explicit: set[str] | None, stop: _StopOnSignal) -> RunResult:
     from rich.console import Console
 
     from grpo_fast.metrics import MetricsLogger, plot_curves, render_summary
     from grpo_fast.trainer.checkpoint import (
         checkpoint_dir,
         load_trainer_state,
-        resolve_resume,
+        prepare_output_dir,
         save_checkpoint,
     )
     from grpo_fast.trainer.prompt_data import load_prompt_records, load_scored_groups
@@ -136,8 +159,8 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
     if cfg.toy:
         cfg = toy_overrides(cfg, explicit or set())
     out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resume_path = resolve_resume(resume, out_dir) if resume else None
+    # Before the model is loaded: refuse a used --out, delete it (--overwrite), verify the checkpoint.
+    resume_path = prepare_output_dir(out_dir, resume=resume, overwrite=overwrite, rank=rank)
 
     model, tok = build_model_and_tokenizer(cfg, resume_path)
     if cfg.num_threads is not None:
@@ -179,19 +202,21 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
         if logger is not None:
             logger.truncate_to(trainer.step_count)
     if rank == 0:
-        cfg.save(out_dir / "config.json")
+        _save_config(cfg, out_dir / "config.json")
         _print_config(console, cfg, resume_path)
         for name in logger.unavailable:
             console.print(f"[yellow]--report-to {name}: package not installed, skipped[/]")
 
     final_ckpt = None
     try:
-        _loop(cfg, trainer, logger, console, live and rank == 0, offline_data, out_dir)
-        if cfg.save_final:
+        stop.arm()
+        _loop(cfg, trainer, logger, console, live and rank == 0, offline_data, out_dir, stop)
+        if cfg.save_final or stop.stopped:
             final_ckpt = save_checkpoint(trainer, checkpoint_dir(out_dir, trainer.step_count))
         acc = None
         # Under FSDP every rank takes part in the policy's forwards; rank 0's result is reported.
-        if cfg.eval_prompts and verifier is not None and (rank == 0 or dist_utils.is_fsdp(trainer.model)):
+        if cfg.eval_prompts and verifier is not None and not stop.stopped and \
+                (rank == 0 or dist_utils.is_fsdp(trainer.model)):
             acc = trainer.greedy_accuracy(records[:cfg.eval_prompts])
     finally:
         trainer.close()
@@ -200,10 +225,10 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
         dist_utils.barrier()
     history = logger.history if logger is not None else []
     result = RunResult(out_dir, history, final_ckpt, acc, dict(logger.warn_counts) if logger else {},
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, interrupted_by=stop.stopped)
     if rank == 0 and history:
         title = f"GRPO {cfg.toy or cfg.model or ''} ({len(history)} steps)"
-        plot_curves(history, out_dir / "curves.png", title=title)
+        _write_curves(plot_curves, history, out_dir / "curves.png", title)
         extra = {"wall time": f"{result.elapsed_s:.1f} s", "metrics": str(out_dir / "metrics.jsonl"),
                  "curves": str(out_dir / "curves.png")}
         if final_ckpt is not None:
@@ -213,6 +238,10 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, console: Any = N
         for k, n in result.warnings.items():
             extra[f"gate warnings: {k}"] = f"{n} steps"
         render_summary(history, console, title, extra)
+    if rank == 0 and stop.stopped:
+        console.print(f"[yellow]stopped by {signal.Signals(stop.stopped).name} after step {trainer.step_count}:[/] "
+                      f"checkpoint {final_ckpt}, metrics {out_dir / 'metrics.jsonl'}, curves "
+                      f"{out_dir / 'curves.png'}; continue with --resume latest", soft_wrap=True)
     return result
 
 
@@ -246,7 +275,7 @@ def make_trainer(cfg: GRPOConfig, model: Any, tokenizer: Any, records: list[dict
 
 
 def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, offline_data: list | None,
-          out_dir: Path) -> None:
+          out_dir: Path, stop: _StopOnSignal | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
@@ -268,7 +297,8 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
             else:
                 m = trainer.step()
             step = trainer.step_count
-            if logger is not None and (step % cfg.logging_steps == 0 or step == cfg.max_steps):
+            stopping = stop is not None and stop.requested()  # a signal came: this is the last step
+            if logger is not None and (step % cfg.logging_steps == 0 or step == cfg.max_steps or stopping):
                 for w in logger.log(step, m):
                     key = w.split(" ")[0]
                     if key not in warned:  # each kind of warning once on screen; all are in metrics.jsonl
@@ -278,6 +308,8 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
             info = (f"reward {r:.3f}  kl {m.get('kl', 0):.4f}  entropy {m.get('entropy', 0):.3f}  "
                     f"len {m.get('completions/mean_length', 0):.1f}  zero-std {m.get('frac_reward_zero_std', 0):.0%}")
             progress.update(task, advance=1, info=info if not math.isnan(r) else "")
+            if stopping:
+                break  # run_training saves the checkpoint
             if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.max_steps:
                 save_checkpoint(trainer, checkpoint_dir(out_dir, step))
                 dist_utils.barrier()
@@ -290,3 +322,98 @@ def _print_config(console: Any, cfg: GRPOConfig, resume_path: Path | None) -> No
     console.print(f"[bold]effective config[/] (non-default fields; all in {cfg.output_dir}/config.json): {parts}")
     if resume_path is not None:
         console.print(f"resuming from {resume_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# safety helpers: signals, the output folder, atomic writes
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT / SIGTERM (or one before the training loop started): the run stops at once."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM handlers for the duration of a run (main thread only; the previous handlers
+    come back on exit). Before `arm()` a signal raises `Interrupted` at once; after it, the first
+    signal only sets a flag that the loop reads after each step (`requested`), a second one raises."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None  # the first signal this process got
+        self.stopped: int | None = None  # the signal all ranks agreed to stop on (set by `requested`)
+        self.armed = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.armed or self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+        if os.environ.get("RANK", "0") == "0":
+            again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+            os.write(2, f"\n{signal.Signals(signum).name}: finishing the current step, then saving a checkpoint "
+                        f"({again} again stops at once)\n".encode())
+
+    def requested(self) -> bool:
+        """Whether to stop after this step. Under DDP a collective: every rank calls it every step, and
+        all stop together when any of them got a signal."""
+        got = float(self.signum or 0)
+        if dist_utils.is_distributed():
+            got = dist_utils.all_reduce_max(got)
+        if got:
+            self.stopped = int(got)
+        return bool(got)
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders that creating `path` would create, deepest first."""
+    out = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty_dirs(dirs: list[Path]) -> None:
+    for d in dirs:  # deepest first
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            return
+
+
+def _save_config(cfg: GRPOConfig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        cfg.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_curves(plot: Any, history: list[dict[str, Any]], path: Path, title: str) -> None:
+    tmp = path.with_name(f".curves.tmp-{os.getpid()}.png")
+    try:
+        plot(history, tmp, title=title)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
