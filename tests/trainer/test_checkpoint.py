@@ -35,6 +35,12 @@ def test_checkpoint_contents(tmp_path):
     for name in ("model.safetensors", "config.json", "tokenizer.json", "optimizer.pt", "rng_state_0.pt",
                  "trainer_state.json", "ref_model.safetensors"):
         assert (ck / name).exists(), name
+    # trainer_state.json (written last) records every other file's size, and the small ones' sha256
+    manifest = json.loads((ck / "trainer_state.json").read_text())["files"]
+    assert sorted(manifest) == sorted(p.name for p in ck.iterdir() if p.name != "trainer_state.json")
+    assert all(manifest[n]["size"] == (ck / n).stat().st_size for n in manifest)
+    assert "sha256" in manifest["optimizer.pt"] and "sha256" in manifest["rng_state_0.pt"]
+    assert not list((tmp_path / "a").glob(".*"))  # no temporaries left behind
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(ck)
