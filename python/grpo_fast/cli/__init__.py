@@ -19,6 +19,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "advantages": ("grpo_fast.cli.advantages", "advantages", "Write group-relative advantages into records."),
     "doctor": ("grpo_fast.cli.doctor", "doctor", "Report the environment and what is missing."),
     "sandbox": ("grpo_fast.cli.sandbox", "sandbox", "Run and query the code sandbox daemon."),
+    "vllm-serve": ("grpo_fast.cli.vllm_serve", "vllm_serve", "Serve a vLLM engine for `train --vllm-mode server`."),
 }
 
 

@@ -96,6 +96,7 @@ class VLLMSampler(_TokenSampler):
                          stop_ids=stop_ids)
         self.engine = VLLMEngine(model, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                                  max_model_len=max_model_len, enable_sleep_mode=enable_sleep_mode, **llm_kwargs)
+        self.owned_dir: Any = None  # a temporary model folder the engine was started from, if any
 
     def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
         outs = self.engine.generate(prompt_ids, n, params, self.stop_ids)
@@ -122,6 +123,9 @@ class VLLMSampler(_TokenSampler):
 
     def close(self) -> None:
         self.engine.close()
+        if self.owned_dir is not None:
+            self.owned_dir.cleanup()
+            self.owned_dir = None
 
 
 class VLLMServerSampler(_TokenSampler):

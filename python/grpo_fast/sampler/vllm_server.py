@@ -211,10 +211,10 @@ class VLLMServer:
                     self.close_connection = True
                     self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 self._route("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._route("POST")
 
         return Handler

@@ -85,7 +85,7 @@ def iter_safetensors(path: str | os.PathLike, device: Any = "cpu") -> Iterator[t
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt", device=str(device)) as f:
-        for name in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+        for name in f.keys():
             yield name, f.get_tensor(name)
 
 

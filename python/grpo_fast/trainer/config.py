@@ -58,6 +58,27 @@ class GRPOConfig:
     top_k: int = 0
     """Top-k sampling (0 = off)."""
 
+    # --- sampler ------------------------------------------------------------------------------
+    sampler: str = "transformers"
+    """Who samples the completions: `transformers` (the policy object itself, `model.generate`; any
+    device) or `vllm` (a vLLM engine kept in step with the policy after every training step)."""
+    vllm_mode: str = "colocate"
+    """With `sampler = vllm`: `colocate` runs the engine in the training process on the same
+    device(s); `server` talks to a `grpo-fast vllm-serve` process over HTTP (other GPUs or hosts)."""
+    vllm_server_url: str = "http://127.0.0.1:8000"
+    """Address of `grpo-fast vllm-serve` in server mode (its token, if any, from $GRPO_VLLM_TOKEN)."""
+    vllm_server_timeout: float = 600.0
+    """Seconds to wait for one server request (a generation batch or a weight upload)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Colocate: the share of GPU memory the engine may take (weights + KV cache); the rest is the trainer's."""
+    vllm_enable_sleep_mode: bool = False
+    """Colocate on GPU: put the engine to sleep (weights offloaded, KV cache freed) during the update
+    and wake it for the next generation, so the optimiser step gets that memory back."""
+    vllm_dtype: str = "auto"
+    """Colocate: the engine's dtype (`auto` = the checkpoint's; bfloat16, float16, float32)."""
+    vllm_max_model_len: int | None = None
+    """Colocate: longest prompt + completion the engine plans for (None = the model's limit)."""
+
     # --- advantages and rewards ---------------------------------------------------------------
     advantage_method: str = "grpo"
     """Advantage estimator from the Rust core: `grpo` ((r - mean) / std per group), `dr_grpo`
@@ -92,6 +113,23 @@ class GRPOConfig:
     """Copy the policy into the reference model every this many steps (0 = never). Needs beta > 0."""
     entropy_coef: float = 0.0
     """Weight of an entropy bonus (subtracted from the loss); 0 = only monitored."""
+    rollout_correction: bool = True
+    """Correct for the sampler not being exactly the trainer's policy (vLLM's kernels, precision and
+    batching differ; TRL and verl correct this too): each token's policy-gradient term is weighted by
+    pi_trainer / pi_sampler of the sampled token, truncated or masked (next fields). Applies when the
+    sampler returns log-probs of its own (vLLM); the transformers sampler runs the trainer's own
+    model, so there is nothing to correct. The mismatch metrics (`sampling/...`) are logged whenever
+    the sampler's log-probs are there, also with the correction off."""
+    rollout_correction_level: str = "token"
+    """`token`: one ratio per token; `sequence`: one per completion (the product of its token ratios)."""
+    rollout_correction_mode: str = "truncate"
+    """`truncate`: weight = min(ratio, cap) (truncated importance sampling); `mask`: tokens (or whole
+    completions, at sequence level) whose ratio leaves [rollout_correction_min, cap] are dropped from
+    the loss and the rest keep their ratio as weight."""
+    rollout_correction_cap: float = 2.0
+    """Upper bound of the ratio: the truncation point, or the top of the band in mask mode."""
+    rollout_correction_min: float | None = None
+    """Bottom of the band in mask mode (None = no lower bound)."""
 
     # --- optimisation -------------------------------------------------------------------------
     learning_rate: float = 1e-6
@@ -113,9 +151,22 @@ class GRPOConfig:
     max_steps: int = 100
     """Optimisation steps to run."""
     bf16: bool = False
-    """bf16 autocast for the forward passes (GPU only; ignored on CPU)."""
+    """bf16 autocast for every forward pass (CPU and GPU): the training forward and the old-policy
+    and reference log-probs alike, so step 1's ratio is exactly 1 and its KL exactly 0. Weights and
+    optimiser state stay float32 (master weights): AdamW steps of lr 1e-6 on bf16 weights would
+    mostly round away."""
     gradient_checkpointing: bool = False
     """Trade compute for memory in the policy's backward pass."""
+    micro_batch_size: int | None = None
+    """Completions per forward/backward pass; None = the step's completions split into
+    `gradient_accumulation_steps` passes. Completions are sorted by length before they are cut into
+    micro-batches, and each pass is padded only to its own longest row."""
+    logprob_chunk_size: int = 256
+    """Completion tokens per slice of the LM head in the log-prob pass: the full-vocabulary logits
+    exist for one slice at a time (forward and backward), never for the whole batch."""
+    ref_model_offload: bool = False
+    """Keep the reference model (beta > 0) in CPU memory and move it to the device only for its
+    log-prob pass."""
     fsdp: bool = False
     """Under torchrun / accelerate, shard parameters, gradients and optimiser state across processes
     (FSDP) instead of replicating the model (DDP), for models too large to replicate. CPU/gloo and
@@ -192,6 +243,26 @@ class GRPOConfig:
                 raise bad("report_to", f"unknown logger {r!r}; use tensorboard or wandb")
         if self.generation_chunks < 1:
             raise bad("generation_chunks", "must be >= 1")
+        if self.sampler not in ("transformers", "vllm"):
+            raise bad("sampler", f"must be transformers or vllm, got {self.sampler!r}")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise bad("vllm_mode", f"must be colocate or server, got {self.vllm_mode!r}")
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise bad("vllm_gpu_memory_utilization", "must be in (0, 1]")
+        if self.sampler == "vllm" and self.fsdp:
+            raise bad("sampler", "the vLLM sampler is not supported together with fsdp yet")
+        if self.rollout_correction_level not in ("token", "sequence"):
+            raise bad("rollout_correction_level", "must be token or sequence")
+        if self.rollout_correction_mode not in ("truncate", "mask"):
+            raise bad("rollout_correction_mode", "must be truncate or mask")
+        if not self.rollout_correction_cap > 0:
+            raise bad("rollout_correction_cap", "must be > 0")
+        if self.rollout_correction_min is not None and not 0 <= self.rollout_correction_min <= self.rollout_correction_cap:
+            raise bad("rollout_correction_min", "must lie in [0, rollout_correction_cap]")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise bad("micro_batch_size", "must be >= 1 (or null)")
+        if self.logprob_chunk_size < 1:
+            raise bad("logprob_chunk_size", "must be >= 1")
 
     # --- conversion ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The online GRPO loop: sample a group per prompt -> verify (overlapped with generation) ->
-group-relative advantages (Rust core) -> clipped policy update. Also the offline path that trains on
-already-scored groups, and the state a checkpoint needs to resume bit-for-bit."""
+"""The GRPO step: sample a group per prompt (any `Sampler`) -> verify (overlapped with generation) ->
+group-relative advantages (Rust core) -> clipped policy update with the sampler-mismatch correction
+-> weights back to the sampler. The offline step (already-scored groups) runs through the same
+update, and the trainer holds the state a checkpoint needs to resume bit-for-bit."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 
 from grpo_fast.errors import ConfigError
-from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler, split_completion, stop_token_ids
+from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
 from grpo_fast.trainer import distributed as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
-from grpo_fast.trainer.loss import grpo_loss
+from grpo_fast.trainer.logprobs import sequence_logprobs
+from grpo_fast.trainer.loss import grpo_loss, rollout_correction
 from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem
 
 
@@ -62,55 +64,60 @@ class ScoredGroup:
         return float(np.std(s)) if len(s) > 1 else 0.0
 
 
-def sequence_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
-                      temperature: float, with_entropy: bool = False,
-                      entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs (B, C) of the last C tokens of each row under `model` at `temperature`, and optionally
-    the per-token entropy of the same distributions (differentiable with `entropy_grad`, for an entropy
-    bonus). Rows are left-padded prompts followed by right-padded completions; position ids skip the
-    left padding so they match generation."""
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   use_cache=False).logits
-    logits = logits[:, -n_completion - 1:-1, :].float() / temperature
-    logp_all = logits.log_softmax(-1)
-    targets = input_ids[:, -n_completion:]
-    logps = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    ent = None
-    if with_entropy or entropy_grad:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            ent = -(logp_all.exp() * logp_all).sum(-1)
-    return logps, ent
+Row = tuple[list[int], list[int], float, bool, "list[float] | None"]
+"""(prompt_ids, completion_ids, advantage, counts_in_loss, sampler_logprobs or None)."""
 
 
 @dataclass
 class Batch:
-    """Padded tensors for a list of (prompt_ids, completion_ids, advantage) rows."""
+    """Padded tensors for a list of rows (see `Row`). `sampler_logps` is NaN where the sampler gave
+    no log-prob (and on padding)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     completion_mask: torch.Tensor
     advantages: torch.Tensor
     n_completion: int
+    sampler_logps: torch.Tensor | None = None
 
     def slice(self, idx: slice) -> Batch:
+        s = self.sampler_logps[idx] if self.sampler_logps is not None else None
         return Batch(self.input_ids[idx], self.attention_mask[idx], self.completion_mask[idx],
-                     self.advantages[idx], self.n_completion)
+                     self.advantages[idx], self.n_completion, s)
 
 
-def build_batch(rows: Sequence[tuple[list[int], list[int], float, bool]], pad_id: int, device: Any = "cpu") -> Batch:
-    """rows: (prompt_ids, completion_ids, advantage, counts_in_loss). Prompts are left-padded to a common
-    width, completions right-padded; the completion mask is 0 on padding and on rows that don't count."""
+def build_batch(rows: Sequence[tuple], pad_id: int, device: Any = "cpu") -> Batch:
+    """rows: (prompt_ids, completion_ids, advantage, counts_in_loss[, sampler_logprobs]). Prompts are
+    left-padded to a common width, completions right-padded; the completion mask is 0 on padding and
+    on rows that don't count."""
     P = max(len(r[0]) for r in rows)
     C = max(1, max(len(r[1]) for r in rows))
-    ids, att, cm, adv = [], [], [], []
-    for p, c, a, counts in rows:
+    ids, att, cm, adv, slp = [], [], [], [], []
+    nan = float("nan")
+    for r in rows:
+        p, c, a, counts = r[:4]
+        lps = r[4] if len(r) > 4 else None
         ids.append([pad_id] * (P - len(p)) + p + c + [pad_id] * (C - len(c)))
         att.append([0] * (P - len(p)) + [1] * (len(p) + len(c)) + [0] * (C - len(c)))
         cm.append([1 if counts else 0] * len(c) + [0] * (C - len(c)))
         adv.append(a)
+        slp.append((list(lps) if lps is not None else [nan] * len(c)) + [nan] * (C - len(c)))
     t = lambda x, dt: torch.tensor(x, dtype=dt, device=device)  # noqa: E731
-    return Batch(t(ids, torch.long), t(att, torch.long), t(cm, torch.float32), t(adv, torch.float32), C)
+    has_sampler = any(len(r) > 4 and r[4] is not None for r in rows)
+    return Batch(t(ids, torch.long), t(att, torch.long), t(cm, torch.float32), t(adv, torch.float32), C,
+                 t(slp, torch.float32) if has_sampler else None)
+
+
+def micro_batches(rows: Sequence[tuple], pad_id: int, device: Any, *, size: int | None = None,
+                  parts: int = 1) -> list[Batch]:
+    """Rows sorted by length and cut into micro-batches of `size` rows (or into `parts` equal parts),
+    each padded only to its own longest prompt and completion. The loss is normalised over the whole
+    step, so the order of rows does not change the update, only how much padding is computed."""
+    if not rows:
+        return []
+    order = sorted(range(len(rows)), key=lambda i: (len(rows[i][0]) + len(rows[i][1]), i))
+    n = size if size else math.ceil(len(rows) / max(1, parts))
+    return [build_batch([rows[i] for i in order[j:j + n]], pad_id, device) for j in range(0, len(order), n)]
 
 
 def lr_lambda(cfg: GRPOConfig) -> Callable[[int], float]:
@@ -141,7 +148,12 @@ class GRPOTrainer:
     `num_iterations` optimiser steps on it."""
 
     def __init__(self, cfg: GRPOConfig, model: Any, tokenizer: Any, records: Sequence[dict[str, Any]],
-                 verifier: Verifier | None, sampler: Sampler | None = None, device: Any = "cpu"):
+                 verifier: Verifier | None, sampler: Sampler | None = None, device: Any = "cpu",
+                 model_path: str | None = None):
+        """`records`: prompt records, or with `cfg.offline` scored groups (`responses[].score`).
+        `sampler`: None builds `cfg.sampler`; a vLLM engine starts from `model_path` (None: the policy
+        is saved to a temporary folder for it). `model` must hold float32 weights when `cfg.bf16`
+        (the master weights); autocast does the bf16 compute."""
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -161,24 +173,48 @@ class GRPOTrainer:
             self.ref_model = copy.deepcopy(self.model).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
+            if cfg.ref_model_offload:
+                self.ref_model.to("cpu")
         self.ddp_model = dist_utils.wrap_ddp(self.model) if self.world > 1 else self.model
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                                            weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if sampler is None:
-            from grpo_fast.sampler.transformers_backend import TransformersSampler
-
-            sampler = TransformersSampler(self.model, tokenizer, max_new_tokens=cfg.max_completion_length,
-                                          temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                          use_chat_template=cfg.use_chat_template,
-                                          max_prompt_length=cfg.max_prompt_length)
+            sampler = sampler_from_config(cfg, self.model, tokenizer, model_path)
         self.sampler = sampler
+        # A sampler with weights of its own holds the weights of this step count (its start weights
+        # are the policy's at step 0 only if it was started from them; see `sync_sampler`).
+        self._sampler_step: int | None = 0 if (model_path is not None or sampler.shares_policy) else None
         self.verifier = verifier
-        self.prompts = PromptStream(records, cfg.seed, self.rank, self.world) if records else None
+        self.offline_data: list[ScoredGroup] | None = None
+        self.prompts: PromptStream | None = None
+        if cfg.offline:
+            self.offline_data = self.offline_groups(records)
+        elif records:
+            self.prompts = PromptStream(records, cfg.seed, self.rank, self.world)
         self.step_count = 0
         self._pool: ThreadPoolExecutor | None = None
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def offline_groups(self, records: Sequence[dict[str, Any]]) -> list[ScoredGroup]:
+        """Scored records -> ScoredGroups with tokenized completions (EOS appended to a completion
+        that fits; a longer one is cut and counts as truncated)."""
+        cfg, tok = self.cfg, self.tokenizer
+        texts, ids = self.sampler.encode_prompts([r[cfg.prompt_field] for r in records])
+        out = []
+        for r, text, pid in zip(records, texts, ids, strict=True):
+            comps, scores, verdicts = [], [], []
+            for x in r["responses"]:
+                full = tok(x["text"], add_special_tokens=False)["input_ids"]
+                truncated = len(full) > cfg.max_completion_length
+                toks = full[:cfg.max_completion_length] if truncated else [*full, tok.eos_token_id]
+                comps.append(Completion(x["text"], toks, None, "length" if truncated else "stop"))
+                s = x.get("score")
+                scores.append(float("nan") if s is None else float(s))
+                verdicts.append(Verdict(s, x.get("correct"), "offline"))
+            out.append(ScoredGroup(CompletionGroup(r[cfg.prompt_field], text, pid, comps, r), scores, verdicts))
+        return out
 
     # ---------------------------------------------------------------------------------- sampling
     def _pool_get(self) -> ThreadPoolExecutor:
@@ -213,7 +249,10 @@ class GRPOTrainer:
         for i in range(0, len(records), chunk):
             recs = records[i:i + chunk]
             prompts = [r[cfg.prompt_field] for r in recs]
-            groups = self.sampler.generate(prompts, cfg.num_generations, records=recs)
+            # An engine with its own RNG gets a seed drawn from ours, so a run (and its resume) samples
+            # the same completions; the shared-model sampler draws from our RNG directly.
+            seed = None if self.sampler.shares_policy else int(torch.randint(0, 2**31 - 1, (1,)))
+            groups = self.sampler.generate(prompts, cfg.num_generations, records=recs, seed=seed)
             futures.append(pool.submit(self._verify, groups))
         t1 = time.perf_counter()
         scored = [sg for f in futures for sg in f.result()]
@@ -245,19 +284,41 @@ class GRPOTrainer:
 
     # ---------------------------------------------------------------------------------- update
     def step(self) -> dict[str, float]:
-        """Run one online step; returns its metrics."""
-        if self.verifier is None or self.prompts is None:
-            raise ConfigError("online training needs prompts and a verifier", field="verifier")
+        """Run one step (online: sample, verify, update; offline: the next scored groups); returns
+        its metrics. A sampler with weights of its own gets the updated weights at the end."""
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
-        kept, all_groups, rounds = self.collect(timings)
+        if self.offline_data is not None:
+            k = self.cfg.prompts_per_step
+            i = (self.step_count * k) % max(1, len(self.offline_data))
+            kept = (self.offline_data[i:] + self.offline_data[:i])[:k]
+            all_groups, rounds = kept, 0
+        else:
+            if self.verifier is None or self.prompts is None:
+                raise ConfigError("online training needs prompts and a verifier", field="verifier")
+            self.sync_sampler(timings)
+            kept, all_groups, rounds = self.collect(timings)
+            self.sampler.sleep()  # a colocated engine gives its memory back for the update
         metrics = self.train_on_groups(kept, all_groups=all_groups)
+        if self.offline_data is None:
+            self.sync_sampler(timings)
+            metrics["sampling_rounds"] = float(rounds)
         metrics.update(timings)
-        metrics["sampling_rounds"] = float(rounds)
         metrics["step_time_s"] = time.perf_counter() - t_start
         n_tok = metrics.get("num_tokens", 0.0)
         metrics["tokens_per_s"] = n_tok / max(metrics["step_time_s"], 1e-9)
         return metrics
+
+    def sync_sampler(self, timings: dict[str, float] | None = None) -> None:
+        """Give the sampler the policy's current weights unless it already has them (the transformers
+        sampler always has: it runs the policy itself)."""
+        if self._sampler_step == self.step_count:
+            return
+        t = time.perf_counter()
+        self.sampler.update_weights(self.model)
+        self._sampler_step = self.step_count
+        if timings is not None:
+            timings["weight_sync_s"] = timings.get("weight_sync_s", 0.0) + time.perf_counter() - t
 
     def train_on_groups(self, groups: list[ScoredGroup], all_groups: list[ScoredGroup] | None = None) -> dict[str, float]:
         """Advantages for `groups` and `num_iterations` optimiser steps on them. `all_groups` (default:
@@ -288,7 +349,8 @@ class GRPOTrainer:
                     continue
                 # Truncated completions (DAPO overlong filtering) stay as masked rows, like TRL's.
                 counts = not (cfg.mask_truncated_completions and c.finish_reason == "length")
-                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k - 1]), counts))
+                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k - 1]), counts,
+                             None if self.sampler.shares_policy else c.logprobs))
 
         metrics = self._reward_metrics(all_groups, adv)
         stats = self._update(rows)
@@ -299,7 +361,29 @@ class GRPOTrainer:
             self.ref_model.load_state_dict(self.model.state_dict())
         return metrics
 
-    def _update(self, rows: list[tuple[list[int], list[int], float, bool]]) -> dict[str, float]:
+    def _logps(self, model: Any, mb: Batch, *, with_entropy: bool = False,
+               entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The completion tokens' log-probs under `model`, under the run's autocast: the training
+        forward, the old-policy and the reference passes all go through here, so their numerics match."""
+        with _autocast(self.cfg, self.device):
+            return sequence_logprobs(model, mb.input_ids, mb.attention_mask, mb.n_completion, self.cfg.temperature,
+                                     with_entropy=with_entropy, entropy_grad=entropy_grad,
+                                     chunk_tokens=self.cfg.logprob_chunk_size)
+
+    @torch.no_grad()
+    def _reference_logps(self, batches: list[Batch]) -> list[torch.Tensor | None]:
+        if self.ref_model is None:
+            return [None] * len(batches)
+        offload = self.cfg.ref_model_offload and self.device.type != "cpu"
+        if offload:
+            self.ref_model.to(self.device)
+        try:
+            return [self._logps(self.ref_model, mb)[0] for mb in batches]
+        finally:
+            if offload:
+                self.ref_model.to("cpu")
+
+    def _update(self, rows: list[Row]) -> dict[str, float]:
         cfg = self.cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         # Global normalisers (all micro-batches, all ranks) so accumulation and DDP match one big batch.
@@ -318,47 +402,44 @@ class GRPOTrainer:
                     "clip_ratio/region_mean": nan, "entropy": nan, "grad_norm": nan, "learning_rate": lr,
                     "num_tokens": 0.0, "skipped_update": 1.0}
 
-        batch = build_batch(rows, self.pad_id, self.device) if rows else None
-        n_micro = cfg.gradient_accumulation_steps
-        bounds = []
-        if batch is not None:
-            B = batch.input_ids.shape[0]
-            size = math.ceil(B / n_micro)
-            bounds = [slice(i, min(B, i + size)) for i in range(0, B, size)]
-
-        old_logps: list[torch.Tensor | None] = [None] * len(bounds)
-        ref_logps: list[torch.Tensor | None] = [None] * len(bounds)
-        with torch.no_grad():
-            for i, sl in enumerate(bounds):
-                mb = batch.slice(sl)
-                if cfg.num_iterations > 1:
-                    old_logps[i], _ = sequence_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.n_completion,
-                                                        cfg.temperature)
-                if self.ref_model is not None:
-                    ref_logps[i], _ = sequence_logprobs(self.ref_model, mb.input_ids, mb.attention_mask,
-                                                        mb.n_completion, cfg.temperature)
+        batches = micro_batches(rows, self.pad_id, self.device, size=cfg.micro_batch_size,
+                                parts=cfg.gradient_accumulation_steps)
+        # The behaviour policy: with one update per batch the training forward's own log-probs
+        # (detached) are the old policy's, so no extra pass is needed; with more they are fixed first.
+        old_logps: list[torch.Tensor | None] = [None] * len(batches)
+        if cfg.num_iterations > 1:
+            with torch.no_grad():
+                old_logps = [self._logps(self.model, mb)[0] for mb in batches]
+        ref_logps = self._reference_logps(batches)
 
         acc = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "clip_region": 0.0, "entropy": 0.0,
                "grad_norm": 0.0}
+        mismatch = _MismatchStats()
+        is_weights: list[torch.Tensor | None] = [None] * len(batches)
         tok_seen = 0.0
-        for _ in range(cfg.num_iterations):
+        for it in range(cfg.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             # Every rank must run the same number of backward passes (each one is a DDP all-reduce);
             # a rank with fewer micro-batches (or none) joins with zero-gradient passes.
-            for _ in range(self._micro_batches_all_ranks(len(bounds)) - len(bounds)):
+            for _ in range(self._micro_batches_all_ranks(len(batches)) - len(batches)):
                 (sum(p.sum() for p in params) * 0.0).backward()
-            for i, sl in enumerate(bounds):
-                mb = batch.slice(sl)
-                with _autocast(cfg, self.device):
-                    logps, ent = sequence_logprobs(self.ddp_model, mb.input_ids, mb.attention_mask, mb.n_completion,
-                                                   cfg.temperature, with_entropy=True,
-                                                   entropy_grad=bool(cfg.entropy_coef))
+            for i, mb in enumerate(batches):
+                logps, ent = self._logps(self.ddp_model, mb, with_entropy=True, entropy_grad=bool(cfg.entropy_coef))
                 old = old_logps[i] if old_logps[i] is not None else logps.detach()
+                if it == 0 and mb.sampler_logps is not None:
+                    # The sampler's log-probs are not exactly the trainer's (kernels, precision,
+                    # batching): weight each token by pi_trainer / pi_sampler, truncated or masked.
+                    rc = rollout_correction(old, mb.sampler_logps, mb.completion_mask,
+                                            level=cfg.rollout_correction_level, mode=cfg.rollout_correction_mode,
+                                            cap=cfg.rollout_correction_cap, low=cfg.rollout_correction_min)
+                    mismatch.add(rc.metrics, float(mb.completion_mask.sum()))
+                    if cfg.rollout_correction:
+                        is_weights[i] = rc.weights
                 out = grpo_loss(logps, old, mb.advantages, mb.completion_mask, epsilon_low=cfg.epsilon,
                                 epsilon_high=cfg.epsilon_high, beta=cfg.beta, ref_logps=ref_logps[i],
                                 loss_type=cfg.loss_type, importance_sampling_level=cfg.importance_sampling_level,
                                 max_completion_length=cfg.max_completion_length,
-                                num_items=per_rank_tokens, num_sequences=per_rank_seqs)
+                                num_items=per_rank_tokens, num_sequences=per_rank_seqs, is_weights=is_weights[i])
                 loss = out.loss
                 m = mb.completion_mask
                 if cfg.entropy_coef:
@@ -394,6 +475,7 @@ class GRPOTrainer:
             "grad_norm": acc["grad_norm"] / it,
             "learning_rate": lr,
             "num_tokens": local_tokens,
+            **mismatch.result(),
         }
 
     def _micro_batches_all_ranks(self, local: int) -> int:
@@ -427,12 +509,13 @@ class GRPOTrainer:
     # ---------------------------------------------------------------------------------- eval
     @torch.no_grad()
     def greedy_accuracy(self, records: Sequence[dict[str, Any]]) -> float:
-        """Share of `records` answered correctly by greedy decoding (one completion each)."""
+        """Share of `records` answered correctly by greedy decoding (one completion each), through
+        the run's sampler."""
         if self.verifier is None or not records:
             return float("nan")
+        self.sync_sampler()
         prompts = [r[self.cfg.prompt_field] for r in records]
-        groups = greedy_generate(self.model, self.tokenizer, self.sampler, prompts, records,
-                                 self.cfg.max_completion_length)
+        groups = self.sampler.generate(prompts, 1, records=records, temperature=0.0)
         scored = self._verify(groups)
         vals = [s for g in scored for s in g.scores if not math.isnan(s)]
         return float(np.mean([v >= 1.0 for v in vals])) if vals else float("nan")
@@ -441,32 +524,47 @@ class GRPOTrainer:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self.sampler.close()
 
 
-def greedy_generate(model: Any, tokenizer: Any, sampler: Any, prompts: Sequence[Any], records: Sequence[dict],
-                    max_new_tokens: int) -> list[CompletionGroup]:
-    """One greedy completion per prompt (for evaluation), through the sampler's prompt encoding."""
-    texts, ids = sampler.encode_prompts(prompts)
-    pad = tokenizer.pad_token_id
-    stops = stop_token_ids(tokenizer, model)
-    width = max(len(x) for x in ids)
-    device = next(model.parameters()).device
-    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
-    attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
-    was = model.training
-    model.eval()
-    try:
-        out = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stops,
-                             temperature=None, top_p=None, top_k=None)
-    finally:
-        model.train(was)
-    groups = []
-    for i, row in enumerate(out[:, width:].tolist()):
-        toks, text, finish = split_completion(tokenizer, row, stops)
-        comp = Completion(text, toks, [0.0] * len(toks), finish)
-        groups.append(CompletionGroup(prompts[i], texts[i], ids[i], [comp], dict(records[i])))
-    return groups
+class _MismatchStats:
+    """The sampler-mismatch metrics of a step, over its micro-batches: means weighted by tokens,
+    min of the minima, max of the maxima."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.weight = 0.0
+
+    def add(self, metrics: dict[str, float], tokens: float) -> None:
+        for k, v in metrics.items():
+            if k.endswith("/min"):
+                self.sums[k] = min(self.sums.get(k, math.inf), v)
+            elif k.endswith("/max"):
+                self.sums[k] = max(self.sums.get(k, -math.inf), v)
+            else:
+                self.sums[k] = self.sums.get(k, 0.0) + v * tokens
+        self.weight += tokens
+
+    def result(self) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        w = max(self.weight, 1.0)
+        return {k: (v if k.endswith(("/min", "/max")) else v / w) for k, v in self.sums.items()}
+
+
+def sampler_from_config(cfg: GRPOConfig, model: Any, tokenizer: Any, model_path: str | None) -> Sampler:
+    """The run's sampler. The transformers one returns no log-probs: it runs this very model, so the
+    trainer's own log-probs are the behaviour policy's."""
+    from grpo_fast.sampler.factory import build_sampler
+
+    return build_sampler(
+        cfg.sampler, model=model, tokenizer=tokenizer, model_path=model_path,
+        max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+        use_chat_template=cfg.use_chat_template, max_prompt_length=cfg.max_prompt_length, seed=cfg.seed,
+        return_logprobs=False, vllm_mode=cfg.vllm_mode, vllm_server_url=cfg.vllm_server_url,
+        vllm_server_timeout=cfg.vllm_server_timeout, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        vllm_enable_sleep_mode=cfg.vllm_enable_sleep_mode, vllm_dtype=cfg.vllm_dtype,
+        vllm_max_model_len=cfg.vllm_max_model_len)
 
 
 class _NullCtx:
@@ -478,8 +576,8 @@ class _NullCtx:
 
 
 def _autocast(cfg: GRPOConfig, device: torch.device):
-    if cfg.bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cfg.bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return _NullCtx()
 
 
