@@ -43,7 +43,7 @@ def _full(t):
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    from grpo_fast.trainer import distributed as dist_utils
+    from grpo_fast.trainer import collectives as dist_utils
     from grpo_fast.trainer.checkpoint import save_checkpoint
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
@@ -75,7 +75,7 @@ def two_rank_results(tmp_path_factory):
 
 
 def _single(which: tuple[str, str]):
-    from grpo_fast.trainer import distributed as dist_utils
+    from grpo_fast.trainer import collectives as dist_utils
 
     dist_utils.set_fsdp(False)
     single = _trainer()

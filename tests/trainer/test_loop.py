@@ -38,7 +38,7 @@ class AbstainOnDigit(ToyExactVerifier):
                 for it, v in zip(items, out, strict=True)]
 
 
-def make_trainer(verifier=None, seed=0, **kw):
+def make_trainer(verifier=None, seed=0, model=None, **kw):
     torch.manual_seed(seed)
     tok = build_char_tokenizer()
     base = dict(toy="next_digit", learning_rate=2e-3, prompts_per_step=8, num_generations=8,
@@ -46,7 +46,8 @@ def make_trainer(verifier=None, seed=0, **kw):
     base.update(kw)
     cfg = GRPOConfig(**base)
     task = get_toy_task("next_digit")
-    return GRPOTrainer(cfg, build_tiny_model(tok, seed=seed), tok, task.records, verifier or ToyExactVerifier())
+    model = build_tiny_model(tok, seed=seed) if model is None else model
+    return GRPOTrainer(cfg, model, tok, task.records, verifier or ToyExactVerifier())
 
 
 def _hand_group(tok, prompt: str, answers: list[str], scores: list[float | None]) -> ScoredGroup:
@@ -188,15 +189,14 @@ def test_offline_training_raises_the_rewarded_answer(tmp_path):
             resp.append({"text": "9", "score": None})  # no verdict: excluded
             f.write(json.dumps({"prompt": f"{d}=", "answer": right, "responses": resp}) + "\n")
     cfg = GRPOConfig(model=str(tmp_path / "model"), data=str(data), offline=True, output_dir=str(tmp_path / "out"),
-                     learning_rate=5e-3, max_steps=60, prompts_per_step=10, use_chat_template=False,
+                     learning_rate=3e-3, max_steps=60, prompts_per_step=10, use_chat_template=False,
                      max_completion_length=2)
     res = run_training(cfg, live=False)
     assert len(res.history) == 60 and res.history[0]["no_verdict"] == 10
     # Greedy answers from the saved weights: the offline signal taught the mapping.
     from transformers import AutoModelForCausalLM
 
-    t = make_trainer()
-    t.model = AutoModelForCausalLM.from_pretrained(res.final_checkpoint)
+    t = make_trainer(model=AutoModelForCausalLM.from_pretrained(res.final_checkpoint))
     assert t.greedy_accuracy(get_toy_task("next_digit").records) >= 0.8
     before = make_trainer()
     assert before.greedy_accuracy(get_toy_task("next_digit").records) <= 0.2

@@ -87,24 +87,3 @@ def test_chat_template_is_applied_when_the_tokenizer_has_one(tiny):
     texts, ids = s.encode_prompts(["3"])
     # The template text carries no BOS; the sampler does not add special tokens to templated text.
     assert texts == ["3 ="] and ids[0] == tok("3 =", add_special_tokens=False)["input_ids"]
-
-
-def test_vllm_backend_generates_groups(tmp_path):
-    """GPU machines only: the same group structure from vLLM on a saved tiny model."""
-    from grpo_fast.sampler.vllm_backend import vllm_available
-
-    if not vllm_available():
-        pytest.skip("vllm or CUDA not available")
-    from grpo_fast.sampler import VLLMSampler
-
-    tok = build_char_tokenizer()
-    build_tiny_model(tok, seed=0, hidden_size=128).save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    s = VLLMSampler(str(tmp_path), tok, max_new_tokens=3, use_chat_template=False, gpu_memory_utilization=0.2,
-                    enforce_eager=True)
-    groups = s.generate(["3=", "12+7="], n=4)
-    assert [len(g.completions) for g in groups] == [4, 4]
-    for g in groups:
-        for c in g.completions:
-            assert 1 <= len(c.token_ids) == len(c.logprobs) <= 3
-            assert all(lp <= 0 for lp in c.logprobs)

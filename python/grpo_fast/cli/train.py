@@ -22,6 +22,9 @@ _FLAG_FIELDS = {
     "max_completion_length": "max_completion_length", "num_iterations": "num_iterations",
     "seed": "seed", "save_steps": "save_steps", "importance_sampling_level": "importance_sampling_level",
     "dynamic_sampling": "dynamic_sampling", "zero_advantages": "zero_advantages", "fsdp": "fsdp",
+    "sampler": "sampler", "vllm_mode": "vllm_mode", "vllm_server_url": "vllm_server_url",
+    "vllm_gpu_memory_utilization": "vllm_gpu_memory_utilization", "bf16": "bf16",
+    "micro_batch_size": "micro_batch_size", "gradient_checkpointing": "gradient_checkpointing",
 }
 
 
@@ -55,6 +58,17 @@ _FLAG_FIELDS = {
 @click.option("--seed", type=int, default=None)
 @click.option("--fsdp", is_flag=True, default=None,
               help="Under torchrun: shard parameters, gradients and optimiser state (FSDP) instead of DDP.")
+@click.option("--sampler", type=click.Choice(["transformers", "vllm"]), default=None,
+              help="Who samples: the policy itself (transformers, default) or a vLLM engine synced after each step.")
+@click.option("--vllm-mode", type=click.Choice(["colocate", "server"]), default=None,
+              help="vLLM in this process on the same device(s) (colocate, default) or a `grpo-fast vllm-serve` server.")
+@click.option("--vllm-server-url", default=None, help="Server mode: where `grpo-fast vllm-serve` listens.")
+@click.option("--vllm-gpu-memory-utilization", type=float, default=None,
+              help="Colocate: share of GPU memory the engine may take (default 0.3).")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast for all forward passes; weights stay float32.")
+@click.option("--micro-batch-size", type=int, default=None, help="Completions per forward/backward pass.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None,
+              help="Recompute activations in the backward pass to save memory.")
 @click.option("--save-steps", type=int, default=None, help="Checkpoint every N steps.")
 @click.option("--resume", default=None, help="Continue from a checkpoint directory, or `latest` under --out.")
 @click.option("--overwrite", is_flag=True, default=False,
@@ -92,6 +106,10 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
       grpo-fast train --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl --verifier math --preset deepseek-r1
       # already-scored groups, offline
       grpo-fast train --model ./ckpt --data verified.jsonl --offline --out runs/offline
+      # vLLM samples (on the same GPU), weights synced to it after every step
+      grpo-fast train --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl --sampler vllm --bf16
+      # vLLM on other GPUs: start `grpo-fast vllm-serve --model M` there first
+      grpo-fast train --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl --sampler vllm --vllm-mode server
       # continue a run
       grpo-fast train --toy next_digit --out runs/demo --max-steps 200 --resume latest
       # two CPU processes (DDP over gloo); the module form works where `grpo-fast` is a shell shim
@@ -151,7 +169,7 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
         signum = getattr(exc, "signum", 2)
         console.print(f"[red]interrupted[/] ({'SIGTERM' if signum == 15 else 'SIGINT'}): stopped at once")
         sys.exit(128 + signum)
-    from grpo_fast.trainer.distributed import is_distributed, rank_and_world
+    from grpo_fast.trainer.collectives import is_distributed, rank_and_world
 
     rank = rank_and_world()[0]
     if is_distributed():

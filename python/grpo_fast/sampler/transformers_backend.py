@@ -62,9 +62,12 @@ class TransformersSampler(Sampler):
         gen = sampling_config(self.model, temperature=float(p["temperature"]), top_p=float(p["top_p"]),
                               top_k=int(p["top_k"]), max_new_tokens=int(p["max_new_tokens"]), pad_id=pad, stops=stops,
                               greedy=greedy)
+        procs = [] if greedy else warpers(float(p["temperature"]), int(p["top_k"]), float(p["top_p"]))
+        if recorder is not None:
+            procs.append(recorder)
         with eval_mode(self.model), own_generation_config(self.model, gen):
             out = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=gen,
-                                      logits_processor=[recorder] if recorder is not None else None)
+                                      logits_processor=procs or None)
         new = out[:, width:]
         lp = recorder.finish(new) if recorder is not None else None
 
@@ -104,7 +107,27 @@ def sampling_config(model: Any, *, temperature: float | None, top_p: float | Non
                               bos_token_id=getattr(base, "bos_token_id", None), num_beams=1, use_cache=True)
     if greedy:
         return GenerationConfig(do_sample=False, **kw)
-    return GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or 0, **kw)
+    # The warpers themselves come from `warpers()`, as explicit logits processors: `generate` runs
+    # the processors it is given *before* the warpers it builds, and the log-prob recorder must see
+    # the scores after temperature, top-k and top-p.
+    return GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, **kw)
+
+
+def warpers(temperature: float, top_k: int, top_p: float) -> list[Any]:
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    out: list[Any] = []
+    if temperature != 1.0:
+        out.append(TemperatureLogitsWarper(temperature))
+    if top_k:
+        out.append(TopKLogitsWarper(top_k=top_k))
+    if top_p < 1.0:
+        out.append(TopPLogitsWarper(top_p=top_p))
+    return out
 
 
 @contextlib.contextmanager

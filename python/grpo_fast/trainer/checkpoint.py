@@ -200,7 +200,7 @@ def save_checkpoint(trainer: Any, path: str | Path, extra_state: dict[str, Any] 
     """Write a checkpoint of `trainer` (a GRPOTrainer) to `path`, atomically (see the module doc).
     Every rank must call it: under DDP each rank writes its own RNG file into the shared temporary
     folder, rank 0 writes the rest and, after a barrier, the manifest and the rename."""
-    from grpo_fast.trainer import distributed as dist_utils
+    from grpo_fast.trainer import collectives as dist_utils
 
     path = Path(path)
     rank, world = trainer.rank, trainer.world
@@ -238,7 +238,7 @@ def save_checkpoint(trainer: Any, path: str | Path, extra_state: dict[str, Any] 
 
 
 def _write_checkpoint_files(trainer: Any, folder: Path) -> None:
-    from grpo_fast.trainer import distributed as dist_utils
+    from grpo_fast.trainer import collectives as dist_utils
 
     fsdp = dist_utils.is_fsdp(trainer.model)
     model_sd = optim_sd = None
@@ -372,7 +372,7 @@ def load_trainer_state(trainer: Any, path: str | Path) -> dict[str, Any]:
     if state.get("world_size", 1) != trainer.world:
         raise ConfigError(f"checkpoint was written with {state.get('world_size')} processes, resuming with "
                           f"{trainer.world}; the prompt order would differ", field="resume")
-    from grpo_fast.trainer import distributed as dist_utils
+    from grpo_fast.trainer import collectives as dist_utils
 
     rng_name = f"rng_state_{trainer.rank}.pt"
     ref = path / REF_FILE
@@ -463,7 +463,7 @@ def prepare_output_dir(out_dir: str | Path, *, resume: str | None, overwrite: bo
     which deletes the previous run's outputs (`run_outputs`) first. With `resume`, the checkpoint is
     resolved and verified (`verify_checkpoint`). Returns the checkpoint to resume from, or None. Every
     rank calls it; only rank 0 deletes."""
-    from grpo_fast.trainer import distributed as dist_utils
+    from grpo_fast.trainer import collectives as dist_utils
 
     out_dir = Path(out_dir)
     if resume and overwrite:

@@ -19,7 +19,7 @@ import torch
 
 from grpo_fast.errors import ConfigError
 from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
-from grpo_fast.trainer import distributed as dist_utils
+from grpo_fast.trainer import collectives as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
 from grpo_fast.trainer.logprobs import sequence_logprobs
 from grpo_fast.trainer.loss import grpo_loss, rollout_correction
@@ -312,7 +312,7 @@ class GRPOTrainer:
     def sync_sampler(self, timings: dict[str, float] | None = None) -> None:
         """Give the sampler the policy's current weights unless it already has them (the transformers
         sampler always has: it runs the policy itself)."""
-        if self._sampler_step == self.step_count:
+        if self.sampler.shares_policy or self._sampler_step == self.step_count:
             return
         t = time.perf_counter()
         self.sampler.update_weights(self.model)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from grpo_fast.errors import ConfigError
-from grpo_fast.trainer import distributed as dist_utils
+from grpo_fast.trainer import collectives as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
 
 
@@ -72,8 +72,8 @@ def build_model_and_tokenizer(cfg: GRPOConfig, resume_from: Path | None = None) 
     if not cfg.model:
         raise ConfigError("give --model (a path or Hub id) or --toy TASK", field="model")
     tok = AutoTokenizer.from_pretrained(cfg.model, padding_side="left")
-    dtype = torch.bfloat16 if (cfg.bf16 and torch.cuda.is_available()) else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
+    # float32 whatever the checkpoint's dtype: these are the master weights (bf16 runs as autocast).
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     return model, tok
 
 
@@ -92,32 +92,6 @@ def toy_overrides(cfg: GRPOConfig, explicit: set[str]) -> GRPOConfig:
         if k not in explicit:
             d[k] = v
     return GRPOConfig.from_dict(d)
-
-
-def offline_groups(trainer: Any, records: list[dict[str, Any]]) -> list[Any]:
-    """Scored records -> ScoredGroups with tokenized completions (EOS appended)."""
-    from grpo_fast.sampler.base import Completion, CompletionGroup
-    from grpo_fast.trainer.loop import ScoredGroup
-    from grpo_fast.verifiers.base import Verdict
-
-    cfg = trainer.cfg
-    tok = trainer.tokenizer
-    prompts = [r[cfg.prompt_field] for r in records]
-    texts, ids = trainer.sampler.encode_prompts(prompts)
-    out = []
-    for r, text, pid in zip(records, texts, ids, strict=True):
-        comps, scores, verdicts = [], [], []
-        for x in r["responses"]:
-            toks = tok(x["text"], add_special_tokens=False)["input_ids"][:cfg.max_completion_length]
-            truncated = len(tok(x["text"], add_special_tokens=False)["input_ids"]) > cfg.max_completion_length
-            if not truncated:
-                toks = [*toks, tok.eos_token_id]
-            comps.append(Completion(x["text"], toks, [0.0] * len(toks), "length" if truncated else "stop"))
-            s = x.get("score")
-            scores.append(float("nan") if s is None else float(s))
-            verdicts.append(Verdict(s, x.get("correct"), "offline"))
-        out.append(ScoredGroup(CompletionGroup(r[cfg.prompt_field], text, pid, comps, r), scores, verdicts))
-    return out
 
 
 def run_training(cfg: GRPOConfig, *, resume: str | None = None, overwrite: bool = False, console: Any = None,
@@ -158,6 +132,10 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     rank, _ = dist_utils.rank_and_world()
     if cfg.toy:
         cfg = toy_overrides(cfg, explicit or set())
+    if cfg.sampler == "vllm" and cfg.vllm_mode == "colocate":
+        from grpo_fast.sampler.vllm_engine import import_vllm
+
+        import_vllm()  # a missing vLLM is one clear error, before anything is loaded or written
     out_dir = Path(cfg.output_dir)
     # Before the model is loaded: refuse a used --out, delete it (--overwrite), verify the checkpoint.
     resume_path = prepare_output_dir(out_dir, resume=resume, overwrite=overwrite, rank=rank)
@@ -191,8 +169,9 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     if distributed and device == "cuda":
         device = f"cuda:{rank % torch.cuda.device_count()}"
     dist_utils.set_fsdp(cfg.fsdp and distributed)
-    trainer = make_trainer(cfg, model, tok, [] if cfg.offline else records, verifier, device=device)
-    offline_data = offline_groups(trainer, records) if cfg.offline else None
+    # A vLLM engine starts from the weights on disk that the policy was loaded from.
+    model_path = str(resume_path) if resume_path is not None else (None if cfg.toy else cfg.model)
+    trainer = make_trainer(cfg, model, tok, records, verifier, device=device, model_path=model_path)
 
     logger = MetricsLogger(out_dir, cfg.report_to if rank == 0 else (), resume=resume_path is not None,
                            config=cfg.to_dict(), kl_max=cfg.gate_kl_max,
@@ -210,7 +189,7 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     final_ckpt = None
     try:
         stop.arm()
-        _loop(cfg, trainer, logger, console, live and rank == 0, offline_data, out_dir, stop)
+        _loop(cfg, trainer, logger, console, live and rank == 0, out_dir, stop)
         if cfg.save_final or stop.stopped:
             final_ckpt = save_checkpoint(trainer, checkpoint_dir(out_dir, trainer.step_count))
         acc = None
@@ -247,35 +226,17 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
 
 def make_trainer(cfg: GRPOConfig, model: Any, tokenizer: Any, records: list[dict[str, Any]], verifier: Any,
                  **kwargs: Any) -> Any:
-    """A GRPOTrainer; under FSDP (after `dist_utils.set_fsdp(True)` in a process group) the subclass
-    that keeps the sharded policy's collectives in step across ranks."""
+    """A GRPOTrainer, or under FSDP (after `dist_utils.set_fsdp(True)` in a process group) the
+    `FSDPTrainer` that keeps the sharded policy's collectives in step across ranks."""
+    from grpo_fast.trainer.distributed import FSDPTrainer
     from grpo_fast.trainer.loop import GRPOTrainer
-
-    class FSDPTrainer(GRPOTrainer):
-        # Every forward/backward of a sharded policy is a collective, so all ranks must run the same
-        # number of them. Sampling and greedy evaluation (decode steps differ between ranks) run with
-        # the weights gathered once; ranks with fewer micro-batches pad with zero-loss passes through
-        # the model (not DDP's parameter-sum pass, which would skip FSDP's gather/reduce-scatter).
-        def collect(self, timings: dict[str, float]) -> Any:
-            with dist_utils.gathered_params(self.model):
-                return super().collect(timings)
-
-        def greedy_accuracy(self, records: Any) -> float:
-            with dist_utils.gathered_params(self.model):
-                return super().greedy_accuracy(records)
-
-        def _micro_batches_all_ranks(self, local: int) -> int:
-            for _ in range(super()._micro_batches_all_ranks(local) - local):
-                ids = torch.full((1, 2), self.pad_id, dtype=torch.long, device=self.device)
-                (self.ddp_model(input_ids=ids).logits.float().sum() * 0.0).backward()
-            return local
 
     cls = FSDPTrainer if dist_utils.fsdp_enabled() and dist_utils.is_distributed() else GRPOTrainer
     return cls(cfg, model, tokenizer, records, verifier, **kwargs)
 
 
-def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, offline_data: list | None,
-          out_dir: Path, stop: _StopOnSignal | None = None) -> None:
+def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, out_dir: Path,
+          stop: _StopOnSignal | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
@@ -287,15 +248,7 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
     with progress:
         task = progress.add_task("train", total=cfg.max_steps, completed=start, info="")
         for _ in range(start, cfg.max_steps):
-            if offline_data is not None:
-                k = cfg.prompts_per_step
-                i = (trainer.step_count * k) % max(1, len(offline_data))
-                batch = (offline_data[i:] + offline_data[:i])[:k]
-                t = time.perf_counter()
-                m = trainer.train_on_groups(batch)
-                m["step_time_s"] = time.perf_counter() - t
-            else:
-                m = trainer.step()
+            m = trainer.step()
             step = trainer.step_count
             stopping = stop is not None and stop.requested()  # a signal came: this is the last step
             if logger is not None and (step % cfg.logging_steps == 0 or step == cfg.max_steps or stopping):
