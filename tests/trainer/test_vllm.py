@@ -31,7 +31,7 @@ from grpo_fast.verifiers.base import Verdict, Verifier  # noqa: E402
 
 SYNC_TOL = 1e-4
 # Qwen2.5-Instruct's generation_config.json ships these; none may reach the sampling distribution.
-CHECKPOINT_SAMPLING = {"repetition_penalty": 1.1, "top_k": 20, "top_p": 0.8, "temperature": 0.7}
+CHECKPOINT_SAMPLING = {"do_sample": True, "repetition_penalty": 1.1, "top_k": 20, "top_p": 0.8, "temperature": 0.7}
 PROMPTS = [{"prompt": f"{a}+{b}="} for a in range(4) for b in range(4)]
 
 
@@ -291,3 +291,39 @@ def test_cli_vllm_sampler_without_vllm_is_one_clear_error(tmp_path, qwen_dir):
     assert out.returncode == 2, out.stderr[-2000:]
     assert "vLLM" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "o").exists() or not any(Path(tmp_path / "o").iterdir())
+
+
+def test_cli_generate_eval_and_train_through_the_server(tmp_path, qwen_dir, server):
+    """The three commands with `--sampler vllm --vllm-mode server` against the running server."""
+    from click.testing import CliRunner
+
+    from grpo_fast.cli import main
+
+    url, token = server
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps({**r, "answer": "4"}) + "\n" for r in PROMPTS[:4]))
+    env = {"GRPO_VLLM_TOKEN": token}
+    via = ["--sampler", "vllm", "--vllm-mode", "server", "--vllm-server-url", url]
+    r = CliRunner().invoke(main, ["generate", "--model", str(qwen_dir), "--data", str(data), "-n", "3",
+                                  "--max-new-tokens", "5", "--no-chat-template", "-o", str(tmp_path / "g.jsonl"), *via],
+                           env=env)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(len(x["responses"]) == 3 for x in rows)
+    assert all(x["logprob"] < 0 and 1 <= x["num_tokens"] <= 5 for row in rows for x in row["responses"])
+
+    r = CliRunner().invoke(main, ["eval", "--model", str(qwen_dir), "--data", str(data), "--max-new-tokens", "4",
+                                  "--no-chat-template", "--json", *via], env=env)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[0])
+    assert res["prompts"] == 4 and res["verification_rate"] == 1.0
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--model", str(qwen_dir), "--data", str(data), "--verifier", "math",
+                                  "--max-steps", "2", "--group-size", "4", "--prompts-per-step", "2",
+                                  "--max-completion-length", "5", "--beta", "0.01", "--out", str(out), "-q",
+                                  "--set", "use_chat_template=false", *via], env=env)
+    assert r.exit_code == 0, r.output
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2]
+    assert all("sampling/kl" in m and m["weight_sync_s"] > 0 for m in metrics)

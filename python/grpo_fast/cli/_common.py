@@ -120,17 +120,63 @@ def pct(x: float | None) -> str:
     return f"{100 * x:.1f}%"
 
 
-def load_sampling_model(model: str, seed: int) -> tuple[Any, Any]:
-    """(tokenizer, model) for the generate and eval commands: seeded, left-padded, on the GPU when
-    there is one; tiny CPU models run on one thread (per-op overhead dominates them, see
-    docs/training.md)."""
+sampler_options = [
+    click.option("--sampler", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True,
+                 help="transformers (any device) or vllm (a vLLM engine; `--vllm-mode server` for a running "
+                      "`grpo-fast vllm-serve`)."),
+    click.option("--vllm-mode", type=click.Choice(["colocate", "server"]), default="colocate", show_default=True),
+    click.option("--vllm-server-url", default="http://127.0.0.1:8000", show_default=True,
+                 help="Server mode: where `grpo-fast vllm-serve` listens (token from $GRPO_VLLM_TOKEN)."),
+    click.option("--vllm-gpu-memory-utilization", type=float, default=0.9, show_default=True,
+                 help="Colocate: share of GPU memory the engine may take."),
+]
+
+
+def with_sampler_options(fn: F) -> F:
+    for opt in reversed(sampler_options):
+        fn = opt(fn)
+    return fn
+
+
+def build_cli_sampler(model: str, seed: int, *, sampler: str, vllm_mode: str, vllm_server_url: str,
+                      vllm_gpu_memory_utilization: float, **params: Any) -> Any:
+    """The sampler of `generate` / `eval`. A vLLM engine loads MODEL itself, so the transformers model
+    is loaded only for the transformers sampler."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from grpo_fast.sampler.factory import build_sampler
 
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(model, padding_side="left")
+    lm = load_sampling_model(model) if sampler == "transformers" else _generation_config_holder(model)
+    return build_sampler(sampler, model=lm, tokenizer=tok, model_path=model, seed=seed, vllm_mode=vllm_mode,
+                         vllm_server_url=vllm_server_url,
+                         vllm_gpu_memory_utilization=vllm_gpu_memory_utilization, **params)
+
+
+def load_sampling_model(model: str) -> Any:
+    """The model for the transformers sampler: on the GPU when there is one; a tiny CPU model runs
+    on one thread (per-op overhead dominates it, see docs/training.md)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from grpo_fast.trainer.run import is_tiny
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    lm = AutoModelForCausalLM.from_pretrained(model).to(device)
-    if sum(p.numel() for p in lm.parameters()) < 50_000_000 and device == "cpu":
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).to(device)
+    if is_tiny(lm) and device == "cpu":
         torch.set_num_threads(1)
-    return tok, lm
+    return lm
+
+
+def _generation_config_holder(model: str) -> Any:
+    """Something with the checkpoint's `generation_config` (for its extra end-of-turn tokens)."""
+    from types import SimpleNamespace
+
+    try:
+        from transformers import GenerationConfig
+
+        return SimpleNamespace(generation_config=GenerationConfig.from_pretrained(model))
+    except Exception:  # no generation_config.json: the tokenizer's EOS is the only stop token
+        return SimpleNamespace(generation_config=None)

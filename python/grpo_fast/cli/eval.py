@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+from typing import Any
 
 import click
+
+from grpo_fast.cli._common import with_sampler_options
 
 
 @click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -25,24 +28,23 @@ import click
 @click.option("--output", "-o", type=click.Path(), default=None, help="Also write the scored groups here.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@with_sampler_options
 def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None, num_samples: int, prompt_field: str,
              max_new_tokens: int, temperature: float, batch_size: int, limit: int | None, chat_template: bool,
-             output: str | None, seed: int, as_json: bool) -> None:
+             output: str | None, seed: int, as_json: bool, **sampler_opts: Any) -> None:
     """Evaluate MODEL: generate for each prompt, verify, report accuracy, mean score and the share of
     completions with a verdict.
 
     \b
     Examples:
-      grpo-fast eval --model runs/demo/checkpoint-150 --toy next_digit
+      grpo-fast eval --model runs/demo/train/checkpoint-150 --toy next_digit
       grpo-fast eval --model ./ckpt --data test.jsonl --verifier math -n 8 --temperature 0.7 --json
     """
     from rich.console import Console
     from rich.table import Table
 
-    from grpo_fast.cli._common import load_sampling_model
+    from grpo_fast.cli._common import build_cli_sampler
     from grpo_fast.errors import GrpoError
-    from grpo_fast.sampler.transformers_backend import TransformersSampler
-    from grpo_fast.trainer.loop import greedy_generate
     from grpo_fast.trainer.prompt_data import load_prompt_records
     from grpo_fast.trainer.run import resolve_verifier
     from grpo_fast.verifiers.base import VerifyItem
@@ -64,17 +66,15 @@ def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None
         if limit is not None:
             records = records[:limit]
         ver = resolve_verifier(verifier or "math")
-        tok, lm = load_sampling_model(model, seed)
-        sampler = TransformersSampler(lm, tok, max_new_tokens=max_new_tokens, temperature=temperature,
-                                      use_chat_template=chat_template)
+        sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
+                                    use_chat_template=chat_template, **sampler_opts)
         scored = []
         for i in range(0, len(records), batch_size):
             recs = records[i:i + batch_size]
             prompts = [r[prompt_field] for r in recs]
-            if num_samples == 1:
-                groups = greedy_generate(lm, tok, sampler, prompts, recs, max_new_tokens)
-            else:
-                groups = sampler.generate(prompts, num_samples, records=recs)
+            # One sample per prompt is greedy decoding (temperature 0).
+            groups = sampler.generate(prompts, num_samples, records=recs,
+                                      temperature=0.0 if num_samples == 1 else None)
             items = [VerifyItem(g.prompt_text, c.text, g.record) for g in groups for c in g.completions]
             verdicts = ver.verify_batch(items)
             k = 0
@@ -82,6 +82,7 @@ def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None
                 vs = verdicts[k:k + len(g.completions)]
                 k += len(g.completions)
                 scored.append((g, vs))
+        sampler.close()
     except GrpoError as exc:
         console.print(f"[red]error:[/] {exc.message}")
         sys.exit(2)

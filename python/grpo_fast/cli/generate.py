@@ -1,10 +1,13 @@
-"""`grpo-fast generate`: sample a group of completions per prompt with the transformers backend."""
+"""`grpo-fast generate`: sample a group of completions per prompt (transformers or vLLM)."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
+
+from grpo_fast.cli._common import with_sampler_options
 
 
 @click.command(name="generate", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -23,26 +26,27 @@ import click
 @click.option("--chat-template/--no-chat-template", default=True, show_default=True,
               help="Format string prompts with the tokenizer's chat template when it has one.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@with_sampler_options
 def generate(model: str, data: str | None, toy: str | None, output: str, num_generations: int, prompt_field: str,
              max_new_tokens: int, temperature: float, top_p: float, top_k: int, batch_size: int, limit: int | None,
-             chat_template: bool, seed: int) -> None:
+             chat_template: bool, seed: int, **sampler_opts: Any) -> None:
     """Sample NUM_GENERATIONS completions per prompt and write one grouped record per prompt:
-    the input record plus `responses: [{text, num_tokens, finish_reason, logprob}]`, ready for
-    `grpo-fast verify`.
+    the input record plus `responses: [{text, num_tokens, finish_reason, logprob}]` (`logprob`: the
+    completion's summed log-prob under the sampling distribution), ready for `grpo-fast verify`.
 
     \b
     Examples:
-      grpo-fast generate --model runs/demo/checkpoint-150 --toy next_digit -n 4 -o groups.jsonl
+      grpo-fast generate --model runs/demo/train/checkpoint-150 --toy next_digit -n 4 -o groups.jsonl
       grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 -o groups.jsonl
+      grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 --sampler vllm -o groups.jsonl
     """
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from grpo_fast.cli._common import load_sampling_model
+    from grpo_fast.cli._common import build_cli_sampler
     from grpo_fast.data import RecordWriter
     from grpo_fast.errors import GrpoError
-    from grpo_fast.sampler.transformers_backend import TransformersSampler
     from grpo_fast.trainer.prompt_data import load_prompt_records
 
     console = Console(stderr=True)
@@ -57,9 +61,8 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
             raise click.UsageError("give --data or --toy")
         if limit is not None:
             records = records[:limit]
-        tok, lm = load_sampling_model(model, seed)
-        sampler = TransformersSampler(lm, tok, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                      top_k=top_k, use_chat_template=chat_template)
+        sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
+                                    top_p=top_p, top_k=top_k, use_chat_template=chat_template, **sampler_opts)
         n_tokens = n_stop = 0
         with RecordWriter(output) as w, Progress(console=console) as progress:
             task = progress.add_task("generate", total=len(records))
@@ -69,11 +72,12 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
                 for g in groups:
                     rec = dict(g.record)
                     rec["responses"] = [{"text": c.text, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
-                                         "logprob": float(sum(c.logprobs))} for c in g.completions]
+                                         "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None} for c in g.completions]
                     n_tokens += sum(len(c.token_ids) for c in g.completions)
                     n_stop += sum(c.finish_reason == "stop" for c in g.completions)
                     w.write(rec)
                 progress.advance(task, len(recs))
+        sampler.close()
     except GrpoError as exc:
         console.print(f"[red]error:[/] {exc.message}")
         sys.exit(2)

@@ -188,8 +188,9 @@ class GRPOConfig:
     report_to: tuple[str, ...] = ()
     """Extra loggers besides metrics.jsonl: `tensorboard`, `wandb` (offline)."""
     num_threads: int | None = None
-    """torch intra-op threads. None = 1 for tiny models (per-op overhead dominates and a second thread
-    made the CPU prototype 7-20x slower when the other core was busy), torch's default otherwise."""
+    """torch intra-op threads. None = 1 for tiny models under 5M parameters (per-op overhead dominates
+    and a second thread made the CPU prototype 7-20x slower when the other core was busy), torch's
+    default otherwise."""
     verifier_workers: int = 2
     """Worker threads that run verification beside generation."""
     eval_prompts: int = 0
