@@ -61,6 +61,10 @@ class VLLMEngine:
     def __init__(self, model: str, *, dtype: str = "auto", seed: int = 0, gpu_memory_utilization: float = 0.3,
                  max_model_len: int | None = None, enable_sleep_mode: bool = False, enforce_eager: bool = False,
                  tokenizer: str | None = None, **llm_kwargs: Any):
+        # vLLM reports usage to its authors' server unless told not to; a training job should not
+        # phone home (and on a cluster without internet the attempt only costs time). A user who
+        # wants to send it sets VLLM_NO_USAGE_STATS=0.
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         vllm = import_vllm()
         from vllm.config import WeightTransferConfig
 
