@@ -186,3 +186,18 @@ def test_trainer_sampler_keeps_no_logprobs_it_does_not_need():
     g = t.sampler.generate(["3="], 2)
     assert all(c.logprobs is None for c in g[0].completions)
     assert t.sampler.shares_policy
+
+
+def test_resume_keeps_the_runs_precision(tmp_path):
+    """A run started with bf16 resumes with bf16 even when the resume command does not repeat it; an
+    explicit setting wins."""
+    from grpo_fast.trainer.run import run_training
+
+    base = dict(toy="next_digit", max_steps=2, prompts_per_step=4, num_generations=4)
+    run_training(GRPOConfig(output_dir=str(tmp_path / "a"), bf16=True, **base), live=False)
+    res = run_training(GRPOConfig(output_dir=str(tmp_path / "a"), **{**base, "max_steps": 3}), resume="latest",
+                       live=False, explicit={"max_steps"})
+    assert json.loads((res.out_dir / "config.json").read_text())["bf16"] is True
+    res = run_training(GRPOConfig(output_dir=str(tmp_path / "a"), bf16=False, **{**base, "max_steps": 4}),
+                       resume="latest", live=False, explicit={"max_steps", "bf16"})
+    assert json.loads((res.out_dir / "config.json").read_text())["bf16"] is False

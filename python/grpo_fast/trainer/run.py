@@ -81,6 +81,29 @@ def build_model_and_tokenizer(cfg: GRPOConfig, resume_from: Path | None = None) 
     return model, tok
 
 
+# Settings that change the numerics of every forward pass: a resumed run keeps the checkpoint's
+# unless the user sets them again explicitly.
+PRECISION_FIELDS = ("bf16",)
+
+
+def keep_run_precision(cfg: GRPOConfig, checkpoint: Path, explicit: set[str], console: Any = None) -> GRPOConfig:
+    """`cfg` with the checkpoint's precision settings where the user did not set them."""
+    import json
+
+    from grpo_fast.trainer.checkpoint import STATE_FILE
+
+    saved = json.loads((Path(checkpoint) / STATE_FILE).read_text()).get("config", {})
+    d = cfg.to_dict()
+    for name in PRECISION_FIELDS:
+        if name in saved and saved[name] != d[name]:
+            if name in explicit:
+                if console is not None:
+                    console.print(f"[yellow]resuming with {name}={d[name]} although the run used {saved[name]}[/]")
+            else:
+                d[name] = saved[name]
+    return GRPOConfig.from_dict(d)
+
+
 def toy_overrides(cfg: GRPOConfig, explicit: set[str]) -> GRPOConfig:
     """Settings a toy task needs unless the user set them: its verifier and answer length, no chat
     template, and the learning rate / batch the CPU prototype learned with."""
@@ -143,6 +166,8 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     out_dir = Path(cfg.output_dir)
     # Before the model is loaded: refuse a used --out, delete it (--overwrite), verify the checkpoint.
     resume_path = prepare_output_dir(out_dir, resume=resume, overwrite=overwrite, rank=rank)
+    if resume_path is not None:
+        cfg = keep_run_precision(cfg, resume_path, explicit or set(), console)
 
     model, tok = build_model_and_tokenizer(cfg, resume_path)
     if cfg.num_threads is not None:
