@@ -117,9 +117,37 @@ def test_weighted_composition():
         assert isinstance(v, CompositeVerifier)
         out = v.verify_batch(items(GOOD, NO_THINK, WRONG_GOOD_FORMAT))
     assert [o.score for o in out] == pytest.approx([1.0, 0.9, 0.1])
-    assert [o.correct for o in out] == [True, False, False]
+    # `correct` is the math part's: a right answer without <think> is correct (it only scores less).
+    assert [o.correct for o in out] == [True, True, False]
     assert out[1].reason == "no_think" and out[2].reason == "wrong"
     assert out[0].details["components"]["math"]["reason"] == "correct"
+
+
+def test_composite_keeps_each_parts_verdict():
+    with build_verifier("math=0.9,format=0.1") as v:
+        out = v.verify_batch(items(GOOD, NO_THINK, WRONG_GOOD_FORMAT))
+    assert [set(o.components) for o in out] == [{"math", "format"}] * 3
+    assert [(o.components["math"].score, o.components["format"].score) for o in out] == \
+        [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0)]
+    assert out[1].components["format"].reason == "no_think" and out[1].components["math"].correct is True
+    assert out[0].components["math"].extracted == "4"
+
+
+def test_a_float_score_is_not_a_correctness():
+    half = FunctionVerifier(lambda p, r, rec: 0.5, "half")
+    full = FunctionVerifier(lambda p, r, rec: 1.0, "full")
+    assert [(x.score, x.correct) for x in half.verify_batch(items("x"))] == [(0.5, None)]
+    assert full.verify_batch(items("x"))[0].correct is None
+    # Beside math the float part is only a reward; math decides correctness.
+    comp = CompositeVerifier([(get_verifier("math"), 0.5), (half, 0.5)])
+    out = comp.verify_batch(items(GOOD, WRONG_GOOD_FORMAT))
+    assert [o.correct for o in out] == [True, False] and [o.score for o in out] == pytest.approx([0.75, 0.25])
+    # Nothing that judges correctness gives one: no correctness at all (not "incorrect").
+    assert CompositeVerifier([(half, 1), (full, 1)]).verify_batch(items("x"))[0].correct is None
+    # Only parts that do not judge correctness: they count, as before.
+    only_format = CompositeVerifier([(FormatVerifier(), 1), (FormatVerifier(think_tags=None), 1)])
+    out = only_format.verify_batch(items(GOOD, NO_THINK))
+    assert [o.correct for o in out] == [True, False] and set(out[0].components) == {"format", "format#2"}
 
 
 def test_comma_separated_composition():

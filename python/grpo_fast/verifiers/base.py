@@ -28,6 +28,8 @@ class Verdict:
     reason: a short machine-friendly word: `correct`, `wrong`, `no_answer`, `timeout`, `error`, ...
     extracted: what the verifier read as the answer (the boxed expression, the program, ...).
     details: verifier-specific extras that are written into the response (e.g. `execution_output`).
+    components: a composite's verdict of each part, by part name (`{"math": Verdict, "format":
+    Verdict}`); None for a single verifier. The trainer logs `rewards/<name>/mean|std` from them.
     """
 
     score: float | None
@@ -35,12 +37,16 @@ class Verdict:
     reason: str
     extracted: str | None = None
     details: dict[str, Any] | None = None
+    components: dict[str, Verdict] | None = None
 
 
 class Verifier(ABC):
     """Scores responses. Batch-first: implementations see many items at once and may parallelise."""
 
     name: str = "verifier"
+    # Whether `correct` judges the answer (math, code, a gold match) rather than something else (the
+    # `format` verifier judges the layout): a composite's `correct` comes from the parts that do.
+    judges_correctness: bool = True
 
     @abstractmethod
     def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:

@@ -22,6 +22,9 @@ class FormatVerifier(Verifier):
     """
 
     name = "format"
+    # A well-formatted wrong answer is not correct, nor a right answer without <think> wrong: in a
+    # composite, `correct` comes from the other parts.
+    judges_correctness = False
 
     def __init__(
         self,

@@ -59,7 +59,8 @@ def _accepted(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str,
 
 
 class FunctionVerifier(Verifier):
-    """Wraps `fn(prompt, response, record) -> float | bool | Verdict | None` as a Verifier."""
+    """Wraps `fn(prompt, response, record) -> float | bool | Verdict | None` as a Verifier. A bool is
+    a correctness (score 1 or 0); a float in [0, 1] is a score without one (`correct` None)."""
 
     def __init__(self, fn: Callable[[str, str, dict], Any], name: str | None = None):
         self.fn = fn
@@ -88,7 +89,8 @@ def _as_verdict(r: Any, name: str) -> Verdict:
         score = float(r)
         if not 0.0 <= score <= 1.0:
             return Verdict(None, None, "error", None, {"message": f"{name} returned score {score} outside [0, 1]"})
-        return Verdict(score, score >= 1.0, "scored")
+        # A number is a reward, not a judgement: no correctness (return a bool or a Verdict for one).
+        return Verdict(score, None, "scored")
     return Verdict(None, None, "error", None, {"message": f"{name} returned {type(r).__name__}"})
 
 
@@ -153,9 +155,13 @@ class CompositeVerifier(Verifier):
     """A weighted mean of several verifiers: `math=0.9, format=0.1` scores 0.9 * math + 0.1 *
     format (weights are divided by their sum, so the score stays in [0, 1]).
 
-    `correct` is True only when every part that judges correctness says so. If any part has no
-    verdict (timeout, error), neither has the composite: its score is None and its reason is that
-    part's reason.
+    `correct` comes from the parts that judge correctness (`Verifier.judges_correctness`; the
+    `format` verifier does not): True when all of them that give a correctness say so, False when
+    one says False, None when none gives one. A right answer without `<think>` is therefore correct
+    with a score of 0.9. When no part judges correctness, every part counts. The reason is the first
+    failing correctness part's reason, else the first other failing part's, else `correct`.
+    `components` holds each part's verdict by name. If any part has no verdict (timeout, error),
+    neither has the composite: its score is None and its reason is that part's reason.
     """
 
     name = "composite"
@@ -168,39 +174,55 @@ class CompositeVerifier(Verifier):
             raise ConfigError("verifier weights must not all be zero")
         self.parts = [(v, w / total) for v, w in parts]
         self.name = "+".join(f"{v.name}={w:g}" for v, w in parts)
+        # One name per part (a second part with the same name gets `#2`, ...): the keys of `components`.
+        self.part_names: list[str] = []
+        for v, _ in parts:
+            name, k = str(v.name), 2
+            while name in self.part_names:
+                name, k = f"{v.name}#{k}", k + 1
+            self.part_names.append(name)
+        judges = [bool(getattr(v, "judges_correctness", True)) for v, _ in parts]
+        self._judges = judges if any(judges) else [True] * len(parts)
 
     def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
         per_part = [v.verify_batch(items) for v, _ in self.parts]
         for (v, _), verdicts in zip(self.parts, per_part, strict=False):
             if len(verdicts) != len(items):
                 raise VerifierError(f"verifier {v.name} returned {len(verdicts)} verdicts for {len(items)} items")
-        out = []
-        for i in range(len(items)):
-            comps = {}
-            score: float | None = 0.0
-            correct: bool | None = True
-            reason = "correct"
-            extracted = None
-            for (v, w), verdicts in zip(self.parts, per_part, strict=False):
-                vd = verdicts[i]
-                comps[v.name] = {"score": vd.score, "correct": vd.correct, "reason": vd.reason}
-                if extracted is None:
-                    extracted = vd.extracted
-                if vd.score is None:
-                    if score is not None:
-                        reason = vd.reason
-                    score, correct = None, None
-                    continue
-                if score is not None:
-                    score += w * vd.score
-                if vd.correct is False and correct is not None:
-                    if correct:
-                        reason = vd.reason
-                    correct = False
+        return [self._combine([verdicts[i] for verdicts in per_part]) for i in range(len(items))]
+
+    def _combine(self, verdicts: list[Verdict]) -> Verdict:
+        comps: dict[str, Verdict] = {}
+        details: dict[str, dict[str, Any]] = {}
+        score: float | None = 0.0
+        correct: bool | None = None
+        missing: str | None = None  # the reason of the first part without a verdict
+        failed: str | None = None  # the first failing correctness part's reason
+        other_failed: str | None = None  # the first failing other part's reason
+        extracted = None
+        for name, (_, w), judges, vd in zip(self.part_names, self.parts, self._judges, verdicts, strict=True):
+            comps[name] = vd
+            details[name] = {"score": vd.score, "correct": vd.correct, "reason": vd.reason}
+            if extracted is None:
+                extracted = vd.extracted
+            if vd.score is None:
+                missing = vd.reason if missing is None else missing
+                score = None
+                continue
             if score is not None:
-                score = min(1.0, max(0.0, score))
-            out.append(Verdict(score, correct, reason, extracted, {"components": comps}))
-        return out
+                score += w * vd.score
+            if judges and vd.correct is not None:
+                correct = vd.correct if correct is None else (correct and vd.correct)
+            if vd.correct is False:
+                if judges and failed is None:
+                    failed = vd.reason
+                elif not judges and other_failed is None:
+                    other_failed = vd.reason
+        if score is None:
+            return Verdict(None, None, missing or "no_verdict", extracted, {"components": details}, comps)
+        score = min(1.0, max(0.0, score))
+        reason = failed or other_failed or "correct"
+        return Verdict(score, correct, reason, extracted, {"components": details}, comps)
 
     def close(self) -> None:
         for v, _ in self.parts:
