@@ -11,24 +11,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from grpo_fast.metrics import SAMPLING_METRICS
+
 LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
 IMPORTANCE_LEVELS = ("token", "sequence")
 
 ROLLOUT_CORRECTION_LEVELS = ("token", "sequence")
 ROLLOUT_CORRECTION_MODES = ("truncate", "mask")
-# The metrics `rollout_correction` reports, in this order. The first five are TRL's names
-# (GRPOTrainer._generate_and_score_completions, TRL 1.16) with TRL's meaning: the ratio statistics
-# are of the weights actually applied (after truncation, or with masked ones at 0).
-ROLLOUT_CORRECTION_METRICS = (
-    "sampling/importance_sampling_ratio/mean",
-    "sampling/importance_sampling_ratio/min",
-    "sampling/importance_sampling_ratio/max",
-    "sampling/sampling_logp_difference/mean",
-    "sampling/sampling_logp_difference/max",
-    "sampling/kl",  # k3 estimate of KL(sampler || trainer), per token, on the sampler's samples
-    "sampling/masked_fraction",  # share of completion tokens dropped (mode="mask")
-    "sampling/truncated_fraction",  # share of completion tokens whose weight was clipped (mode="truncate")
-)
+# The metrics `rollout_correction` reports, in this order (declared in grpo_fast.metrics). The first
+# five are TRL's names (GRPOTrainer._generate_and_score_completions, TRL 1.16) with TRL's meaning: the
+# ratio statistics are of the weights actually applied (after truncation, or with masked ones at 0).
+ROLLOUT_CORRECTION_METRICS = SAMPLING_METRICS
 # The log-ratio is clamped to +-20 before exp (exp(20) ~ 4.9e8), the bound verl's rollout correction
 # uses (SAFETY_BOUND in verl/trainer/ppo/rollout_corr_helper.py): weights and the KL metric stay finite
 # however far the sampler is off. Band membership is decided on the unclamped log-ratio.
