@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from grpo_fast import metrics as M
 from grpo_fast.errors import ConfigError
 from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
 from grpo_fast.trainer import collectives as dist_utils
@@ -62,6 +63,41 @@ class ScoredGroup:
     def std(self) -> float:
         s = [x for x in self.scores if not math.isnan(x)]
         return float(np.std(s)) if len(s) > 1 else 0.0
+
+
+@dataclass
+class LastBatch:
+    """The groups a step trained on and their advantages (flat, in completion order), kept by
+    reference until the next step (no copies): what `completions.jsonl` is written from."""
+
+    step: int
+    groups: list[ScoredGroup]
+    advantages: np.ndarray
+
+    def completion_records(self, max_groups: int) -> list[dict[str, Any]]:
+        """One JSON-ready dict per completion of the first `max_groups` groups: step, group, prompt,
+        completion, score, advantage, correct, reason, extracted, rewards (per part), finish_reason,
+        num_tokens."""
+        rows: list[dict[str, Any]] = []
+        k = 0
+        for gi, g in enumerate(self.groups):
+            n = len(g.scores)
+            if gi >= max_groups:
+                break
+            verdicts = g.verdicts or [None] * n
+            for j, (c, s, v) in enumerate(zip(g.group.completions, g.scores, verdicts, strict=True)):
+                comps = getattr(v, "components", None)
+                rows.append({
+                    "step": self.step, "group": gi, "prompt": g.group.prompt, "completion": c.text,
+                    "score": None if math.isnan(s) else s,
+                    "advantage": float(self.advantages[k + j]) if k + j < len(self.advantages) else None,
+                    "correct": getattr(v, "correct", None), "reason": getattr(v, "reason", None),
+                    "extracted": getattr(v, "extracted", None),
+                    "rewards": {name: cv.score for name, cv in comps.items()} if comps else None,
+                    "finish_reason": c.finish_reason, "num_tokens": len(c.token_ids),
+                })
+            k += n
+        return rows
 
 
 Row = tuple[list[int], list[int], float, bool, "list[float] | None"]
@@ -195,6 +231,8 @@ class GRPOTrainer:
         elif records:
             self.prompts = PromptStream(records, cfg.seed, self.rank, self.world)
         self.step_count = 0
+        # The last step's groups and advantages (see `LastBatch`); None before the first step.
+        self.last_batch: LastBatch | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def offline_groups(self, records: Sequence[dict[str, Any]]) -> list[ScoredGroup]:
@@ -212,7 +250,8 @@ class GRPOTrainer:
                 comps.append(Completion(x["text"], toks, None, "length" if truncated else "stop"))
                 s = x.get("score")
                 scores.append(float("nan") if s is None else float(s))
-                verdicts.append(Verdict(s, x.get("correct"), "offline"))
+                verdicts.append(Verdict(s, x.get("correct"), x.get("reason") or "offline", x.get("extracted"),
+                                        components=_file_components(x.get("components"))))
             out.append(ScoredGroup(CompletionGroup(r[cfg.prompt_field], text, pid, comps, r), scores, verdicts))
         return out
 
@@ -257,8 +296,8 @@ class GRPOTrainer:
         t1 = time.perf_counter()
         scored = [sg for f in futures for sg in f.result()]
         t2 = time.perf_counter()
-        timings["generation_s"] = timings.get("generation_s", 0.0) + (t1 - t0)
-        timings["reward_wait_s"] = timings.get("reward_wait_s", 0.0) + (t2 - t1)
+        timings[M.GENERATION_S] = timings.get(M.GENERATION_S, 0.0) + (t1 - t0)
+        timings[M.REWARD_WAIT_S] = timings.get(M.REWARD_WAIT_S, 0.0) + (t2 - t1)
         return scored
 
     def collect(self, timings: dict[str, float]) -> tuple[list[ScoredGroup], list[ScoredGroup], int]:
@@ -302,11 +341,11 @@ class GRPOTrainer:
         metrics = self.train_on_groups(kept, all_groups=all_groups)
         if self.offline_data is None:
             self.sync_sampler(timings)
-            metrics["sampling_rounds"] = float(rounds)
+            metrics[M.SAMPLING_ROUNDS] = float(rounds)
         metrics.update(timings)
-        metrics["step_time_s"] = time.perf_counter() - t_start
-        n_tok = metrics.get("num_tokens", 0.0)
-        metrics["tokens_per_s"] = n_tok / max(metrics["step_time_s"], 1e-9)
+        metrics[M.STEP_TIME_S] = time.perf_counter() - t_start
+        n_tok = metrics.get(M.NUM_TOKENS, 0.0)
+        metrics[M.TOKENS_PER_S] = n_tok / max(metrics[M.STEP_TIME_S], 1e-9)
         return metrics
 
     def sync_sampler(self, timings: dict[str, float] | None = None) -> None:
@@ -318,7 +357,7 @@ class GRPOTrainer:
         self.sampler.update_weights(self.model)
         self._sampler_step = self.step_count
         if timings is not None:
-            timings["weight_sync_s"] = timings.get("weight_sync_s", 0.0) + time.perf_counter() - t
+            timings[M.WEIGHT_SYNC_S] = timings.get(M.WEIGHT_SYNC_S, 0.0) + time.perf_counter() - t
 
     def train_on_groups(self, groups: list[ScoredGroup], all_groups: list[ScoredGroup] | None = None) -> dict[str, float]:
         """Advantages for `groups` and `num_iterations` optimiser steps on them. `all_groups` (default:
@@ -355,8 +394,9 @@ class GRPOTrainer:
         metrics = self._reward_metrics(all_groups, adv)
         stats = self._update(rows)
         metrics.update(stats)
-        metrics["update_s"] = time.perf_counter() - t_up
+        metrics[M.UPDATE_S] = time.perf_counter() - t_up
         self.step_count += 1
+        self.last_batch = LastBatch(self.step_count, groups, adv)
         if cfg.ref_model_sync_steps and self.ref_model is not None and self.step_count % cfg.ref_model_sync_steps == 0:
             self.ref_model.load_state_dict(self.model.state_dict())
         return metrics
@@ -397,10 +437,8 @@ class GRPOTrainer:
             # since Adam would still move the weights on its momentum. The LR schedule still advances.
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
-            nan = float("nan")
-            return {"loss": nan, "kl": nan, "clip_ratio/low_mean": nan, "clip_ratio/high_mean": nan,
-                    "clip_ratio/region_mean": nan, "entropy": nan, "grad_norm": nan, "learning_rate": lr,
-                    "num_tokens": 0.0, "skipped_update": 1.0}
+            return {**dict.fromkeys(M.UPDATE_METRICS, float("nan")), M.LEARNING_RATE: lr, M.NUM_TOKENS: 0.0,
+                    M.SKIPPED_UPDATE: 1.0}
 
         batches = micro_batches(rows, self.pad_id, self.device, size=cfg.micro_batch_size,
                                 parts=cfg.gradient_accumulation_steps)
@@ -466,15 +504,15 @@ class GRPOTrainer:
         it = cfg.num_iterations
         denom = max(tok_seen, 1.0)
         return {
-            "loss": acc["loss"] / it,
-            "kl": acc["kl"] / denom,
-            "clip_ratio/low_mean": acc["clip_low"] / denom,
-            "clip_ratio/high_mean": acc["clip_high"] / denom,
-            "clip_ratio/region_mean": acc["clip_region"] / denom,
-            "entropy": acc["entropy"] / denom,
-            "grad_norm": acc["grad_norm"] / it,
-            "learning_rate": lr,
-            "num_tokens": local_tokens,
+            M.LOSS: acc["loss"] / it,
+            M.KL: acc["kl"] / denom,
+            M.CLIP_LOW: acc["clip_low"] / denom,
+            M.CLIP_HIGH: acc["clip_high"] / denom,
+            M.CLIP_REGION: acc["clip_region"] / denom,
+            M.ENTROPY: acc["entropy"] / denom,
+            M.GRAD_NORM: acc["grad_norm"] / it,
+            M.LEARNING_RATE: lr,
+            M.NUM_TOKENS: local_tokens,
             **mismatch.result(),
         }
 
@@ -488,43 +526,113 @@ class GRPOTrainer:
         valid = scores[~np.isnan(scores)]
         comps = [c for g in groups for c in g.group.completions]
         lengths = np.array([len(c.token_ids) for c in comps], dtype=np.float64)
-        correct = [v.correct for g in groups for v in g.verdicts if v.correct is not None]
+        verdicts = [v for g in groups for v in g.verdicts]
         group_stds = [g.std for g in groups]
         n = max(len(scores), 1)
         return {
-            "reward": float(valid.mean()) if len(valid) else float("nan"),
-            "reward_std": float(np.mean(group_stds)) if group_stds else 0.0,
-            "accuracy": float(np.mean(correct)) if correct else float("nan"),
-            "frac_reward_zero_std": float(np.mean([s == 0.0 for s in group_stds])) if group_stds else 0.0,
-            "advantage_std": float(np.std(adv[adv != 0])) if np.any(adv != 0) else 0.0,
-            "verification_rate": float(len(valid) / n),
-            "no_verdict": float(len(scores) - len(valid)),
-            "completions/mean_length": float(lengths.mean()) if len(lengths) else 0.0,
-            "completions/min_length": float(lengths.min()) if len(lengths) else 0.0,
-            "completions/max_length": float(lengths.max()) if len(lengths) else 0.0,
-            "completions/clipped_ratio": float(np.mean([c.finish_reason == "length" for c in comps])) if comps else 0.0,
-            "num_groups": float(len(groups)),
+            M.REWARD: float(valid.mean()) if len(valid) else float("nan"),
+            M.REWARD_STD: float(np.mean(group_stds)) if group_stds else 0.0,
+            M.ACCURACY: accuracy(verdicts),
+            M.FRAC_REWARD_ZERO_STD: float(np.mean([s == 0.0 for s in group_stds])) if group_stds else 0.0,
+            M.ADVANTAGE_STD: float(np.std(adv[adv != 0])) if np.any(adv != 0) else 0.0,
+            M.VERIFICATION_RATE: float(len(valid) / n),
+            M.NO_VERDICT: float(len(scores) - len(valid)),
+            M.MEAN_LENGTH: float(lengths.mean()) if len(lengths) else 0.0,
+            M.MIN_LENGTH: float(lengths.min()) if len(lengths) else 0.0,
+            M.MAX_LENGTH: float(lengths.max()) if len(lengths) else 0.0,
+            M.CLIPPED_RATIO: float(np.mean([c.finish_reason == "length" for c in comps])) if comps else 0.0,
+            M.NUM_GROUPS: float(len(groups)),
+            **part_reward_metrics(verdicts, getattr(self.verifier, "name", None)),
         }
 
     # ---------------------------------------------------------------------------------- eval
     @torch.no_grad()
     def greedy_accuracy(self, records: Sequence[dict[str, Any]]) -> float:
         """Share of `records` answered correctly by greedy decoding (one completion each), through
-        the run's sampler."""
+        the run's sampler, over the verdicts that carry a correctness (NaN when none does)."""
         if self.verifier is None or not records:
             return float("nan")
+        return self.evaluate(records)[M.EVAL_ACCURACY]
+
+    @torch.no_grad()
+    def evaluate(self, records: Sequence[dict[str, Any]], num_samples: int = 1, seed: int | None = None) -> dict[str, float]:
+        """Held-out evaluation through the run's sampler: greedy pass@1 (`eval/accuracy`, over the
+        verdicts that carry a correctness) and the mean greedy score (`eval/mean_score`); with
+        `num_samples` k > 1 also `eval/pass@k`, the share of prompts with a correct answer among k
+        completions sampled at the run's sampling settings. It draws from a forked RNG seeded with
+        `seed` (default: the run's seed), so an evaluation leaves the run's random stream, and so a
+        bit-for-bit resume, as it was."""
+        nan = float("nan")
+        if self.verifier is None or not records:
+            return {M.EVAL_ACCURACY: nan, M.EVAL_MEAN_SCORE: nan, M.EVAL_NUM_PROMPTS: float(len(records))}
         self.sync_sampler()
         prompts = [r[self.cfg.prompt_field] for r in records]
-        groups = self.sampler.generate(prompts, 1, records=records, temperature=0.0)
-        scored = self._verify(groups)
-        vals = [s for g in scored for s in g.scores if not math.isnan(s)]
-        return float(np.mean([v >= 1.0 for v in vals])) if vals else float("nan")
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed if seed is None else seed)
+            greedy = self._verify(self.sampler.generate(prompts, 1, records=list(records), temperature=0.0))
+            verdicts = [v for g in greedy for v in g.verdicts]
+            vals = [s for g in greedy for s in g.scores if not math.isnan(s)]
+            out = {M.EVAL_ACCURACY: accuracy(verdicts), M.EVAL_MEAN_SCORE: float(np.mean(vals)) if vals else nan,
+                   M.EVAL_NUM_PROMPTS: float(len(records))}
+            if num_samples > 1:
+                engine_seed = None if self.sampler.shares_policy else int(torch.randint(0, 2**31 - 1, (1,)))
+                sampled = self._verify(self.sampler.generate(prompts, num_samples, records=list(records),
+                                                             seed=engine_seed))
+                hits = [[v.correct for v in g.verdicts if v.correct is not None] for g in sampled]
+                judged = [any(h) for h in hits if h]
+                out[M.eval_pass_at(num_samples)] = float(np.mean(judged)) if judged else nan
+        return out
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         self.sampler.close()
+
+
+def accuracy(verdicts: Sequence[Verdict]) -> float:
+    """Share of `verdicts` judged correct, over those that carry a correctness (a verifier that only
+    scores is not "incorrect"); NaN when none does."""
+    judged = [v.correct for v in verdicts if v is not None and v.correct is not None]
+    return float(np.mean(judged)) if judged else float("nan")
+
+
+def part_reward_metrics(verdicts: Sequence[Verdict], single_name: str | None = None) -> dict[str, float]:
+    """`rewards/<name>/mean` and `/std` over the completions each part scored: the parts of a composite
+    verdict (`Verdict.components`), else the one verifier under `single_name` (like TRL's per reward
+    function). Completions without a score from a part are left out of its statistics."""
+    per: dict[str, list[float]] = {}
+    for v in verdicts:
+        if v is None:
+            continue
+        if v.components:
+            for name, cv in v.components.items():
+                per.setdefault(name, [])
+                if cv.score is not None:
+                    per[name].append(float(cv.score))
+        elif single_name:
+            per.setdefault(single_name, [])
+            if v.score is not None:
+                per[single_name].append(float(v.score))
+    out = {}
+    for name, xs in per.items():
+        out[M.reward_metric(name, "mean")] = float(np.mean(xs)) if xs else float("nan")
+        out[M.reward_metric(name, "std")] = float(np.std(xs)) if xs else float("nan")
+    return out
+
+
+def _file_components(raw: Any) -> dict[str, Verdict] | None:
+    """A scored file's per-part verdicts (`components`, as `grpo-fast verify` writes them)."""
+    if not isinstance(raw, dict) or not raw:
+        return None
+    out = {}
+    for name, c in raw.items():
+        if isinstance(c, dict):
+            s = c.get("score")
+            out[str(name)] = Verdict(float(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else None,
+                                     c.get("correct"), str(c.get("reason") or ""))
+    return out or None
 
 
 class _MismatchStats:
