@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,36 @@ class GRPOConfig:
     character tokenizer; no download. Overrides `model`, `data` and `verifier`."""
     data: str | None = None
     """Prompts (JSONL, Parquet, or a local HF `datasets` directory); with `offline`, scored groups."""
-    prompt_field: str = "prompt"
-    """Field of each record holding the prompt (a string, or a list of chat messages)."""
+    prompt_field: str | None = None
+    """Field of each record holding the prompt (a string, or a list of chat messages). None = the
+    first of `prompt`, `question`, `problem`, `query`, `input` that the first record has (a one-line
+    note says which was picked)."""
+    answer_field: str | None = None
+    """Field of each record holding the gold answer, passed to the verifiers that read one (`math`:
+    a number, LaTeX, GSM8K's `... #### 72` or a MATH solution with `\\boxed{}`; the final answer is
+    extracted from the text). None = the first of `answer`, `solution`, `gold`, `ground_truth`,
+    `target` that the first record has."""
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Rename record fields as they are read, `{source: target}` (`--column problem=prompt`), before
+    the prompt and answer fields are looked up."""
+    system_prompt: str | None = None
+    """A system message put before every prompt (a string prompt becomes the chat messages system +
+    user; a system message the record has itself is replaced). Applied before the chat template;
+    without one (`use_chat_template` off or a tokenizer without a template) it is joined to the prompt
+    with a newline."""
+    prompt_template: str | None = None
+    """Build each prompt from the record's fields, e.g. `"{question}\\nPut the final answer in
+    \\boxed{}."`: `{name}` is replaced by the record's field `name` (`{prompt}` is the prompt field
+    whatever its name), `{{` / `}}` are literal braces, other braces stay as written. A record without
+    a field the template names is an error naming it. Applied before the system prompt and the chat
+    template."""
     offline: bool = False
     """Train on already-scored groups from `data` (records with `responses[].score`) instead of sampling."""
     verifier: str = "math"
     """Verifier name (or `name=weight,name=weight` composition) used to score completions online."""
     use_chat_template: bool = True
-    """Format string prompts with the tokenizer's chat template when it has one."""
+    """Format string prompts with the tokenizer's chat template when it has one (chat-message prompts
+    always go through it). TRL leaves string prompts as they are; turn this off for the same."""
     output_dir: str = "runs/grpo"
     """Where metrics.jsonl, curves.png, config.json and checkpoints are written."""
     seed: int = 0
@@ -264,6 +287,9 @@ class GRPOConfig:
             raise bad("micro_batch_size", "must be >= 1 (or null)")
         if self.logprob_chunk_size < 1:
             raise bad("logprob_chunk_size", "must be >= 1")
+        for name in ("prompt_field", "answer_field", "prompt_template"):
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise bad(name, "must not be empty (leave it unset for the default)")
 
     # --- conversion ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -326,6 +352,54 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def resolve_config(file_values: Mapping[str, Any] | str | Path | None = None, *, preset: str | None = None,
+                   overrides: Mapping[str, Any] | None = None,
+                   explicit: Iterable[str] = ()) -> tuple[GRPOConfig, set[str]]:
+    """The final config of a run and the fields the user chose: the one resolver behind `grpo-fast
+    train`, its `--print-config` and the Python API.
+
+    Later sources win: the preset (`preset`, else the file's `preset` key), the file's values
+    (`file_values`: a mapping, or the path of a YAML / TOML file), then `overrides` (command-line
+    flags, `--set`). The chosen fields are the file's, the overrides', the preset's and `explicit`;
+    a toy task's own settings (`toy_defaults`) fill every other field. `run_training(cfg,
+    explicit=...)` takes both (a resume keeps the checkpoint's precision unless it was chosen).
+
+        cfg, explicit = resolve_config("train.toml", overrides={"max_steps": 20})
+    """
+    if isinstance(file_values, (str, Path)):
+        file_values = load_config_file(file_values)
+    values = dict(file_values or {})
+    file_preset = values.pop("preset", None)
+    values.update({k.replace("-", "_"): v for k, v in (overrides or {}).items()})
+    chosen = {k.replace("-", "_") for k in values} | set(explicit)
+    name = preset or file_preset
+    cfg = GRPOConfig.from_preset(name, **values)
+    if name:
+        chosen |= set(PRESETS[name])
+    if cfg.toy:
+        cfg = toy_defaults(cfg, chosen)
+    return cfg, chosen
+
+
+def toy_defaults(cfg: GRPOConfig, explicit: Iterable[str]) -> GRPOConfig:
+    """Settings a toy task needs unless the user chose them (`explicit`): its verifier and answer
+    length, no chat template, and the learning rate / batch the CPU prototype learned with. Applying
+    it twice changes nothing."""
+    from grpo_fast.trainer.toy_tasks import get_toy_task
+
+    task = get_toy_task(cfg.toy)  # type: ignore[arg-type]
+    explicit = set(explicit)
+    d = cfg.to_dict()
+    defaults = dict(verifier=task.verifier, max_completion_length=task.max_completion_length,
+                    use_chat_template=False, learning_rate=2e-3, prompts_per_step=32, num_generations=8,
+                    max_steps=150, eval_prompts=len(task.records), gate_kl_max=None, generation_chunks=1)
+    defaults.update(task.train_defaults)
+    for k, v in defaults.items():
+        if k not in explicit:
+            d[k] = v
+    return GRPOConfig.from_dict(d)
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
@@ -366,6 +440,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
+def parse_mapping(name: str, v: Any) -> dict[str, str]:
+    """`{a: b}`, `["a=b", "c=d"]` or `"a=b,c=d"` -> {"a": "b", "c": "d"} (the `columns` field)."""
+    if isinstance(v, str):
+        v = [x for x in v.split(",") if x.strip()]
+    if isinstance(v, (list, tuple)):
+        out = {}
+        for item in v:
+            src, sep, dst = str(item).partition("=")
+            if not sep or not src.strip() or not dst.strip():
+                raise ConfigError(f"{name}: {item!r} is not SOURCE=TARGET", field=name)
+            out[src.strip()] = dst.strip()
+        return out
+    if isinstance(v, dict):
+        return {str(k): str(x) for k, x in v.items()}
+    raise ConfigError(f"{name}: {v!r} is not a mapping of field names", field=name)
+
+
 def _coerce(name: str, tp: Any, v: Any) -> Any:
     """Check and convert a value read from a file or the command line to the field's type."""
     t = str(tp)
@@ -377,6 +468,8 @@ def _coerce(name: str, tp: Any, v: Any) -> Any:
             return None
         raise ConfigError(f"{name}: may not be null", field=name)
     try:
+        if t.startswith("dict"):
+            return parse_mapping(name, v)
         if t.startswith("tuple"):
             if isinstance(v, str):
                 v = [s for s in v.split(",") if s]

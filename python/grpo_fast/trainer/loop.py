@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from grpo_fast import metrics as M
-from grpo_fast.errors import ConfigError
+from grpo_fast.errors import ConfigError, DataError
 from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
 from grpo_fast.trainer import collectives as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
 from grpo_fast.trainer.logprobs import sequence_logprobs
 from grpo_fast.trainer.loss import grpo_loss, rollout_correction
+from grpo_fast.trainer.prompt_data import ANSWER_FIELDS, PromptFormat
 from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem
 
 
@@ -224,6 +225,9 @@ class GRPOTrainer:
         # are the policy's at step 0 only if it was started from them; see `sync_sampler`).
         self._sampler_step: int | None = 0 if (model_path is not None or sampler.shares_policy) else None
         self.verifier = verifier
+        # Records -> the prompts the sampler gets (field, template, system prompt); see prompt_data.
+        self.prompt_format = PromptFormat.from_config(cfg)
+        self._gold_checked = False  # the first online batch is checked for missing gold answers
         self.offline_data: list[ScoredGroup] | None = None
         self.prompts: PromptStream | None = None
         if cfg.offline:
@@ -239,7 +243,7 @@ class GRPOTrainer:
         """Scored records -> ScoredGroups with tokenized completions (EOS appended to a completion
         that fits; a longer one is cut and counts as truncated)."""
         cfg, tok = self.cfg, self.tokenizer
-        texts, ids = self.sampler.encode_prompts([r[cfg.prompt_field] for r in records])
+        texts, ids = self.sampler.encode_prompts([self.prompt_format.build(r) for r in records])
         out = []
         for r, text, pid in zip(records, texts, ids, strict=True):
             comps, scores, verdicts = [], [], []
@@ -252,7 +256,7 @@ class GRPOTrainer:
                 scores.append(float("nan") if s is None else float(s))
                 verdicts.append(Verdict(s, x.get("correct"), x.get("reason") or "offline", x.get("extracted"),
                                         components=_file_components(x.get("components"))))
-            out.append(ScoredGroup(CompletionGroup(r[cfg.prompt_field], text, pid, comps, r), scores, verdicts))
+            out.append(ScoredGroup(CompletionGroup(self.prompt_format.build(r), text, pid, comps, r), scores, verdicts))
         return out
 
     # ---------------------------------------------------------------------------------- sampling
@@ -287,7 +291,7 @@ class GRPOTrainer:
         t0 = time.perf_counter()
         for i in range(0, len(records), chunk):
             recs = records[i:i + chunk]
-            prompts = [r[cfg.prompt_field] for r in recs]
+            prompts = [self.prompt_format.build(r) for r in recs]
             # An engine with its own RNG gets a seed drawn from ours, so a run (and its resume) samples
             # the same completions; the shared-model sampler draws from our RNG directly.
             seed = None if self.sampler.shares_policy else int(torch.randint(0, 2**31 - 1, (1,)))
@@ -337,6 +341,9 @@ class GRPOTrainer:
                 raise ConfigError("online training needs prompts and a verifier", field="verifier")
             self.sync_sampler(timings)
             kept, all_groups, rounds = self.collect(timings)
+            if not self._gold_checked:
+                self._gold_checked = True
+                self.check_gold(all_groups)
             self.sampler.sleep()  # a colocated engine gives its memory back for the update
         metrics = self.train_on_groups(kept, all_groups=all_groups)
         if self.offline_data is None:
@@ -347,6 +354,25 @@ class GRPOTrainer:
         n_tok = metrics.get(M.NUM_TOKENS, 0.0)
         metrics[M.TOKENS_PER_S] = n_tok / max(metrics[M.STEP_TIME_S], 1e-9)
         return metrics
+
+    def check_gold(self, groups: list[ScoredGroup]) -> None:
+        """Stop (a DataError) when not one completion of `groups` got a verdict and most were
+        `no_gold`: the records lack the field the verifier reads its gold answer from, and training
+        on them would learn nothing. Run on the first online batch."""
+        verdicts = [v for g in groups for v in g.verdicts]
+        if not verdicts or any(v.score is not None for v in verdicts):
+            return
+        if sum(v.reason == "no_gold" for v in verdicts) * 2 < len(verdicts):
+            return
+        field = _gold_field(self.verifier) or self.cfg.answer_field or "answer"
+        record = groups[0].group.record if groups else {}
+        have = [f for f in record if f != field]
+        hint = next((f for f in ANSWER_FIELDS if f in record and f != field), None)
+        raise DataError(
+            f"none of the {len(verdicts)} completions of the first batch could be verified: the records have no "
+            f"gold answer in {field!r} (the field the verifier reads; they have: {', '.join(have) or 'none'}); "
+            + (f"use --answer-field {hint}" if hint else "name the gold field with --answer-field")
+            + " or map it with --column SOURCE=answer", field=field)
 
     def sync_sampler(self, timings: dict[str, float] | None = None) -> None:
         """Give the sampler the policy's current weights unless it already has them (the transformers
@@ -566,7 +592,7 @@ class GRPOTrainer:
         if self.verifier is None or not records:
             return {M.EVAL_ACCURACY: nan, M.EVAL_MEAN_SCORE: nan, M.EVAL_NUM_PROMPTS: float(len(records))}
         self.sync_sampler()
-        prompts = [r[self.cfg.prompt_field] for r in records]
+        prompts = [self.prompt_format.build(r) for r in records]
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.cfg.seed if seed is None else seed)
@@ -658,6 +684,18 @@ class _MismatchStats:
             return {}
         w = max(self.weight, 1.0)
         return {k: (v if k.endswith(("/min", "/max")) else v / w) for k, v in self.sums.items()}
+
+
+def _gold_field(verifier: Any) -> str | None:
+    """The record field `verifier` reads the gold answer from (a composite: its first part's that has one)."""
+    field = getattr(verifier, "answer_field", None)
+    if isinstance(field, str):
+        return field
+    for part in getattr(verifier, "parts", None) or ():
+        found = _gold_field(part[0] if isinstance(part, tuple) else part)
+        if found:
+            return found
+    return None
 
 
 def sampler_from_config(cfg: GRPOConfig, model: Any, tokenizer: Any, model_path: str | None) -> Sampler:

@@ -4,8 +4,10 @@ The `grpo-fast train` command is a thin wrapper around `run_training`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -15,7 +17,6 @@ from typing import Any
 
 import torch
 
-from grpo_fast.errors import ConfigError
 from grpo_fast.trainer import collectives as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
 
@@ -32,25 +33,12 @@ class RunResult:
     interrupted_by: int | None = None
 
 
-def resolve_verifier(spec: str) -> Any:
-    """A verifier by name (or `a=0.5,b=0.5` composition) through `grpo_fast.verifiers.registry` when it
-    exists, else the base registry. Importing the toy tasks registers `toy_exact` / `toy_digits`."""
-    import grpo_fast.trainer.toy_tasks  # noqa: F401 - registers the toy verifiers
+def resolve_verifier(spec: str, **options: Any) -> Any:
+    """A verifier by name or `a=0.5,b=0.5` mix through the registry's one builder (see
+    `grpo_fast.trainer.inputs.resolve_verifier`)."""
+    from grpo_fast.trainer.inputs import resolve_verifier as resolve
 
-    try:
-        from grpo_fast.verifiers import registry
-    except ImportError:
-        registry = None
-    if registry is not None:
-        for fn_name in ("build_verifier", "get_verifier", "resolve_verifier", "load_verifier", "make_verifier"):
-            fn = getattr(registry, fn_name, None)
-            if callable(fn):
-                return fn(spec)
-    from grpo_fast.verifiers.base import _REGISTRY
-
-    if spec not in _REGISTRY:
-        raise ConfigError(f"unknown verifier {spec!r}; known: {sorted(_REGISTRY)}", field="verifier")
-    return _REGISTRY[spec]()
+    return resolve(spec, **options)
 
 
 def is_tiny(model: Any) -> bool:
@@ -64,20 +52,21 @@ def is_tiny(model: Any) -> bool:
 def build_model_and_tokenizer(cfg: GRPOConfig, resume_from: Path | None = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from grpo_fast.trainer.inputs import check_model, load_pretrained
+
     if resume_from is not None:
-        tok = AutoTokenizer.from_pretrained(resume_from)
-        model = AutoModelForCausalLM.from_pretrained(resume_from, dtype=torch.float32)
+        tok = load_pretrained(AutoTokenizer.from_pretrained, str(resume_from))
+        model = load_pretrained(AutoModelForCausalLM.from_pretrained, str(resume_from), dtype=torch.float32)
         return model, tok
     if cfg.toy:
         from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model
 
         tok = build_char_tokenizer()
         return build_tiny_model(tok, seed=cfg.seed), tok
-    if not cfg.model:
-        raise ConfigError("give --model (a path or Hub id) or --toy TASK", field="model")
-    tok = AutoTokenizer.from_pretrained(cfg.model, padding_side="left")
+    check_model(cfg.model)
+    tok = load_pretrained(AutoTokenizer.from_pretrained, cfg.model, padding_side="left")
     # float32 whatever the checkpoint's dtype: these are the master weights (bf16 runs as autocast).
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, cfg.model, dtype=torch.float32)
     return model, tok
 
 
@@ -105,20 +94,10 @@ def keep_run_precision(cfg: GRPOConfig, checkpoint: Path, explicit: set[str], co
 
 
 def toy_overrides(cfg: GRPOConfig, explicit: set[str]) -> GRPOConfig:
-    """Settings a toy task needs unless the user set them: its verifier and answer length, no chat
-    template, and the learning rate / batch the CPU prototype learned with."""
-    from grpo_fast.trainer.toy_tasks import get_toy_task
+    """`cfg` with a toy task's own settings where the user did not choose (see `config.toy_defaults`)."""
+    from grpo_fast.trainer.config import toy_defaults
 
-    task = get_toy_task(cfg.toy)  # type: ignore[arg-type]
-    d = cfg.to_dict()
-    defaults = dict(verifier=task.verifier, max_completion_length=task.max_completion_length,
-                    use_chat_template=False, learning_rate=2e-3, prompts_per_step=32, num_generations=8,
-                    max_steps=150, eval_prompts=len(task.records), gate_kl_max=None, generation_chunks=1)
-    defaults.update(task.train_defaults)
-    for k, v in defaults.items():
-        if k not in explicit:
-            d[k] = v
-    return GRPOConfig.from_dict(d)
+    return toy_defaults(cfg, explicit)
 
 
 def run_training(cfg: GRPOConfig, *, resume: str | None = None, overwrite: bool = False, console: Any = None,
@@ -136,6 +115,9 @@ def run_training(cfg: GRPOConfig, *, resume: str | None = None, overwrite: bool 
             return _run_training(cfg, resume=resume, overwrite=overwrite, console=console, live=live,
                                  explicit=explicit, stop=stop)
         except BaseException:
+            out = Path(cfg.output_dir).absolute()
+            if out in created and _nothing_trained(out) and os.environ.get("RANK", "0") == "0":
+                shutil.rmtree(out, ignore_errors=True)  # this run made it and wrote only its config
             _remove_empty_dirs(created)
             raise
 
@@ -151,7 +133,7 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
         prepare_output_dir,
         save_checkpoint,
     )
-    from grpo_fast.trainer.prompt_data import load_prompt_records, load_scored_groups
+    from grpo_fast.trainer.inputs import check_model, load_task_inputs
 
     console = console or Console(stderr=True)
     t0 = time.perf_counter()
@@ -159,6 +141,15 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     rank, _ = dist_utils.rank_and_world()
     if cfg.toy:
         cfg = toy_overrides(cfg, explicit or set())
+    # The cheap checks first, before anything is written or loaded: the prompts (fields picked once,
+    # here) and the verifier, then whether the model can be found at all.
+    inputs = load_task_inputs(toy=cfg.toy, data=cfg.data, verifier=cfg.verifier, offline=cfg.offline,
+                              prompt_field=cfg.prompt_field, answer_field=cfg.answer_field, columns=cfg.columns,
+                              system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template,
+                              use_chat_template=cfg.use_chat_template)
+    cfg = dataclasses.replace(cfg, prompt_field=inputs.data.prompt_field, answer_field=inputs.data.answer_field)
+    if resume is None and not cfg.toy:
+        check_model(cfg.model)
     if cfg.sampler == "vllm" and cfg.vllm_mode == "colocate":
         from grpo_fast.sampler.vllm_engine import import_vllm
 
@@ -168,6 +159,8 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     resume_path = prepare_output_dir(out_dir, resume=resume, overwrite=overwrite, rank=rank)
     if resume_path is not None:
         cfg = keep_run_precision(cfg, resume_path, explicit or set(), console)
+    if rank == 0 and inputs.data.note:  # after the checks: an error stays the only line
+        console.print(inputs.data.note, markup=False, highlight=False, soft_wrap=True)
 
     model, tok = build_model_and_tokenizer(cfg, resume_path)
     if cfg.num_threads is not None:
@@ -177,22 +170,7 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     # Seed sampling per rank; model init (toy) used its own seeded generator above.
     torch.manual_seed(cfg.seed + rank)
 
-    records: list[dict[str, Any]] = []
-    verifier = None
-    if cfg.toy:
-        from grpo_fast.trainer.toy_tasks import get_toy_task
-
-        records = list(get_toy_task(cfg.toy).records)
-        verifier = resolve_verifier(cfg.verifier)
-    elif cfg.offline:
-        if not cfg.data:
-            raise ConfigError("--offline needs --data with scored groups", field="data")
-        records = load_scored_groups(cfg.data, cfg.prompt_field)
-    else:
-        if not cfg.data:
-            raise ConfigError("online training needs --data with prompts", field="data")
-        records = load_prompt_records(cfg.data, cfg.prompt_field)
-        verifier = resolve_verifier(cfg.verifier)
+    records, verifier = inputs.records, inputs.verifier
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if distributed and device == "cuda":
@@ -373,6 +351,14 @@ def _missing_dirs(path: Path) -> list[Path]:
         out.append(p)
         p = p.parent
     return out
+
+
+def _nothing_trained(out_dir: Path) -> bool:
+    """No checkpoint and no metrics line in `out_dir`: a run that failed before its first step."""
+    if any(out_dir.glob("checkpoint-*")):
+        return False
+    metrics = out_dir / "metrics.jsonl"
+    return not metrics.exists() or not metrics.read_text().strip()
 
 
 def _remove_empty_dirs(dirs: list[Path]) -> None:
