@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -64,19 +65,101 @@ def reading_options(fn: F) -> F:
     return fn
 
 
+def error_line(exc: BaseException) -> str:
+    """`error: <message> (file F, line L, field X)`: how every command reports a GrpoError."""
+    if isinstance(exc, GrpoError):
+        where = ", ".join(x for x in (exc.file and f"file {exc.file}", exc.line and f"line {exc.line}",
+                                      exc.field and f"field {exc.field}") if x)
+        text = exc.message + (f" ({where})" if where else "")
+    elif isinstance(exc, click.ClickException):
+        text = exc.format_message()
+    else:
+        text = str(exc)
+    # One line whatever the message holds, so it can be grepped and read in a batch log.
+    return f"{click.style('error:', fg='red')} " + " ".join(text.split("\n"))
+
+
+def print_error(exc: BaseException) -> None:
+    # Plain echo, never wrapped (rich would wrap at the console width) nor read as markup.
+    click.echo(error_line(exc), err=True)
+
+
 def handle_errors(fn: F) -> F:
-    """Turn GrpoError into a clean one-line message and exit status 2 (no traceback)."""
+    """Turn a GrpoError (or a click usage error raised by the command itself) into one `error:`
+    line on stderr and exit status 2, with no traceback. Every command's errors go through here."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except GrpoError as e:
-            # Plain echo: one unwrapped line that users can grep and editors can jump to.
-            click.echo(f"error: {e}", err=True)
+        except (GrpoError, click.UsageError) as e:
+            print_error(e)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown like every other error: one `error:` line (and a pointer to --help)."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        click.echo(error_line(self) + hint, err=True)
+
+
+class Command(click.Command):
+    """A click command whose option errors (`--data` missing a value, an unknown flag, a bad choice)
+    print as one `error:` line with exit status 2, like the errors `handle_errors` reports."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, OneLineUsageError):
+                raise
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from exc
+
+
+def cli_text(text: str | None) -> str | None:
+    """A prompt template or system prompt from the command line: `\\n` is a newline and `\\\\` one
+    backslash (so `"{question}\\nPut the final answer in \\\\boxed{}."` works in any shell quoting);
+    every other backslash stays as written (`\\boxed`, `\\frac`)."""
+    if text is None:
+        return None
+    return re.sub(r"\\([\\n])", lambda m: "\n" if m.group(1) == "n" else "\\", text)
+
+
+data_options = [
+    click.option("--prompt-field", default=None,
+                 help="Record field with the prompt (default: the first of prompt, question, problem, query, input)."),
+    click.option("--answer-field", default=None,
+                 help="Record field with the gold answer, for the verifier (default: the first of answer, solution, "
+                      "gold, ground_truth, target). GSM8K's `#### 72` and MATH's \\boxed{} solutions work as they are."),
+    click.option("--column", "columns", multiple=True, metavar="SRC=DST",
+                 help="Rename a record field as it is read, e.g. --column problem=prompt (repeatable)."),
+    click.option("--system-prompt", default=None, help="A system message before every prompt (\\n = newline)."),
+    click.option("--prompt-template", default=None, metavar="TEXT",
+                 help="Build each prompt from record fields, e.g. \"{question}\\nPut the final answer in \\\\boxed{}.\" "
+                      "({field} = the record's field, \\n = newline); applied before the system prompt and the "
+                      "chat template."),
+]
+
+
+def with_data_options(fn: F) -> F:
+    for opt in reversed(data_options):
+        fn = opt(fn)
+    return fn
+
+
+def data_format(prompt_field: str | None, answer_field: str | None, columns: tuple[str, ...],
+                system_prompt: str | None, prompt_template: str | None) -> dict[str, Any]:
+    """The data options as `load_task_inputs` keywords."""
+    from grpo_fast.trainer.config import parse_mapping
+
+    return dict(prompt_field=prompt_field, answer_field=answer_field,
+                columns=parse_mapping("columns", list(columns)) if columns else None,
+                system_prompt=cli_text(system_prompt), prompt_template=cli_text(prompt_template))
 
 
 def byte_progress(disable: bool = False) -> Progress:
@@ -146,9 +229,11 @@ def build_cli_sampler(model: str, seed: int, *, sampler: str, vllm_mode: str, vl
     from transformers import AutoTokenizer
 
     from grpo_fast.sampler.factory import build_sampler
+    from grpo_fast.trainer.inputs import check_model, load_pretrained
 
+    check_model(model)
     torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(model, padding_side="left")
+    tok = load_pretrained(AutoTokenizer.from_pretrained, model, padding_side="left")
     lm = load_sampling_model(model) if sampler == "transformers" else _generation_config_holder(model)
     return build_sampler(sampler, model=lm, tokenizer=tok, model_path=model, seed=seed, vllm_mode=vllm_mode,
                          vllm_server_url=vllm_server_url,
@@ -161,10 +246,11 @@ def load_sampling_model(model: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from grpo_fast.trainer.inputs import load_pretrained
     from grpo_fast.trainer.run import is_tiny
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).to(device)
+    lm = load_pretrained(AutoModelForCausalLM.from_pretrained, model, dtype=torch.float32).to(device)
     if is_tiny(lm) and device == "cpu":
         torch.set_num_threads(1)
     return lm

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from typing import Any
 
 import click
 
-from grpo_fast.cli._common import with_sampler_options
+from grpo_fast.cli._common import Command, handle_errors, with_data_options, with_sampler_options
 
 
-@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(name="eval", cls=Command,
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--model", required=True, help="A local path (e.g. a training checkpoint) or Hub id.")
-@click.option("--data", type=click.Path(exists=True), default=None, help="Prompts with gold fields (JSONL / Parquet / datasets dir).")
+@click.option("--data", type=click.Path(), default=None, help="Prompts with gold fields (JSONL / Parquet / datasets dir).")
 @click.option("--toy", type=click.Choice(["next_digit", "digit_sum"]), default=None, help="Evaluate on a toy task.")
 @click.option("--verifier", default=None, help="Verifier name or mix (default: math; the toy's own with --toy).")
 @click.option("-n", "--num-samples", type=int, default=1, show_default=True,
               help="1 = greedy decoding; > 1 = sampled, reports mean accuracy and pass@n.")
-@click.option("--prompt-field", default="prompt", show_default=True)
+@with_data_options
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="For -n > 1.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
@@ -29,9 +29,12 @@ from grpo_fast.cli._common import with_sampler_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @with_sampler_options
-def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None, num_samples: int, prompt_field: str,
-             max_new_tokens: int, temperature: float, batch_size: int, limit: int | None, chat_template: bool,
-             output: str | None, seed: int, as_json: bool, **sampler_opts: Any) -> None:
+@handle_errors
+def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None, num_samples: int,
+             prompt_field: str | None, answer_field: str | None, columns: tuple[str, ...], system_prompt: str | None,
+             prompt_template: str | None, max_new_tokens: int, temperature: float, batch_size: int,
+             limit: int | None, chat_template: bool, output: str | None, seed: int, as_json: bool,
+             **sampler_opts: Any) -> None:
     """Evaluate MODEL: generate for each prompt, verify, report accuracy, mean score and the share of
     completions with a verdict.
 
@@ -39,53 +42,43 @@ def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None
     Examples:
       grpo-fast eval --model runs/demo/train/checkpoint-150 --toy next_digit
       grpo-fast eval --model ./ckpt --data test.jsonl --verifier math -n 8 --temperature 0.7 --json
+      grpo-fast eval --model ./ckpt --data math_test.jsonl --prompt-field problem --answer-field solution
     """
     from rich.console import Console
     from rich.table import Table
 
-    from grpo_fast.cli._common import build_cli_sampler
-    from grpo_fast.errors import GrpoError
-    from grpo_fast.trainer.prompt_data import load_prompt_records
-    from grpo_fast.trainer.run import resolve_verifier
+    from grpo_fast.cli._common import build_cli_sampler, data_format
+    from grpo_fast.trainer.inputs import check_model, load_task_inputs
     from grpo_fast.verifiers.base import VerifyItem
 
     console = Console(stderr=True)
-    try:
-        if toy:
-            from grpo_fast.trainer.toy_tasks import get_toy_task
-
-            task = get_toy_task(toy)
-            records = [dict(r) for r in task.records]
-            verifier = verifier or task.verifier
-            max_new_tokens = min(max_new_tokens, task.max_completion_length)
-            chat_template = False
-        elif data:
-            records = load_prompt_records(data, prompt_field)
-        else:
-            raise click.UsageError("give --data or --toy")
-        if limit is not None:
-            records = records[:limit]
-        ver = resolve_verifier(verifier or "math")
-        sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
-                                    use_chat_template=chat_template, **sampler_opts)
-        scored = []
-        for i in range(0, len(records), batch_size):
-            recs = records[i:i + batch_size]
-            prompts = [r[prompt_field] for r in recs]
-            # One sample per prompt is greedy decoding (temperature 0).
-            groups = sampler.generate(prompts, num_samples, records=recs,
-                                      temperature=0.0 if num_samples == 1 else None)
-            items = [VerifyItem(g.prompt_text, c.text, g.record) for g in groups for c in g.completions]
-            verdicts = ver.verify_batch(items)
-            k = 0
-            for g in groups:
-                vs = verdicts[k:k + len(g.completions)]
-                k += len(g.completions)
-                scored.append((g, vs))
-        sampler.close()
-    except GrpoError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        sys.exit(2)
+    if toy:
+        chat_template = False  # the toy tokenizer has no chat template; toy prompts are raw text
+    # The cheap checks (data, fields, verifier, model path) before the model is loaded.
+    inputs = load_task_inputs(toy=toy, data=data, verifier=verifier, limit=limit, use_chat_template=chat_template,
+                              **data_format(prompt_field, answer_field, columns, system_prompt, prompt_template))
+    check_model(model)
+    if inputs.toy is not None:
+        max_new_tokens = min(max_new_tokens, inputs.toy.max_completion_length)
+    records, ver = inputs.records, inputs.verifier
+    if inputs.data.note:
+        console.print(inputs.data.note, markup=False, highlight=False, soft_wrap=True)
+    sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
+                                use_chat_template=chat_template, **sampler_opts)
+    scored = []
+    for i in range(0, len(records), batch_size):
+        recs = records[i:i + batch_size]
+        # One sample per prompt is greedy decoding (temperature 0).
+        groups = sampler.generate(inputs.data.prompts(recs), num_samples, records=recs,
+                                  temperature=0.0 if num_samples == 1 else None)
+        items = [VerifyItem(g.prompt_text, c.text, g.record) for g in groups for c in g.completions]
+        verdicts = ver.verify_batch(items)
+        k = 0
+        for g in groups:
+            vs = verdicts[k:k + len(g.completions)]
+            k += len(g.completions)
+            scored.append((g, vs))
+    sampler.close()
 
     all_v = [v for _, vs in scored for v in vs]
     judged = [v for v in all_v if v.score is not None]

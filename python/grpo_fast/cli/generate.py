@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from grpo_fast.cli._common import with_sampler_options
+from grpo_fast.cli._common import Command, handle_errors, with_data_options, with_sampler_options
 
 
-@click.command(name="generate", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(name="generate", cls=Command,
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--model", required=True, help="Policy: a local path (e.g. a training checkpoint) or Hub id.")
-@click.option("--data", type=click.Path(exists=True), default=None, help="Prompts (JSONL / Parquet / datasets dir).")
+@click.option("--data", type=click.Path(), default=None, help="Prompts (JSONL / Parquet / datasets dir).")
 @click.option("--toy", type=click.Choice(["next_digit", "digit_sum"]), default=None, help="Use a toy task's prompts instead of --data.")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Groups file to write (JSONL, .gz/.zst by extension).")
 @click.option("-n", "--num-generations", type=int, default=8, show_default=True, help="Completions per prompt.")
-@click.option("--prompt-field", default="prompt", show_default=True)
+@with_data_options
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-p", type=float, default=1.0, show_default=True)
@@ -27,9 +27,11 @@ from grpo_fast.cli._common import with_sampler_options
               help="Format string prompts with the tokenizer's chat template when it has one.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @with_sampler_options
-def generate(model: str, data: str | None, toy: str | None, output: str, num_generations: int, prompt_field: str,
-             max_new_tokens: int, temperature: float, top_p: float, top_k: int, batch_size: int, limit: int | None,
-             chat_template: bool, seed: int, **sampler_opts: Any) -> None:
+@handle_errors
+def generate(model: str, data: str | None, toy: str | None, output: str, num_generations: int,
+             prompt_field: str | None, answer_field: str | None, columns: tuple[str, ...], system_prompt: str | None,
+             prompt_template: str | None, max_new_tokens: int, temperature: float, top_p: float, top_k: int,
+             batch_size: int, limit: int | None, chat_template: bool, seed: int, **sampler_opts: Any) -> None:
     """Sample NUM_GENERATIONS completions per prompt and write one grouped record per prompt:
     the input record plus `responses: [{text, num_tokens, finish_reason, logprob}]` (`logprob`: the
     completion's summed log-prob under the sampling distribution), ready for `grpo-fast verify`.
@@ -39,48 +41,42 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
       grpo-fast generate --model runs/demo/train/checkpoint-150 --toy next_digit -n 4 -o groups.jsonl
       grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 -o groups.jsonl
       grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 --sampler vllm -o groups.jsonl
+      grpo-fast generate --model ./ckpt --data gsm8k.jsonl --prompt-template "{question}\\nPut the final answer in \\\\boxed{}." -o groups.jsonl
     """
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from grpo_fast.cli._common import build_cli_sampler
+    from grpo_fast.cli._common import build_cli_sampler, data_format
     from grpo_fast.data import RecordWriter
-    from grpo_fast.errors import GrpoError
-    from grpo_fast.trainer.prompt_data import load_prompt_records
+    from grpo_fast.trainer.inputs import check_model, load_task_inputs
 
     console = Console(stderr=True)
-    try:
-        if toy:
-            from grpo_fast.trainer.toy_tasks import get_toy_task
-
-            records = [dict(r) for r in get_toy_task(toy).records]
-        elif data:
-            records = load_prompt_records(data, prompt_field)
-        else:
-            raise click.UsageError("give --data or --toy")
-        if limit is not None:
-            records = records[:limit]
-        sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
-                                    top_p=top_p, top_k=top_k, use_chat_template=chat_template, **sampler_opts)
-        n_tokens = n_stop = 0
-        with RecordWriter(output) as w, Progress(console=console) as progress:
-            task = progress.add_task("generate", total=len(records))
-            for i in range(0, len(records), batch_size):
-                recs = records[i:i + batch_size]
-                groups = sampler.generate([r[prompt_field] for r in recs], num_generations, records=recs)
-                for g in groups:
-                    rec = dict(g.record)
-                    rec["responses"] = [{"text": c.text, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
-                                         "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None} for c in g.completions]
-                    n_tokens += sum(len(c.token_ids) for c in g.completions)
-                    n_stop += sum(c.finish_reason == "stop" for c in g.completions)
-                    w.write(rec)
-                progress.advance(task, len(recs))
-        sampler.close()
-    except GrpoError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        sys.exit(2)
+    # The cheap checks (data, fields, model path) before the model is loaded.
+    inputs = load_task_inputs(toy=toy, data=data, need_verifier=False, limit=limit, use_chat_template=chat_template,
+                              **data_format(prompt_field, answer_field, columns, system_prompt, prompt_template))
+    check_model(model)
+    records = inputs.records
+    if inputs.data.note:
+        console.print(inputs.data.note, markup=False, highlight=False, soft_wrap=True)
+    sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
+                                top_p=top_p, top_k=top_k, use_chat_template=chat_template, **sampler_opts)
+    n_tokens = n_stop = 0
+    with RecordWriter(output) as w, Progress(console=console) as progress:
+        task = progress.add_task("generate", total=len(records))
+        for i in range(0, len(records), batch_size):
+            recs = records[i:i + batch_size]
+            groups = sampler.generate(inputs.data.prompts(recs), num_generations, records=recs)
+            for g in groups:
+                rec = dict(g.record)
+                rec["responses"] = [{"text": c.text, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
+                                     "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None}
+                                    for c in g.completions]
+                n_tokens += sum(len(c.token_ids) for c in g.completions)
+                n_stop += sum(c.finish_reason == "stop" for c in g.completions)
+                w.write(rec)
+            progress.advance(task, len(recs))
+    sampler.close()
     total = len(records) * num_generations
     t = Table(title=f"generate -> {output}")
     t.add_column("prompts", justify="right")

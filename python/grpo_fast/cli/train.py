@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from grpo_fast.cli._common import Command, handle_errors, with_data_options
+
 # CLI flag -> GRPOConfig field, for the flags that are plain overrides.
 # Kept in step with grpo_fast.trainer.checkpoint.OVERWRITE_HELP (not imported: --help stays light).
 _OVERWRITE_HELP = ("checkpoint-N folders, config.json, metrics.jsonl, curves.png, tensorboard/ and wandb/ "
@@ -15,7 +17,8 @@ _OVERWRITE_HELP = ("checkpoint-N folders, config.json, metrics.jsonl, curves.png
 
 _FLAG_FIELDS = {
     "model": "model", "data": "data", "verifier": "verifier", "toy": "toy", "out": "output_dir",
-    "prompt_field": "prompt_field", "max_steps": "max_steps", "lr": "learning_rate",
+    "prompt_field": "prompt_field", "answer_field": "answer_field", "system_prompt": "system_prompt",
+    "prompt_template": "prompt_template", "chat_template": "use_chat_template", "max_steps": "max_steps", "lr": "learning_rate",
     "group_size": "num_generations", "prompts_per_step": "prompts_per_step", "beta": "beta",
     "epsilon": "epsilon", "epsilon_high": "epsilon_high", "loss_type": "loss_type",
     "advantage_method": "advantage_method", "temperature": "temperature",
@@ -28,14 +31,17 @@ _FLAG_FIELDS = {
 }
 
 
-@click.command(name="train", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(name="train", cls=Command,
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--toy", type=click.Choice(["next_digit", "digit_sum"]), default=None,
               help="Built-in toy task with a tiny random-init model (no download, runs on CPU).")
 @click.option("--model", default=None, help="Policy: a local path or Hugging Face Hub id.")
 @click.option("--data", default=None, type=click.Path(), help="Prompts (JSONL / Parquet / datasets dir); with --offline, scored groups.")
 @click.option("--verifier", default=None, help="Verifier name, or a weighted mix `math=0.8,format=0.2`.")
 @click.option("--offline", is_flag=True, default=False, help="Train on the scores already in --data; no sampling.")
-@click.option("--prompt-field", default=None, help="Record field holding the prompt (default: prompt).")
+@with_data_options
+@click.option("--chat-template/--no-chat-template", default=None,
+              help="Format string prompts with the tokenizer's chat template (default: on, except toy tasks).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or TOML file of GRPOConfig fields (may name a `preset`).")
 @click.option("--preset", type=click.Choice(["default", "deepseek-r1", "dapo", "dr-grpo"]), default=None,
@@ -84,7 +90,7 @@ _FLAG_FIELDS = {
 @click.option("--quiet", "-q", is_flag=True, help="No live progress display.")
 def train(toy: str | None, config_file: str | None, preset: str | None, sets: tuple[str, ...], resume: str | None,
           report_to: tuple[str, ...], print_config: bool, as_json: bool, quiet: bool, offline: bool,
-          overwrite: bool, **flags: Any) -> None:
+          overwrite: bool, columns: tuple[str, ...], **flags: Any) -> None:
     """Train a policy with GRPO.
 
     Online: sample a group of completions per prompt, score them with a verifier (overlapped with
@@ -104,6 +110,9 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
       grpo-fast train --config examples/train_toy_digit_sum.toml --out runs/sum
       # a real model, online, with the math verifier and the DeepSeek-R1 recipe
       grpo-fast train --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl --verifier math --preset deepseek-r1
+      # MATH-style records (problem / solution), an R1-style instruction around each problem
+      grpo-fast train --model ./ckpt --data math.jsonl --prompt-field problem --answer-field solution \\
+        --prompt-template "{problem}\\nPut the final answer in \\\\boxed{}." --out runs/math
       # already-scored groups, offline
       grpo-fast train --model ./ckpt --data verified.jsonl --offline --out runs/offline
       # vLLM samples (on the same GPU), weights synced to it after every step
@@ -119,56 +128,17 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
     """
     from rich.console import Console
 
-    from grpo_fast.errors import GrpoError
-    from grpo_fast.trainer.config import GRPOConfig, load_config_file, parse_override
-
     console = Console(stderr=True)
     try:
-        values: dict[str, Any] = {}
-        file_preset = None
-        if config_file:
-            values = load_config_file(config_file)
-            file_preset = values.pop("preset", None)
-        explicit = set(values)
-        flags["toy"] = toy
-        flags["offline"] = offline or None
-        for flag, fieldname in {**_FLAG_FIELDS, "offline": "offline"}.items():
-            v = flags.get(flag)
-            if v is not None:
-                values[fieldname] = v
-                explicit.add(fieldname)
-        if report_to:
-            values["report_to"] = list(report_to)
-        for s in sets:
-            k, v = parse_override(s)
-            values[k] = v
-            explicit.add(k)
-        cfg = GRPOConfig.from_preset(preset or file_preset, **values)
-        if preset or file_preset:
-            from grpo_fast.trainer.config import PRESETS
-
-            explicit |= set(PRESETS[preset or file_preset])
-        if print_config:
-            if cfg.toy:
-                from grpo_fast.trainer.run import toy_overrides
-
-                cfg = toy_overrides(cfg, explicit)
-            click.echo(json.dumps(cfg.to_dict(), indent=2))
-            return
-        from grpo_fast.trainer.run import run_training
-
-        result = run_training(cfg, resume=resume, overwrite=overwrite, console=console, live=not quiet,
-                              explicit=explicit)
-    except GrpoError as exc:
-        where = " ".join(x for x in (exc.file and f"file {exc.file}", exc.line and f"line {exc.line}",
-                                      exc.field and f"field {exc.field}") if x)
-        # soft_wrap: one line, however long (rich would otherwise wrap it at the console width)
-        console.print(f"[red]error:[/] {exc.message}" + (f" ({where})" if where else ""), soft_wrap=True)
-        sys.exit(2)
+        result = _train(dict(flags, toy=toy, offline=offline or None), config_file=config_file, preset=preset,
+                        sets=sets, columns=columns, report_to=report_to, print_config=print_config, resume=resume,
+                        overwrite=overwrite, console=console, live=not quiet)
     except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before training started
         signum = getattr(exc, "signum", 2)
         console.print(f"[red]interrupted[/] ({'SIGTERM' if signum == 15 else 'SIGINT'}): stopped at once")
         sys.exit(128 + signum)
+    if result is None:  # --print-config
+        return
     from grpo_fast.trainer.collectives import is_distributed, rank_and_world
 
     rank = rank_and_world()[0]
@@ -188,3 +158,35 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
         }))
     if result.interrupted_by:  # stopped early by SIGINT / SIGTERM after saving: 130 / 143
         sys.exit(128 + int(result.interrupted_by))
+
+
+@handle_errors
+def _train(flags: dict[str, Any], *, config_file: str | None, preset: str | None, sets: tuple[str, ...],
+           columns: tuple[str, ...], report_to: tuple[str, ...], print_config: bool, resume: str | None,
+           overwrite: bool, console: Any, live: bool) -> Any:
+    """The command's work under the one error handler (`error: ...`, exit 2): the config through the
+    one resolver (`config.resolve_config`, as the Python API), then the run. None for --print-config."""
+    from grpo_fast.cli._common import cli_text
+    from grpo_fast.trainer.config import load_config_file, parse_mapping, parse_override, resolve_config
+
+    overrides: dict[str, Any] = {}
+    for key in ("system_prompt", "prompt_template"):
+        flags[key] = cli_text(flags.get(key))
+    for flag, fieldname in {**_FLAG_FIELDS, "offline": "offline"}.items():
+        if flags.get(flag) is not None:
+            overrides[fieldname] = flags[flag]
+    if columns:
+        overrides["columns"] = parse_mapping("columns", list(columns))
+    if report_to:
+        overrides["report_to"] = list(report_to)
+    for text in sets:
+        k, v = parse_override(text)
+        overrides[k] = v
+    cfg, explicit = resolve_config(load_config_file(config_file) if config_file else None, preset=preset,
+                                   overrides=overrides)
+    if print_config:
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        return None
+    from grpo_fast.trainer.run import run_training
+
+    return run_training(cfg, resume=resume, overwrite=overwrite, console=console, live=live, explicit=explicit)
