@@ -445,11 +445,13 @@ SUMMARY_METRICS = (REWARD, ACCURACY, REWARD_STD, FRAC_REWARD_ZERO_STD, ENTROPY, 
 
 def summary_rows(history: Sequence[dict[str, Any]], window: int = 10) -> list[tuple[str, str, str, str]]:
     """(metric, first window mean, last window mean, best) rows for the end-of-run table: the
-    `SUMMARY_METRICS`, each reward part's mean and the eval metrics (their windows count evaluations)."""
+    `SUMMARY_METRICS`, each reward part's mean (when there are several) and the eval metrics (their
+    windows count evaluations)."""
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
 
     parts = sorted({k for h in history for k in h if k.startswith(REWARDS_PREFIX) and k.endswith("/mean")})
+    parts = parts if len(parts) > 1 else []  # one verifier's part is `reward` itself
     evals = [k for k, _, _ in _eval_curves(history)] + [EVAL_MEAN_SCORE]
     higher_better = {REWARD, ACCURACY, *parts, *evals}
     rows = []

@@ -12,8 +12,8 @@ from grpo_fast.cli._common import Command, handle_errors, with_data_options
 
 # CLI flag -> GRPOConfig field, for the flags that are plain overrides.
 # Kept in step with grpo_fast.trainer.checkpoint.OVERWRITE_HELP (not imported: --help stays light).
-_OVERWRITE_HELP = ("checkpoint-N folders, config.json, metrics.jsonl, curves.png, tensorboard/ and wandb/ "
-                   "(and temporaries of unfinished saves); other files are kept")
+_OVERWRITE_HELP = ("checkpoint-N folders, checkpoint-best, config.json, metrics.jsonl, completions.jsonl, curves.png, "
+                   "tensorboard/ and wandb/ (and temporaries of unfinished saves); other files are kept")
 
 _FLAG_FIELDS = {
     "model": "model", "data": "data", "verifier": "verifier", "toy": "toy", "out": "output_dir",
@@ -28,7 +28,13 @@ _FLAG_FIELDS = {
     "sampler": "sampler", "vllm_mode": "vllm_mode", "vllm_server_url": "vllm_server_url",
     "vllm_gpu_memory_utilization": "vllm_gpu_memory_utilization", "bf16": "bf16",
     "micro_batch_size": "micro_batch_size", "gradient_checkpointing": "gradient_checkpointing",
+    "eval_data": "eval_data", "eval_steps": "eval_steps", "wandb_offline": "wandb_offline",
 }
+
+
+def _join_verifiers(ctx: Any, param: Any, value: tuple[str, ...]) -> str | None:
+    """`--verifier math=0.9 --verifier format=0.1` and `--verifier math=0.9,format=0.1` alike."""
+    return ",".join(v for v in value if v.strip()) or None
 
 
 @click.command(name="train", cls=Command,
@@ -37,7 +43,9 @@ _FLAG_FIELDS = {
               help="Built-in toy task with a tiny random-init model (no download, runs on CPU).")
 @click.option("--model", default=None, help="Policy: a local path or Hugging Face Hub id.")
 @click.option("--data", default=None, type=click.Path(), help="Prompts (JSONL / Parquet / datasets dir); with --offline, scored groups.")
-@click.option("--verifier", default=None, help="Verifier name, or a weighted mix `math=0.8,format=0.2`.")
+@click.option("--verifier", multiple=True, callback=_join_verifiers,
+              help="Verifier name, or a weighted mix: `math=0.9,format=0.1` or the flag repeated "
+                   "(`--verifier math=0.9 --verifier format=0.1`).")
 @click.option("--offline", is_flag=True, default=False, help="Train on the scores already in --data; no sampling.")
 @with_data_options
 @click.option("--chat-template/--no-chat-template", default=None,
@@ -81,7 +89,12 @@ _FLAG_FIELDS = {
               help="Start afresh in a non-empty --out: first delete the previous run's " + _OVERWRITE_HELP + ". "
                    "Without it (or --resume) a non-empty --out is refused.")
 @click.option("--report-to", multiple=True, type=click.Choice(["tensorboard", "wandb"]),
-              help="Also log to TensorBoard / W&B (offline) when installed.")
+              help="Also log to TensorBoard / W&B when installed (W&B online when an API key is configured, "
+                   "else offline; WANDB_MODE decides when set).")
+@click.option("--wandb-offline", is_flag=True, default=None, help="W&B offline even with an API key (`wandb sync` later).")
+@click.option("--eval-data", default=None, type=click.Path(),
+              help="Held-out prompts: greedy eval/accuracy (pass@1) every --eval-steps steps and at the end.")
+@click.option("--eval-steps", type=int, default=None, help="Evaluate on --eval-data every N steps (0: only at the end).")
 @click.option("--zero-advantages", is_flag=True, default=None,
               help="Control run: all advantages 0 (the reward should stay at chance).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Set any GRPOConfig field, e.g. --set warmup_steps=10.")

@@ -41,6 +41,28 @@ def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
     return Path(out_dir) / f"checkpoint-{step}"
 
 
+# The best checkpoint by an eval metric (`save_best_metric`). Its name has no step number, so
+# `latest_checkpoint` (and `--resume latest`) never picks it; resume from it by its path.
+BEST_CHECKPOINT = "checkpoint-best"
+
+
+def best_checkpoint_dir(out_dir: str | Path) -> Path:
+    return Path(out_dir) / BEST_CHECKPOINT
+
+
+def read_best(out_dir: str | Path, metric: str) -> dict[str, Any] | None:
+    """What `checkpoint-best` under out_dir was kept for (`{"metric", "value", "step"}`), when it was
+    kept for `metric`; None when there is none (or it is damaged, or was kept for another metric)."""
+    f = best_checkpoint_dir(out_dir) / STATE_FILE
+    try:
+        best = json.loads(f.read_text()).get("best")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(best, dict) or best.get("metric") != metric or not isinstance(best.get("value"), (int, float)):
+        return None
+    return best
+
+
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     """The highest-step `checkpoint-N` under out_dir that has its trainer_state.json. Temporary
     folders of an unfinished save (`.checkpoint-N.tmp-*`) are never considered."""
@@ -411,11 +433,11 @@ def load_trainer_state(trainer: Any, path: str | Path) -> dict[str, Any]:
 
 # What a run writes at the top of --out (besides checkpoint-N folders and hidden temporaries);
 # `--overwrite` removes exactly these.
-RUN_FILES = ("config.json", "metrics.jsonl", "curves.png")
-RUN_DIRS = ("tensorboard", "wandb")
-_RUN_TEMP_RE = re.compile(r"\.(config\.json|metrics\.jsonl|curves)\.tmp-[^/]+")
-OVERWRITE_HELP = ("checkpoint-N folders, config.json, metrics.jsonl, curves.png, tensorboard/ and wandb/ "
-                  "(and temporaries of unfinished saves); other files are kept")
+RUN_FILES = ("config.json", "metrics.jsonl", "completions.jsonl", "curves.png")
+RUN_DIRS = ("tensorboard", "wandb", BEST_CHECKPOINT)
+_RUN_TEMP_RE = re.compile(r"\.(config\.json|metrics\.jsonl|completions\.jsonl|curves)\.tmp-[^/]+")
+OVERWRITE_HELP = ("checkpoint-N folders, checkpoint-best, config.json, metrics.jsonl, completions.jsonl, curves.png, "
+                  "tensorboard/ and wandb/ (and temporaries of unfinished saves); other files are kept")
 
 
 def run_outputs(out_dir: str | Path) -> list[Path]:

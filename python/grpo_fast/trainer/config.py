@@ -209,7 +209,8 @@ class GRPOConfig:
     save_final: bool = True
     """Save a checkpoint when the run ends."""
     report_to: tuple[str, ...] = ()
-    """Extra loggers besides metrics.jsonl: `tensorboard`, `wandb` (offline)."""
+    """Extra loggers besides metrics.jsonl: `tensorboard`, `wandb` (online when a W&B API key is
+    configured, else offline with a note; `WANDB_MODE` decides when set; see `wandb_offline`)."""
     num_threads: int | None = None
     """torch intra-op threads. None = 1 for tiny models under 5M parameters (per-op overhead dominates
     and a second thread made the CPU prototype 7-20x slower when the other core was busy), torch's
@@ -218,6 +219,28 @@ class GRPOConfig:
     """Worker threads that run verification beside generation."""
     eval_prompts: int = 0
     """After training, greedy-decode this many prompts and report accuracy (0 = skip)."""
+    # --- visibility: sample completions, evaluation during training, W&B --------------------
+    log_completions_steps: int = 10
+    """Every this many steps, write the completions of `log_completions_count` of the step's groups
+    to completions.jsonl in the output folder (prompt, completion, score, advantage, extracted answer,
+    per-part rewards), and show them as a table in a terminal, like TRL's `log_completions` (0 = off)."""
+    log_completions_count: int = 4
+    """Groups (prompts, with all their completions) logged each `log_completions_steps` steps."""
+    eval_data: str | None = None
+    """Held-out prompts (read like `data`) to evaluate on every `eval_steps` steps and at the end:
+    greedy `eval/accuracy` (pass@1) and `eval/mean_score`, `eval/pass@k` with `eval_num_samples`."""
+    eval_steps: int = 0
+    """Evaluate on `eval_data` every this many steps (0 = only at the end of the run)."""
+    eval_num_samples: int = 1
+    """Completions sampled per eval prompt for `eval/pass@k` (k = this; 1 = greedy only)."""
+    eval_max_prompts: int | None = None
+    """Evaluate on at most this many prompts of `eval_data` (its first ones; None = all)."""
+    save_best_metric: str | None = None
+    """Keep the checkpoint with the highest value of this eval metric (e.g. `eval/accuracy`) as
+    `checkpoint-best` (never picked by `--resume latest`). Needs `eval_data`."""
+    wandb_offline: bool = False
+    """With `report_to` wandb: log offline even when an API key is configured (`WANDB_MODE`, when
+    set, decides instead)."""
     gate_kl_max: float | None = 0.1
     """Warn when the mean KL to the reference exceeds this (None = no KL gate; the toy tasks turn it
     off because KL to a random-init reference is large by design)."""
@@ -287,6 +310,23 @@ class GRPOConfig:
             raise bad("micro_batch_size", "must be >= 1 (or null)")
         if self.logprob_chunk_size < 1:
             raise bad("logprob_chunk_size", "must be >= 1")
+        for name in ("log_completions_steps", "log_completions_count", "eval_steps"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must be >= 0")
+        if self.eval_num_samples < 1:
+            raise bad("eval_num_samples", "must be >= 1")
+        if self.eval_max_prompts is not None and self.eval_max_prompts < 1:
+            raise bad("eval_max_prompts", "must be >= 1 (or null for all)")
+        if self.save_best_metric is not None:
+            if not self.eval_data:
+                raise bad("save_best_metric", "needs eval_data (the best checkpoint is chosen by an eval metric)")
+            if not self.save_best_metric.startswith("eval/"):
+                raise bad("save_best_metric", f"must be an eval metric (eval/accuracy, eval/mean_score, "
+                                              f"eval/pass@k), got {self.save_best_metric!r}")
+            if self.save_best_metric.startswith("eval/pass@") and \
+                    self.save_best_metric != f"eval/pass@{self.eval_num_samples}":
+                raise bad("save_best_metric", f"{self.save_best_metric} is not logged: eval_num_samples = "
+                                              f"{self.eval_num_samples} gives eval/pass@{self.eval_num_samples}")
         for name in ("prompt_field", "answer_field", "prompt_template"):
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise bad(name, "must not be empty (leave it unset for the default)")

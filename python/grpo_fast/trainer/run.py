@@ -148,6 +148,7 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
                               system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template,
                               use_chat_template=cfg.use_chat_template)
     cfg = dataclasses.replace(cfg, prompt_field=inputs.data.prompt_field, answer_field=inputs.data.answer_field)
+    eval_records = load_eval_records(cfg)  # held-out prompts, read like the training prompts
     if resume is None and not cfg.toy:
         check_model(cfg.model)
     if cfg.sampler == "vllm" and cfg.vllm_mode == "colocate":
@@ -182,21 +183,27 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
 
     logger = MetricsLogger(out_dir, cfg.report_to if rank == 0 else (), resume=resume_path is not None,
                            config=cfg.to_dict(), kl_max=cfg.gate_kl_max,
-                           check_adv_std=cfg.advantage_method in ("grpo", "batch_std")) if rank == 0 else None
+                           check_adv_std=cfg.advantage_method in ("grpo", "batch_std"),
+                           wandb_offline=cfg.wandb_offline) if rank == 0 else None
+    vis = RunVisibility(cfg, trainer, out_dir, console, rank=rank, live=live, eval_records=eval_records,
+                        resume=resume_path is not None)
     if resume_path is not None:
         load_trainer_state(trainer, resume_path)
         if logger is not None:
             logger.truncate_to(trainer.step_count)
+        vis.truncate_to(trainer.step_count)
     if rank == 0:
         _save_config(cfg, out_dir / "config.json")
         _print_config(console, cfg, resume_path)
         for name in logger.unavailable:
             console.print(f"[yellow]--report-to {name}: package not installed, skipped[/]")
+        for note in logger.notes:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
 
     final_ckpt = None
     try:
         stop.arm()
-        _loop(cfg, trainer, logger, console, live and rank == 0, out_dir, stop)
+        _loop(cfg, trainer, logger, console, live and rank == 0, out_dir, stop, vis)
         if cfg.save_final or stop.stopped:
             final_ckpt = save_checkpoint(trainer, checkpoint_dir(out_dir, trainer.step_count))
         acc = None
@@ -215,15 +222,21 @@ def _run_training(cfg: GRPOConfig, *, resume: str | None, overwrite: bool, conso
     if rank == 0 and history:
         title = f"GRPO {cfg.toy or cfg.model or ''} ({len(history)} steps)"
         _write_curves(plot_curves, history, out_dir / "curves.png", title)
-        extra = {"wall time": f"{result.elapsed_s:.1f} s", "metrics": str(out_dir / "metrics.jsonl"),
-                 "curves": str(out_dir / "curves.png")}
+        extra = {"wall time": f"{result.elapsed_s:.1f} s"}
+        # Paths go below the table, one per line and never cut (a table outside a terminal is 80 wide).
+        paths = {"metrics": str(out_dir / "metrics.jsonl"), "curves": str(out_dir / "curves.png")}
+        if vis.completions_written:
+            paths["completions"] = str(vis.completions.path)
         if final_ckpt is not None:
-            extra["checkpoint"] = str(final_ckpt)
+            paths["checkpoint"] = str(final_ckpt)
+        if vis.best is not None:
+            extra[f"best {vis.best['metric']}"] = f"{vis.best['value']:.4g} at step {vis.best['step']}"
+            paths["best checkpoint"] = str(vis.best_path)
         if acc is not None:
             extra["greedy accuracy"] = f"{acc:.2%} on {cfg.eval_prompts} prompts"
         for k, n in result.warnings.items():
             extra[f"gate warnings: {k}"] = f"{n} steps"
-        render_summary(history, console, title, extra)
+        render_summary(history, console, title, extra, paths=paths)
     if rank == 0 and stop.stopped:
         console.print(f"[yellow]stopped by {signal.Signals(stop.stopped).name} after step {trainer.step_count}:[/] "
                       f"checkpoint {final_ckpt}, metrics {out_dir / 'metrics.jsonl'}, curves "
@@ -243,14 +256,20 @@ def make_trainer(cfg: GRPOConfig, model: Any, tokenizer: Any, records: list[dict
 
 
 def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, out_dir: Path,
-          stop: _StopOnSignal | None = None) -> None:
+          stop: _StopOnSignal | None = None, vis: RunVisibility | None = None) -> None:
+    """The steps. `live` (rank 0, not --quiet) shows progress: a rich bar in a terminal, else one
+    plain line per logged step. `vis` adds the evaluations, the best checkpoint and the sample
+    completions."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from grpo_fast.metrics import format_step_line
     from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
 
     start = trainer.step_count
+    terminal = bool(getattr(console, "is_terminal", False))
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.fields[info]}"), console=console, disable=not live, transient=False)
+                        TextColumn("{task.fields[info]}"), console=console, disable=not (live and terminal),
+                        transient=False)
     warned: set[str] = set()
     with progress:
         task = progress.add_task("train", total=cfg.max_steps, completed=start, info="")
@@ -258,12 +277,20 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
             m = trainer.step()
             step = trainer.step_count
             stopping = stop is not None and stop.requested()  # a signal came: this is the last step
-            if logger is not None and (step % cfg.logging_steps == 0 or step == cfg.max_steps or stopping):
+            evaluated = vis.evaluate(step) if vis is not None and not stopping else {}
+            m.update(evaluated)
+            if logger is not None and (step % cfg.logging_steps == 0 or step == cfg.max_steps or stopping
+                                       or evaluated):
                 for w in logger.log(step, m):
                     key = w.split(" ")[0]
                     if key not in warned:  # each kind of warning once on screen; all are in metrics.jsonl
                         warned.add(key)
                         console.print(f"[yellow]step {step}: {w}[/]")
+                if live and not terminal:  # nohup, a batch job, CI: a plain line instead of the bar
+                    console.print(format_step_line(step, cfg.max_steps, m), markup=False, highlight=False,
+                                  soft_wrap=True)
+            if vis is not None:
+                vis.after_step(step, m, evaluated)
             r = m.get("reward", float("nan"))
             info = (f"reward {r:.3f}  kl {m.get('kl', 0):.4f}  entropy {m.get('entropy', 0):.3f}  "
                     f"len {m.get('completions/mean_length', 0):.1f}  zero-std {m.get('frac_reward_zero_std', 0):.0%}")
@@ -275,11 +302,103 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
                 dist_utils.barrier()
 
 
+def load_eval_records(cfg: GRPOConfig) -> list[dict[str, Any]]:
+    """The held-out prompts of `cfg.eval_data` (at most `eval_max_prompts`), read and mapped like the
+    training prompts (the same prompt and answer fields, columns, template); [] without eval_data."""
+    if not cfg.eval_data:
+        return []
+    from grpo_fast.trainer.inputs import load_task_inputs
+
+    return load_task_inputs(data=cfg.eval_data, need_verifier=False, prompt_field=cfg.prompt_field,
+                            answer_field=cfg.answer_field, columns=cfg.columns, system_prompt=cfg.system_prompt,
+                            prompt_template=cfg.prompt_template, use_chat_template=cfg.use_chat_template,
+                            limit=cfg.eval_max_prompts).records
+
+
+class RunVisibility:
+    """What a run shows besides the step metrics: evaluation on held-out prompts (`eval_data`, every
+    `eval_steps` steps and at the end; `eval/...` metrics), the best checkpoint by `save_best_metric`
+    (`checkpoint-best`, saved atomically by `save_checkpoint`), and sample completions every
+    `log_completions_steps` steps (completions.jsonl, and a table in a terminal)."""
+
+    def __init__(self, cfg: GRPOConfig, trainer: Any, out_dir: Path, console: Any, *, rank: int, live: bool,
+                 eval_records: list[dict[str, Any]], resume: bool):
+        from grpo_fast.metrics import CompletionLog
+        from grpo_fast.trainer.checkpoint import best_checkpoint_dir, read_best
+
+        self.cfg, self.trainer, self.console, self.rank = cfg, trainer, console, rank
+        self.show = live and rank == 0 and bool(getattr(console, "is_terminal", False))
+        self.live = live and rank == 0
+        self.eval_records = eval_records
+        self.completions = CompletionLog(out_dir, resume=resume) if rank == 0 else None
+        self.completions_written = False
+        self.best_path = best_checkpoint_dir(out_dir)
+        # A resumed run keeps the best so far: checkpoint-best is replaced only by a better value.
+        self.best = read_best(out_dir, cfg.save_best_metric) if cfg.save_best_metric and resume else None
+
+    def truncate_to(self, step: int) -> None:
+        if self.completions is not None:
+            self.completions.truncate_to(step)
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """The eval metrics at `step` when it is an eval step (every `eval_steps`, and the last), else
+        {}. Rank 0 evaluates (under FSDP every rank takes part and rank 0's result counts)."""
+        cfg = self.cfg
+        if not self.eval_records or not (step == cfg.max_steps or (cfg.eval_steps and step % cfg.eval_steps == 0)):
+            return {}
+        if self.rank != 0 and not dist_utils.is_fsdp(self.trainer.model):
+            return {"_evaluated": 1.0}  # the other DDP ranks only take part in saving checkpoint-best
+        out = self.trainer.evaluate(self.eval_records, cfg.eval_num_samples, seed=cfg.seed + step)
+        return out if self.rank == 0 else {"_evaluated": 1.0}
+
+    def after_step(self, step: int, m: dict[str, float], evaluated: dict[str, float]) -> None:
+        """After the step's metrics were logged: the eval line, checkpoint-best, sample completions."""
+        if evaluated and self.live:
+            from grpo_fast.metrics import format_eval_line
+
+            self.console.print(format_eval_line(step, evaluated), markup=False, highlight=False, soft_wrap=True)
+        if evaluated and self.cfg.save_best_metric:
+            self._keep_best(step, m)
+        cfg = self.cfg
+        batch = getattr(self.trainer, "last_batch", None)
+        if self.completions is None or batch is None or not cfg.log_completions_steps or \
+                step % cfg.log_completions_steps != 0:
+            return
+        rows = batch.completion_records(cfg.log_completions_count)
+        self.completions.write(rows)
+        self.completions_written = self.completions_written or bool(rows)
+        if self.show and rows:
+            from grpo_fast.metrics import render_completions
+
+            render_completions(self.console, rows, step)
+
+    def _keep_best(self, step: int, m: dict[str, float]) -> None:
+        """Save checkpoint-best when the eval metric beat the best so far (rank 0 decides; every rank
+        saves, as `save_checkpoint` needs)."""
+        from grpo_fast.trainer.checkpoint import save_checkpoint
+
+        name = self.cfg.save_best_metric
+        value = m.get(name) if self.rank == 0 else None
+        better = value is not None and not math.isnan(value) and (self.best is None or value > self.best["value"])
+        if dist_utils.is_distributed():
+            better = dist_utils.all_reduce_max(1.0 if better else 0.0) > 0
+        if not better:
+            return
+        best = {"metric": name, "value": float(value) if value is not None else None, "step": step}
+        save_checkpoint(self.trainer, self.best_path, extra_state={"best": best})
+        if self.rank == 0:
+            self.best = best
+            if self.live:
+                self.console.print(f"new best {name} {value:.4g} at step {step}: {self.best_path}", markup=False,
+                                   highlight=False, soft_wrap=True)
+
+
 def _print_config(console: Any, cfg: GRPOConfig, resume_path: Path | None) -> None:
     defaults = GRPOConfig()
     changed = {k: v for k, v in cfg.to_dict().items() if getattr(defaults, k) != (tuple(v) if isinstance(v, list) else v)}
     parts = ", ".join(f"{k}={v}" for k, v in changed.items())
-    console.print(f"[bold]effective config[/] (non-default fields; all in {cfg.output_dir}/config.json): {parts}")
+    console.print(f"[bold]effective config[/] (non-default fields; all in {cfg.output_dir}/config.json): {parts}",
+                  soft_wrap=True)  # one line: paths in it are never cut
     if resume_path is not None:
         console.print(f"resuming from {resume_path}")
 
