@@ -68,6 +68,8 @@ def _one_error_line(r, *needles):
 def demo_tree(tmp_path, tiny_checkpoint, monkeypatch):
     """runs/demo as examples/demo.sh leaves it: the model under runs/demo/train/checkpoint-150."""
     shutil.copytree(tiny_checkpoint, tmp_path / "runs" / "demo" / "train" / "checkpoint-150")
+    # the run's own config.json (a GRPOConfig) does not make runs/demo/train a model folder
+    (tmp_path / "runs" / "demo" / "train" / "config.json").write_text('{"toy": "next_digit", "max_steps": 150}')
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -92,6 +94,7 @@ def no_model_loads(monkeypatch):
 @pytest.mark.parametrize(("model", "says"), [
     ("runs/demo/checkpoint-150", "no such model folder: runs/demo/checkpoint-150"),
     ("runs/demo", "runs/demo is not a model folder"),
+    ("runs/demo/train", "runs/demo/train is not a model folder (its config.json is not a model's)"),
 ])
 def test_a_wrong_model_path_names_the_checkpoint_in_one_line(demo_tree, no_model_loads, name, model, says):
     data = _write(demo_tree / "p.jsonl", GSM8K_ROWS)
@@ -323,6 +326,14 @@ def test_generate_and_eval_apply_the_template(tmp_path, tiny_checkpoint):
                                                 "--prompt-template", "{question} ", "--max-new-tokens", "2"])
             assert r.exit_code == 0, r.output
     assert seen == ["0+1= ", "1+1= "] * 2
+    # records without a `prompt` get the one the model was given, so `grpo-fast verify` reads them
+    groups = [json.loads(x) for x in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [g["prompt"] for g in groups] == ["0+1= ", "1+1= "] and groups[0]["question"] == "0+1="
+    from grpo_fast.cli.verify import verify
+
+    r = CliRunner().invoke(verify, [str(tmp_path / "g.jsonl"), "-o", str(tmp_path / "v.jsonl"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["verification_rate"] == 1.0
     # eval read the gold from GSM8K's `answer` (`#### 1`): every completion got a verdict
     recs = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert all(resp["reason"] != "no_gold" for rec in recs for resp in rec["responses"])
@@ -404,3 +415,17 @@ def test_train_generate_and_eval_share_the_toy_or_data_choice(tmp_path, tiny_che
         r = CliRunner().invoke(_cmd(name), ["--model", str(tiny_checkpoint), "--toy", "next_digit", *args])
         assert r.exit_code == 0, r.output
     assert [c["toy"] for c in calls] == ["next_digit"] * 3
+
+
+def test_error_line_is_one_line_with_the_location_once():
+    import click
+
+    from grpo_fast.cli._common import error_line
+    from grpo_fast.errors import GrpoError
+
+    assert click.unstyle(error_line(GrpoError("bad", file="f.jsonl", line=2, field="x"))) == \
+        "error: bad (file f.jsonl, line 2, field x)"
+    # the Rust reader's messages carry the location already
+    assert click.unstyle(error_line(GrpoError("f.jsonl:2: x: bad", file="f.jsonl", line=2, field="x"))) == \
+        "error: f.jsonl:2: x: bad"
+    assert click.unstyle(error_line(GrpoError("two\nlines"))) == "error: two lines"

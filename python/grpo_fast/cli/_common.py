@@ -70,7 +70,9 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, GrpoError):
         where = ", ".join(x for x in (exc.file and f"file {exc.file}", exc.line and f"line {exc.line}",
                                       exc.field and f"field {exc.field}") if x)
-        text = exc.message + (f" ({where})" if where else "")
+        # The Rust reader's messages start with `FILE:LINE:` already.
+        located = bool(exc.file) and exc.message.startswith(f"{exc.file}:")
+        text = exc.message + (f" ({where})" if where and not located else "")
     elif isinstance(exc, click.ClickException):
         text = exc.format_message()
     else:

@@ -97,6 +97,8 @@ def eval_cmd(model: str, data: str | None, toy: str | None, verifier: str | None
         with RecordWriter(output) as w:
             for g, vs in scored:
                 rec = dict(g.record)
+                # A record without a `prompt` gets the one the model was given, so `verify` reads the file.
+                rec.setdefault("prompt", g.prompt if isinstance(g.prompt, str) else g.prompt_text)
                 rec["responses"] = [{"text": c.text, "score": v.score, "correct": v.correct, "reason": v.reason}
                                     for c, v in zip(g.completions, vs, strict=True)]
                 w.write(rec)

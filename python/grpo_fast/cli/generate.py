@@ -69,6 +69,8 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
             groups = sampler.generate(inputs.data.prompts(recs), num_generations, records=recs)
             for g in groups:
                 rec = dict(g.record)
+                # A record without a `prompt` gets the one the model was given, so `verify` reads the file.
+                rec.setdefault("prompt", g.prompt if isinstance(g.prompt, str) else g.prompt_text)
                 rec["responses"] = [{"text": c.text, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
                                      "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None}
                                     for c in g.completions]

@@ -121,10 +121,11 @@ def check_model(model: str | None) -> str:
         raise ConfigError("give --model (a local model folder or a Hugging Face Hub id) or --toy TASK", field="model")
     p = Path(model).expanduser()
     if p.is_dir():
-        if (p / "config.json").is_file():
+        if _is_model_folder(p):
             return model
+        why = "its config.json is not a model's" if (p / "config.json").is_file() else "it has no config.json"
         found = find_model_folders(p)
-        raise ConfigError(f"{model} is not a model folder (it has no config.json)"
+        raise ConfigError(f"{model} is not a model folder ({why})"
                           + (f"; model folders below it: {', '.join(found)}" if found else ""), field="model")
     if p.exists():
         raise ConfigError(f"{model} is a file, not a model folder (a folder with config.json and the weights)",
@@ -138,6 +139,18 @@ def check_model(model: str | None) -> str:
     return _check_hub_model(model)
 
 
+def _is_model_folder(p: Path) -> bool:
+    """A transformers model's config.json names its `model_type` (or `architectures`); a run folder's
+    config.json (the GRPOConfig) does not."""
+    import json
+
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and ("model_type" in cfg or "architectures" in cfg)
+
+
 def _looks_local(model: str) -> bool:
     if model.startswith((".", "/", "~")) or "\\" in model or not _HUB_ID.fullmatch(model):
         return True
@@ -147,7 +160,7 @@ def _looks_local(model: str) -> bool:
 
 def find_model_folders(base: Path, prefer: str | None = None, limit: int = 3, max_depth: int = 4,
                        max_dirs: int = 2000) -> list[str]:
-    """Up to `limit` folders with a config.json below `base` (depth <= max_depth, at most `max_dirs`
+    """Up to `limit` model folders below `base` (depth <= max_depth, at most `max_dirs`
     folders looked at; hidden ones skipped): those named `prefer` first, then the latest checkpoints."""
     found: list[Path] = []
     level, seen = [base], 0
@@ -162,7 +175,7 @@ def find_model_folders(base: Path, prefer: str | None = None, limit: int = 3, ma
                 seen += 1
                 if seen > max_dirs:
                     break
-                if (c / "config.json").is_file():
+                if _is_model_folder(c):
                     found.append(c)
                 else:
                     nxt.append(c)

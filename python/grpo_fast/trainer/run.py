@@ -396,7 +396,8 @@ class RunVisibility:
 def _print_config(console: Any, cfg: GRPOConfig, resume_path: Path | None) -> None:
     defaults = GRPOConfig()
     changed = {k: v for k, v in cfg.to_dict().items() if getattr(defaults, k) != (tuple(v) if isinstance(v, list) else v)}
-    parts = ", ".join(f"{k}={v}" for k, v in changed.items())
+    # A multi-line value (a prompt template) is shown quoted, so the config stays one line.
+    parts = ", ".join(f"{k}={v!r}" if isinstance(v, str) and "\n" in v else f"{k}={v}" for k, v in changed.items())
     console.print(f"[bold]effective config[/] (non-default fields; all in {cfg.output_dir}/config.json): {parts}",
                   soft_wrap=True)  # one line: paths in it are never cut
     if resume_path is not None:
