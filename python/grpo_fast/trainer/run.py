@@ -262,6 +262,7 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
     completions."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from grpo_fast import metrics as M
     from grpo_fast.metrics import format_step_line
     from grpo_fast.trainer.checkpoint import checkpoint_dir, save_checkpoint
 
@@ -291,9 +292,9 @@ def _loop(cfg: GRPOConfig, trainer: Any, logger: Any, console: Any, live: bool, 
                                   soft_wrap=True)
             if vis is not None:
                 vis.after_step(step, m, evaluated)
-            r = m.get("reward", float("nan"))
-            info = (f"reward {r:.3f}  kl {m.get('kl', 0):.4f}  entropy {m.get('entropy', 0):.3f}  "
-                    f"len {m.get('completions/mean_length', 0):.1f}  zero-std {m.get('frac_reward_zero_std', 0):.0%}")
+            r = m.get(M.REWARD, float("nan"))
+            info = (f"reward {r:.3f}  kl {m.get(M.KL, 0):.4f}  entropy {m.get(M.ENTROPY, 0):.3f}  "
+                    f"len {m.get(M.MEAN_LENGTH, 0):.1f}  zero-std {m.get(M.FRAC_REWARD_ZERO_STD, 0):.0%}")
             progress.update(task, advance=1, info=info if not math.isnan(r) else "")
             if stopping:
                 break  # run_training saves the checkpoint
