@@ -429,3 +429,19 @@ def test_error_line_is_one_line_with_the_location_once():
     assert click.unstyle(error_line(GrpoError("f.jsonl:2: x: bad", file="f.jsonl", line=2, field="x"))) == \
         "error: f.jsonl:2: x: bad"
     assert click.unstyle(error_line(GrpoError("two\nlines"))) == "error: two lines"
+
+
+@pytest.mark.parametrize(("name", "fields", "golds"), [
+    ("math_problems.jsonl", ("problem", "solution"), ["11", "\\frac{5}{6}", "4", "24", "6", "2", "5\\sqrt{2}", "12"]),
+    ("gsm8k_questions.jsonl", ("question", "answer"), ["42", "260", "26", "7"]),
+])
+def test_the_example_math_files_as_docs_training_md_uses_them(name, fields, golds):
+    """docs/training.md "Train on your own math data": the fields are picked, the golds extracted."""
+    from grpo_fast import _native
+    from grpo_fast.trainer.inputs import load_task_inputs
+
+    inp = load_task_inputs(data=str(ROOT / "examples" / name), verifier="math")
+    assert (inp.data.prompt_field, inp.data.answer_field) == fields
+    stored = [r[fields[1]] for r in inp.records]
+    assert list(_native.math_check_batch(stored, ["x"] * len(stored), "auto")[3]) == golds
+    inp.verifier.close()
