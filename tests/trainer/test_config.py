@@ -108,3 +108,31 @@ def test_the_training_guide_documents_every_field():
     guide = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
     missing = [f.name for f in dataclasses.fields(GRPOConfig) if f"`{f.name}`" not in guide]
     assert not missing, f"docs/training.md lacks {missing}"
+
+
+@pytest.mark.parametrize("value", [{"problem": "prompt", "solution": "answer"}, ["problem=prompt", "solution=answer"],
+                                   "problem=prompt,solution=answer"])
+def test_columns_from_a_file_a_list_or_the_command_line(value):
+    c = GRPOConfig.from_dict({"columns": value})
+    assert c.columns == {"problem": "prompt", "solution": "answer"}
+    assert GRPOConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+@pytest.mark.parametrize(("field", "value"), [("columns", ["problem"]), ("prompt_template", " "),
+                                              ("answer_field", ""), ("prompt_field", "")])
+def test_bad_data_fields_are_rejected(field, value):
+    with pytest.raises(ConfigError) as exc:
+        GRPOConfig.from_dict({field: value})
+    assert exc.value.field == field
+
+
+def test_resolve_config_from_a_file_a_preset_and_overrides(tmp_path):
+    from grpo_fast.trainer.config import resolve_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: dr-grpo\nlearning_rate: 2.0e-5\nanswer_field: solution\n")
+    cfg, explicit = resolve_config(f, overrides={"learning-rate": 3e-5, "max_steps": 9})
+    assert (cfg.learning_rate, cfg.max_steps, cfg.answer_field, cfg.loss_type) == (3e-5, 9, "solution", "dr_grpo")
+    assert {"learning_rate", "max_steps", "answer_field", "loss_type", "advantage_method"} <= explicit
+    cfg, _ = resolve_config(f, preset="dapo")  # the preset given here beats the file's
+    assert (cfg.loss_type, cfg.epsilon_high) == ("dapo", 0.28)

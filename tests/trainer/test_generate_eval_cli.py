@@ -38,3 +38,19 @@ def test_eval_scores_with_the_verifier_and_writes_verdicts(tmp_path, tiny_checkp
     assert res["mean_score"] == pytest.approx(sum(scores) / 40)
     assert res["accuracy"] <= 0.2  # an untrained model is near chance
     assert 0.0 <= res["pass@4"] <= 1.0 and res["verification_rate"] == 1.0
+
+
+def test_eval_reads_the_gold_from_a_math_solution(tmp_path, tiny_checkpoint):
+    """MATH-shaped records (`problem`, `solution` with \\boxed{}): both fields are found, every
+    completion gets a verdict (before, the gold was looked for in `answer` only: 0% verified)."""
+    from grpo_fast.cli.eval import eval_cmd
+
+    data = tmp_path / "math.jsonl"
+    data.write_text("".join(json.dumps({"problem": f"{d}=", "solution": f"so $\\boxed{{{d + 1}}}$"}) + "\n"
+                            for d in range(3)))
+    r = CliRunner().invoke(eval_cmd, ["--model", str(tiny_checkpoint), "--data", str(data), "--max-new-tokens", "2",
+                                      "--no-chat-template", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[0])
+    assert res["prompts"] == 3 and res["verification_rate"] == 1.0
+    assert "gold answers from 'solution'" in r.output
