@@ -259,18 +259,10 @@ class MetricsLogger:
 
 
 def _rewrite_jsonl(path: Path, lines: Sequence[dict[str, Any]]) -> None:
-    """Replace `path` with `lines` through a temporary sibling and a rename (a kill midway leaves the
-    old file, never a cut one)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w") as f:
-            f.write("".join(json.dumps(h) + "\n" for h in lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Replace `path` with `lines` atomically (a kill midway leaves the old file, never a cut one)."""
+    from grpo_fast.files import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(h) + "\n" for h in lines))
 
 
 class CompletionLog:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from grpo_fast.errors import ConfigError
+from grpo_fast.files import atomic_write_text, fsync_dir
 
 STATE_FILE = "trainer_state.json"
 OPTIM_FILE = "optimizer.pt"
@@ -99,37 +100,6 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not possible everywhere (Windows); the rename itself is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary sibling and a rename: readers (and a process killed
-    midway) see the old content or the new, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
 def _temp_dir_for(path: Path, world: int) -> Path:
     # Under DDP every rank writes its RNG file into the same folder, so its name must not depend on
     # the process; a single process uses its pid.
@@ -173,7 +143,7 @@ def _publish(tmp: Path, path: Path) -> None:
         if old is not None and not path.exists():
             os.rename(old, path)  # put the previous checkpoint back
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

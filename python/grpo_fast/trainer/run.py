@@ -491,18 +491,14 @@ def _remove_empty_dirs(dirs: list[Path]) -> None:
 
 
 def _save_config(cfg: GRPOConfig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    from grpo_fast.files import replacing
+
+    with replacing(path) as tmp:
         cfg.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_curves(plot: Any, history: list[dict[str, Any]], path: Path, title: str) -> None:
-    tmp = path.with_name(f".curves.tmp-{os.getpid()}.png")
-    try:
+    from grpo_fast.files import replacing
+
+    with replacing(path, suffix=".png") as tmp:
         plot(history, tmp, title=title)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
