@@ -17,21 +17,20 @@ import time
 from pathlib import Path
 
 # name -> (what it changes, GRPOConfig overrides on top of the toy defaults)
-# The `--toy digit_sum` defaults are the DAPO recipe (dynamic sampling, clip-higher, 2 updates per
-# batch); every configuration states these fields, so a row is exactly what its description says.
+# Every configuration states the DAPO-recipe fields (dynamic sampling, clip-higher, updates per batch),
+# so a row is exactly what its description says whatever the `--toy digit_sum` defaults are.
 _PLAIN = dict(dynamic_sampling=False, skip_zero_std_groups=False, epsilon_high=None, num_iterations=1)
 
 CONFIGS: dict[str, tuple[str, dict]] = {
     "plain": ("prototype: lr 2e-3, G=8, 32 prompts/step, clip 0.2, no KL, exact-match reward",
               dict(_PLAIN, learning_rate=2e-3, beta=0.0)),
     "lowlr": ("lr 5e-4, no KL", dict(_PLAIN, learning_rate=5e-4, beta=0.0)),
-    "kl": ("lr 5e-4 + KL 0.02 to the initial model",
+    "kl": ("lr 5e-4 + KL 0.02 to the initial model (the `--toy digit_sum` default)",
            dict(_PLAIN, learning_rate=5e-4, beta=0.02)),
     "partial": ("kl + partial credit (toy_digits: right length, right digits) + G=16",
                 dict(_PLAIN, learning_rate=5e-4, beta=0.02, verifier="toy_digits", num_generations=16,
                      prompts_per_step=16)),
-    "dapo": ("kl + dynamic sampling, zero-std groups skipped, clip 0.2/0.28, 2 updates per batch "
-             "(the `--toy digit_sum` default)",
+    "dapo": ("kl + dynamic sampling, zero-std groups skipped, clip 0.2/0.28, 2 updates per batch",
              dict(learning_rate=5e-4, beta=0.02, dynamic_sampling=True, skip_zero_std_groups=True,
                   epsilon_high=0.28, num_iterations=2)),
     "dapo_nokl": ("dapo without the KL anchor (beta 0)",

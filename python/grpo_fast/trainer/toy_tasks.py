@@ -42,12 +42,13 @@ TOY_TASKS: dict[str, ToyTask] = {
     "next_digit": ToyTask("next_digit", _next_digit_records(), 2, "toy_exact",
                           "`d=` -> (d+1) mod 10, then EOS; a random init is right far below 10% of the time",
                           (("beta", 0.02),)),
-    # The bench's best recipe (docs/training.md): lr 5e-4 (2e-3 collapses onto one-digit answers), a KL
-    # anchor, and DAPO's dynamic sampling + clip-higher with 2 updates per batch: ~0.97 on 3 of 3 seeds.
+    # The bench's most robust recipe on the current code (docs/training.md): lr 5e-4 (2e-3 collapses onto
+    # one-digit answers) and a KL anchor to the initial model: 0.92-0.97 on 3 of 3 seeds, greedy 96-99/100.
+    # The DAPO additions (dynamic sampling, clip-higher, 2 updates per batch) reached 0.98 on one seed
+    # but 0.78-0.81 on the other two.
     "digit_sum": ToyTask("digit_sum", _digit_sum_records(), 3, "toy_exact",
                          "`a+b=` -> a+b for single digits; 55 of 100 sums have one digit, 45 have two",
-                         (("learning_rate", 5e-4), ("beta", 0.02), ("max_steps", 1200), ("dynamic_sampling", True),
-                          ("skip_zero_std_groups", True), ("epsilon_high", 0.28), ("num_iterations", 2))),
+                         (("learning_rate", 5e-4), ("beta", 0.02), ("max_steps", 1200))),
 }
 
 
