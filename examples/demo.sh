@@ -20,6 +20,6 @@ echo "==> advantages: write group-relative advantages into every response"
 grpo-fast advantages "$OUT/verified.jsonl" -o "$OUT/advantages.jsonl"
 
 echo "==> train: a tiny random-init model learns 'd=' -> (d+1) mod 10 with GRPO on CPU"
-grpo-fast train --toy next_digit --out "$OUT/train"
+grpo-fast train --toy next_digit --out "$OUT/train" --overwrite   # the demo owns this folder: a rerun starts afresh
 
 echo "==> done: $OUT/train/metrics.jsonl and $OUT/train/curves.png"
