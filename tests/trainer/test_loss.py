@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from naive_reference import aggregate
 
 from grpo_fast.trainer.loss import grpo_loss
 
@@ -40,25 +41,7 @@ def naive_loss(lp, old, adv, mask, *, eps_low, eps_high, beta, ref, loss_type, l
                 d = ref[b, t] - lp[b, t]
                 term = term + beta * (torch.exp(d) - d - 1.0)
             per_tok[b][t] = term
-    total = torch.zeros((), dtype=torch.float64)
-    if loss_type == "grpo":
-        for b in range(B):
-            n = sum(mask[b])
-            row = torch.zeros((), dtype=torch.float64)
-            for t in range(T):
-                if mask[b][t]:
-                    row = row + per_tok[b][t]
-            total = total + (row / n if n else row)
-        return total / B
-    count = 0
-    for b in range(B):
-        for t in range(T):
-            if mask[b][t]:
-                total = total + per_tok[b][t]
-                count += 1
-    if loss_type in ("bnpo", "dapo"):
-        return total / max(count, 1)
-    return total / (B * max_len)  # dr_grpo
+    return aggregate(per_tok, mask, loss_type, max_len)
 
 
 def naive_clip_counts(lp, old, adv, mask, eps_low, eps_high, level):

@@ -11,23 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from naive_reference import OneProcess
 
 from grpo_fast.trainer.loss import grpo_loss
 
 trl_grpo = pytest.importorskip("trl.trainer.grpo_trainer")
 
 
-class _OneProcess:
-    num_processes = 1
-    sync_gradients = True
-
-    def gather(self, x):
-        return x
-
-    gather_for_metrics = gather
-
-    def reduce(self, x, reduction="sum"):
-        return x
 
 
 def _trl_loss(lp, old, ref, adv, mask, *, loss_type, eps_low, eps_high, beta, level, max_len):
@@ -37,7 +27,7 @@ def _trl_loss(lp, old, ref, adv, mask, *, loss_type, eps_low, eps_high, beta, le
         args=SimpleNamespace(use_bias_correction_kl=False, delta=None, steps_per_generation=1),
         loss_type=loss_type, epsilon_low=eps_low, epsilon_high=eps_high, use_vllm=False,
         vllm_importance_sampling_correction=False, model=SimpleNamespace(training=True),
-        current_gradient_accumulation_steps=1, max_completion_length=max_len, accelerator=_OneProcess(),
+        current_gradient_accumulation_steps=1, max_completion_length=max_len, accelerator=OneProcess(),
         _entropy_bonus_enabled=False, aux_loss_enabled=False, _metrics={"train": defaultdict(list)},
     )
     t._get_per_token_logps_and_entropies = lambda *a, **k: (lp, torch.zeros_like(lp), None)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from naive_reference import OneProcess, aggregate
 
 from grpo_fast.trainer.loss import (
     LOG_RATIO_BOUND,
@@ -99,25 +100,7 @@ def naive_weighted_loss(lp, old, adv, mask, w, *, eps_low, eps_high, beta, ref, 
                 dd = ref[b, t] - lp[b, t]
                 term = term + beta * (torch.exp(dd) - dd - 1.0)
             per_tok[b][t] = term
-    total = torch.zeros((), dtype=torch.float64)
-    if loss_type == "grpo":
-        for b in range(B):
-            n = sum(mask[b])
-            row = torch.zeros((), dtype=torch.float64)
-            for t in range(T):
-                if mask[b][t]:
-                    row = row + per_tok[b][t]
-            total = total + (row / n if n else row)
-        return total / B
-    count = 0
-    for b in range(B):
-        for t in range(T):
-            if mask[b][t]:
-                total = total + per_tok[b][t]
-                count += 1
-    if loss_type in ("bnpo", "dapo"):
-        return total / max(count, 1)
-    return total / (B * max_len)  # dr_grpo
+    return aggregate(per_tok, mask, loss_type, max_len)
 
 
 def make_inputs(seed: int, B: int = 6, T: int = 7, spread: float = 0.5):
@@ -389,17 +372,6 @@ def test_is_weights_carry_no_gradient_and_must_fit():
 # --------------------------------------------------------------------------------------------------
 
 
-class _OneProcess:
-    num_processes = 1
-    sync_gradients = True
-
-    def gather(self, x):
-        return x
-
-    gather_for_metrics = gather
-
-    def reduce(self, x, reduction="sum"):
-        return x
 
 
 @pytest.mark.parametrize(("loss_type", "beta", "mode", "level"), [
@@ -433,7 +405,7 @@ def test_same_weighted_loss_as_trl(loss_type, beta, mode, level):
         args=SimpleNamespace(use_bias_correction_kl=False, delta=None, steps_per_generation=1),
         loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, use_vllm=True,
         vllm_importance_sampling_correction=True, model=SimpleNamespace(training=True),
-        current_gradient_accumulation_steps=1, max_completion_length=T, accelerator=_OneProcess(),
+        current_gradient_accumulation_steps=1, max_completion_length=T, accelerator=OneProcess(),
         _entropy_bonus_enabled=False, aux_loss_enabled=False, _metrics={"train": defaultdict(list)},
     )
     t._get_per_token_logps_and_entropies = lambda *a, **k: (lp_trl, torch.zeros_like(lp_trl), None)
