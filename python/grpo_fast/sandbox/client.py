@@ -13,6 +13,8 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -82,7 +84,13 @@ def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
 
 
 def find_daemon_binary() -> str | None:
-    """$GRPO_SANDBOXD, then next to this package or on PATH, then a cargo build in a checkout."""
+    """$GRPO_SANDBOXD; next to this package; beside the running interpreter (the environment's own
+    scripts folder); on PATH; then a cargo build in a checkout.
+
+    Beside the interpreter comes before PATH because a service, a cron job or a training job often
+    runs `/path/venv/bin/grpo-fast` without that environment on PATH: its own `grpo-sandboxd` sits
+    in the same folder and is the one built with this package.
+    """
     env = os.environ.get("GRPO_SANDBOXD")
     if env:
         return env
@@ -90,8 +98,12 @@ def find_daemon_binary() -> str | None:
     beside = here / "bin" / "grpo-sandboxd"
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
+    for folder in _script_dirs():
+        cand = folder / "grpo-sandboxd"
+        if _usable(cand):
+            return str(cand)
     on_path = shutil.which("grpo-sandboxd")
-    if on_path and (_native_daemon_available() or not _is_python_entry(on_path)):
+    if on_path and _usable(Path(on_path)):
         return on_path
     root = here.parents[2]  # python/grpo_fast/sandbox -> repository root
     targets = []
@@ -104,6 +116,29 @@ def find_daemon_binary() -> str | None:
             if cand.is_file() and os.access(cand, os.X_OK):
                 return str(cand)
     return None
+
+
+def _script_dirs() -> list[Path]:
+    """The running environment's scripts folders: beside `sys.executable` (not resolved: a venv's
+    python is a symlink into the base interpreter's folder) and sysconfig's `scripts` path."""
+    dirs = [Path(sys.executable).parent] if sys.executable else []
+    try:
+        dirs.append(Path(sysconfig.get_path("scripts")))
+    except KeyError:  # pragma: no cover - exotic interpreter layouts
+        pass
+    seen: list[Path] = []
+    for d in dirs:
+        if d not in seen:
+            seen.append(d)
+    return seen
+
+
+def _usable(path: Path) -> bool:
+    """An executable daemon: the native binary, or our console script when this build of the
+    extension carries the daemon."""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    return _native_daemon_available() or not _is_python_entry(str(path))
 
 
 def _native_daemon_available() -> bool:
