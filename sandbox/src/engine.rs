@@ -62,7 +62,15 @@ pub struct TestCase {
     pub args: Vec<Value>,
     #[serde(default)]
     pub kwargs: serde_json::Map<String, Value>,
+    /// `Some(Value::Null)` for `"expected": null` (a function that should return `None`); `None`
+    /// only when the key is absent. Plain `Option<Value>` would merge the two.
+    #[serde(default, deserialize_with = "present")]
     pub expected: Option<Value>,
+}
+
+/// A field that is present, whatever its value (JSON `null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -882,5 +890,19 @@ pub(crate) fn tests_failure(status: &str, msg: String, total: usize) -> TestsRes
         tests: vec![],
         first_failure: None,
         message: Some(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_null_differs_from_absent() {
+        let null: TestCase =
+            serde_json::from_str(r#"{"call": "f", "args": [1], "expected": null}"#).unwrap();
+        assert_eq!(null.expected, Some(Value::Null));
+        let absent: TestCase = serde_json::from_str(r#"{"call": "f", "args": [1]}"#).unwrap();
+        assert_eq!(absent.expected, None);
     }
 }

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from grpo_fast.errors import SandboxError
+from grpo_fast.errors import DataError, SandboxError
 from grpo_fast.sandbox import Client, normalize_tests
 
 
@@ -122,6 +122,22 @@ def test_call_style_tests(sandbox):
     ])
     assert [t["passed"] for t in r["tests"]] == [True, True, True, False], r
     assert r["pass_fraction"] == 0.75
+
+
+def test_call_expecting_none(sandbox):
+    """`"expected": null` is a test that the function returns None, not a missing expectation."""
+    code = "def find(xs, x):\n    return xs.index(x) if x in xs else None\n"
+    r = sandbox.run_tests(code, [
+        {"call": "find", "args": [[1, 2], 3], "expected": None},
+        {"call": "find", "args": [[1, 2], 2], "expected": None},
+    ])
+    assert [t["passed"] for t in r["tests"]] == [True, False], r
+    # APPS call-based data: `outputs: [null]`.
+    apps = normalize_tests({"fn_name": "find", "inputs": [[[1], 5]], "outputs": [None]})
+    assert apps["tests"] == [{"call": "find", "args": [[1], 5], "expected": None}]
+    assert sandbox.run_tests(code, apps["tests"])["passed"] == 1
+    with pytest.raises(DataError, match=r"tests\[0\]: a call test needs `expected`"):
+        normalize_tests([{"call": "find", "args": [[1], 5]}])
 
 
 def test_assert_style_humaneval_check(sandbox):

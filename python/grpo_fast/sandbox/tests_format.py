@@ -40,8 +40,12 @@ def _one(t: Any, fn_name: str | None, where: str) -> dict | str:
     fn = t.get("call") or t.get("fn") or t.get("fn_name") or fn_name
     if fn and ("args" in t or "input" in t or "inputs" in t):
         args = t.get("args", t.get("input", t.get("inputs")))
-        exp = t.get("expected", t.get("output", t.get("outputs")))
-        return _call_case(fn, args, exp, t.get("kwargs"))
+        # Key presence, not truthiness: `"expected": null` (APPS `outputs: [null]`) means the
+        # function should return None, which differs from giving no expected value at all.
+        key = next((k for k in ("expected", "output", "outputs") if k in t), None)
+        if key is None:
+            raise DataError(f"{where}: a call test needs `expected` (or `output`)", field=where)
+        return _call_case(fn, args, t[key], t.get("kwargs"))
     stdin = t.get("stdin", t.get("input"))
     out = t.get("expected_stdout", t.get("output", t.get("expected")))
     if out is None:
