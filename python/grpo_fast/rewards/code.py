@@ -33,8 +33,9 @@ def make_code_reward(verifier: CodeVerifier | None = None, none_score: float | N
     """A reward function over `verifier` (default: a shared CodeVerifier on the local daemon).
     `none_score` replaces "no verdict" (no tests, sandbox error); None lets TRL skip the sample."""
 
-    def code_reward(prompts: list | None = None, completions: list | None = None, tests: list | None = None,
-                    **kwargs: Any) -> list[float | None]:
+    def code_reward(
+        prompts: list | None = None, completions: list | None = None, tests: list | None = None, **kwargs: Any
+    ) -> list[float | None]:
         completions = list(completions or [])
         n = len(completions)
         if tests is None:
@@ -48,8 +49,13 @@ def make_code_reward(verifier: CodeVerifier | None = None, none_score: float | N
                 if isinstance(values, list) and i < len(values):
                     record[col] = values[i]
             prompt = prompts[i] if i < len(prompts) else ""
-            items.append(VerifyItem(completion_text(prompt) if not isinstance(prompt, str) else prompt,
-                                    completion_text(completion), record))
+            items.append(
+                VerifyItem(
+                    completion_text(prompt) if not isinstance(prompt, str) else prompt,
+                    completion_text(completion),
+                    record,
+                )
+            )
         verdicts = (verifier or _verifier()).verify_batch(items)
         return [v.score if v.score is not None else none_score for v in verdicts]
 

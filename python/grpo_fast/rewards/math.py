@@ -55,14 +55,20 @@ def make_math_reward(verifier: MathVerifier | None = None, none_score: float | N
     """A reward function over `verifier` (default: a shared MathVerifier). `none_score` replaces
     "no verdict" (timeout, missing gold); keep None to let TRL skip such samples."""
 
-    def math_reward(prompts: list | None = None, completions: list | None = None, answer: list | None = None,
-                    **kwargs: Any) -> list[float | None]:
+    def math_reward(
+        prompts: list | None = None,
+        completions: list | None = None,
+        answer: list | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
         if completions is None:
             raise ConfigError("math_reward needs `completions`")
         if answer is None:
             answer = kwargs.get("solution")
         if answer is None:
-            raise ConfigError("math_reward needs the gold answers: a dataset column named `answer` (or `solution`)")
+            raise ConfigError(
+                "math_reward needs the gold answers: a dataset column named `answer` (or `solution`)"
+            )
         if len(answer) != len(completions):
             raise ConfigError(f"math_reward got {len(answer)} answers for {len(completions)} completions")
         v = verifier or _verifier()
