@@ -325,6 +325,16 @@ fn check_files(files: &BTreeMap<String, String>, fetch: &[String]) -> Result<(),
                 "bad file name {name:?}: use a relative path without '..'"
             )));
         }
+        // `a` and `a/b` cannot both exist: `a` would be a file and a folder. Names are sorted,
+        // so any name that is a folder of another is followed by the names under it.
+        let folder = format!("{name}/");
+        if let Some((under, _)) = files.range(folder.clone()..).next() {
+            if under.starts_with(&folder) {
+                return Err(ApiError::BadRequest(format!(
+                    "file names {name:?} and {under:?} conflict: {name:?} cannot be both a file and a folder"
+                )));
+            }
+        }
     }
     for name in fetch {
         if name.is_empty()
@@ -896,6 +906,20 @@ pub(crate) fn tests_failure(status: &str, msg: String, total: usize) -> TestsRes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_cannot_also_be_a_folder() {
+        let files = |names: &[&str]| -> BTreeMap<String, String> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), String::new()))
+                .collect()
+        };
+        assert!(check_files(&files(&["a", "a/b"]), &[]).is_err());
+        assert!(check_files(&files(&["d/a", "d/a/b"]), &[]).is_err());
+        // Siblings whose names share a prefix are fine (`a.py` sorts between `a` and `a/`).
+        assert!(check_files(&files(&["a", "a.py", "ab/c", "b/a"]), &[]).is_ok());
+    }
 
     #[test]
     fn expected_null_differs_from_absent() {

@@ -302,6 +302,12 @@ fn keeper(
         if libc::read(down_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1) != 1 {
             libc::_exit(1);
         }
+        // Now that the daemon has moved us into the slot's cgroups, a cgroup namespace rooted
+        // there: inside, /proc/self/cgroup reads `0::/` instead of the host's cgroup path (which
+        // names the daemon's pid and where the host keeps it).
+        if spec.isolated && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            die(err, &errno_msg("unshare(cgroup)"));
+        }
         if spec.isolated
             && (libc::setresgid(0, 0, 0) != 0
                 || libc::setgroups(0, std::ptr::null()) != 0
@@ -592,6 +598,15 @@ fn build_root(p: &Prepared) -> Result<(), String> {
         &cstr(&format!("{ROOT}/proc")),
         Some("proc"),
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    // The host kernel's command line (boot options, sometimes secrets on cloud images) is none of
+    // the program's business: the fresh procfs still shows it, so /dev/null is mounted over it.
+    mount(
+        Some(&cstr("/dev/null")),
+        &cstr(&format!("{ROOT}/proc/cmdline")),
+        None,
+        libc::MS_BIND,
         None,
     )?;
     mkdirs(&format!("{ROOT}/.old"), 0o700)?;

@@ -119,6 +119,9 @@ pub fn denied_syscalls() -> Vec<(i64, &'static str)> {
         // space (a segment outlives every process attached to it), so RLIMIT_AS misses them.
         // The harness makes each unit's stdin memfd before the run filter goes on.
         (libc::SYS_memfd_create, "memfd_create"),
+        // Secret memory is unmapped from the kernel's direct map and counted only against
+        // RLIMIT_MEMLOCK; deny it outright rather than rely on that limit staying 0.
+        (libc::SYS_memfd_secret, "memfd_secret"),
         (libc::SYS_shmget, "shmget"),
         (libc::SYS_shmat, "shmat"),
         (libc::SYS_shmctl, "shmctl"),

@@ -383,6 +383,9 @@ static int setup_run(void) {
         return fail("mount /tmp");
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         return fail("mount /proc");
+    /* The fresh procfs shows the host kernel's command line again; mask it as the slot does. */
+    if (mount("/dev/null", "/proc/cmdline", NULL, MS_BIND, NULL) != 0)
+        return fail("mask /proc/cmdline");
     sethostname("sandbox", 7);
     return 0;
 }

@@ -4,6 +4,7 @@ next request correctly and that nothing the program started survives on the host
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import textwrap
@@ -108,8 +109,11 @@ def test_memory_outside_the_address_space_is_denied(sandbox, assert_contained):
     attempt("shmget", 29, 0, 256 << 20, 0o1600)
     attempt("semget", 64, 0, 16, 0o1600)
     attempt("msgget", 68, 0, 0o1600)
+    attempt("memfd_secret", 447, 0)
     """), memory_mb=256)
-    assert r["stdout"].split() == ["memfd", "EPERM", "shmget", "EPERM", "semget", "EPERM", "msgget", "EPERM"], r
+    assert r["stdout"].split() == [
+        "memfd", "EPERM", "shmget", "EPERM", "semget", "EPERM", "msgget", "EPERM", "memfd_secret", "EPERM",
+    ], r
     assert_contained()
 
 
@@ -466,6 +470,28 @@ def test_host_proc_is_not_visible(sandbox, assert_contained):
     first, second = r["stdout"].splitlines()
     assert first.endswith("True"), first
     assert second == "False False False", second
+    assert_contained()
+
+
+def test_host_cgroup_path_and_kernel_cmdline_are_hidden(sandbox, assert_contained):
+    """/proc/self/cgroup would name the daemon's pid and where the host keeps it; /proc/cmdline the
+    host's boot options. Inside, the first reads the cgroup namespace's root, the second nothing."""
+    r = run(sandbox, """
+        import os
+        print(repr(open("/proc/self/cgroup").read()))
+        print(repr(open("/proc/cmdline").read()))
+        try:
+            with open("/proc/cmdline", "w") as f:
+                f.write("x")
+        except OSError:
+            pass
+        print(repr(open("/proc/cmdline").read()))
+    """)
+    assert r["status"] == "ok", r
+    cgroup, cmdline, reread = r["stdout"].splitlines()
+    lines = ast.literal_eval(cgroup).splitlines()
+    assert lines and all(line.rsplit(":", 1)[1] == "/" for line in lines), cgroup
+    assert cmdline == reread == "''", (cmdline, reread)
     assert_contained()
 
 
