@@ -28,6 +28,8 @@ MAX_VOTE_SAMPLES = 1000
 # Answers longer than this vote by their text alone (no equivalence check): they are programs or
 # prose, not answers, and the comparison is not worth its cost.
 _MAX_COMPARED_ANSWER = 512
+# The metrics `summarize` reports besides pass@k and maj@k, compared with a baseline by `compare`.
+METRICS = ("accuracy", "mean_score", "verification_rate", "mean_length")
 
 
 def pass_at_k(n: int, c: int, k: int) -> float | None:
@@ -237,13 +239,11 @@ def compare(
     """Model minus baseline for every metric both have, and the two gates: pass@1 above the baseline's,
     and capability retention = pass@1(model) / pass@1(baseline) >= `retention_threshold` (None, and
     the gate undecided, when the baseline's pass@1 is 0 or undefined)."""
-    diff: dict[str, float] = {}
-    for key, mv in model.items():
-        bv = baseline.get(key)
-        if key in ("prompts", "responses") or isinstance(mv, bool):
-            continue
-        if isinstance(mv, (int, float)) and isinstance(bv, (int, float)) and not isinstance(bv, bool):
-            diff[key] = float(mv) - float(bv)
+    diff: dict[str, float | None] = {}
+    for key in model:
+        if key in METRICS or key.startswith(("pass@", "maj@")):
+            mv, bv = model.get(key), baseline.get(key)
+            diff[key] = float(mv) - float(bv) if mv is not None and bv is not None else None
     m1, b1 = model.get("pass@1"), baseline.get("pass@1")
     above = (m1 - b1) if m1 is not None and b1 is not None else None
     retention = (m1 / b1) if m1 is not None and b1 else None

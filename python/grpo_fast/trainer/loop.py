@@ -19,6 +19,7 @@ import torch
 
 from grpo_fast import metrics as M
 from grpo_fast.errors import ConfigError, DataError
+from grpo_fast.evaluation import pass_at_k
 from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
 from grpo_fast.trainer import collectives as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
@@ -585,7 +586,8 @@ class GRPOTrainer:
         """Held-out evaluation through the run's sampler: greedy pass@1 (`eval/accuracy`, over the
         verdicts that carry a correctness) and the mean greedy score (`eval/mean_score`); with
         `num_samples` k > 1 also `eval/pass@k`, the share of prompts with a correct answer among k
-        completions sampled at the run's sampling settings. It draws from a forked RNG seeded with
+        completions sampled at the run's sampling settings (`grpo_fast.evaluation.pass_at_k`; a prompt
+        with fewer than k judged completions is left out). It draws from a forked RNG seeded with
         `seed` (default: the run's seed), so an evaluation leaves the run's random stream, and so a
         bit-for-bit resume, as it was."""
         nan = float("nan")
@@ -606,7 +608,9 @@ class GRPOTrainer:
                 sampled = self._verify(self.sampler.generate(prompts, num_samples, records=list(records),
                                                              seed=engine_seed))
                 hits = [[v.correct for v in g.verdicts if v.correct is not None] for g in sampled]
-                judged = [any(h) for h in hits if h]
+                # The one pass@k of grpo-fast eval; a prompt with fewer than k judged samples is left out.
+                per_prompt = [pass_at_k(len(h), sum(h), num_samples) for h in hits]
+                judged = [p for p in per_prompt if p is not None]
                 out[M.eval_pass_at(num_samples)] = float(np.mean(judged)) if judged else nan
         return out
 
