@@ -19,8 +19,9 @@ from grpo_fast.cli._common import (
     print_json,
     rejects_option,
 )
+from grpo_fast.cli.verifier_options import verifier_choice, verifier_options
 from grpo_fast.data import RecordWriter, iter_batches
-from grpo_fast.verifiers import VerifyItem, build_verifier
+from grpo_fast.verifiers import VerifyItem, build_verifier, check_fields
 
 # Response fields the verdict details may not overwrite.
 _RESERVED = {"text", "score", "correct", "reason", "extracted"}
@@ -40,11 +41,7 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @click.command("verify")
 @click.argument("input", type=click.Path(allow_dash=True))
 @click.option("-o", "--output", required=True, type=click.Path(allow_dash=True), help="Output file (- for stdout).")
-@click.option(
-    "--verifier", "verifiers", multiple=True, default=("math",), show_default=True,
-    help="NAME or NAME=WEIGHT (math, format, code, an entry point, or module:attr). Repeat to combine "
-    "as a weighted mean.",
-)
+@verifier_options
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=3.0, show_default=True,
               help="Seconds per item for checks that may run long (symbolic math, code); overrun = timeout verdict.")
@@ -65,7 +62,7 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @group_key_option
 @handle_errors
 def verify(input, output, verifiers, workers, timeout, answer_field, last_number_fallback, chunk_size, as_json,
-           language, sandbox, on_error, rejects, group_key) -> None:
+           language, sandbox, on_error, rejects, group_key, verifier_config, **verifier_flags) -> None:
     """Score every response of INPUT and write OUTPUT with `score`, `correct`, `reason`,
     `extracted` and the verifier's details added to each response. All other fields are kept.
 
@@ -77,6 +74,10 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
       grpo-fast verify groups.jsonl -o verified.jsonl
       grpo-fast verify --verifier math=0.9 --verifier format=0.1 groups.jsonl.zst -o verified.jsonl.zst
       grpo-fast verify --verifier mypkg.graders:exact groups.jsonl -o - --timeout 10 --json
+      grpo-fast verify --verifier format@gate --verifier math groups.jsonl -o verified.jsonl
+      grpo-fast verify --verifier factual --kb capitals.csv qa.jsonl -o verified.jsonl
+      grpo-fast verify --verifier format --schema person.schema.json extract.jsonl -o verified.jsonl
+      grpo-fast verify --verifier-config verifiers.toml groups.jsonl -o verified.jsonl
     """
     if on_error == "report" and rejects is None:
         rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
@@ -107,7 +108,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
         disable=as_json or not console.is_terminal,
         transient=True,
     )
-    with build_verifier(list(verifiers), **options) as verifier, RecordWriter(output) as writer, progress:
+    choice = verifier_choice(verifiers, verifier_config, **verifier_flags)
+    with build_verifier(**choice, **options) as verifier, RecordWriter(output) as writer, progress:
         task = progress.add_task("verify", total=None, done=0, rate=0.0)
         for batch in batches:
             records = batch.records or []
@@ -119,6 +121,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
                     items.append(VerifyItem(prompt if isinstance(prompt, str) else "",
                                             text if isinstance(text, str) else "", rec))
                     targets.append(resp)
+            if items and total == 0:
+                check_fields(verifier, items)  # a mistyped --answer-field fails here, not as all no_gold
             verdicts = verifier.verify_batch(items) if items else []
             for resp, vd in zip(targets, verdicts, strict=False):
                 _apply(resp, vd)
@@ -134,7 +138,7 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
     seconds = time.perf_counter() - start
     report = batches.report()
     summary = {
-        "verifier": "+".join(verifiers),
+        "verifier": verifier_config or "+".join(verifiers or ("math",)),
         "records": report.get("records", 0),
         "responses": total,
         "verified": verified,
@@ -144,7 +148,7 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
         "verification_rate": verified / total if total else None,
         "extraction_failures": reasons.get("no_answer", 0),
         "timeouts": reasons.get("timeout", 0),
-        "errors": reasons.get("error", 0) + reasons.get("no_gold", 0),
+        "errors": reasons.get("error", 0) + reasons.get("no_gold", 0) + reasons.get("not_in_kb", 0),
         "rejected_lines": report.get("rejected", 0),
         "reasons": dict(reasons),
         "responses_per_second": total / seconds if seconds > 0 else None,

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from grpo_fast.errors import ConfigError
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`"; did you mean 'answer'?"` for the closest candidates (difflib), or "" when none is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=3, cutoff=0.7)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def check_choice(value: Any, allowed: Sequence[str], what: str) -> str:
+    """`value` if it is one of `allowed`, else a ConfigError naming the choices and the closest one."""
+    if value in allowed:
+        return value
+    raise ConfigError(
+        f"{what} must be one of {', '.join(allowed)}, not {value!r}{did_you_mean(value, allowed)}"
+    )
 
 
 @dataclass
@@ -52,6 +72,12 @@ class Verifier(ABC):
     def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
         """Return exactly one Verdict per item, in order. A bad item yields an `error` verdict;
         only a failure of the verifier as a whole raises."""
+
+    def required_fields(self) -> list[str]:
+        """Record fields every item needs (a gold answer, tests): `check_fields` fails fast with a
+        "did you mean" when none of the first records has one. By default the values of the
+        verifier's `answer_field` and `tests_field` attributes."""
+        return [v for k in ("answer_field", "tests_field") if isinstance(v := getattr(self, k, None), str)]
 
     def close(self) -> None:  # noqa: B027 - optional hook, most verifiers hold nothing
         """Release worker processes, sockets, ... ."""
