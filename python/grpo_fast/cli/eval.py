@@ -447,13 +447,24 @@ def _record_key(rec: dict[str, Any], i: int) -> str:
     )
 
 
+# Fields of a response that are its text or an earlier verdict, not record fields for the verifier.
+_VERDICT_FIELDS = ("text", "score", "correct", "reason", "extracted")
+
+
 def _verify_records(records: list[dict[str, Any]], spec: str, answer_field: str | None) -> str:
     """Verify every response of `records` in place (score, correct, reason, extracted)."""
     from grpo_fast.trainer.inputs import resolve_verifier
     from grpo_fast.trainer.prompt_data import ANSWER_FIELDS
     from grpo_fast.verifiers.base import VerifyItem
 
-    field = answer_field or next((f for f in ANSWER_FIELDS if any(f in r for r in records)), None)
+    field = answer_field or next(
+        (
+            f
+            for f in ANSWER_FIELDS
+            if any(f in r or any(f in x for x in r.get("responses") or []) for r in records)
+        ),
+        None,
+    )
     ver = resolve_verifier(spec, **({"answer_field": field} if field else {}))
     try:
         items, where = [], []
@@ -461,7 +472,15 @@ def _verify_records(records: list[dict[str, Any]], spec: str, answer_field: str 
             base = {k: v for k, v in rec.items() if k != "responses"}
             prompt = rec.get("prompt")
             for r in rec.get("responses") or []:
-                items.append(VerifyItem(prompt if isinstance(prompt, str) else "", r.get("text") or "", base))
+                # A flat line's own fields (its gold among them) stay on its response when grouped.
+                own = {k: v for k, v in r.items() if k not in _VERDICT_FIELDS}
+                items.append(
+                    VerifyItem(
+                        prompt if isinstance(prompt, str) else "",
+                        r.get("text") or "",
+                        {**base, **own} if own else base,
+                    )
+                )
                 where.append(r)
         for r, v in zip(where, ver.verify_batch(items), strict=True):
             r.update(score=v.score, correct=v.correct, reason=v.reason, extracted=v.extracted)
