@@ -243,6 +243,10 @@ _MARKER = re.compile(r"(?:final\s+answer|the\s+answer|short\s+answer|answer)\s*(
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[*])")
 _COPULA = re.compile(r"\s(?:is|was|are|were|'s|are called|is called|was called)\s", re.I)
 _NEGATION = re.compile(r"\b(?:not|never|no|n't|neither|nor)\b|n't", re.I)
+_FILLER = re.compile(
+    r"^\W*(?:i hope (?:this|that) helps|hope (?:this|that) helps|let me know|feel free|good luck|happy to help)",
+    re.I,
+)
 _MARKDOWN = re.compile(r"[*_`#>]+")
 
 
@@ -265,9 +269,12 @@ def _balanced_boxes(text: str) -> list[str]:
 
 
 def _clean(answer: str) -> str:
-    answer = _MARKDOWN.sub("", answer).strip()
-    answer = answer.strip(" \t\n\"'“”‘’")
-    return answer.rstrip(" .;,!")
+    answer = _MARKDOWN.sub("", answer)
+    prev = None
+    while prev != answer:  # quotes and a full stop in either order: `"Hamlet".`, `'Hamlet.'`
+        prev = answer
+        answer = answer.strip(" \t\n\"'“”‘’").rstrip(".;,!")
+    return answer
 
 
 @dataclass
@@ -315,6 +322,8 @@ def _extract(text: str) -> Extracted | None:
         if ans:
             return Extracted(ans, "marker", [ans])
     lines = [ln for ln in (x.strip() for x in text.splitlines()) if _clean(ln)]
+    while len(lines) > 1 and _FILLER.search(lines[-1]):
+        lines.pop()  # a closing courtesy is not the answer
     if not lines:
         return None
     last = _SENTENCE_END.split(lines[-1])[-1]
