@@ -290,7 +290,8 @@ class Extracted:
 
 def extract_answer(response: str) -> Extracted | None:
     """The final answer of a response, or None. After the last `</think>` (the whole response when
-    that part is empty), in order: the last `<answer>...</answer>`; the last balanced `\\boxed{}`;
+    that part is empty), in order: the `answer` of a response that is one JSON object (```json
+    fences allowed); the last `<answer>...</answer>`; the last balanced `\\boxed{}`;
     the text after the last "final answer:" / "the answer is" / "answer:" up to the end of its
     sentence; the last non-empty line (its last sentence when it has several)."""
     if not isinstance(response, str):
@@ -303,7 +304,31 @@ def extract_answer(response: str) -> Extracted | None:
     return None
 
 
+def _json_answer(text: str) -> str | None:
+    """The `answer` of a response that is one JSON object (structured output), fenced or not."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.strip("`").strip()
+        if body[:4].lower() == "json":
+            body = body[4:]
+    body = body.strip()
+    if not (body.startswith("{") and body.endswith("}")) or len(body) > 100_000:
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    value = doc.get("answer") if isinstance(doc, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return str(value)
+
+
 def _extract(text: str) -> Extracted | None:
+    from_json = _json_answer(text)
+    if from_json is not None and _clean(from_json):
+        ans = _clean(from_json)
+        return Extracted(ans, "json", [ans])
     tags = _ANSWER_TAG.findall(text)
     if tags and tags[-1].strip():
         inner = tags[-1]

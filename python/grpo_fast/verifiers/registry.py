@@ -451,7 +451,14 @@ def load_config(path: str) -> list[PartSpec]:
         raise ConfigError(
             "the verifier config lists no verifiers (a `verifiers` list, or [[verifier]] tables)", file=path
         )
-    base = os.path.dirname(os.path.abspath(path))
+    try:
+        return _config_parts(entries, os.path.dirname(os.path.abspath(path)), path)
+    except ConfigError as exc:
+        exc.file = exc.file or path
+        raise
+
+
+def _config_parts(entries: list[Any], base: str, path: str) -> list[PartSpec]:
     parts = []
     for k, entry in enumerate(entries):
         where = f"verifiers[{k}]"
@@ -553,11 +560,15 @@ def build_verifier(
         config, specs = specs[0].strip(), []
     if config is not None and specs:
         raise ConfigError("give verifier specs or a verifier config file, not both", field="verifier")
-    if config is not None:
-        parts = load_config(config)
-    else:
+    if config is None:
         parts = [parse_spec(part) for spec in specs for part in spec.split(",") if part.strip()]
-    return build_parts(parts, part_options, **options)
+        return build_parts(parts, part_options, **options)
+    parts = load_config(config)
+    try:
+        return build_parts(parts, part_options, **options)
+    except ConfigError as exc:  # an unknown name or option in the file: say which file
+        exc.file = exc.file or str(config)
+        raise
 
 
 def check_fields(verifier: Verifier, items: Sequence[VerifyItem]) -> None:
