@@ -143,6 +143,16 @@ def maj_at_k(votes: Sequence[tuple[Any, bool]], k: int) -> float | None:
     return wins / float(math.comb(n, k))
 
 
+def canonical_answer(answer: str) -> str:
+    """The text an answer votes with: the math normalisation (`\\dfrac34` -> `\\frac{3}{4}`, spacing,
+    `\\left`, `\\text{}`), whitespace collapsed; a long answer (a program, prose) as written."""
+    from grpo_fast import _native
+
+    if len(answer) > 4 * _MAX_COMPARED_ANSWER:
+        return answer
+    return " ".join(_native.math_normalize(answer).split())
+
+
 def answer_keys(answers: Sequence[str | None]) -> list[int | None]:
     """One vote key per answer: answers the math comparison judges equal (`\\frac12` and `0.5`,
     `x = 3` and `3`, case and spacing) share a key; None for no answer. Greedy in order: an answer
@@ -156,7 +166,7 @@ def answer_keys(answers: Sequence[str | None]) -> list[int | None]:
             keys.append(None)
             continue
         a = str(a)
-        norm = " ".join(_native.math_normalize(a).split()) if len(a) <= 4 * _MAX_COMPARED_ANSWER else a
+        norm = canonical_answer(a)
         key = None
         for i, (raw, rnorm) in enumerate(reps):
             if rnorm == norm:

@@ -14,9 +14,10 @@ verl (checked against verl-project/verl's reward managers) loads `custom_reward_
 A result is a float or a dict with `score`; a dict's other keys go into `reward_extra_info`, one list
 per key, so every result carries the same keys (here `score`, `acc`, `verified`, `pred`, `reason`),
 none of them None: verl averages numeric keys per data source in validation, skips strings, and
-votes with `pred` for its maj@N. verl has no "no verdict": the reward is a number, so a response the
-verifier cannot judge (timeout, missing gold) scores `none_score` (0.0) with `verified` 0.0 and its
-reason, and `mean(verified)` is the verification rate.
+votes with `pred` for its maj@N (the answer's canonical form, so `\\dfrac34` and `\\frac{3}{4}`
+vote together). verl has no "no verdict": the reward is a number, so a response the verifier cannot
+judge (timeout, missing gold) scores `none_score` (0.0) with `verified` 0.0 and its reason, and
+`mean(verified)` is the verification rate.
 
 `ground_truth` (verl's `reward_model.ground_truth`) is the gold: it is put in the record as
 `answer` (and `ground_truth`), and as `tests` for the code verifier (a JSON string of test cases is
@@ -35,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from grpo_fast.errors import ConfigError
+from grpo_fast.evaluation import canonical_answer
 from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem
 
 # verl's data_source names whose ground truth is test cases (its default scorer sends them to a code
@@ -157,7 +159,7 @@ def result(verdict: Verdict, none_score: float, as_dict: bool = True) -> dict[st
         "score": score,
         "acc": 1.0 if verdict.correct else 0.0,
         "verified": 1.0 if verdict.score is not None else 0.0,
-        "pred": verdict.extracted if isinstance(verdict.extracted, str) else "",
+        "pred": canonical_answer(verdict.extracted) if isinstance(verdict.extracted, str) else "",
         "reason": str(verdict.reason),
     }
 
