@@ -149,6 +149,10 @@ def test_gate_alone_needs_another_part():
         (lambda: build_verifier("format", part_options={"format": {"mode": "xm"}}), "did you mean 'xml'"),
         (lambda: build_verifier("code", part_options={"code": {"scoring": "al"}}), "scoring"),
         (
+            lambda: build_verifier("code", language="pyhton"),
+            "unknown language 'pyhton'; did you mean 'python'",
+        ),
+        (
             lambda: get_verifier("grpo_fast.verifiers.factual:FactualVerifer"),
             "did you mean 'FactualVerifier'",
         ),

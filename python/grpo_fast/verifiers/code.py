@@ -12,7 +12,7 @@ from grpo_fast.errors import ConfigError, DataError
 from grpo_fast.sandbox.client import Client, tests_request
 from grpo_fast.sandbox.pool import Pool, parse_endpoints
 from grpo_fast.sandbox.tests_format import normalize_tests
-from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, register_verifier
+from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, did_you_mean, register_verifier
 
 # ```lang\n ... ``` with the info string captured; an unterminated last fence runs to the end.
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\n`]*)\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
@@ -101,6 +101,11 @@ class CodeVerifier(Verifier):
         if timeout_ms is None and timeout is not None:  # the CLI's shared --timeout is in seconds
             timeout_ms = int(timeout * 1000)
         self.language = canonical_language(language)
+        if self.language not in LANGUAGE_TAGS:  # fail at build time, not as an error verdict per item
+            aliases = sorted({t for tags in LANGUAGE_TAGS.values() for t in tags})
+            hint = did_you_mean(self.language, aliases)
+            raise ConfigError(f"code verifier: unknown language {language!r}{hint} "
+                              f"(languages: {', '.join(LANGUAGE_TAGS)})")
         self.scoring = scoring
         self.tests_field = tests_field
         self.timeout_ms = timeout_ms
