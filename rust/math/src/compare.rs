@@ -6,7 +6,7 @@
 use crate::expr::{self, Parsed};
 use num_complex::Complex64 as C64;
 use num_rational::BigRational;
-use num_traits::Zero;
+use num_traits::{Signed, Zero};
 
 /// The three-way outcome of the fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +177,17 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
     if gold == resp {
         return Equal;
     }
+    let (g, r) = (
+        strip_approx(strip_membership(gold)),
+        strip_approx(strip_membership(resp)),
+    );
+    compare_inner(&g, &r, depth)
+}
+
+fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
+    if gold == resp {
+        return Equal;
+    }
     if gold.is_empty() || resp.is_empty() || depth > 4 {
         return if gold.is_empty() || resp.is_empty() {
             NotEqual
@@ -254,10 +265,24 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         (None, Some(_)) if expr::parse(gold).is_some() => return NotEqual,
         _ => {}
     }
+    let g_listed = split_top(gold, b',').len() > 1;
+    let r_listed = split_top(resp, b',').len() > 1;
+    if g_listed != r_listed {
+        let single = if g_listed { resp } else { gold };
+        if expr::parse(strip_percent(single).0).is_some() {
+            if let Some(dec) = decimal_comma(if g_listed { gold } else { resp }) {
+                return if g_listed {
+                    compare_depth(&dec, resp, depth + 1)
+                } else {
+                    compare_depth(gold, &dec, depth + 1)
+                };
+            }
+        }
+    }
     if needs_symbolic(gold) || needs_symbolic(resp) {
         return Undecided;
     }
-    let listed = split_top(gold, b',').len() > 1 || split_top(resp, b',').len() > 1;
+    let listed = g_listed || r_listed;
     // Equations: `x = 5` against `5` compares the right-hand side; two equations compare
     // side by side (anything subtler, such as scaled equations, is left to sympy). Lists
     // (`x=-2, x=3`) are compared element by element below.
@@ -268,6 +293,13 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
     } else {
         (g_eq.len(), r_eq.len())
     };
+    // Two assignment chains to the same label (`x = 11` and `x = 5+5+1 = 11`): the values.
+    if !listed && g_eq.len() >= 2 && r_eq.len() >= 2 && (g_eq.len(), r_eq.len()) != (2, 2) {
+        if is_label(g_eq[0]) && g_eq[0].trim() == r_eq[0].trim() {
+            return compare_depth(unlabelled(gold), unlabelled(resp), depth + 1);
+        }
+        return Undecided;
+    }
     match eq_shape {
         (1, 1) => {}
         (1, n) if n >= 2 => return compare_chain(gold, &r_eq, depth),
@@ -427,7 +459,7 @@ fn assignments(items: &[&str]) -> Option<Vec<String>> {
     let mut values = Vec::new();
     for it in items {
         let parts = split_top(it, b'=');
-        if parts.len() != 2 || !is_variable(parts[0].trim()) || names.contains(&parts[0].trim()) {
+        if parts.len() != 2 || !is_label(parts[0]) || names.contains(&parts[0].trim()) {
             return None;
         }
         names.push(parts[0].trim());
@@ -510,6 +542,21 @@ fn is_variable(s: &str) -> bool {
     !b.is_empty() && b[0].is_ascii_alphabetic() && (b.len() == 1 || (b.len() >= 3 && b[1] == b'_'))
 }
 
+/// What an inequality bounds: a variable, or a function of variables (`0 < f(x) < 1`).
+fn is_unknown(s: &str) -> bool {
+    if is_variable(s) {
+        return true;
+    }
+    let b = s.as_bytes();
+    b.len() >= 4
+        && b[0].is_ascii_alphabetic()
+        && b[1] == b'('
+        && b[b.len() - 1] == b')'
+        && s[2..s.len() - 1]
+            .bytes()
+            .all(|c| c.is_ascii_alphabetic() || c == b',')
+}
+
 /// Relations at the top level of `s`, as (position, operator, length); `<`, `>`, `\leq`, `\geq`.
 fn relations(s: &str) -> Vec<(usize, u8, usize)> {
     let b = s.as_bytes();
@@ -559,7 +606,7 @@ fn inequality_interval(s: &str) -> Option<Interval<'_>> {
     match (rels.len(), parts.as_slice()) {
         (1, [l, r]) => {
             let op = rels[0].1;
-            if is_variable(l) {
+            if is_unknown(l) {
                 Some(if upper(op) {
                     Interval {
                         lo: End::Inf(false),
@@ -575,7 +622,7 @@ fn inequality_interval(s: &str) -> Option<Interval<'_>> {
                         hi_closed: false,
                     }
                 })
-            } else if is_variable(r) {
+            } else if is_unknown(r) {
                 Some(if upper(op) {
                     Interval {
                         lo: End::At(l),
@@ -595,7 +642,7 @@ fn inequality_interval(s: &str) -> Option<Interval<'_>> {
                 None
             }
         }
-        (2, [a, x, c]) if is_variable(x) => {
+        (2, [a, x, c]) if is_unknown(x) => {
             let (o1, o2) = (rels[0].1, rels[1].1);
             if upper(o1) && upper(o2) {
                 Some(Interval {
@@ -691,34 +738,149 @@ fn compare_intervals(g: &[Interval], r: &[Interval], depth: usize) -> Decision {
     match_distinct(g, r, |a, c| compare_interval(a, c, depth))
 }
 
-/// A name that `=` assigns to: `x`, `a_1`, `f(x)`, `y'`, `\theta`.
-fn is_name(s: &str) -> bool {
-    let s = s.trim();
-    let s = s.strip_suffix('\'').unwrap_or(s);
-    if is_variable(s) {
-        return true;
-    }
-    if let Some(cmd) = s.strip_prefix('\\') {
-        return !cmd.is_empty() && cmd.bytes().all(|c| c.is_ascii_alphabetic());
-    }
-    // `f(x)`, `g(x, y)`: a letter applied to letters.
-    let b = s.as_bytes();
-    b.len() >= 4
-        && b[0].is_ascii_alphabetic()
-        && b[1] == b'('
-        && b[b.len() - 1] == b')'
-        && s[2..s.len() - 1]
-            .bytes()
-            .all(|c| c.is_ascii_alphabetic() || c == b',')
+/// Commands that name a geometric object or a variable inside a label (`\angle ABC`,
+/// `\overline{AB}`, `\theta`).
+const LABEL_COMMANDS: [&str; 12] = [
+    "angle",
+    "measuredangle",
+    "triangle",
+    "overline",
+    "overrightarrow",
+    "vec",
+    "widehat",
+    "hat",
+    "bar",
+    "arc",
+    "overarc",
+    "operatorname",
+];
+
+/// A label that `=` attaches a value to, rather than a value itself: a variable (`x`,
+/// `a_{37}`, `y'`, `\theta`), a product or ratio of names (`AB`, `\frac{NO}{BO}`, `A:B`,
+/// `S_{MBCN}:S`), its absolute value (`|AB|`), a function of names or numbers (`f(x)`,
+/// `W(n)`, `f(2)`), a tuple of names (`(p,q)`), an angle or a segment (`\angle ABC`,
+/// `m\angle A`, `\overline{AB}`). Sums, powers and numbers are values: `x+y=1` is an equation.
+fn is_label(s: &str) -> bool {
+    label_depth(s.trim(), 0)
 }
 
-/// `x = 5`, `2 + 3 = 5`, `f(x) = x^2` against a value: every side that is not a name must
-/// equal it. So `4 = 4\sqrt{2}` is wrong for 4, and `1 = 2 = 3 = 4` cannot list candidates.
+fn label_depth(s: &str, depth: usize) -> bool {
+    let s = s.trim_end_matches('\'');
+    if s.is_empty() || depth > 8 {
+        return false;
+    }
+    if let Some(inner) = s.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        let parts = split_top(inner, b',');
+        if balanced(inner) && parts.len() >= 2 {
+            return parts.iter().all(|p| label_depth(p, depth + 1));
+        }
+    }
+    let ratio = split_top(s, b':');
+    if ratio.len() >= 2 {
+        return ratio.iter().all(|p| label_depth(p, depth + 1));
+    }
+    if let Some(inner) = s.strip_prefix('|').and_then(|t| t.strip_suffix('|')) {
+        return label_depth(inner, depth + 1);
+    }
+    if let Some(rest) = s.strip_prefix("\\frac{") {
+        if let Some(close) = crate::extract::matching_brace(rest) {
+            let (num, after) = (&rest[..close], &rest[close + 1..]);
+            if let Some(den) = after.strip_prefix('{').and_then(|d| d.strip_suffix('}')) {
+                return label_depth(num, depth + 1) && label_depth(den, depth + 1);
+            }
+        }
+    }
+    // A product of name atoms.
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut atoms = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b' ' || c == b'\'' {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() {
+            i += 1;
+        } else if c == b'\\' {
+            let n = b[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
+            let name = &s[i + 1..i + 1 + n];
+            if n == 0 || !(expr::GREEK.contains(&name) || LABEL_COMMANDS.contains(&name)) {
+                return false;
+            }
+            i += 1 + n;
+            // `\overline{AB}`, `\operatorname{Area}`: the argument is part of the name.
+            if b.get(i) == Some(&b'{') {
+                match crate::extract::matching_brace(&s[i + 1..]) {
+                    Some(close) => i += close + 2,
+                    None => return false,
+                }
+            }
+        } else {
+            return false;
+        }
+        atoms += 1;
+        // A subscript belongs to the name: `a_1`, `S_{\triangle ABC}`.
+        if b.get(i) == Some(&b'_') {
+            match b.get(i + 1) {
+                Some(b'{') => match crate::extract::matching_brace(&s[i + 2..]) {
+                    Some(close) => i += close + 3,
+                    None => return false,
+                },
+                Some(c) if c.is_ascii_alphanumeric() => i += 2,
+                _ => return false,
+            }
+        }
+        // A function applied to names or numbers: `f(x)`, `P(A)`, `f(2)`.
+        if b.get(i) == Some(&b'(') {
+            let Some(close) = s[i..].find(')') else {
+                return false;
+            };
+            let args = &s[i + 1..i + close];
+            let simple = |a: &str| {
+                !a.is_empty()
+                    && a.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+            };
+            if !args.split(',').all(simple) {
+                return false;
+            }
+            i += close + 1;
+        }
+    }
+    atoms > 0
+}
+
+/// The value a labelled answer gives (`(p,q)=(3,2)` -> `(3,2)`), else the answer itself.
+fn unlabelled(s: &str) -> &str {
+    let sides = split_top(s, b'=');
+    if sides.len() >= 2 && is_label(sides[0]) && !is_label(sides[sides.len() - 1]) {
+        sides[sides.len() - 1]
+    } else {
+        s
+    }
+}
+
+/// `x = 5`, `2 + 3 = 5`, `f(x) = x^2` against a value. A chain that starts with a label is an
+/// assignment whose last side is the value and whose middle is working (`x = 5+5+1 = 11`).
+/// In a chain without a label every side claims to be the value, so all must equal it:
+/// `4 = 4\sqrt{2}` is wrong for 4, and `1 = 2 = 3 = 4` cannot list candidates.
 fn compare_chain(value: &str, sides: &[&str], depth: usize) -> Decision {
+    if sides.len() >= 2 && is_label(sides[0]) {
+        let last = sides[sides.len() - 1];
+        return if is_label(last) {
+            Undecided
+        } else {
+            compare_depth(value, last, depth + 1)
+        };
+    }
     let mut acc = Equal;
     let mut compared = 0;
     for side in sides {
-        if is_name(side) {
+        if is_label(side) {
             continue;
         }
         compared += 1;
@@ -732,6 +894,47 @@ fn compare_chain(value: &str, sides: &[&str], depth: usize) -> Decision {
     } else {
         acc
     }
+}
+
+/// `x \approx 11` is the value 11; in `x = \frac{1}{3} \approx 0.33` the exact value before
+/// the approximation is the answer.
+fn strip_approx(s: &str) -> std::borrow::Cow<'_, str> {
+    let Some(pos) = find_top(s, "\\approx") else {
+        return s.into();
+    };
+    let head = &s[..pos];
+    let sides = split_top(head, b'=');
+    if sides.len() >= 2 && sides.iter().any(|p| !p.is_empty() && !is_label(p)) {
+        return head.into();
+    }
+    s.replace("\\approx", "=").into()
+}
+
+/// `x \in [-2, 7]`, `x \in \mathbb{R}`: membership states the set.
+fn strip_membership(s: &str) -> &str {
+    match find_top(s, "\\in") {
+        Some(pos)
+            if pos > 0
+                && !s[pos + 3..].starts_with(|c: char| c.is_ascii_alphabetic())
+                && is_label(&s[..pos]) =>
+        {
+            &s[pos + 3..]
+        }
+        _ => s,
+    }
+}
+
+/// `2,74`, `1000,99`, `0,111`: a decimal comma. Read so only where one number is expected (the
+/// other answer is a single value); thousands separators (`1,000`) are already gone after
+/// normalisation, so a comma left between two digit runs cannot be one.
+fn decimal_comma(s: &str) -> Option<String> {
+    let (sign, body) = match s.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", s),
+    };
+    let (int, frac) = body.split_once(',')?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+    (digits(int) && digits(frac)).then(|| format!("{sign}{int}.{frac}"))
 }
 
 fn both(a: Decision, b: Decision) -> Decision {
@@ -828,6 +1031,27 @@ fn terminates(x: &BigRational) -> bool {
     d == num_bigint::BigInt::from(1)
 }
 
+/// Digits after the point a decimal must give to stand for the non-terminating rational it
+/// rounds to (`0.3333` for 1/3, `2.6667` for 8/3); fewer are too coarse (`0.33`, `2.67`).
+pub const ROUNDED_RATIONAL_PLACES: usize = 4;
+/// ... and the value must keep this many significant digits (`0.0001` says next to nothing
+/// about 1/12000).
+const ROUNDED_RATIONAL_DIGITS: u32 = 3;
+
+/// A decimal `d` with `places` digits after its point is the rational `v` correctly rounded to
+/// those places (within half a unit of the last digit), judged exactly.
+fn rounds_to(d: &BigRational, v: &BigRational, places: usize) -> bool {
+    if !(ROUNDED_RATIONAL_PLACES..=400).contains(&places) {
+        return false;
+    }
+    let ten = num_bigint::BigInt::from(10u8);
+    let scale = BigRational::from_integer(ten.pow(places as u32));
+    let half_units = (d - v).abs() * &scale * BigRational::from_integer(2.into());
+    let units = v.abs() * &scale;
+    half_units <= BigRational::from_integer(1.into())
+        && units >= BigRational::from_integer(ten.pow(ROUNDED_RATIONAL_DIGITS - 1))
+}
+
 fn rel_diff(a: C64, b: C64) -> f64 {
     let scale = a.norm().max(b.norm());
     if scale == 0.0 {
@@ -881,6 +1105,14 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
         // rounding of it when close enough; terminating values must match exactly.
         let approx = (g.has_decimal && !terminates(&c)) || (r.has_decimal && !terminates(&a));
         if approx {
+            let (dec, dec_val, exact_val) = if g.has_decimal && !terminates(&c) {
+                (g, &a, &c)
+            } else {
+                (r, &c, &a)
+            };
+            if rounds_to(dec_val, exact_val, dec.decimals) {
+                return Equal;
+            }
             let (fa, fc) = (
                 expr::eval(&g.expr, &|_| f64::NAN),
                 expr::eval(&r.expr, &|_| f64::NAN),
@@ -934,6 +1166,15 @@ pub fn compare_values(g: &Parsed, r: &Parsed) -> Decision {
     let needed = if no_vars { 1 } else { 3 };
     if valid >= needed && all_close {
         return Equal;
+    }
+    // No value fits in floating point (`10^{10^{10^{10}}}` against 5): compare sizes in log
+    // space instead of evaluating, so the item does not wait for the symbolic deadline.
+    if no_vars && valid == 0 {
+        match expr::compare_huge(&g.expr, &r.expr) {
+            Some(true) => return Equal,
+            Some(false) => return NotEqual,
+            None => {}
+        }
     }
     Undecided
 }

@@ -84,7 +84,7 @@ pub struct Parsed {
     pub vars: Vec<String>,
 }
 
-const GREEK: [&str; 22] = [
+pub(crate) const GREEK: [&str; 22] = [
     "alpha",
     "beta",
     "gamma",
@@ -793,6 +793,197 @@ fn exact_unbounded(e: &Expr) -> Option<BigRational> {
         }
         Expr::Var(_) | Expr::Pi | Expr::E | Expr::I | Expr::Call(..) => return None,
     })
+}
+
+/// `log10 |value|` as an interval, for values floating point cannot hold (`10^{10^{10^{10}}}`,
+/// `100000000!`, `2^{2^{30}}`): enough to tell such a number from a small one without computing
+/// it. An infinite end means "beyond any f64". None when the size is unknown: variables, a
+/// sum whose terms may cancel, zero.
+pub fn log10_bounds(e: &Expr) -> Option<(f64, f64)> {
+    log10_depth(e, 0)
+}
+
+/// Rounding slack of a log10 computed in f64.
+fn tight(l: f64) -> (f64, f64) {
+    let slack = 1e-12 * l.abs().max(1.0);
+    (l - slack, l + slack)
+}
+
+fn finite_value(e: &Expr) -> Option<C64> {
+    let v = eval(e, &|_| f64::NAN);
+    (v.re.is_finite() && v.im.is_finite()).then_some(v)
+}
+
+/// log10 of a big rational without converting it to f64 (which overflows past 1e308).
+fn log10_rational(q: &BigRational) -> Option<f64> {
+    fn log10_int(n: &BigInt) -> f64 {
+        let bits = n.bits();
+        let shift = bits.saturating_sub(60);
+        let top = (n.abs() >> shift).to_f64().unwrap_or(f64::NAN);
+        top.log10() + shift as f64 * std::f64::consts::LOG10_2
+    }
+    (!q.is_zero()).then(|| log10_int(q.numer()) - log10_int(q.denom()))
+}
+
+/// The sign of a real value when it follows from the form alone.
+fn sign_of(e: &Expr) -> Option<i8> {
+    Some(match e {
+        Expr::Num(q) if q.is_positive() => 1,
+        Expr::Num(q) if q.is_negative() => -1,
+        Expr::Pi | Expr::E | Expr::Fact(_) => 1,
+        Expr::Neg(a) => -sign_of(a)?,
+        Expr::Mul(a, c) | Expr::Div(a, c) => sign_of(a)? * sign_of(c)?,
+        Expr::Pow(a, _) | Expr::Root(a, _) if sign_of(a)? > 0 => 1,
+        Expr::Add(a, c) if sign_of(a)? == sign_of(c)? => sign_of(a)?,
+        _ => return None,
+    })
+}
+
+/// The real value as an interval, through its magnitude when it is too large for f64.
+fn value_bounds(e: &Expr, depth: usize) -> Option<(f64, f64)> {
+    if let Some(v) = finite_value(e) {
+        if v.im != 0.0 {
+            return None;
+        }
+        let slack = v.re.abs() * 1e-12;
+        return Some((v.re - slack, v.re + slack));
+    }
+    let sign = sign_of(e)?;
+    let (lo, hi) = log10_depth(e, depth + 1)?;
+    let (a, b) = (10f64.powf(lo), 10f64.powf(hi));
+    Some(if sign > 0 { (a, b) } else { (-b, -a) })
+}
+
+/// `log10(n!)` for real n >= 1 by Stirling's series (monotonic, exact to ~1e-12 for large n;
+/// small n are evaluated directly before this is reached).
+fn log10_factorial(n: f64) -> f64 {
+    if n.is_infinite() {
+        return f64::INFINITY;
+    }
+    let ln = n * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI * n).ln() + 1.0 / (12.0 * n)
+        - 1.0 / (360.0 * n * n * n);
+    ln / std::f64::consts::LN_10
+}
+
+fn interval_product(a: (f64, f64), b: (f64, f64)) -> Option<(f64, f64)> {
+    let p = [a.0 * b.0, a.0 * b.1, a.1 * b.0, a.1 * b.1];
+    if p.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    Some((
+        p.iter().copied().fold(f64::INFINITY, f64::min),
+        p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    ))
+}
+
+fn valid_interval(i: (f64, f64)) -> Option<(f64, f64)> {
+    (!i.0.is_nan() && !i.1.is_nan() && i.0 <= i.1).then_some(i)
+}
+
+fn log10_depth(e: &Expr, depth: usize) -> Option<(f64, f64)> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    if let Some(v) = finite_value(e) {
+        return (v.norm() > 0.0).then(|| tight(v.norm().log10()));
+    }
+    let next = depth + 1;
+    let out = match e {
+        Expr::Num(q) => tight(log10_rational(q)?),
+        Expr::Neg(a) => log10_depth(a, next)?,
+        Expr::Mul(a, c) => {
+            let (x, y) = (log10_depth(a, next)?, log10_depth(c, next)?);
+            (x.0 + y.0, x.1 + y.1)
+        }
+        Expr::Div(a, c) => {
+            let (x, y) = (log10_depth(a, next)?, log10_depth(c, next)?);
+            (x.0 - y.1, x.1 - y.0)
+        }
+        // |a^c| = |a|^c for a real exponent c.
+        Expr::Pow(a, c) => interval_product(log10_depth(a, next)?, value_bounds(c, next)?)?,
+        Expr::Root(a, n) => {
+            let n = int_of(&exact(n)?)?;
+            if n <= 0 {
+                return None;
+            }
+            let x = log10_depth(a, next)?;
+            (x.0 / n as f64, x.1 / n as f64)
+        }
+        Expr::Fact(a) => {
+            let (lo, hi) = value_bounds(a, next)?;
+            if lo < 1.0 {
+                return None;
+            }
+            (log10_factorial(lo) - 1e-9, log10_factorial(hi) + 1e-9)
+        }
+        // A sum is as large as its dominant term when the other is 10x smaller or less.
+        Expr::Add(a, c) | Expr::Sub(a, c) => {
+            let (x, y) = (log10_depth(a, next)?, log10_depth(c, next)?);
+            let (small, big) = if x.1 < y.0 { (x, y) } else { (y, x) };
+            let gap = big.0 - small.1;
+            if gap.is_nan() || gap < 1.0 {
+                return None;
+            }
+            let rel = 10f64.powf(-gap);
+            (big.0 + (1.0 - rel).log10(), big.1 + (1.0 + rel).log10())
+        }
+        _ => return None,
+    };
+    valid_interval(out)
+}
+
+/// A power of a rational with an exact integer exponent too large to expand, as (base, exponent)
+/// with the base reduced to one that is not itself a perfect power: `2^{2^{30}}` and
+/// `4^{2^{29}}` give the same pair. Equal pairs are equal values, different pairs different
+/// ones (unique factorisation).
+pub fn big_power(e: &Expr) -> Option<(BigRational, BigInt)> {
+    let Expr::Pow(a, c) = e else {
+        return None;
+    };
+    let mut base = exact(a)?;
+    let k = exact(c)?;
+    if !k.is_integer() || !base.is_positive() || base.is_one() {
+        return None;
+    }
+    let mut k = k.to_integer();
+    'reduce: loop {
+        for m in (2..=64u32).rev() {
+            if let Some(root) = exact_root(&base, m) {
+                if !root.is_one() {
+                    base = root;
+                    k *= m;
+                    continue 'reduce;
+                }
+            }
+        }
+        break;
+    }
+    Some((base, k))
+}
+
+/// Two values too large for floating point: decided by their signs, their exact power forms,
+/// or disjoint magnitude bounds; None when none of these tells.
+pub fn compare_huge(g: &Expr, r: &Expr) -> Option<bool> {
+    if let (Some(a), Some(b)) = (big_power(g), big_power(r)) {
+        return Some(a == b);
+    }
+    if let (Expr::Fact(a), Expr::Fact(b)) = (g, r) {
+        if let (Some(x), Some(y)) = (exact(a), exact(b)) {
+            return Some(x == y);
+        }
+    }
+    let (a, b) = (log10_bounds(g)?, log10_bounds(r)?);
+    if let (Some(x), Some(y)) = (sign_of(g), sign_of(r)) {
+        if x != y {
+            return Some(false);
+        }
+    }
+    let scale = [a.0, a.1, b.0, b.1]
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(1.0f64, |m, x| m.max(x.abs()));
+    let slack = 1e-9 * scale;
+    (a.1 + slack < b.0 || b.1 + slack < a.0).then_some(false)
 }
 
 /// Values beyond this are unreliable in f64 (and `1/2004!` underflows to 0): the point is

@@ -76,6 +76,23 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
     while i < s.len() {
         let c = bytes[i];
         if c != b'\\' {
+            // Plain-text relations: `<=`, `>=`, and `!=` after a name (`x != 3`; `5!=120` is
+            // a factorial).
+            if bytes.get(i + 1) == Some(&b'=') {
+                let rel = match c {
+                    b'<' => Some("\\leq "),
+                    b'>' => Some("\\geq "),
+                    b'!' if out.trim_end().ends_with(|p: char| p.is_ascii_alphabetic()) => {
+                        Some("\\neq ")
+                    }
+                    _ => None,
+                };
+                if let Some(rel) = rel {
+                    out.push_str(rel);
+                    i += 2;
+                    continue;
+                }
+            }
             let ch = s[i..].chars().next().unwrap_or(' ');
             match ch {
                 '°' => {}
@@ -154,6 +171,10 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
             "le" | "leqslant" => out.push_str("\\leq "),
             "ge" | "geqslant" => out.push_str("\\geq "),
             "ne" => out.push_str("\\neq "),
+            "lt" => out.push('<'),
+            "gt" => out.push('>'),
+            "leqq" => out.push_str("\\leq "),
+            "geqq" => out.push_str("\\geq "),
             "degree" | "dollar" | "pounds" | "euro" => {}
             "infin" => out.push_str("\\infty "),
             "varnothing" => out.push_str("\\emptyset "),
@@ -176,7 +197,25 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
 /// Drop trailing words after a numeric answer ("18 dollars", "5 square feet", "28 percent" ->
 /// "28%"), and turn "or"/"and" between answers into commas so they read as a list.
 fn rewrite_words(s: &str) -> String {
+    // `(11,7)or(7,11)`: a connector glued between two brackets is still a connector.
+    let spaced;
+    let s = if s.contains(")or(") || s.contains(")and(") {
+        spaced = s.replace(")or(", ") or (").replace(")and(", ") and (");
+        spaced.as_str()
+    } else {
+        s
+    };
     let mut toks: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+    // "per cent" is one word.
+    if toks.len() >= 3
+        && toks[toks.len() - 1].eq_ignore_ascii_case("cent")
+        && toks[toks.len() - 2].eq_ignore_ascii_case("per")
+    {
+        toks.pop();
+        if let Some(last) = toks.last_mut() {
+            *last = "percent".to_string();
+        }
+    }
     for t in &mut toks {
         if is_connector(t) {
             *t = ",".to_string();
@@ -203,7 +242,8 @@ fn rewrite_words(s: &str) -> String {
             .any(|t| t.bytes().any(|b| b.is_ascii_digit()))
     {
         let w = toks.pop().unwrap_or_default().to_ascii_lowercase();
-        if w.starts_with("percent") {
+        // "28 percent", "28 pct", "28 percentage", "28 per cent" all mean `28%`.
+        if w.starts_with("percent") || w == "pct" {
             percent = true;
         }
     }
@@ -284,6 +324,7 @@ fn drop_thousands_separators(s: &str) -> String {
     let groups: Vec<&str> = int.split(',').collect();
     let ok = groups.len() > 1
         && (1..=3).contains(&groups[0].len())
+        && !groups[0].starts_with('0')
         && groups[1..].iter().all(|g| g.len() == 3)
         && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
         && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
@@ -292,6 +333,169 @@ fn drop_thousands_separators(s: &str) -> String {
     } else {
         t
     }
+}
+
+/// `((((5))))` -> `(5)`, `{{x}}` -> `{x}`: brackets directly around another pair of the same
+/// kind say nothing. One pass with an explicit stack, so thousands of levels (a degenerate
+/// policy writes them) cost linear time and cannot overflow the stack of a later parser.
+fn collapse_doubled_brackets(s: &str) -> String {
+    let b = s.as_bytes();
+    let n = b.len();
+    if !s.contains("((") && !s.contains("{{") {
+        return s.to_string();
+    }
+    let mut partner = vec![usize::MAX; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        match b[i] {
+            // `\{`, `\}` are set braces, not grouping.
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b'(' | b'{' => stack.push(i),
+            b')' | b'}' => {
+                if let Some(j) = stack.pop() {
+                    if (b[j] == b'(') != (b[i] == b')') {
+                        return s.to_string();
+                    }
+                    partner[j] = i;
+                    partner[i] = j;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut drop = vec![false; n];
+    let mut any = false;
+    for j in 0..n.saturating_sub(1) {
+        let k = partner[j];
+        if k != usize::MAX && k > j + 1 && b[j + 1] == b[j] && partner[j + 1] == k - 1 {
+            drop[j] = true;
+            drop[k] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return s.to_string();
+    }
+    // Only ASCII bracket bytes are removed, so the rest stays valid UTF-8.
+    let kept: Vec<u8> = b
+        .iter()
+        .zip(&drop)
+        .filter(|(_, d)| !**d)
+        .map(|(c, _)| *c)
+        .collect();
+    String::from_utf8(kept).unwrap_or_else(|_| s.to_string())
+}
+
+/// Split at top-level occurrences of `sep` (outside brackets and `\{ \}`).
+fn split_top_level(s: &str, sep: u8) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut depth = 0i32;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'{') => depth += 1,
+                    Some(b'}') => depth -= 1,
+                    _ => {}
+                }
+                i += 2;
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            c if c == sep && depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// `x=`, `a_1=`, `a_{12}=` at the start of an item: the value it assigns, else None.
+fn assigned_value(item: &str) -> Option<&str> {
+    let (name, value) = item.split_once('=')?;
+    let nb = name.as_bytes();
+    let is_name = !nb.is_empty()
+        && nb[0].is_ascii_alphabetic()
+        && (nb.len() == 1 || (nb.len() >= 3 && nb[1] == b'_'));
+    (is_name && !value.is_empty() && !value.contains('=')).then_some(value)
+}
+
+/// Semicolons as separators (a common European and olympiad style): inside brackets they
+/// separate coordinates (`(0;-2;6)` is `(0,-2,6)`); at the top level they separate answers,
+/// each of which may list the coordinates of one solution (`p=5,q=2;p=7,q=2` is the two points
+/// `(5,2),(7,2)`, `-12;-11;-10` three numbers).
+fn rewrite_semicolons(s: &str) -> String {
+    if !s.contains(';') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = b.to_vec();
+    // Per open bracket: whether a comma was seen at its level, and its semicolons.
+    let mut stack: Vec<(bool, Vec<usize>)> = Vec::new();
+    let mut top_level = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let escaped_brace = c == b'\\' && matches!(b.get(i + 1), Some(b'{' | b'}'));
+        if c == b'\\' && !escaped_brace {
+            i += 2;
+            continue;
+        }
+        let c = if escaped_brace { b[i + 1] } else { c };
+        match c {
+            b'(' | b'[' | b'{' => stack.push((false, Vec::new())),
+            b')' | b']' | b'}' => {
+                if let Some((comma, semis)) = stack.pop() {
+                    if !comma {
+                        for p in semis {
+                            out[p] = b',';
+                        }
+                    }
+                }
+            }
+            b',' => {
+                if let Some(top) = stack.last_mut() {
+                    top.0 = true;
+                }
+            }
+            b';' => match stack.last_mut() {
+                Some(top) => top.1.push(i),
+                None => top_level = true,
+            },
+            _ => {}
+        }
+        i += if escaped_brace { 2 } else { 1 };
+    }
+    let inner = String::from_utf8(out).unwrap_or_else(|_| s.to_string());
+    if !top_level {
+        return inner;
+    }
+    let items: Vec<String> = split_top_level(&inner, b';')
+        .into_iter()
+        .filter(|it| !it.is_empty())
+        .map(|item| {
+            let coords = split_top_level(item, b',');
+            if coords.len() < 2 {
+                return item.to_string();
+            }
+            let values: Option<Vec<&str>> = coords.iter().map(|c| assigned_value(c)).collect();
+            format!("({})", values.unwrap_or(coords).join(","))
+        })
+        .collect();
+    items.join(",")
 }
 
 /// Inside trigonometric answers degrees matter: `\sin 30^\circ` is `\sin(30\cdot\frac{\pi}{180})`.
@@ -404,8 +608,10 @@ pub fn normalize(answer: &str) -> String {
     let compact = compact
         .trim_end_matches(['.', ';', ','])
         .trim_start_matches(',');
-    let compact = strip_outer_braces(compact);
-    let compact = drop_thousands_separators(compact);
+    let collapsed = collapse_doubled_brackets(compact);
+    let compact = strip_outer_braces(&collapsed);
+    let compact = rewrite_semicolons(compact);
+    let compact = drop_thousands_separators(&compact);
     let compact = brace_short_arguments(&compact);
     let out = strip_outer_braces(strip_delimiters(&compact));
     match out {
