@@ -152,6 +152,28 @@ def test_schema_sources(tmp_path):
         FormatVerifier(schema="{broken")
 
 
+def test_remote_references_are_not_fetched(monkeypatch):
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    v = check(FormatVerifier(schema={"$ref": "https://example.org/person.json"}), '{"a": 1}')
+    assert (v.score, v.reason) == (
+        None,
+        "bad_schema",
+    ) and "Unresolvable: https://example.org/person.json" in (v.details["message"])
+    # References inside the schema resolve.
+    local = {
+        "$defs": {"pos": {"type": "integer", "minimum": 0}},
+        "properties": {"n": {"$ref": "#/$defs/pos"}},
+    }
+    assert check(FormatVerifier(schema=local), '{"n": -1}').details["message"] == (
+        "schema: $.n: -1 is less than the minimum of 0"
+    )
+
+
 def test_schema_per_record():
     v = FormatVerifier(schema_field="schema")
     assert v.mode == "json" and v.required_fields() == ["schema"]
