@@ -39,9 +39,14 @@ fn main() {
         let mut line = 0;
         while !rest.is_empty() {
             line += 1;
-            let Some((_, len)) =
-                grpo_core::record::parse_into_prefix(rest, &rules, &mut cols, line, &mut scratch)
-            else {
+            let Some((_, len)) = grpo_core::record::parse_into_prefix(
+                rest,
+                &rules,
+                &mut cols,
+                line,
+                &mut scratch,
+                grpo_core::lines::DEFAULT_MAX_LINE_BYTES,
+            ) else {
                 break;
             };
             rest = &rest[len..];

@@ -88,13 +88,31 @@ pub fn check_offsets(offsets: &[i64], n: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Mean and sample std of the non-NaN values, with their count.
-pub fn mean_std(values: &[f64]) -> (f64, f64, usize) {
+/// A power of two near the largest magnitude of `values` (1 when they are all 0 or
+/// subnormal). Dividing by a power of two is exact, so statistics computed on `v / scale` are
+/// bit for bit those computed on `v` wherever the latter do not overflow, and they never
+/// overflow: scaled values are below 2 in magnitude, so sums and squares stay small.
+pub fn pow2_scale(values: impl Iterator<Item = f64>) -> f64 {
+    let max = values.fold(0.0f64, |m, v| m.max(v.abs()));
+    pow2_at_or_below(max)
+}
+
+/// The largest power of two at or below `x` (1 for 0, subnormals, NaN and infinity).
+pub fn pow2_at_or_below(x: f64) -> f64 {
+    let exp_bits = (x.to_bits() >> 52) & 0x7ff;
+    if exp_bits == 0 || exp_bits == 0x7ff {
+        return 1.0;
+    }
+    f64::from_bits(exp_bits << 52)
+}
+
+/// Mean and sample std of the valid (non-NaN) values divided by `scale`, and their count.
+fn scaled_mean_std(values: &[f64], scale: f64) -> (f64, f64, usize) {
     let mut n = 0usize;
     let mut sum = 0.0;
     for &v in values.iter().filter(|v| !v.is_nan()) {
         n += 1;
-        sum += v;
+        sum += v / scale;
     }
     if n == 0 {
         return (f64::NAN, f64::NAN, 0);
@@ -106,9 +124,17 @@ pub fn mean_std(values: &[f64]) -> (f64, f64, usize) {
     let ss: f64 = values
         .iter()
         .filter(|v| !v.is_nan())
-        .map(|v| (v - mean) * (v - mean))
+        .map(|v| (v / scale - mean) * (v / scale - mean))
         .sum();
     (mean, (ss / (n - 1) as f64).sqrt(), n)
+}
+
+/// Mean and sample std of the non-NaN values, with their count. Computed on scaled values
+/// (`pow2_scale`), so scores near 1e160 or 1e300 give their true std, not infinity.
+pub fn mean_std(values: &[f64]) -> (f64, f64, usize) {
+    let scale = pow2_scale(values.iter().copied().filter(|v| !v.is_nan()));
+    let (mean, std, n) = scaled_mean_std(values, scale);
+    (mean * scale, std * scale, n)
 }
 
 fn spread(values: &[f64]) -> f64 {
@@ -137,10 +163,13 @@ pub fn compute(
             "scores must be finite or NaN, got {bad}"
         )));
     }
-    let batch_std = if method == Method::BatchStd {
-        mean_std(scores).1
+    // Everything below works on scores divided by a power of two (exact), so that large
+    // scores (`--any-score`) neither overflow the squares nor lose the group's signal.
+    let (batch_scale, batch_std) = if method == Method::BatchStd {
+        let scale = pow2_scale(scores.iter().copied().filter(|v| !v.is_nan()));
+        (scale, scaled_mean_std(scores, scale).1)
     } else {
-        f64::NAN
+        (1.0, f64::NAN)
     };
     let mut values = vec![0.0; scores.len()];
     let mut degenerate_groups = 0;
@@ -148,20 +177,30 @@ pub fn compute(
     for w in offsets.windows(2) {
         let (a, b) = (w[0] as usize, w[1] as usize);
         let group = &scores[a..b];
-        let (mean, std, n) = mean_std(group);
+        let scale = pow2_scale(group.iter().copied().filter(|v| !v.is_nan()));
+        let (mean, std, n) = scaled_mean_std(group, scale);
         if n < 2 || spread(group) <= ZERO_SPREAD {
             degenerate_groups += 1;
             continue;
         }
-        let scale = match method {
-            Method::Grpo => 1.0 / (std + eps),
-            Method::DrGrpo => 1.0,
-            Method::Rloo => n as f64 / (n - 1) as f64,
-            Method::BatchStd => 1.0 / (batch_std + eps),
+        // (r - m) / (s + eps) = (r/k - m/k) / (s/k + eps/k) for the scale k; likewise below.
+        let (mul, div) = match method {
+            Method::Grpo => (1.0, std + eps / scale),
+            Method::DrGrpo => (scale, 1.0),
+            Method::Rloo => (scale * (n as f64 / (n - 1) as f64), 1.0),
+            Method::BatchStd => (scale / batch_scale, batch_std + eps / batch_scale),
         };
-        for (out, &r) in values[a..b].iter_mut().zip(group) {
+        for (i, (out, &r)) in values[a..b].iter_mut().zip(group).enumerate() {
             if !r.is_nan() {
-                *out = (r - mean) * scale;
+                *out = (r / scale - mean) * mul / div;
+                if !out.is_finite() {
+                    return Err(Error::Config(format!(
+                        "the {} advantage of response {} overflows a 64-bit float (scores \
+                         spread over more than ~1.8e308); rescale the scores",
+                        method.name(),
+                        a + i
+                    )));
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod advantage;
 pub mod batch;
 pub mod error;
+pub mod integers;
 pub mod lines;
 pub mod reader;
 pub mod record;

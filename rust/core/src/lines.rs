@@ -8,11 +8,22 @@ use std::io::{self, Read};
 /// Target bytes per chunk; a chunk grows past this only to finish one long line.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
+/// The default longest line read (64 MiB, line ending excluded). A longer line is rejected
+/// without being held in memory: the chunkers keep its first bytes for the rejects file and
+/// skip the rest, so a compressed stream that inflates to one endless line costs bounded memory.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 << 20;
+
+/// How much of an over-long line the chunkers keep (the rejects file keeps no more than this).
+pub const KEPT_LINE_BYTES: usize = 64 << 10;
+
 /// Whole lines of a file, ending just after a `\n` or at EOF.
 pub struct Chunk {
     pub bytes: ChunkBytes,
     /// True for the chunk holding byte 0 of the file (strips a UTF-8 BOM there).
     pub is_first: bool,
+    /// `Some(n)`: the chunk is one line of `n` bytes (without its line ending), longer than the
+    /// limit; `bytes` holds only its first `KEPT_LINE_BYTES`.
+    pub oversized: Option<u64>,
 }
 
 pub enum ChunkBytes {
@@ -46,14 +57,25 @@ pub struct MapChunker {
     map: std::sync::Arc<memmap2::Mmap>,
     pos: usize,
     chunk_bytes: usize,
+    max_line: usize,
 }
 
 impl MapChunker {
     pub fn new(map: std::sync::Arc<memmap2::Mmap>, chunk_bytes: usize) -> Self {
+        Self::with_max_line(map, chunk_bytes, DEFAULT_MAX_LINE_BYTES)
+    }
+
+    /// Lines longer than `max_line` bytes (and than a chunk) come as `oversized` chunks.
+    pub fn with_max_line(
+        map: std::sync::Arc<memmap2::Mmap>,
+        chunk_bytes: usize,
+        max_line: usize,
+    ) -> Self {
         MapChunker {
             map,
             pos: 0,
             chunk_bytes: chunk_bytes.max(1),
+            max_line,
         }
     }
 
@@ -71,18 +93,31 @@ impl MapChunker {
         let want_end = (start + self.chunk_bytes).min(data.len());
         // Cut after the last newline before `want_end`, or after the first one past it when a
         // single line is longer than a chunk.
+        let mut oversized = None;
         let end = if want_end == data.len() {
             want_end
         } else {
             match memchr::memrchr(b'\n', &data[start..want_end]) {
                 Some(p) => start + p + 1,
-                None => memchr::memchr(b'\n', &data[want_end..])
-                    .map_or(data.len(), |p| want_end + p + 1),
+                None => {
+                    let end = memchr::memchr(b'\n', &data[want_end..])
+                        .map_or(data.len(), |p| want_end + p + 1);
+                    let len = strip_line_end(&data[start..end]).len();
+                    if len > self.max_line {
+                        oversized = Some(len as u64);
+                    }
+                    end
+                }
             }
         };
+        let kept = match oversized {
+            Some(_) => start..start + KEPT_LINE_BYTES.min(end - start),
+            None => start..end,
+        };
         let chunk = Chunk {
-            bytes: ChunkBytes::Mapped(self.map.clone(), start..end),
+            bytes: ChunkBytes::Mapped(self.map.clone(), kept),
             is_first: start == 0,
+            oversized,
         };
         self.pos = end;
         Some(chunk)
@@ -96,6 +131,7 @@ pub struct Chunker<R> {
     started: bool,
     eof: bool,
     chunk_bytes: usize,
+    max_line: usize,
 }
 
 impl<R: Read> Chunker<R> {
@@ -104,12 +140,19 @@ impl<R: Read> Chunker<R> {
     }
 
     pub fn with_chunk_size(reader: R, chunk_bytes: usize) -> Self {
+        Self::with_limits(reader, chunk_bytes, DEFAULT_MAX_LINE_BYTES)
+    }
+
+    /// A line longer than `max_line` bytes (and than a chunk) is not held whole: it comes as
+    /// an `oversized` chunk with its first bytes, and the rest is read past.
+    pub fn with_limits(reader: R, chunk_bytes: usize, max_line: usize) -> Self {
         Chunker {
             reader,
             carry: Vec::new(),
             started: false,
             eof: false,
             chunk_bytes: chunk_bytes.max(1),
+            max_line,
         }
     }
 
@@ -152,6 +195,11 @@ impl<R: Read> Chunker<R> {
                     break;
                 }
                 None if self.eof => break,
+                // `buf[..filled]` is all one line (no newline in it): past the limit (a `\r`
+                // may still end it), stop holding it.
+                None if filled > self.max_line.saturating_add(1) => {
+                    return self.skip_long_line(buf, filled).map(Some);
+                }
                 None => {
                     // One line longer than a chunk: keep reading until it ends.
                     scan_from = filled;
@@ -175,10 +223,58 @@ impl<R: Read> Chunker<R> {
         let chunk = Chunk {
             bytes: ChunkBytes::Owned { buf, len: filled },
             is_first: !self.started,
+            oversized: None,
         };
         self.started = true;
         Ok(Some(chunk))
     }
+
+    /// `buf[..filled]` starts a line longer than the limit: keeps its first bytes, reads past
+    /// the rest (one chunk-sized window at a time) and keeps what follows its newline.
+    fn skip_long_line(&mut self, mut buf: Vec<u8>, filled: usize) -> io::Result<Chunk> {
+        let kept = KEPT_LINE_BYTES.min(filled);
+        let mut len = filled as u64;
+        let mut ends_with_cr = buf[filled - 1] == b'\r';
+        let window = self.chunk_bytes;
+        buf.truncate(kept);
+        buf.resize(kept + window, 0);
+        while !self.eof {
+            let n = read_into(&mut self.reader, &mut buf[kept..kept + window])?;
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+            let read = &buf[kept..kept + n];
+            if let Some(p) = memchr::memchr(b'\n', read) {
+                len += p as u64;
+                ends_with_cr = if p > 0 {
+                    read[p - 1] == b'\r'
+                } else {
+                    ends_with_cr
+                };
+                self.carry.extend_from_slice(&read[p + 1..]);
+                break;
+            }
+            len += n as u64;
+            ends_with_cr = read[n - 1] == b'\r';
+        }
+        if ends_with_cr {
+            len -= 1;
+        }
+        let chunk = Chunk {
+            bytes: ChunkBytes::Owned { buf, len: kept },
+            is_first: !self.started,
+            oversized: Some(len),
+        };
+        self.started = true;
+        Ok(chunk)
+    }
+}
+
+/// A line without its `\n` and one `\r` before it.
+fn strip_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Fills `out` from `reader` until it is full or the input ends; returns the bytes read.

@@ -16,9 +16,11 @@ use serde_json::{Map, Value};
 
 use crate::batch::{Batch, GroupColumns};
 use crate::error::{DataError, Error, FieldError, Result};
-use crate::lines::{Chunk, ChunkBytes, Chunker, MapChunker, CHUNK_BYTES};
+use crate::lines::{
+    Chunk, ChunkBytes, Chunker, MapChunker, CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, KEPT_LINE_BYTES,
+};
 use crate::record::{self, FlatView, LineView, Parsed, RecordRules, ResponseStat};
-use crate::source::{open_input_with, open_output, OutputSink};
+use crate::source::{open_input_with, open_output_with, same_file, OutputSink};
 
 /// What to do with a bad line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +58,9 @@ pub struct ReadOptions {
     pub chunk_bytes: usize,
     /// Memory-map plain files instead of copying them in (see `source::open_input_with`).
     pub mmap: bool,
+    /// Longest line accepted, in bytes without the line ending; a longer one is a bad line
+    /// (and is never held in memory whole).
+    pub max_line_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -71,6 +76,7 @@ impl Default for ReadOptions {
             keep_records: false,
             chunk_bytes: CHUNK_BYTES,
             mmap: true,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -157,8 +163,25 @@ fn wait_parsed(slot: Receiver<ParsedChunk>) -> Option<ParsedChunk> {
 }
 
 enum Event {
-    Bad(FieldError, Vec<u8>),
-    Flat(FlatView, Option<Value>, Vec<u8>),
+    Bad(FieldError, RawLine),
+    Flat(FlatView, Option<Value>, RawLine),
+}
+
+/// What a rejects entry keeps of a line: its first `KEPT_LINE_BYTES` bytes and its length.
+/// The rejects file is a report that points at the input (file and line), which keeps the
+/// whole line; an unbounded copy let one inflated line turn into hundreds of megabytes there.
+struct RawLine {
+    kept: Vec<u8>,
+    len: u64,
+}
+
+impl RawLine {
+    fn of(line: &[u8]) -> Self {
+        RawLine {
+            kept: line[..line.len().min(KEPT_LINE_BYTES)].to_vec(),
+            len: line.len() as u64,
+        }
+    }
 }
 
 struct FlatGroup {
@@ -206,7 +229,15 @@ impl GroupReader {
         };
         let input = open_input_with(path, opts.mmap)?;
         let rejects = match (&opts.policy, &opts.rejects_path) {
-            (ErrorPolicy::Report, Some(p)) => Some(open_output(p)?),
+            (ErrorPolicy::Report, Some(p)) => {
+                if same_file(p, path) {
+                    return Err(Error::Config(format!(
+                        "the rejects file {p} is the input file: choose another --rejects path"
+                    )));
+                }
+                // A report of the lines read so far is worth keeping even if reading stops.
+                Some(open_output_with(p, true)?)
+            }
             _ => None,
         };
         // Parsing runs in the rayon pool ahead of consumption: the reader thread cuts chunks,
@@ -217,6 +248,7 @@ impl GroupReader {
         let (tx, rx) = sync_channel::<Item>(ahead);
         let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let chunk_bytes = opts.chunk_bytes;
+        let max_line = opts.max_line_bytes;
         let reader = input.reader;
         let mapped = input.mapped;
         let map_pos = input.raw_pos.clone();
@@ -243,7 +275,7 @@ impl GroupReader {
                     Item::Parsed(slot_rx)
                 };
                 if let Some(map) = mapped {
-                    let mut chunker = MapChunker::new(map, chunk_bytes);
+                    let mut chunker = MapChunker::with_max_line(map, chunk_bytes, max_line);
                     while let Some(c) = chunker.next_chunk() {
                         let pos = chunker.pos() as u64;
                         map_pos.store(pos, std::sync::atomic::Ordering::Relaxed);
@@ -253,7 +285,7 @@ impl GroupReader {
                     }
                     return;
                 }
-                let mut chunker = Chunker::with_chunk_size(reader, chunk_bytes);
+                let mut chunker = Chunker::with_limits(reader, chunk_bytes, max_line);
                 loop {
                     let buf = pool_rx.try_recv().unwrap_or_default();
                     let item = match chunker.next_chunk_in(buf) {
@@ -326,6 +358,17 @@ impl GroupReader {
             lines: 0,
             raw_pos: 0,
         };
+        if let Some(len) = chunk.oversized {
+            out.lines = 1;
+            let raw = RawLine {
+                kept: chunk.text().to_vec(),
+                len,
+            };
+            let e = record::line_too_long(len, opts.max_line_bytes);
+            out.events.push((1, Event::Bad(e, raw)));
+            return out;
+        }
+        let max_line = opts.max_line_bytes;
         let mut scratch = Vec::new();
         let mut rest = chunk.text();
         let mut n = 0;
@@ -334,9 +377,14 @@ impl GroupReader {
             out.lines = n;
             // The common case: the skimmer reads the line and finds its end in one pass.
             if !opts.keep_records && rest[0] == b'{' {
-                if let Some((parsed, len)) =
-                    record::parse_into_prefix(rest, &opts.rules, &mut out.columns, n, &mut scratch)
-                {
+                if let Some((parsed, len)) = record::parse_into_prefix(
+                    rest,
+                    &opts.rules,
+                    &mut out.columns,
+                    n,
+                    &mut scratch,
+                    max_line,
+                ) {
                     let line = record::strip_eol(&rest[..len]);
                     rest = &rest[len..];
                     match parsed {
@@ -344,10 +392,10 @@ impl GroupReader {
                         Ok(Parsed::View(LineView::Group(g))) => {
                             out.columns.push_group(g.prompt, g.id, n, &g.responses)
                         }
-                        Ok(Parsed::View(LineView::Flat(f))) => {
-                            out.events.push((n, Event::Flat(f, None, line.to_vec())))
-                        }
-                        Err(e) => out.events.push((n, Event::Bad(e, line.to_vec()))),
+                        Ok(Parsed::View(LineView::Flat(f))) => out
+                            .events
+                            .push((n, Event::Flat(f, None, RawLine::of(line)))),
+                        Err(e) => out.events.push((n, Event::Bad(e, RawLine::of(line)))),
                     }
                     continue;
                 }
@@ -362,9 +410,11 @@ impl GroupReader {
                 out.blank_lines += 1;
                 continue;
             }
-            let parsed = if opts.keep_records {
+            let parsed = if line.len() > max_line {
+                Err(record::line_too_long(line.len() as u64, max_line))
+            } else if opts.keep_records {
                 record::parse_value(line).and_then(|v| {
-                    let view = record::view_of_value(&v, &opts.rules)?;
+                    let view = record::view_of_value(&v, line, &opts.rules)?;
                     Ok((Parsed::View(view), Some(v)))
                 })
             } else {
@@ -378,9 +428,10 @@ impl GroupReader {
                     out.records.extend(value);
                 }
                 Ok((Parsed::View(LineView::Flat(f)), value)) => {
-                    out.events.push((n, Event::Flat(f, value, line.to_vec())));
+                    out.events
+                        .push((n, Event::Flat(f, value, RawLine::of(line))));
                 }
-                Err(e) => out.events.push((n, Event::Bad(e, line.to_vec()))),
+                Err(e) => out.events.push((n, Event::Bad(e, RawLine::of(line)))),
             }
         }
         out
@@ -443,7 +494,13 @@ impl GroupReader {
         Ok(())
     }
 
-    fn add_flat(&mut self, line: u64, f: FlatView, value: Option<Value>, raw: &[u8]) -> Result<()> {
+    fn add_flat(
+        &mut self,
+        line: u64,
+        f: FlatView,
+        value: Option<Value>,
+        raw: &RawLine,
+    ) -> Result<()> {
         self.report.flat_records += 1;
         let idx = match self.flat_index.get(&f.key) {
             Some(&i) => {
@@ -460,18 +517,10 @@ impl GroupReader {
                 i
             }
             None => {
-                let key_field = self.opts.rules.group_key.clone().or_else(|| {
-                    value.as_ref().and_then(|v| {
-                        ["prompt_id", "id"]
-                            .into_iter()
-                            .find(|k| v.get(k).is_some())
-                            .map(str::to_string)
-                    })
-                });
                 self.flat.push(FlatGroup {
                     prompt: f.prompt,
                     id: Some(f.key.clone()),
-                    key_field,
+                    key_field: f.key_field,
                     key_value: None,
                     line,
                     responses: Vec::new(),
@@ -493,7 +542,7 @@ impl GroupReader {
         Ok(())
     }
 
-    fn reject(&mut self, err: DataError, raw: &[u8]) -> Result<()> {
+    fn reject(&mut self, err: DataError, raw: &RawLine) -> Result<()> {
         if self.opts.policy == ErrorPolicy::Strict {
             return Err(Error::Data(err));
         }
@@ -504,10 +553,7 @@ impl GroupReader {
             obj.insert("line".into(), Value::from(err.line));
             obj.insert("field".into(), Value::from(err.field.clone()));
             obj.insert("error".into(), Value::from(err.message.clone()));
-            obj.insert(
-                "raw".into(),
-                Value::from(String::from_utf8_lossy(raw).into_owned()),
-            );
+            insert_raw(&mut obj, raw);
             let mut bytes = serde_json::to_vec(&Value::Object(obj))
                 .map_err(|e| Error::io(sink.path().to_string(), e.into()))?;
             bytes.push(b'\n');
@@ -609,6 +655,61 @@ impl Drop for GroupReader {
         self.chunks = None;
         self.thread.take();
     }
+}
+
+/// A rejected line in its rejects entry: `raw` is its text (invalid UTF-8 shown as U+FFFD);
+/// where the bytes are not valid UTF-8, `raw_base64` holds them exactly; a line longer than
+/// `KEPT_LINE_BYTES` keeps that many bytes (cut at a character boundary when it is text), with
+/// `raw_truncated: true` and its full length in `raw_bytes`.
+fn insert_raw(obj: &mut Map<String, Value>, raw: &RawLine) {
+    let mut kept: &[u8] = &raw.kept;
+    let truncated = (kept.len() as u64) < raw.len;
+    if truncated {
+        // Do not split a character: a cut one would read as invalid UTF-8.
+        if let Err(e) = std::str::from_utf8(kept) {
+            if e.error_len().is_none() {
+                kept = &kept[..e.valid_up_to()];
+            }
+        }
+    }
+    match std::str::from_utf8(kept) {
+        Ok(text) => {
+            obj.insert("raw".into(), Value::from(text));
+        }
+        Err(_) => {
+            obj.insert(
+                "raw".into(),
+                Value::from(String::from_utf8_lossy(kept).into_owned()),
+            );
+            obj.insert("raw_base64".into(), Value::from(base64(kept)));
+        }
+    }
+    if truncated {
+        obj.insert("raw_truncated".into(), Value::Bool(true));
+        obj.insert("raw_bytes".into(), Value::from(raw.len));
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let b = [
+            group[0],
+            group.get(1).copied().unwrap_or(0),
+            group.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= group.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * k)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 pub fn append_columns(dst: &mut GroupColumns, src: GroupColumns) {

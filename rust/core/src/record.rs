@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::batch::GroupColumns;
 use crate::error::FieldError;
-use crate::skim::{self, SkimmedLine, SkimmedResponse};
+use crate::integers;
+use crate::skim::{self, SkimmedLine, SkimmedResponse, MAX_NESTING};
 
 /// What the caller allows for scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,8 +49,10 @@ pub struct GroupView {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlatView {
-    /// Raw JSON of the grouping field.
+    /// The group key: the canonical JSON text of the grouping field (see `group_key_text`).
     pub key: String,
+    /// The field the key came from; None when the prompt text is the key.
+    pub key_field: Option<String>,
     pub prompt: String,
     pub response: ResponseStat,
 }
@@ -83,29 +86,38 @@ pub fn parse_view(line: &[u8], rules: &RecordRules) -> Result<LineView, FieldErr
     }
     // Exact path: full parse, which also produces the precise error.
     let value = parse_value(line)?;
-    view_of_value(&value, rules)
+    view_of_value(&value, line, rules)
 }
 
-/// The same text `serde_json::Value::to_string` gives for a raw JSON value, so that group keys
-/// from the fast and the exact path compare equal.
-fn canonical_raw(raw: &[u8]) -> String {
-    canonical_raw_cow(raw).into_owned()
+/// The one definition of a group key (and of the `ids` column): the canonical JSON text of the
+/// raw value (`skim::canonical_value`): strings by their decoded text, numbers by their exact
+/// value (`1`, `1.0` and `1e0` are one key, `-0` is `0`, integers beyond 64 bits keep every
+/// digit), arrays and objects member by member in order. Both paths derive keys from the raw
+/// bytes with this function, so they group alike whatever `serde_json` would round.
+pub fn group_key_text(raw: &[u8]) -> String {
+    group_key_cow(raw).into_owned()
 }
 
-/// `canonical_raw`, borrowing the common cases (a plain string or integer is its own text).
-fn canonical_raw_cow(raw: &[u8]) -> std::borrow::Cow<'_, str> {
-    let simple_string = raw.len() >= 2 && raw[0] == b'"' && !raw.contains(&b'\\');
+/// `group_key_text`, borrowing the common cases (a string without escapes, or an integer other
+/// than `-0`, is already canonical).
+fn group_key_cow(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    let simple_string =
+        raw.len() >= 2 && raw[0] == b'"' && raw[raw.len() - 1] == b'"' && !raw.contains(&b'\\');
     let simple_int = !raw.is_empty()
+        && raw != b"-0"
         && raw
             .iter()
             .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || (i == 0 && *c == b'-'));
+            .all(|(i, c)| c.is_ascii_digit() || (i == 0 && *c == b'-' && raw.len() > 1));
     if simple_string || simple_int {
-        return String::from_utf8_lossy(raw);
+        if let Ok(s) = std::str::from_utf8(raw) {
+            return s.into();
+        }
     }
-    serde_json::from_slice::<Value>(raw)
-        .map(|v| v.to_string().into())
-        .unwrap_or_else(|_| String::from_utf8_lossy(raw))
+    match skim::canonical_value(raw) {
+        Some(s) => s.into(),
+        None => String::from_utf8_lossy(raw),
+    }
 }
 
 /// What `parse_into` did with a line.
@@ -137,23 +149,43 @@ pub fn parse_into(
 /// `parse_into` for the line at the start of `data`, which may hold further lines: the skimmer
 /// finds where the line ends, so it needs no separate scan for the newline. Returns the result
 /// and the line's length including its `\n`; None when the skimmer cannot read the line (split
-/// it off and use `parse_into`).
+/// it off and use `parse_into`). A line longer than `max_line` bytes is an error (nothing is
+/// added to `cols`).
 pub fn parse_into_prefix(
     data: &[u8],
     rules: &RecordRules,
     cols: &mut GroupColumns,
     line_no: u64,
     scratch: &mut Vec<SkimmedResponse>,
+    max_line: usize,
 ) -> Option<(Result<Parsed, FieldError>, usize)> {
     if rules.group_key.is_some() {
         return None;
     }
-    let (skimmed, end) = skim::skim_prefix_with(data, std::mem::take(scratch)).ok()?;
+    let (mut skimmed, end) = skim::skim_prefix_with(data, std::mem::take(scratch)).ok()?;
     let line = strip_eol(&data[..end]);
+    if line.len() > max_line {
+        if let Some(mut list) = skimmed.responses.take() {
+            list.clear();
+            *scratch = list;
+        }
+        return Some((Err(line_too_long(line.len() as u64, max_line)), end));
+    }
     Some((
         finish_skimmed(skimmed, line, rules, cols, line_no, scratch),
         end,
     ))
+}
+
+/// The error for a line over the length limit.
+pub fn line_too_long(len: u64, max_line: usize) -> FieldError {
+    FieldError::new(
+        "",
+        format!(
+            "line is {len} bytes long, over the limit of {max_line} bytes (raise it with \
+             --max-line-bytes / max_line_bytes=)"
+        ),
+    )
 }
 
 /// A line without its `\n` and one `\r` before it.
@@ -188,7 +220,7 @@ fn finish_skimmed(
 /// The exact path: full parse, which also produces the precise error.
 fn exact(line: &[u8], rules: &RecordRules) -> Result<Parsed, FieldError> {
     let value = parse_value(line)?;
-    view_of_value(&value, rules).map(Parsed::View)
+    view_of_value(&value, line, rules).map(Parsed::View)
 }
 
 /// The grouped-record half of `skimmed_to_view`, writing into `cols`. `Ok(false)`: undecided
@@ -230,7 +262,7 @@ fn skimmed_into(
             }
         }
     }
-    let id = sk.id.map(canonical_raw_cow);
+    let id = sk.id.map(group_key_cow);
     if prompt.escaped {
         let Some(decoded) = prompt.decode() else {
             cols.truncate_responses(mark);
@@ -269,7 +301,7 @@ fn skimmed_to_view(sk: SkimmedLine, rules: &RecordRules) -> Result<Option<LineVi
         };
         return Ok(Some(LineView::Group(GroupView {
             prompt,
-            id: sk.id.map(canonical_raw),
+            id: sk.id.map(group_key_text),
             responses: stats,
         })));
     }
@@ -289,12 +321,14 @@ fn skimmed_to_view(sk: SkimmedLine, rules: &RecordRules) -> Result<Option<LineVi
         ("score", sk.score)
     };
     let score = check_score(score, rules, || score_field.to_string())?;
-    let key = match (sk.prompt_id, sk.id) {
-        (Some(k), _) | (None, Some(k)) => canonical_raw(k),
-        (None, None) => Value::String(prompt.clone()).to_string(),
+    let (key, key_field) = match (sk.prompt_id, sk.id) {
+        (Some(k), _) => (group_key_text(k), Some("prompt_id")),
+        (None, Some(k)) => (group_key_text(k), Some("id")),
+        (None, None) => (Value::String(prompt.clone()).to_string(), None),
     };
     Ok(Some(LineView::Flat(FlatView {
         key,
+        key_field: key_field.map(str::to_string),
         prompt,
         response: ResponseStat {
             score,
@@ -358,6 +392,11 @@ pub fn parse_value(line: &[u8]) -> Result<Value, FieldError> {
             ))
         }
     };
+    if integers::may_need_exact(line) {
+        if let Some(v) = integers::parse_exact(line)? {
+            return Ok(v);
+        }
+    }
     serde_json::from_str::<Value>(text).map_err(|e| json_error(text, &e))
 }
 
@@ -375,6 +414,15 @@ fn json_error(text: &str, e: &serde_json::Error) -> FieldError {
             format!("invalid JSON at column {col}: NaN/Infinity are not valid JSON numbers (scores must be finite)"),
         );
     }
+    if e.to_string().starts_with("recursion limit exceeded") {
+        return FieldError::new(
+            "",
+            format!(
+                "arrays and objects nested deeper than {MAX_NESTING} levels at column {col} \
+                 (the limit; the record itself is level 1)"
+            ),
+        );
+    }
     let what = match e.classify() {
         serde_json::error::Category::Eof => "truncated JSON (line ends early)".to_string(),
         _ => "invalid JSON".to_string(),
@@ -385,6 +433,9 @@ fn json_error(text: &str, e: &serde_json::Error) -> FieldError {
 }
 
 pub fn type_name(v: &Value) -> &'static str {
+    if integers::as_big_int(v).is_some() {
+        return "number";
+    }
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -420,7 +471,11 @@ fn get_score(
     match obj.get(field) {
         None | Some(Value::Null) => Ok(f64::NAN),
         Some(Value::Number(n)) => check_score(n.as_f64(), rules, || path.to_string()),
-        Some(other) => Err(expected(path, "number", other)),
+        Some(other) => match integers::as_big_int(other) {
+            // Beyond 64 bits, but a score all the same (the range check decides).
+            Some(digits) => check_score(digits.parse().ok(), rules, || path.to_string()),
+            None => Err(expected(path, "number", other)),
+        },
     }
 }
 
@@ -432,8 +487,23 @@ fn get_correct(obj: &Map<String, Value>, path: &str) -> Result<i8, FieldError> {
     }
 }
 
-/// Validates a parsed record and extracts its numbers; errors name the field path.
-pub fn view_of_value(value: &Value, rules: &RecordRules) -> Result<LineView, FieldError> {
+/// The group key of a top-level field of the record on `line` (parsed as `value`).
+fn key_of(value: &Map<String, Value>, line: &[u8], field: &str) -> Option<String> {
+    let v = value.get(field)?;
+    Some(match skim::top_level_member(line, field) {
+        Some(raw) => group_key_text(raw),
+        // Not reached for a line serde_json read; the value's own text is the next best.
+        None => v.to_string(),
+    })
+}
+
+/// Validates a parsed record (`value`, read from `line`) and extracts its numbers; errors name
+/// the field path. Keys and ids come from the raw line, as in the fast path.
+pub fn view_of_value(
+    value: &Value,
+    line: &[u8],
+    rules: &RecordRules,
+) -> Result<LineView, FieldError> {
     let obj = match value {
         Value::Object(o) => o,
         other => return Err(expected("", "a JSON object", other)),
@@ -465,7 +535,7 @@ pub fn view_of_value(value: &Value, rules: &RecordRules) -> Result<LineView, Fie
         }
         return Ok(LineView::Group(GroupView {
             prompt: prompt.to_string(),
-            id: obj.get("id").map(|v| v.to_string()),
+            id: key_of(obj, line, "id"),
             responses: stats,
         }));
     }
@@ -503,19 +573,23 @@ pub fn view_of_value(value: &Value, rules: &RecordRules) -> Result<LineView, Fie
         .unwrap_or("score");
     let prompt = get_str(obj, "prompt", "prompt")?
         .ok_or_else(|| FieldError::new("prompt", "missing required field"))?;
-    let key = match &rules.group_key {
-        Some(k) => obj
-            .get(k)
-            .ok_or_else(|| FieldError::new(k.clone(), "missing group key field"))?
-            .to_string(),
-        None => obj
-            .get("prompt_id")
-            .or_else(|| obj.get("id"))
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| Value::String(prompt.to_string()).to_string()),
+    let (key, key_field) = match &rules.group_key {
+        Some(k) => (
+            key_of(obj, line, k)
+                .ok_or_else(|| FieldError::new(k.clone(), "missing group key field"))?,
+            Some(k.clone()),
+        ),
+        None => match ["prompt_id", "id"]
+            .into_iter()
+            .find_map(|f| Some((key_of(obj, line, f)?, f)))
+        {
+            Some((key, f)) => (key, Some(f.to_string())),
+            None => (Value::String(prompt.to_string()).to_string(), None),
+        },
     };
     Ok(LineView::Flat(FlatView {
         key,
+        key_field,
         prompt: prompt.to_string(),
         response: ResponseStat {
             score: get_score(obj, score_field, score_field, rules)?,
@@ -747,7 +821,7 @@ mod tests {
         fn skimmer_and_exact_path_agree(rec in record()) {
             let line = serde_json::to_vec(&rec).unwrap();
             let sk = skim::skim_line(&line).ok().and_then(|s| skimmed_to_view(s, &rules()).ok().flatten());
-            let exact = view_of_value(&rec, &rules()).unwrap();
+            let exact = view_of_value(&rec, &line, &rules()).unwrap();
             let (LineView::Group(a), LineView::Group(b)) = (sk.expect("skimmer gave up on valid JSON"), exact) else {
                 panic!("not a group")
             };
@@ -816,7 +890,12 @@ mod tests {
         ];
         for line in lines {
             let fast = parse_view(line.as_bytes(), &rules()).unwrap();
-            let slow = view_of_value(&parse_value(line.as_bytes()).unwrap(), &rules()).unwrap();
+            let slow = view_of_value(
+                &parse_value(line.as_bytes()).unwrap(),
+                line.as_bytes(),
+                &rules(),
+            )
+            .unwrap();
             match (&fast, &slow) {
                 (LineView::Group(a), LineView::Group(b)) => {
                     assert_eq!(a.prompt, b.prompt);

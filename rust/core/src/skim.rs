@@ -73,7 +73,12 @@ pub struct GiveUp;
 
 type R<T> = Result<T, GiveUp>;
 
-const MAX_DEPTH: usize = 128;
+/// How deeply arrays and objects may nest in a line; the record object itself is level one.
+/// One definition for every path: `serde_json` (the exact path) refuses deeper input with its
+/// recursion limit, so the skimmer gives up at the same depth and the exact path names the
+/// error (a test pins serde_json's limit to this value); records written from Python are held
+/// to it too.
+pub const MAX_NESTING: usize = 127;
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -235,10 +240,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Skips one value; `depth` is the level it has if it is an array or object.
     fn skip_value(&mut self, depth: usize) -> R<()> {
-        if depth > MAX_DEPTH {
-            return Err(GiveUp);
-        }
         self.ws();
         match self.peek()? {
             b'"' => self.string().map(drop),
@@ -247,17 +250,8 @@ impl<'a> Cursor<'a> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            _ => {
-                let text = self.number()?;
-                // serde_json rejects numbers that overflow f64 (1e400, very long integers).
-                if text.len() > 300 || text.iter().any(|&c| c == b'e' || c == b'E') {
-                    let s = std::str::from_utf8(text).map_err(|_| GiveUp)?;
-                    if !s.parse::<f64>().map_err(|_| GiveUp)?.is_finite() {
-                        return Err(GiveUp);
-                    }
-                }
-                Ok(())
-            }
+            // serde_json rejects numbers that overflow f64 (1e400, very long integers).
+            _ => self.number_checked().map(drop),
         }
     }
 
@@ -295,7 +289,7 @@ impl<'a> Cursor<'a> {
     fn raw_value(&mut self) -> R<&'a [u8]> {
         self.ws();
         let start = self.i;
-        self.skip_value(1)?;
+        self.skip_value(2)?;
         Ok(&self.b[start..self.i])
     }
 
@@ -311,9 +305,9 @@ impl<'a> Cursor<'a> {
         &mut self,
         depth: usize,
         escaped_keys: bool,
-        mut f: impl FnMut(&[u8], &mut Self) -> R<()>,
+        mut f: impl FnMut(&'a [u8], &mut Self) -> R<()>,
     ) -> R<()> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_NESTING {
             return Err(GiveUp);
         }
         self.ws();
@@ -346,7 +340,7 @@ impl<'a> Cursor<'a> {
 
     /// Iterates the elements of an array; `f` must consume each value.
     fn elements(&mut self, depth: usize, mut f: impl FnMut(&mut Self) -> R<()>) -> R<()> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_NESTING {
             return Err(GiveUp);
         }
         self.ws();
@@ -373,12 +367,13 @@ impl<'a> Cursor<'a> {
     fn response(&mut self) -> R<SkimmedResponse> {
         let mut r = SkimmedResponse::default();
         let mut seen = [false; 3];
-        self.members(2, false, |key, c| {
+        // Level 3: the record (1) holds `responses` (2), which holds the response objects.
+        self.members(3, false, |key, c| {
             let slot = match key {
                 b"text" => 0,
                 b"score" => 1,
                 b"correct" => 2,
-                _ => return c.skip_value(3),
+                _ => return c.skip_value(4),
             };
             if std::mem::replace(&mut seen[slot], true) {
                 return Err(GiveUp); // duplicate key: let serde_json decide
@@ -587,6 +582,247 @@ fn find_special_swar(s: &[u8]) -> (Option<usize>, bool) {
         high |= c >= 0x80;
     }
     (None, high)
+}
+
+/// A scalar token met by `Cursor::walk`: a number (its byte range in the line) or a string or
+/// object key (its raw bytes between the quotes).
+pub enum Token<'a> {
+    Number(std::ops::Range<usize>),
+    Str(&'a [u8]),
+}
+
+impl<'a> Cursor<'a> {
+    /// Walks one value of any shape (level `depth` if it is an array or object), calling `f` on
+    /// every number, string and key in order.
+    fn walk(&mut self, depth: usize, f: &mut dyn FnMut(Token<'a>) -> R<()>) -> R<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => {
+                let s = self.string()?;
+                f(Token::Str(s.raw))
+            }
+            b'{' => self.members(depth, true, |key, c| {
+                f(Token::Str(key))?;
+                c.walk(depth + 1, f)
+            }),
+            b'[' => self.elements(depth, |c| c.walk(depth + 1, f)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => {
+                let start = self.i;
+                self.number_checked()?;
+                f(Token::Number(start..self.i))
+            }
+        }
+    }
+
+    /// A number that `serde_json` also accepts (it refuses ones that overflow f64).
+    fn number_checked(&mut self) -> R<&'a [u8]> {
+        let text = self.number()?;
+        if text.len() > 300 || text.iter().any(|&c| c == b'e' || c == b'E') {
+            let s = std::str::from_utf8(text).map_err(|_| GiveUp)?;
+            if !s.parse::<f64>().map_err(|_| GiveUp)?.is_finite() {
+                return Err(GiveUp);
+            }
+        }
+        Ok(text)
+    }
+
+    /// Writes the canonical text of the value at the cursor (see `canonical_value`).
+    fn canonical(&mut self, depth: usize, out: &mut String) -> R<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => {
+                let s = self.string()?;
+                push_canonical_str(s.raw, s.escaped, out)
+            }
+            b'{' => {
+                out.push('{');
+                let mut first = true;
+                self.members(depth, true, |key, c| {
+                    if !std::mem::take(&mut first) {
+                        out.push(',');
+                    }
+                    push_canonical_str(key, key.contains(&b'\\'), out)?;
+                    out.push(':');
+                    c.canonical(depth + 1, out)
+                })?;
+                out.push('}');
+                Ok(())
+            }
+            b'[' => {
+                out.push('[');
+                let mut first = true;
+                self.elements(depth, |c| {
+                    if !std::mem::take(&mut first) {
+                        out.push(',');
+                    }
+                    c.canonical(depth + 1, out)
+                })?;
+                out.push(']');
+                Ok(())
+            }
+            b't' => self.literal(b"true").map(|_| out.push_str("true")),
+            b'f' => self.literal(b"false").map(|_| out.push_str("false")),
+            b'n' => self.literal(b"null").map(|_| out.push_str("null")),
+            _ => {
+                let text = self.number_checked()?;
+                canonical_number(text, out);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The value of a JSON string from its raw bytes (between the quotes).
+pub fn decode_str(raw: &[u8], escaped: bool) -> Option<String> {
+    if !escaped {
+        return std::str::from_utf8(raw).ok().map(str::to_string);
+    }
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice(&quoted).ok()
+}
+
+/// A string as `serde_json` writes it: decoded, then quoted with its minimal escapes. A raw
+/// string without escapes is already in that form (JSON forbids raw quotes and control bytes).
+fn push_canonical_str(raw: &[u8], escaped: bool, out: &mut String) -> R<()> {
+    if !escaped {
+        out.push('"');
+        out.push_str(std::str::from_utf8(raw).map_err(|_| GiveUp)?);
+        out.push('"');
+        return Ok(());
+    }
+    let decoded = decode_str(raw, true).ok_or(GiveUp)?;
+    out.push_str(&serde_json::Value::String(decoded).to_string());
+    Ok(())
+}
+
+/// Numbers by their exact decimal value, so `1`, `1.0`, `1e0` and `10e-1` are one key, `-0` is
+/// `0`, and integers beyond 64 bits keep every digit (no rounding through f64). Integers are
+/// written as digits, other values with up to 40 places as decimals, the rest as `DIGITSeEXP`.
+fn canonical_number(text: &[u8], out: &mut String) {
+    let (neg, rest) = match text.split_first() {
+        Some((b'-', r)) => (true, r),
+        _ => (false, text),
+    };
+    let mant_end = rest
+        .iter()
+        .position(|&c| c == b'e' || c == b'E')
+        .unwrap_or(rest.len());
+    let (mantissa, exp_text) = rest.split_at(mant_end);
+    // The grammar was checked: the exponent is [eE][+-]?digits. Clamp it: beyond 10^15 no key
+    // can be told apart by f64 anyway and the arithmetic below must not overflow.
+    let mut exp: i64 = 0;
+    if let Some((_, e)) = exp_text.split_first() {
+        let (eneg, edigits) = match e.split_first() {
+            Some((b'-', d)) => (true, d),
+            Some((b'+', d)) => (false, d),
+            _ => (false, e),
+        };
+        for &d in edigits {
+            exp = (exp * 10 + i64::from(d - b'0')).min(1_000_000_000_000_000);
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    let mut digits: Vec<u8> = Vec::with_capacity(mantissa.len());
+    for &c in mantissa {
+        if c == b'.' {
+            continue;
+        }
+        digits.push(c);
+    }
+    if let Some(dot) = mantissa.iter().position(|&c| c == b'.') {
+        exp -= (mantissa.len() - dot - 1) as i64;
+    }
+    let lead = digits.iter().take_while(|&&c| c == b'0').count();
+    digits.drain(..lead);
+    let trail = digits.iter().rev().take_while(|&&c| c == b'0').count();
+    digits.truncate(digits.len() - trail);
+    exp += trail as i64;
+    if digits.is_empty() {
+        out.push('0');
+        return;
+    }
+    if neg {
+        out.push('-');
+    }
+    // Safe: the digits are ASCII.
+    let d = std::str::from_utf8(&digits).unwrap_or("0");
+    const PLACES: i64 = 40;
+    if (0..=PLACES).contains(&exp) {
+        out.push_str(d);
+        out.extend(std::iter::repeat_n('0', exp as usize));
+    } else if (-PLACES..0).contains(&exp) {
+        let point = d.len() as i64 + exp;
+        if point > 0 {
+            out.push_str(&d[..point as usize]);
+            out.push('.');
+            out.push_str(&d[point as usize..]);
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-point) as usize));
+            out.push_str(d);
+        }
+    } else {
+        out.push_str(d);
+        out.push('e');
+        out.push_str(&exp.to_string());
+    }
+}
+
+/// The canonical text of one JSON value: no whitespace, strings as `serde_json` writes them,
+/// numbers by exact value (`canonical_number`), members and elements in their order. Two
+/// values have the same canonical text exactly when they are the same group key. None when
+/// `raw` is not one valid JSON value.
+pub fn canonical_value(raw: &[u8]) -> Option<String> {
+    let mut c = Cursor { b: raw, i: 0 };
+    let mut out = String::with_capacity(raw.len());
+    c.canonical(2, &mut out).ok()?;
+    c.ws();
+    (c.i == raw.len()).then_some(out)
+}
+
+/// The raw text of the top-level member `field` of the object on `line` (keys compared by
+/// their decoded value; of duplicates the last, as `serde_json` keeps it). None when absent or
+/// when the line is not a valid object.
+pub fn top_level_member<'a>(line: &'a [u8], field: &str) -> Option<&'a [u8]> {
+    let mut c = Cursor { b: line, i: 0 };
+    let b = line;
+    let mut found = None;
+    c.members(1, true, |key, c| {
+        let matches = if key.contains(&b'\\') {
+            decode_str(key, true).is_some_and(|k| k == field)
+        } else {
+            key == field.as_bytes()
+        };
+        c.ws();
+        let start = c.i;
+        c.skip_value(2)?;
+        if matches {
+            found = Some(&b[start..c.i]);
+        }
+        Ok(())
+    })
+    .ok()?;
+    found
+}
+
+/// Calls `f` on every number, string and key of the JSON value on `line`, in order. Err when
+/// the line is not valid JSON (or nests deeper than `MAX_NESTING`).
+pub fn walk_tokens<'a>(line: &'a [u8], f: &mut dyn FnMut(Token<'a>) -> R<()>) -> R<()> {
+    let mut c = Cursor { b: line, i: 0 };
+    c.walk(1, f)?;
+    c.ws();
+    if c.i != line.len() {
+        return Err(GiveUp);
+    }
+    Ok(())
 }
 
 /// Skims one line; invalid UTF-8 makes it give up like any other invalid input.

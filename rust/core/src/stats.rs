@@ -33,16 +33,39 @@ pub fn per_group(scores: &[f64], offsets: &[i64]) -> Result<PerGroup, Error> {
     Ok(out)
 }
 
-/// Running mean/variance (Welford), exact to merge across batches.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Running mean/variance (Welford), exact to merge across batches. The running values are
+/// kept divided by a power of two (`scale`, raised when a larger value arrives), so squares of
+/// scores near 1e160 do not overflow; for ordinary values the scale stays 1 and nothing changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Moments {
     pub n: u64,
-    pub mean: f64,
+    /// Mean and sum of squared deviations, divided by `scale` and `scale^2`.
+    mean: f64,
     m2: f64,
+    scale: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments {
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            scale: 1.0,
+        }
+    }
 }
 
 impl Moments {
     pub fn push(&mut self, x: f64) {
+        if x.abs() >= 2.0 * self.scale && x.is_finite() {
+            let scale = advantage::pow2_at_or_below(x.abs());
+            let ratio = self.scale / scale;
+            self.mean *= ratio;
+            self.m2 *= ratio * ratio;
+            self.scale = scale;
+        }
+        let x = x / self.scale;
         self.n += 1;
         let d = x - self.mean;
         self.mean += d / self.n as f64;
@@ -53,16 +76,26 @@ impl Moments {
         if self.n == 0 {
             f64::NAN
         } else {
-            self.mean
+            self.mean * self.scale
         }
     }
 
-    /// Population variance of everything pushed (NaN when empty).
+    /// Population variance of everything pushed (NaN when empty; infinite only when the true
+    /// value is beyond f64).
     pub fn variance(&self) -> f64 {
         if self.n == 0 {
             f64::NAN
         } else {
-            self.m2 / self.n as f64
+            self.m2 / self.n as f64 * self.scale * self.scale
+        }
+    }
+
+    /// Population standard deviation of everything pushed (NaN when empty).
+    pub fn std(&self) -> f64 {
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            (self.m2 / self.n as f64).sqrt() * self.scale
         }
     }
 }
@@ -206,7 +239,7 @@ mod tests {
         for x in [1.0, 2.0, 3.0, 4.0] {
             m.push(x);
         }
-        assert!((m.mean - 2.5).abs() < 1e-12);
+        assert!((m.mean_or_nan() - 2.5).abs() < 1e-12);
         assert!((m.variance() - 1.25).abs() < 1e-12);
     }
 }

@@ -4,8 +4,9 @@ use serde_json::Value;
 
 use crate::advantage::{self, Method};
 use crate::error::{Error, Result};
-use crate::reader::{GroupReader, ReadOptions, ReadReport};
-use crate::source::{open_output, OutputSink};
+use crate::integers;
+use crate::reader::{ErrorPolicy, GroupReader, ReadOptions, ReadReport};
+use crate::source::{open_output, same_file, OutputSink};
 use crate::stats::Summary;
 
 pub struct RecordWriter {
@@ -27,6 +28,7 @@ impl RecordWriter {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, value)
             .map_err(|e| Error::io(self.sink.path().to_string(), e.into()))?;
+        integers::restore(&mut self.buf);
         self.buf.push(b'\n');
         self.sink.write_all(&self.buf)?;
         self.records += 1;
@@ -46,6 +48,7 @@ impl RecordWriter {
                     let _ = serde_json::to_writer(&mut buf, v);
                     buf.push(b'\n');
                 }
+                integers::restore(&mut buf);
                 buf
             })
             .collect();
@@ -69,8 +72,14 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Puts the output in place (see `source::open_output`); without it nothing is written.
     pub fn finish(&mut self) -> Result<()> {
         self.sink.finish()
+    }
+
+    /// Gives up: the output is left as it was before this writer.
+    pub fn abort(&mut self) {
+        self.sink.abort();
     }
 }
 
@@ -84,6 +93,13 @@ pub fn write_advantages(
     mut opts: ReadOptions,
 ) -> Result<(ReadReport, Summary)> {
     opts.keep_records = true;
+    if let Some(rejects) = &opts.rejects_path {
+        if opts.policy == ErrorPolicy::Report && (rejects == output || same_file(rejects, output)) {
+            return Err(Error::Config(format!(
+                "the rejects file {rejects} is the output file: choose another --rejects path"
+            )));
+        }
+    }
     let mut reader = GroupReader::open(input, opts)?;
     let mut writer = RecordWriter::create(output)?;
     let mut summary = Summary::default();

@@ -1,4 +1,8 @@
 //! JSON values <-> Python objects, for the record-level API (`iter_records`, `RecordWriter`).
+//! Integers beyond 64 bits cross as Python `int`s both ways (`grpo_core::integers` keeps them
+//! exactly), and records nest no deeper than the reader reads back (`MAX_NESTING`).
+use grpo_core::integers;
+use grpo_core::skim::MAX_NESTING;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -19,7 +23,10 @@ pub fn to_python<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>>
                 PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any()
             }
         }
-        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::String(s) => match integers::as_big_int(v) {
+            Some(digits) => py.get_type::<PyInt>().call1((digits,))?,
+            None => PyString::new(py, s).into_any(),
+        },
         Value::Array(a) => {
             let items = a
                 .iter()
@@ -39,6 +46,11 @@ pub fn to_python<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>>
 
 /// `path` names where in the record a bad value sits, for the error message.
 pub fn from_python(obj: &Bound<'_, PyAny>, path: &mut String) -> PyResult<Value> {
+    from_python_at(obj, path, 1)
+}
+
+/// `depth`: the level `obj` has if it is a dict or a list (the record itself is level 1).
+fn from_python_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult<Value> {
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -46,7 +58,11 @@ pub fn from_python(obj: &Bound<'_, PyAny>, path: &mut String) -> PyResult<Value>
         return Ok(Value::Bool(b.is_true()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_str()?.to_string()));
+        let s = s.to_str()?;
+        if integers::is_reserved(s) {
+            return Err(config(format!("{path}: {}", integers::reserved_message())));
+        }
+        return Ok(Value::String(s.to_string()));
     }
     if obj.is_instance_of::<PyInt>() {
         if let Ok(i) = obj.extract::<i64>() {
@@ -55,7 +71,9 @@ pub fn from_python(obj: &Bound<'_, PyAny>, path: &mut String) -> PyResult<Value>
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(config(format!("{path}: integer too large for JSON")));
+        // Beyond 64 bits: kept exactly, as Python's json writes it.
+        let digits = obj.str()?.to_str()?.to_string();
+        return Ok(integers::marker(&digits));
     }
     if let Ok(f) = obj.extract::<f64>() {
         return Number::from_f64(f).map(Value::Number).ok_or_else(|| {
@@ -63,6 +81,16 @@ pub fn from_python(obj: &Bound<'_, PyAny>, path: &mut String) -> PyResult<Value>
                 "{path}: non-finite float {f} cannot be written as JSON"
             ))
         });
+    }
+    let container = obj.is_instance_of::<PyDict>()
+        || obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>();
+    if container && depth > MAX_NESTING {
+        // Deeper than any reader accepts back (and a guard against unbounded recursion here).
+        return Err(config(format!(
+            "{path}: nested deeper than {MAX_NESTING} levels of lists and dicts (the limit; the \
+             record itself is level 1)"
+        )));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::with_capacity(d.len());
@@ -72,12 +100,15 @@ pub fn from_python(obj: &Bound<'_, PyAny>, path: &mut String) -> PyResult<Value>
                 .map_err(|_| PyTypeError::new_err(format!("{path}: dict keys must be str")))?
                 .to_str()?
                 .to_string();
+            if integers::is_reserved(&key) {
+                return Err(config(format!("{path}: {}", integers::reserved_message())));
+            }
             let len = path.len();
             if !path.is_empty() {
                 path.push('.');
             }
             path.push_str(&key);
-            let value = from_python(&v, path)?;
+            let value = from_python_at(&v, path, depth + 1)?;
             path.truncate(len);
             map.insert(key, value);
         }
@@ -88,7 +119,7 @@ pub fn from_python(obj: &Bound<'_, PyAny>, path: &mut String) -> PyResult<Value>
         for (i, item) in obj.try_iter()?.enumerate() {
             let len = path.len();
             path.push_str(&format!("[{i}]"));
-            out.push(from_python(&item?, path)?);
+            out.push(from_python_at(&item?, path, depth + 1)?);
             path.truncate(len);
         }
         return Ok(Value::Array(out));

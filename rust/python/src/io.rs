@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 
 use grpo_core::{
-    reader::ReadReport, write_advantages, Batch, ErrorPolicy, GroupReader, Method, ReadOptions,
-    RecordRules, RecordWriter, ScoreRange, Summary,
+    lines::DEFAULT_MAX_LINE_BYTES, reader::ReadReport, write_advantages, Batch, ErrorPolicy,
+    GroupReader, Method, ReadOptions, RecordRules, RecordWriter, ScoreRange, Summary,
 };
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -14,15 +14,28 @@ use crate::convert::{from_python, to_python};
 use crate::errors::{config, IntoPyResult};
 use crate::stats::summary_dict;
 
+#[allow(clippy::too_many_arguments)]
 fn read_options(
     on_error: &str,
     rejects: Option<String>,
     score_range: Option<(f64, f64)>,
     group_key: Option<String>,
-    batch_responses: usize,
+    batch_responses: i64,
     keep_records: bool,
     mmap: bool,
+    max_line_bytes: i64,
 ) -> PyResult<ReadOptions> {
+    // Signed here, so that a negative count is a ConfigError naming it, not an OverflowError.
+    if batch_responses < 1 {
+        return Err(config(format!(
+            "batch_size must be a positive number of responses, got {batch_responses}"
+        )));
+    }
+    if max_line_bytes < 1 {
+        return Err(config(format!(
+            "max_line_bytes must be a positive number of bytes, got {max_line_bytes}"
+        )));
+    }
     if let Some((lo, hi)) = score_range {
         if lo.is_nan() || hi.is_nan() || lo > hi {
             return Err(config(format!(
@@ -37,9 +50,10 @@ fn read_options(
         },
         policy: on_error.parse::<ErrorPolicy>().py_err()?,
         rejects_path: rejects,
-        batch_responses: batch_responses.max(1),
+        batch_responses: usize::try_from(batch_responses).unwrap_or(usize::MAX),
         keep_records,
         mmap,
+        max_line_bytes: usize::try_from(max_line_bytes).unwrap_or(usize::MAX),
         ..Default::default()
     })
 }
@@ -119,7 +133,7 @@ pub struct BatchReader {
 impl BatchReader {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (path, *, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None, batch_responses=65536, keep_records=false, mmap=true))]
+    #[pyo3(signature = (path, *, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None, batch_responses=65536, keep_records=false, mmap=true, max_line_bytes=DEFAULT_MAX_LINE_BYTES as i64))]
     fn new(
         py: Python<'_>,
         path: String,
@@ -127,9 +141,10 @@ impl BatchReader {
         rejects: Option<String>,
         score_range: Option<(f64, f64)>,
         group_key: Option<String>,
-        batch_responses: usize,
+        batch_responses: i64,
         keep_records: bool,
         mmap: bool,
+        max_line_bytes: i64,
     ) -> PyResult<Self> {
         let opts = read_options(
             on_error,
@@ -139,6 +154,7 @@ impl BatchReader {
             batch_responses,
             keep_records,
             mmap,
+            max_line_bytes,
         )?;
         let reader = py.detach(|| GroupReader::open(&path, opts)).py_err()?;
         Ok(BatchReader {
@@ -219,6 +235,7 @@ impl JsonlWriter {
         self.with(|w| Ok(w.records))
     }
 
+    /// Puts the file in place (written to a temporary sibling until now).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         match taken {
@@ -226,11 +243,19 @@ impl JsonlWriter {
             None => Ok(()),
         }
     }
+
+    /// Gives up: the temporary file is removed and the path left as it was.
+    fn abort(&self) {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut w) = taken {
+            w.abort();
+        }
+    }
 }
 
 /// `grpo-fast advantages` in one call: read, add `advantage` to each response, write.
 #[pyfunction]
-#[pyo3(signature = (input, output, *, method="grpo", eps=grpo_core::advantage::DEFAULT_EPS, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None))]
+#[pyo3(signature = (input, output, *, method="grpo", eps=grpo_core::advantage::DEFAULT_EPS, on_error="strict", rejects=None, score_range=Some((0.0, 1.0)), group_key=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES as i64))]
 #[allow(clippy::too_many_arguments)]
 pub fn write_advantages_file<'py>(
     py: Python<'py>,
@@ -242,6 +267,7 @@ pub fn write_advantages_file<'py>(
     rejects: Option<String>,
     score_range: Option<(f64, f64)>,
     group_key: Option<String>,
+    max_line_bytes: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let method: Method = method.parse().py_err()?;
     let opts = read_options(
@@ -252,6 +278,7 @@ pub fn write_advantages_file<'py>(
         65_536,
         true,
         true,
+        max_line_bytes,
     )?;
     let (report, summary): (ReadReport, Summary) = py
         .detach(|| write_advantages(&input, &output, method, eps, opts))

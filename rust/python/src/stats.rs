@@ -70,7 +70,7 @@ pub fn summary_dict<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, Py
     d.set_item("scored", s.scored)?;
     d.set_item("passed", s.passed)?;
     d.set_item("mean_score", s.score.mean_or_nan())?;
-    d.set_item("score_std", s.score.variance().sqrt())?;
+    d.set_item("score_std", s.score.std())?;
     d.set_item("mean_text_bytes", s.text_bytes.mean_or_nan())?;
     d.set_item("pass_rate", s.pass_rate())?;
     d.set_item("verification_rate", s.verification_rate())?;
@@ -82,7 +82,7 @@ pub fn summary_dict<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, Py
     for (name, m) in &s.advantages {
         let x = PyDict::new(py);
         x.set_item("mean", m.mean_or_nan())?;
-        x.set_item("std", m.variance().sqrt())?;
+        x.set_item("std", m.std())?;
         x.set_item("var", m.variance())?;
         adv.set_item(*name, x)?;
     }
