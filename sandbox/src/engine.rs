@@ -1,9 +1,10 @@
 //! The execution engine behind the API: turns /run and /run_tests requests into zygote requests,
 //! classifies outcomes and judges tests (outside the sandbox).
 
+use crate::cgroup::CgroupInfo;
 use crate::checker::{check_chain, stdout_matches, CompareMode, PyVal};
 use crate::config::Config;
-use crate::limits::{CgroupInfo, RunLimits};
+use crate::limits::RunLimits;
 use crate::zygote::{AcquireError, Pool, Reply, SlotError};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

@@ -65,7 +65,7 @@ impl Slot {
             oom: spec
                 .oom_control
                 .as_ref()
-                .map(|p| (p.clone(), crate::limits::oom_kills(p).unwrap_or(0))),
+                .map(|p| (p.clone(), crate::cgroup::oom_kills(p).unwrap_or(0))),
         };
         let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
         let res = slot
@@ -192,7 +192,7 @@ impl Slot {
         if !units.iter().any(sigkilled) {
             return;
         }
-        let Some(now) = crate::limits::oom_kills(path) else {
+        let Some(now) = crate::cgroup::oom_kills(path) else {
             return;
         };
         if now > *seen {
