@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod build_cache;
+pub mod cgroup;
 pub mod checker;
 pub mod compiled;
 pub mod config;
@@ -308,13 +309,13 @@ fn run(args: Args) -> Result<(), String> {
     let cgroups = if isolated && cfg.isolation.cgroup == "auto" {
         // A slot's runs follow each other, so its cgroup holds one run's memory at a time,
         // plus the zygote and its spares.
-        limits::Cgroups::setup(
+        cgroup::Cgroups::setup(
             slots,
             cfg.limits.max_processes * 4 + 16,
             (cfg.limits.max_memory_mb + SLOT_MEMORY_HEADROOM_MB) << 20,
         )
     } else {
-        limits::Cgroups::none(slots)
+        cgroup::Cgroups::none(slots)
     };
     let cgroup = cgroups.info.clone();
     let mut iargs = vec!["-I".to_string(), "-B".to_string()];
