@@ -1,9 +1,23 @@
 //! Answer extraction: find the final answer in a model response or a data set's gold field.
 //!
-//! Only the *final* answer counts, so every rule takes the last match: the last `\boxed{}`, the
-//! last `####`, the last "answer is" phrase. That is what makes listing several candidates in
-//! the reasoning useless as a reward hack.
+//! Only the *final* answer counts, so every rule takes the last match: the last group of
+//! `\boxed{}`, the last `####`, the last "answer is" phrase, the last sentence that states a
+//! value. That is what makes listing several candidates in the reasoning useless as a reward
+//! hack.
+//!
+//! Every rule is linear in the text it scans (one pass for boxes, one for math segments, the
+//! sentence rules on a window of at most [`WINDOW`] bytes), so a degenerate response — a
+//! megabyte of `\boxed{` — costs one scan, never a hang.
 
+mod boxes;
+mod segments;
+mod statement;
+mod work;
+
+pub use work::measure as measure_work;
+
+use segments::Segment;
+use statement::Mode;
 /// Where an extracted answer came from; reported to the user as part of the verdict details.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -13,10 +27,12 @@ pub enum Source {
     Hash,
     /// "the answer is ...", "Final Answer: ...".
     Phrase,
-    /// The last `$...$`, `\(...\)` or `\[...\]` segment.
+    /// The last `$...$`, `\(...\)` or `\[...\]` segment, or a bare matrix environment.
     Dollar,
     /// The whole text, because it is a bare expression (no prose around it).
     Whole,
+    /// The value stated by the last sentence that states one ("The largest $n$ is 34.").
+    Statement,
     /// The last number in the text (the optional fallback).
     LastNumber,
 }
@@ -29,77 +45,47 @@ impl Source {
             Source::Phrase => "phrase",
             Source::Dollar => "dollar",
             Source::Whole => "whole",
+            Source::Statement => "statement",
             Source::LastNumber => "last_number",
         }
     }
 }
 
-/// The content of the last `\boxed`/`\fbox` in `text`, with balanced braces. A truncated last box
+/// Longest answer the later stages normalise and compare. No answer a person or a data set
+/// writes is longer; a longer one is a degenerate output (or a gold field holding something
+/// else), and normalising it would cost time for nothing. Such answers are compared by
+/// identity only (see `check_prepared`).
+pub const MAX_ANSWER_BYTES: usize = 4096;
+
+/// Bytes scanned by the sentence rules: after a phrase, and at the end of a text.
+pub const WINDOW: usize = 2048;
+
+/// The content of the last balanced `\boxed`/`\fbox` in `text`. A truncated last box
 /// (unbalanced) is skipped in favour of the one before it.
 pub fn last_boxed(text: &str) -> Option<&str> {
-    let mut end = text.len();
-    loop {
-        let hay = &text[..end];
-        let pos = [hay.rfind("\\boxed"), hay.rfind("\\fbox")]
-            .into_iter()
-            .flatten()
-            .max()?;
-        let cmd_len = if text[pos..].starts_with("\\boxed") {
-            6
-        } else {
-            5
-        };
-        if let Some(content) = boxed_argument(&text[pos + cmd_len..]) {
-            return Some(content);
-        }
-        end = pos;
-    }
+    boxes::scan(text)
+        .last()
+        .map(|s| &text[s.content.0..s.content.1])
 }
 
-/// The contents of every `\boxed`/`\fbox` in `text`, in order (unbalanced ones skipped).
+/// The contents of every balanced `\boxed`/`\fbox` in `text`, in order.
 pub fn all_boxed(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    while from < text.len() {
-        let hay = &text[from..];
-        let Some(pos) = [hay.find("\\boxed"), hay.find("\\fbox")]
-            .into_iter()
-            .flatten()
-            .min()
-        else {
-            break;
-        };
-        let at = from + pos;
-        let cmd_len = if text[at..].starts_with("\\boxed") {
-            6
-        } else {
-            5
-        };
-        if let Some(content) = boxed_argument(&text[at + cmd_len..]) {
-            out.push(content);
-        }
-        from = at + cmd_len;
-    }
-    out
+    boxes::scan(text)
+        .iter()
+        .map(|s| &text[s.content.0..s.content.1])
+        .collect()
 }
 
-/// The argument following a `\boxed` command: `{...}` balanced, or `\boxed 5` up to the next
-/// space / `$`.
-fn boxed_argument(rest: &str) -> Option<&str> {
-    let trimmed = rest.trim_start();
-    if let Some(inner) = trimmed.strip_prefix('{') {
-        let close = matching_brace(inner)?;
-        return Some(&inner[..close]);
-    }
-    // `\boxed 5`: a space is required, otherwise this was e.g. `\boxedx` (another command).
-    if trimmed.len() == rest.len() {
-        return None;
-    }
-    let stop = trimmed
-        .find(|c: char| c.is_whitespace() || c == '$')
-        .unwrap_or(trimmed.len());
-    let word = trimmed[..stop].trim_end_matches(['.', ',']);
-    (!word.is_empty()).then_some(word)
+/// The final answer given in boxes: the last box, with the boxes joined to it in the same
+/// statement (`\boxed{1} and \boxed{-2}` is `1, -2`); see `boxes::final_group`.
+pub fn final_boxed(text: &str) -> Option<String> {
+    let all = boxes::scan(text);
+    let group = boxes::final_group(text, &all);
+    let parts: Vec<&str> = group
+        .iter()
+        .map(|s| text[s.content.0..s.content.1].trim())
+        .collect();
+    (!group.is_empty()).then(|| parts.join(", "))
 }
 
 /// Byte index of the `}` closing an already opened `{`; escaped braces `\{` `\}` are content.
@@ -126,125 +112,144 @@ pub(crate) fn matching_brace(s: &str) -> Option<usize> {
 
 /// GSM8K: the rest of the line after the last `####`.
 fn after_hashes(text: &str) -> Option<&str> {
+    work::add(text.len());
     let pos = text.rfind("####")?;
     let rest = text[pos + 4..].trim_start_matches('#');
     let line = rest.lines().next().unwrap_or("").trim();
     (!line.is_empty()).then_some(line)
 }
 
-const PHRASES: [&str; 6] = [
-    "final answer is",
-    "final answer:",
-    "the answer is",
-    "answer is:",
-    "answer:",
-    "answer is",
+/// What may follow the word "answer" to make an answer phrase, and how the text after it
+/// reads. Longest first.
+const SUFFIXES: [(&str, Mode); 3] = [
+    (" is:", Mode::AfterIs),
+    (" is", Mode::AfterIs),
+    (":", Mode::AfterColon),
 ];
 
-/// The text after the last "answer is"-style phrase, cut at the end of its sentence; a math
-/// segment inside it wins (`The final answer is $5$. I hope it is correct.`).
-fn after_phrase(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let (pos, len) = PHRASES
-        .iter()
-        .filter_map(|p| lower.rfind(p).map(|i| (i, p.len())))
-        .max_by_key(|&(i, l)| (i + l, l))?;
-    // `**Answer:** 7` (markdown bold) is common in chat models' output.
-    let rest = text[pos + len..].trim_start_matches([' ', ':', '\t', '*']);
-    let line = rest
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    if line.is_empty() {
+/// The last answer phrase of `text` — "the answer is", "final answer is", "answer is:",
+/// "Final Answer:", "answer:", or a `**Final Answer**` heading followed by a line break — as
+/// (end of the phrase, how its tail reads). One backward scan for the word "answer",
+/// case-insensitive; the last occurrence that forms a phrase is the last phrase.
+fn last_phrase(text: &str) -> Option<(usize, Mode)> {
+    const WORD: &[u8] = b"answer";
+    let h = text.as_bytes();
+    let mut i = h.len().checked_sub(WORD.len())?;
+    work::add(h.len() - i);
+    loop {
+        work::add(1);
+        if h[i].eq_ignore_ascii_case(&b'a') && h[i..i + WORD.len()].eq_ignore_ascii_case(WORD) {
+            let end = i + WORD.len();
+            let rest = &h[end..];
+            for (suffix, mode) in SUFFIXES {
+                let sb = suffix.as_bytes();
+                // Whole words only: "answer is" must not match "answer isn't".
+                if rest.len() >= sb.len()
+                    && rest[..sb.len()].eq_ignore_ascii_case(sb)
+                    && (sb.ends_with(b":")
+                        || rest.get(sb.len()).is_none_or(|c| !c.is_ascii_alphabetic()))
+                {
+                    return Some((end + sb.len(), mode));
+                }
+            }
+            // `**Final Answer**` then a line break.
+            let before = &h[..i];
+            let after = text[end..].trim_start_matches(['*', '#', ' ', '\t', ':']);
+            if before.len() >= 6
+                && before[before.len() - 6..].eq_ignore_ascii_case(b"final ")
+                && (after.starts_with('\n') || after.starts_with('\r'))
+            {
+                return Some((end, Mode::AfterColon));
+            }
+        }
+        if i == 0 {
+            return None;
+        }
+        i -= 1;
+    }
+}
+
+/// The answer after the last "answer is"-style phrase, read from its first sentence (see
+/// `statement`): "The final answer is $5$. I hope it is correct." gives 5, "Final Answer: The
+/// largest $n$ is 34." gives 34. A tail with no value in it ("The answer is Monday.",
+/// "the answer is (B)") is read as written up to the end of its sentence.
+fn after_phrase(text: &str, segs: &[Segment]) -> Option<String> {
+    let (end, mode) = last_phrase(text)?;
+    let rest = &text[end..];
+    let skipped = rest.len()
+        - rest
+            .trim_start_matches([' ', ':', '\t', '*', '\n', '\r'])
+            .len();
+    let from = end + skipped;
+    let to = window_end(text, from);
+    if from >= to {
         return None;
     }
-    if let Some(seg) = first_math_segment(line) {
+    if !statement::opens_with_choice(text, from, to, segs) {
+        if let Some(v) = statement::first_sentence_value(text, from, to, segs, mode) {
+            return Some(v);
+        }
+    }
+    as_written(&text[from..to])
+}
+
+/// The first line of a phrase's tail up to the end of its sentence, markdown and a final `!`
+/// removed; a math segment in it wins.
+fn as_written(tail: &str) -> Option<String> {
+    let line = tail.lines().next().unwrap_or("").trim();
+    work::add(2 * line.len());
+    if let Some(seg) = segments::first_nonempty(line) {
         return Some(seg.to_string());
     }
     // End of sentence: a period followed by a space or the end, not a decimal point.
     let bytes = line.as_bytes();
-    let mut cut = line.len();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'.' && (i + 1 == bytes.len() || bytes[i + 1] == b' ') {
-            cut = i;
-            break;
-        }
-    }
+    let cut = (0..bytes.len())
+        .find(|&i| bytes[i] == b'.' && (i + 1 == bytes.len() || bytes[i + 1] == b' '))
+        .unwrap_or(line.len());
     // In prose a final `!` ends the sentence ("the answer is 5!").
     let ans = line[..cut].trim().trim_end_matches(['*', '!']).trim();
     (!ans.is_empty()).then(|| ans.to_string())
 }
 
-/// Pairs of math delimiters, longest first so `$$` is not read as an empty `$ $`.
-const DELIMS: [(&str, &str); 4] = [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")];
-
-/// All math segments of `text` in order, as (start, content).
-fn math_segments(text: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        let rest = &text[i..];
-        let Some((open, close)) = DELIMS.iter().find(|(o, _)| rest.starts_with(o)) else {
-            i += rest.chars().next().map_or(1, char::len_utf8);
-            continue;
-        };
-        if rest.starts_with("\\$") {
-            i += 2;
-            continue;
-        }
-        let body = &rest[open.len()..];
-        match find_unescaped(body, close) {
-            Some(end) => {
-                out.push((i, body[..end].trim()));
-                i += open.len() + end + close.len();
-            }
-            None => break,
-        }
+/// End of the window that starts at `from`: at most [`WINDOW`] bytes, on a char boundary.
+fn window_end(text: &str, from: usize) -> usize {
+    let mut to = (from + WINDOW).min(text.len());
+    while !text.is_char_boundary(to) {
+        to -= 1;
     }
-    out
+    to
 }
 
-/// Position of `pat` in `s`, skipping occurrences escaped by a backslash (`\$` is a dollar sign).
-fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(off) = s[from..].find(pat) {
-        let at = from + off;
-        if pat == "$" && at > 0 && s.as_bytes()[at - 1] == b'\\' {
-            from = at + 1;
-            continue;
-        }
-        return Some(at);
+/// Start of the last [`WINDOW`] bytes of `text`, moved back to the start of a math segment it
+/// would cut (so the window never begins inside one).
+fn tail_window_start(text: &str, segs: &[Segment]) -> usize {
+    let mut from = text.len().saturating_sub(WINDOW);
+    while !text.is_char_boundary(from) {
+        from += 1;
     }
-    None
-}
-
-fn first_math_segment(text: &str) -> Option<&str> {
-    math_segments(text)
-        .into_iter()
-        .map(|(_, s)| s)
-        .find(|s| !s.is_empty())
-}
-
-fn last_math_segment(text: &str) -> Option<&str> {
-    math_segments(text)
-        .into_iter()
-        .rev()
-        .map(|(_, s)| s)
-        .find(|s| !s.is_empty())
+    let k = segs.partition_point(|s| s.end <= from);
+    match segs.get(k) {
+        Some(s) if s.start < from => s.start,
+        _ => from,
+    }
 }
 
 /// True when `text` is a bare answer rather than prose: short, one line, and no English words
 /// outside LaTeX commands and `\text{}` (units such as `\text{ cm}` are allowed).
 fn is_bare_expression(text: &str) -> bool {
+    let trimmed = text.trim();
+    work::add(trimmed.len().min(161));
+    if trimmed.len() > 160 || trimmed.contains('\n') {
+        return false;
+    }
     // "or"/"and" between answers (`-2 and 3`) are part of an answer, not prose.
-    let joined: String = text
+    let joined: String = trimmed
         .split_whitespace()
         .filter(|w| !matches!(w.to_ascii_lowercase().as_str(), "or" | "and"))
         .collect::<Vec<_>>()
         .join(" ");
     let t = joined.as_str();
-    if t.is_empty() || t.len() > 80 || text.trim().contains('\n') {
+    if t.is_empty() || t.len() > 80 {
         return false;
     }
     let mut run = 0;
@@ -294,32 +299,26 @@ fn is_bare_expression(text: &str) -> bool {
 /// The last number in the text: optional sign, thousands separators, decimals, or `a/b`.
 fn last_number(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
-    let mut i = bytes.len();
-    while i > 0 {
-        i -= 1;
-        if !bytes[i].is_ascii_digit() {
-            continue;
-        }
-        let end = i + 1;
-        let mut start = i;
-        while start > 0 {
-            let c = bytes[start - 1];
-            let next_is_digit = bytes.get(start).is_some_and(u8::is_ascii_digit);
-            let prev_is_digit = start >= 2 && bytes[start - 2].is_ascii_digit();
-            if c.is_ascii_digit()
-                || ((c == b',' || c == b'.' || c == b'/') && next_is_digit && prev_is_digit)
-            {
-                start -= 1;
-            } else {
-                break;
-            }
-        }
-        if start > 0 && bytes[start - 1] == b'-' {
+    work::add(bytes.len());
+    let i = bytes.iter().rposition(u8::is_ascii_digit)?;
+    let end = i + 1;
+    let mut start = i;
+    while start > 0 {
+        let c = bytes[start - 1];
+        let next_is_digit = bytes.get(start).is_some_and(u8::is_ascii_digit);
+        let prev_is_digit = start >= 2 && bytes[start - 2].is_ascii_digit();
+        if c.is_ascii_digit()
+            || ((c == b',' || c == b'.' || c == b'/') && next_is_digit && prev_is_digit)
+        {
             start -= 1;
+        } else {
+            break;
         }
-        return Some(&text[start..end]);
     }
-    None
+    if start > 0 && bytes[start - 1] == b'-' {
+        start -= 1;
+    }
+    Some(&text[start..end])
 }
 
 /// An extracted answer and where it came from.
@@ -329,11 +328,12 @@ pub struct Extracted {
     pub source: Source,
 }
 
-/// Extract the final answer of a model response. `last_number_fallback` enables the last rule,
+/// Extract the final answer of a response. `last_number_fallback` enables the last rule,
 /// which is right for GSM8K-style numeric golds and wrong for LaTeX ones.
 pub fn extract_response(text: &str, last_number_fallback: bool) -> Option<Extracted> {
     // A reasoning model's final answer follows its `</think>`; what it boxed while thinking
     // counts only when nothing follows.
+    work::add(text.len());
     if let Some(pos) = text.rfind("</think>") {
         let after = &text[pos + "</think>".len()..];
         if let Some(found) = extract_from(after, last_number_fallback) {
@@ -345,6 +345,7 @@ pub fn extract_response(text: &str, last_number_fallback: bool) -> Option<Extrac
 
 /// `<answer>...</answer>` (R1-style output): the content of the last such block.
 fn answer_tag(text: &str) -> Option<&str> {
+    work::add(text.len());
     let start = text.rfind("<answer>")? + "<answer>".len();
     let end = text[start..]
         .find("</answer>")
@@ -358,7 +359,7 @@ fn extract_from(text: &str, last_number_fallback: bool) -> Option<Extracted> {
         if let Some(found) = extract_plain(inner, last_number_fallback) {
             return Some(found);
         }
-        let t = first_math_segment(inner).unwrap_or(inner);
+        let t = segments::first_nonempty(inner).unwrap_or(inner);
         return Some(Extracted {
             text: t.trim().to_string(),
             source: Source::Phrase,
@@ -374,23 +375,28 @@ fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
             source,
         })
     };
-    if let Some(b) = last_boxed(text) {
-        return found(b, Source::Boxed);
+    if let Some(b) = final_boxed(text) {
+        return found(&b, Source::Boxed);
     }
     if let Some(h) = after_hashes(text) {
         return found(h, Source::Hash);
     }
-    if let Some(p) = after_phrase(text) {
+    let segs = segments::segments(text);
+    if let Some(p) = after_phrase(text, &segs) {
         return found(&p, Source::Phrase);
     }
     if is_bare_expression(text) {
         let t = text.trim();
-        let t = first_math_segment(t)
+        let t = segments::first_nonempty(t)
             .filter(|s| s.len() + 4 >= t.len())
             .unwrap_or(t);
         return found(t, Source::Whole);
     }
-    if let Some(d) = last_math_segment(text) {
+    let from = tail_window_start(text, &segs);
+    if let Some(v) = statement::conclusion_value(text, from, text.len(), &segs) {
+        return found(&v, Source::Statement);
+    }
+    if let Some(d) = segments::last_nonempty(text, &segs) {
         return found(d, Source::Dollar);
     }
     if last_number_fallback {
@@ -401,11 +407,36 @@ fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
     None
 }
 
-/// Extract the answer from a gold field as data sets store it: a MATH solution (last
-/// `\boxed{}`), a GSM8K solution (`#### 72`), or a bare answer (optionally in `$...$`).
+/// Prose outside math: at least one English word (three or more letters) not inside a math
+/// segment, a LaTeX command or `\text{}`, other than "and".
+fn has_prose(text: &str, segs: &[Segment]) -> bool {
+    work::add(text.len() + segs.len());
+    let mut from = 0;
+    for s in segs
+        .iter()
+        .map(|s| (s.start, s.end))
+        .chain([(text.len(), text.len())])
+    {
+        let piece = &text[from..s.0];
+        if piece.split_whitespace().any(|w| {
+            let w = w.trim_matches(|c: char| c.is_ascii_punctuation());
+            w.len() >= 3
+                && w.bytes().all(|c| c.is_ascii_alphabetic())
+                && !w.eq_ignore_ascii_case("and")
+        }) {
+            return true;
+        }
+        from = s.1;
+    }
+    false
+}
+
+/// Extract the answer from a gold field as data sets store it: a MATH solution (its final
+/// boxes), a GSM8K solution (`#### 72`), a bare answer (optionally in `$...$`), or a sentence
+/// that states the answer ("The answer is 5.", "The matrix is $\begin{pmatrix}...$.").
 pub fn extract_gold(text: &str) -> Option<String> {
-    if let Some(b) = last_boxed(text) {
-        return Some(b.trim().to_string());
+    if let Some(b) = final_boxed(text) {
+        return Some(b);
     }
     if let Some(h) = after_hashes(text) {
         return Some(h.to_string());
@@ -414,24 +445,25 @@ pub fn extract_gold(text: &str) -> Option<String> {
     if t.is_empty() {
         return None;
     }
-    if let Some(seg) = first_math_segment(t) {
-        if seg.len() + 4 >= t.len() {
-            return Some(seg.to_string());
+    let segs = segments::segments(t);
+    if let Some(seg) = segs.first() {
+        if segs.len() == 1 && seg.body(t).len() + 4 >= t.len() {
+            return Some(seg.body(t).to_string());
         }
     }
     // A gold written as prose ("The answer is 5.", "5 apples"): read the answer out of it.
-    if let Some(p) = after_phrase(t) {
+    if let Some(p) = after_phrase(t, &segs) {
         return Some(p);
     }
-    let prose = !t.contains('\\')
-        && t.split_whitespace().any(|w| {
-            w.len() >= 3
-                && w.bytes().all(|c| c.is_ascii_alphabetic())
-                && !matches!(w.to_ascii_lowercase().as_str(), "and")
-        });
-    if prose {
-        if let Some(n) = last_number(t) {
-            return Some(n.to_string());
+    if has_prose(t, &segs) {
+        let from = tail_window_start(t, &segs);
+        if let Some(v) = statement::conclusion_value(t, from, t.len(), &segs) {
+            return Some(v);
+        }
+        if !t.contains('\\') && segs.is_empty() {
+            if let Some(n) = last_number(t) {
+                return Some(n.to_string());
+            }
         }
     }
     Some(t.to_string())
@@ -463,7 +495,7 @@ mod tests {
             ("blah #### 1,234\n", Some(("1,234", Source::Hash))),
             (
                 "So the answer is 18 dollars. Done",
-                Some(("18 dollars", Source::Phrase)),
+                Some(("18", Source::Phrase)),
             ),
             (
                 "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.",
@@ -490,7 +522,7 @@ mod tests {
             ),
             (
                 "<answer>The result is $x^2$</answer>",
-                Some(("x^2", Source::Dollar)),
+                Some(("x^2", Source::Statement)),
             ),
             (
                 "she pays 3 dollars and then 4.5 more dollars",

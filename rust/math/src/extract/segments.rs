@@ -1,0 +1,181 @@
+//! Math segments of a text — `$...$`, `$$...$$`, `\(...\)`, `\[...\]`, and matrix environments
+//! written without delimiters — found in one left-to-right pass.
+
+/// One segment: `start..end` with its delimiters, `body` its trimmed content. For a bare matrix
+/// environment the body is the whole `\begin{..}...\end{..}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub start: usize,
+    pub end: usize,
+    pub body: (usize, usize),
+}
+
+impl Segment {
+    pub fn body<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.body.0..self.body.1]
+    }
+}
+
+/// Environments that are an answer on their own when they appear outside math delimiters.
+const MATRIX_ENVS: [&str; 8] = [
+    "pmatrix",
+    "bmatrix",
+    "Bmatrix",
+    "vmatrix",
+    "Vmatrix",
+    "smallmatrix",
+    "matrix",
+    "array",
+];
+
+/// Opening delimiters and their closers, longest first so `$$` is not read as an empty `$ $`.
+const DELIMS: [(&[u8], &[u8]); 4] = [
+    (b"$$", b"$$"),
+    (b"\\[", b"\\]"),
+    (b"\\(", b"\\)"),
+    (b"$", b"$"),
+];
+
+/// Position of `close` in `b` at or after `from`, outside escapes (`\$` is a dollar sign,
+/// `\\` a line break).
+fn find_closer(b: &[u8], from: usize, close: &[u8]) -> Option<usize> {
+    let mut i = from;
+    while i < b.len() {
+        if b[i..].starts_with(close) {
+            super::work::add(i - from);
+            return Some(i);
+        }
+        i += if b[i] == b'\\' { 2 } else { 1 };
+    }
+    super::work::add(b.len() - from);
+    None
+}
+
+fn trimmed(text: &str, from: usize, to: usize) -> (usize, usize) {
+    let s = &text[from..to];
+    let start = from + (s.len() - s.trim_start().len());
+    let end = to - (s.len() - s.trim_end().len());
+    (start, end.max(start))
+}
+
+/// All segments in order. Linear: a search for a closer either succeeds (and the scan resumes
+/// after it) or fails once, after which that delimiter is known never to close again.
+pub(crate) fn segments(text: &str) -> Vec<Segment> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut unclosed = [false; DELIMS.len()];
+    let mut env_unclosed = [false; MATRIX_ENVS.len()];
+    let mut i = 0;
+    super::work::add(b.len());
+    while i < b.len() {
+        let c = b[i];
+        if c != b'$' && c != b'\\' {
+            i += 1;
+            continue;
+        }
+        if c == b'\\' {
+            if let Some((k, env)) = MATRIX_ENVS
+                .iter()
+                .enumerate()
+                .find(|(_, e)| starts_env(&b[i..], e))
+            {
+                if !env_unclosed[k] {
+                    let end_tag = format!("\\end{{{env}}}");
+                    let from = i + "\\begin{}".len() + env.len();
+                    match find_closer(b, from, end_tag.as_bytes()) {
+                        Some(e) => {
+                            let end = e + end_tag.len();
+                            out.push(Segment {
+                                start: i,
+                                end,
+                                body: (i, end),
+                            });
+                            i = end;
+                            continue;
+                        }
+                        None => env_unclosed[k] = true,
+                    }
+                }
+            }
+        }
+        let Some((k, (open, close))) = DELIMS
+            .iter()
+            .enumerate()
+            .find(|(_, (o, _))| b[i..].starts_with(o))
+        else {
+            // Another escape (`\$`, `\\`, `\{`): skip both characters.
+            i += 2;
+            continue;
+        };
+        if unclosed[k] {
+            i += open.len();
+            continue;
+        }
+        match find_closer(b, i + open.len(), close) {
+            Some(e) => {
+                out.push(Segment {
+                    start: i,
+                    end: e + close.len(),
+                    body: trimmed(text, i + open.len(), e),
+                });
+                i = e + close.len();
+            }
+            None => {
+                unclosed[k] = true;
+                i += open.len();
+            }
+        }
+    }
+    out
+}
+
+fn starts_env(b: &[u8], env: &str) -> bool {
+    b.starts_with(b"\\begin{")
+        && b[7..].starts_with(env.as_bytes())
+        && b.get(7 + env.len()) == Some(&b'}')
+}
+
+/// The last non-empty segment.
+pub(crate) fn last_nonempty<'a>(text: &'a str, segs: &[Segment]) -> Option<&'a str> {
+    segs.iter()
+        .rev()
+        .map(|s| s.body(text))
+        .find(|s| !s.is_empty())
+}
+
+/// The first non-empty segment of `text`.
+pub(crate) fn first_nonempty(text: &str) -> Option<&str> {
+    segments(text)
+        .iter()
+        .map(|s| s.body(text))
+        .find(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies(t: &str) -> Vec<&str> {
+        segments(t).iter().map(|s| s.body(t)).collect()
+    }
+
+    #[test]
+    fn delimiters_and_environments() {
+        assert_eq!(
+            bodies("a $x$ b $$y$$ \\(z\\) \\[w\\]"),
+            vec!["x", "y", "z", "w"]
+        );
+        assert_eq!(bodies("costs \\$5 and $x$"), vec!["x"]);
+        assert_eq!(
+            bodies("so \\begin{pmatrix}1\\\\2\\end{pmatrix}."),
+            vec!["\\begin{pmatrix}1\\\\2\\end{pmatrix}"]
+        );
+        assert_eq!(
+            bodies("$A = \\begin{pmatrix}1\\end{pmatrix}$"),
+            vec!["A = \\begin{pmatrix}1\\end{pmatrix}"]
+        );
+        // An unclosed `\(` does not hide the segments after it.
+        assert_eq!(bodies("\\( x and $5$"), vec!["5"]);
+        assert_eq!(bodies("1 \\\\(2) $3$"), vec!["3"]);
+    }
+}

@@ -1,0 +1,585 @@
+//! The value a sentence states: "The largest $n$ is 34." states 34, "The probability is
+//! therefore 2/3." states 2/3, "So she has 12 apples." states 12.
+//!
+//! A sentence is cut into tokens (math segments, words, punctuation); tokens that carry a value
+//! (a math segment, anything with a digit or a LaTeX command) and the operators, variables and
+//! connectors between them form *runs*. The stated value is the run right after the last copula
+//! ("is", "are", "equals", ...) that is followed by one; a variable named before the
+//! copula (`$n$` above) is the subject, not the answer. Everything here is linear in the
+//! window it is given, and windows are capped by the caller.
+
+use super::segments::Segment;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A math segment, or a word with a digit or a LaTeX command: `34`, `2/3`, `\frac{1}{2}`.
+    Value,
+    /// A single letter (`x`, `n`): part of a run only next to an operator (`x = 5`).
+    Var,
+    /// `=`, `+`, `-`, `<`, ...
+    Op,
+    /// "or", "and", a comma.
+    Conn,
+    /// "percent", "pct": belongs to the value before it.
+    Unit,
+    /// "is", "are", "equals", ...
+    Copula,
+    /// Words that may stand between a copula and its value ("therefore", "approximately").
+    Filler,
+    Word,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Token {
+    start: usize,
+    end: usize,
+    kind: Kind,
+    /// For a math segment: its trimmed content.
+    body: Option<(usize, usize)>,
+}
+
+/// How the caller found the sentence, which decides how much of it to trust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Right after "the answer is" / "final answer is": the value comes first.
+    AfterIs,
+    /// Right after "Answer:" / "Final Answer:": a statement or a bare value.
+    AfterColon,
+    /// A conclusion with no answer marker: only a copula makes it a statement of the answer.
+    Conclusion,
+}
+
+/// Verbs that state a value. Not "get"/"gives": "we get $x=2$ and then compute $y=7$" states
+/// nothing final.
+const COPULAS: [&str; 9] = [
+    "is", "are", "was", "were", "be", "equals", "equal", "becomes", "remains",
+];
+
+const FILLERS: [&str; 22] = [
+    "therefore",
+    "thus",
+    "hence",
+    "then",
+    "so",
+    "approximately",
+    "about",
+    "around",
+    "roughly",
+    "exactly",
+    "just",
+    "simply",
+    "indeed",
+    "to",
+    "given",
+    "by",
+    "only",
+    "now",
+    "clearly",
+    "precisely",
+    "finally",
+    "actually",
+];
+
+/// Letters of an ordinal suffix: "2nd" and "3rd" are words, not values.
+const ORDINALS: [&str; 4] = ["st", "nd", "rd", "th"];
+
+fn classify(text: &str, t: &Token) -> Kind {
+    if t.body.is_some() {
+        return Kind::Value;
+    }
+    let w = &text[t.start..t.end];
+    let lower = w.to_ascii_lowercase();
+    let l = lower.as_str();
+    if matches!(l, "or" | "and" | ",") {
+        return Kind::Conn;
+    }
+    if matches!(l, "percent" | "pct" | "percentage" | "%") {
+        return Kind::Unit;
+    }
+    if COPULAS.contains(&l) {
+        return Kind::Copula;
+    }
+    if FILLERS.contains(&l) || l == ":" {
+        return Kind::Filler;
+    }
+    let bytes = w.as_bytes();
+    if bytes.iter().any(u8::is_ascii_digit) {
+        let digits = bytes.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 0 && ORDINALS.contains(&&l[digits..]) {
+            return Kind::Word;
+        }
+        // A parenthetical aside with words in it is prose, not a value.
+        if (w.starts_with('(') || w.starts_with('[')) && has_prose_word(w) {
+            return Kind::Word;
+        }
+        return Kind::Value;
+    }
+    if w.contains('\\') {
+        // `\text{cm}` alone is a unit word; `\pi`, `\frac{a}{b}`, `\infty` are values.
+        let unwrapped = w
+            .strip_prefix("\\text{")
+            .or_else(|| w.strip_prefix("\\mbox{"))
+            .and_then(|x| x.strip_suffix('}'));
+        return match unwrapped {
+            Some(inner)
+                if inner
+                    .trim()
+                    .bytes()
+                    .all(|c| c.is_ascii_alphabetic() || c == b' ') =>
+            {
+                Kind::Word
+            }
+            _ => Kind::Value,
+        };
+    }
+    if bytes.iter().all(|c| b"=+-<>*/^|".contains(c)) || matches!(w, "−" | "×" | "≤" | "≥" | "≠")
+    {
+        return Kind::Op;
+    }
+    let letters = bytes.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    if letters == 1
+        && bytes
+            .iter()
+            .all(|c| c.is_ascii_alphabetic() || b"()'_".contains(c))
+    {
+        return Kind::Var;
+    }
+    // `f(x)`, `x^2`, `a+b`: letters with operators are math written without delimiters.
+    if letters <= 3 && bytes.iter().any(|c| b"=+^_()<>/".contains(c)) && !has_prose_word(w) {
+        return Kind::Value;
+    }
+    Kind::Word
+}
+
+/// A run of three or more letters not introduced by a backslash: an English word.
+fn has_prose_word(w: &str) -> bool {
+    let b = w.as_bytes();
+    let mut run = 0;
+    let mut in_cmd = false;
+    for &c in b {
+        if c.is_ascii_alphabetic() {
+            if !in_cmd {
+                run += 1;
+                if run >= 3 {
+                    return true;
+                }
+            }
+        } else {
+            in_cmd = c == b'\\';
+            run = 0;
+        }
+    }
+    false
+}
+
+/// Brackets of the window matched in one pass: `close_of[i]` is the position of the bracket
+/// closing the one at `i` (relative to the window), when there is one.
+fn match_brackets(b: &[u8]) -> Vec<Option<u32>> {
+    super::work::add(b.len());
+    let mut close_of = vec![None; b.len()];
+    let mut stack: Vec<(u8, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            c @ (b'(' | b'[' | b'{') => stack.push((c, i)),
+            c @ (b')' | b']' | b'}') => {
+                // `[1, 2)` is an interval: any closer matches any opener, except braces, which
+                // only match braces.
+                if let Some(&(o, at)) = stack.last() {
+                    if (o == b'{') == (c == b'}') {
+                        stack.pop();
+                        close_of[at] = Some(i as u32);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    close_of
+}
+
+/// Cut `text[from..to]` into sentences of tokens. `segs` are the math segments of the whole
+/// text (sorted); a segment is one token.
+fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<Token>> {
+    let b = text.as_bytes();
+    super::work::add(to - from);
+    let close_of = match_brackets(&b[from..to]);
+    let mut seg_i = segs.partition_point(|s| s.start < from);
+    let mut out: Vec<Vec<Token>> = Vec::new();
+    let mut cur: Vec<Token> = Vec::new();
+    let mut i = from;
+    let end_sentence = |cur: &mut Vec<Token>, out: &mut Vec<Vec<Token>>| {
+        if !cur.is_empty() {
+            out.push(std::mem::take(cur));
+        }
+    };
+    while i < to {
+        while seg_i < segs.len() && segs[seg_i].start < i {
+            seg_i += 1;
+        }
+        if let Some(s) = segs.get(seg_i).filter(|s| s.start == i && s.end <= to) {
+            cur.push(Token {
+                start: s.start,
+                end: s.end,
+                kind: Kind::Value,
+                body: Some(s.body),
+            });
+            i = s.end;
+            continue;
+        }
+        let c = b[i];
+        if c == b'\n' {
+            end_sentence(&mut cur, &mut out);
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_whitespace() || c == b'*' || c == b'"' {
+            i += 1;
+            continue;
+        }
+        if matches!(c, b'.' | b'!' | b'?') && ends_here(b, i, to) {
+            end_sentence(&mut cur, &mut out);
+            i += 1;
+            continue;
+        }
+        if matches!(c, b',' | b';' | b':') {
+            let kind = if c == b',' { Kind::Conn } else { Kind::Filler };
+            // A semicolon separates clauses: treat it like a sentence end.
+            if c == b';' {
+                end_sentence(&mut cur, &mut out);
+            } else {
+                cur.push(Token {
+                    start: i,
+                    end: i + 1,
+                    kind,
+                    body: None,
+                });
+            }
+            i += 1;
+            continue;
+        }
+        // A word: up to whitespace or sentence punctuation, with bracket groups kept whole
+        // (`(3, 2)`, `\text{ cm}`, `[-2, 7]`).
+        let start = i;
+        let mut j = i;
+        while j < to {
+            let d = b[j];
+            if seg_i < segs.len() && segs[seg_i].start == j {
+                break;
+            }
+            if d == b'\\' {
+                j += 2;
+                continue;
+            }
+            if matches!(d, b'(' | b'[' | b'{') {
+                if let Some(e) = close_of[j - from] {
+                    j = from + e as usize + 1;
+                    continue;
+                }
+            }
+            if d.is_ascii_whitespace() || d == b'*' || d == b'"' {
+                break;
+            }
+            if matches!(d, b'.' | b'!' | b'?') && ends_here(b, j, to) {
+                break;
+            }
+            // A comma or colon inside a number (`1,000`, `3:4`) stays; otherwise it ends the word.
+            if matches!(d, b',' | b';' | b':')
+                && !(j > start
+                    && b[j - 1].is_ascii_digit()
+                    && b.get(j + 1).is_some_and(u8::is_ascii_digit))
+            {
+                break;
+            }
+            j += 1;
+        }
+        let mut end = j.min(to);
+        while end > start && !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end <= start {
+            // Never stall on a byte that is not a word (a lone non-ASCII continuation).
+            i = next_boundary(text, i + 1);
+            continue;
+        }
+        let mut t = Token {
+            start,
+            end,
+            kind: Kind::Word,
+            body: None,
+        };
+        t.kind = classify(text, &t);
+        cur.push(t);
+        i = end;
+    }
+    end_sentence(&mut cur, &mut out);
+    out
+}
+
+fn next_boundary(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// A `.`, `!` or `?` at `i` ends a sentence when followed by whitespace, a closing quote or
+/// markdown, or the end (not a decimal point, not `5!` inside an expression).
+fn ends_here(b: &[u8], i: usize, to: usize) -> bool {
+    let mut k = i + 1;
+    while k < to && matches!(b[k], b'*' | b'"' | b')' | b'\'') {
+        k += 1;
+    }
+    k >= to || b[k].is_ascii_whitespace()
+}
+
+/// A run of tokens `[a, b)` that states a value.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    a: usize,
+    b: usize,
+}
+
+/// The runs of one sentence. Runs are maximal stretches of Value/Var/Op/Conn/Unit tokens with
+/// at least one Value; connectors and operators at their ends are dropped. A run that ends in
+/// "or"/"and" followed, within two words, by another value is a hedge ("4 or maybe 5") and
+/// becomes one run, so that it reads as several candidates.
+fn runs(toks: &[Token]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let k = toks[i].kind;
+        if !matches!(k, Kind::Value | Kind::Var | Kind::Op) {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < toks.len()
+            && matches!(
+                toks[j].kind,
+                Kind::Value | Kind::Var | Kind::Op | Kind::Conn | Kind::Unit
+            )
+        {
+            j += 1;
+        }
+        let raw_end = j;
+        let (mut a, mut b) = (i, j);
+        while b > a && matches!(toks[b - 1].kind, Kind::Conn | Kind::Op) {
+            b -= 1;
+        }
+        // A variable at either end is a subject or an article, not part of the value.
+        while b > a && toks[b - 1].kind == Kind::Var {
+            b -= 1;
+        }
+        while a < b
+            && (toks[a].kind == Kind::Var && toks.get(a + 1).is_none_or(|t| t.kind != Kind::Op))
+        {
+            a += 1;
+        }
+        while a < b && toks[a].kind == Kind::Conn {
+            a += 1;
+        }
+        if toks[a..b].iter().any(|t| t.kind == Kind::Value) {
+            let hedged = raw_end > b
+                && toks[b..raw_end]
+                    .iter()
+                    .any(|t| t.kind == Kind::Conn && t.end - t.start > 1);
+            out.push(Run { a, b });
+            if hedged {
+                // Look ahead: a value within two words after the connector joins this run.
+                let mut k = raw_end;
+                let mut words = 0;
+                while k < toks.len() && toks[k].kind == Kind::Word && words < 2 {
+                    k += 1;
+                    words += 1;
+                }
+                if words > 0 && k < toks.len() && toks[k].kind == Kind::Value {
+                    let mut e = k;
+                    while e < toks.len()
+                        && matches!(toks[e].kind, Kind::Value | Kind::Var | Kind::Op)
+                    {
+                        e += 1;
+                    }
+                    if let Some(last) = out.last_mut() {
+                        last.b = e;
+                    }
+                    i = e;
+                    continue;
+                }
+            }
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// The text of a run: math segments by their content, other tokens as written.
+fn run_text(text: &str, toks: &[Token], r: Run) -> String {
+    let toks = &toks[r.a..r.b];
+    if let [t] = toks {
+        if let Some((s, e)) = t.body {
+            return text[s..e].to_string();
+        }
+    }
+    let mut out = String::new();
+    for t in toks {
+        let piece = match t.body {
+            Some((s, e)) => &text[s..e],
+            None => &text[t.start..t.end],
+        };
+        if !out.is_empty() && piece != "," {
+            out.push(' ');
+        }
+        out.push_str(piece);
+    }
+    out
+}
+
+/// The value stated by one sentence, per `mode`.
+fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
+    let rs = runs(toks);
+    super::work::add(toks.len() + rs.len());
+    if rs.is_empty() {
+        return None;
+    }
+    // The run that starts at each token, if any.
+    let mut run_at: Vec<Option<Run>> = vec![None; toks.len() + 1];
+    for &r in &rs {
+        run_at[r.a] = Some(r);
+    }
+    let first_content = toks.iter().position(|t| t.kind != Kind::Filler)?;
+    let leading = run_at[first_content];
+    if mode == Mode::AfterIs {
+        if let Some(r) = leading {
+            return Some(run_text(text, toks, r));
+        }
+    }
+    // The last copula directly followed (past fillers) by a run.
+    let mut next_content = toks.len();
+    for ci in (0..toks.len()).rev() {
+        if toks[ci].kind == Kind::Copula {
+            if let Some(r) = run_at[next_content] {
+                return Some(run_text(text, toks, r));
+            }
+        }
+        if !matches!(toks[ci].kind, Kind::Filler | Kind::Copula) {
+            next_content = ci;
+        }
+    }
+    match mode {
+        Mode::Conclusion => None,
+        // "Final Answer: 5", "Answer: Jane started 3 hours ago."
+        Mode::AfterIs | Mode::AfterColon => {
+            let r = leading.or_else(|| rs.last().copied())?;
+            Some(run_text(text, toks, r))
+        }
+    }
+}
+
+/// The value stated by the first sentence of `text[from..to]` (a phrase's tail).
+pub(crate) fn first_sentence_value(
+    text: &str,
+    from: usize,
+    to: usize,
+    segs: &[Segment],
+    mode: Mode,
+) -> Option<String> {
+    let sents = sentences(text, from, to, segs);
+    let first = sents.first()?;
+    stated(text, first, mode)
+}
+
+/// True when the first sentence of `text[from..to]` opens with a multiple-choice letter
+/// (`(B)`, `B`, `B)`), which the caller reads as written.
+pub(crate) fn opens_with_choice(text: &str, from: usize, to: usize, segs: &[Segment]) -> bool {
+    let sents = sentences(text, from, to, segs);
+    let Some(t) = sents
+        .first()
+        .and_then(|s| s.iter().find(|t| t.kind != Kind::Filler))
+    else {
+        return false;
+    };
+    let w = text[t.start..t.end].trim_matches(|c| c == '(' || c == ')');
+    t.body.is_none() && w.len() == 1 && w.bytes().all(|c| (b'A'..=b'E').contains(&c))
+}
+
+/// The value stated by the last sentence of `text[from..to]` that mentions any value, when it
+/// states one with a copula.
+pub(crate) fn conclusion_value(
+    text: &str,
+    from: usize,
+    to: usize,
+    segs: &[Segment],
+) -> Option<String> {
+    let sents = sentences(text, from, to, segs);
+    let last = sents
+        .iter()
+        .rev()
+        .find(|s| s.iter().any(|t| t.kind == Kind::Value))?;
+    stated(text, last, Mode::Conclusion)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::segments::segments;
+    use super::*;
+
+    fn conclusion(t: &str) -> Option<String> {
+        conclusion_value(t, 0, t.len(), &segments(t))
+    }
+
+    fn tail(t: &str, mode: Mode) -> Option<String> {
+        first_sentence_value(t, 0, t.len(), &segments(t), mode)
+    }
+
+    #[test]
+    fn conclusions() {
+        let cases = [
+            ("The largest $n$ is 34.", Some("34")),
+            ("The probability is therefore 2/3.", Some("2/3")),
+            ("So the total is 12 apples. I hope it helps!", Some("12")),
+            ("Thus $x$ is equal to $\\frac{1}{2}$.", Some("\\frac{1}{2}")),
+            ("We get $x=2$ and then compute $y = 7$ finally", None),
+            ("It is 4 or maybe 5, I'm not sure.", Some("4 or maybe 5")),
+            ("The 2nd root is 5.", Some("5")),
+            (
+                "The solutions are x = 1 or x = -2.",
+                Some("x = 1 or x = -2"),
+            ),
+            ("The answer is 12.5 percent.", Some("12.5 percent")),
+            ("The point is (3, 2).", Some("(3, 2)")),
+            ("The interval is [-2, 7).", Some("[-2, 7)")),
+            (
+                "Hence the matrix is \\begin{pmatrix}1\\\\2\\end{pmatrix}.",
+                Some("\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+            ),
+            ("She has 72 apples.", None),
+        ];
+        for (t, want) in cases {
+            assert_eq!(conclusion(t).as_deref(), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn tails() {
+        assert_eq!(
+            tail("The largest $n$ is 34.", Mode::AfterColon).as_deref(),
+            Some("34")
+        );
+        assert_eq!(
+            tail("Jane started growing Sphere 3 hours ago.", Mode::AfterColon).as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            tail("$5$ since $x$ is 5", Mode::AfterIs).as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            tail("18 dollars. Done", Mode::AfterIs).as_deref(),
+            Some("18")
+        );
+        assert_eq!(tail("five.", Mode::AfterIs), None);
+    }
+}
