@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grpo_fast.errors import ConfigError, DataError, GrpoError
 from grpo_fast.verifiers import FactualVerifier, VerifyItem, build_verifier, get_verifier
@@ -53,6 +55,71 @@ NORMALISATION = [
 )
 def test_normalisation(a, b, equal):
     assert (normalize_answer(a) == normalize_answer(b)) is equal
+
+
+WORDS = st.sampled_from(
+    [
+        "one",
+        "twenty",
+        "first",
+        "hundred",
+        "and",
+        "a",
+        "an",
+        "the",
+        "million",
+        "1,000",
+        "3.50",
+        "-",
+        "U.S.",
+        "José",
+        "007",
+        "$",
+        "\\text{x}",
+        "twenty-one",
+        ".",
+        "0",
+        "-0",
+        "0.0",
+        ",",
+        "1st",
+        "ninetieth",
+        "thousand",
+        "'",
+        "−",
+        "²",
+        "½",
+        "5",
+        "2.5",
+        "Paris",
+        "of",
+    ]
+)
+PHRASES = st.lists(WORDS, max_size=8).map(" ".join) | st.text(max_size=30)
+
+
+@settings(max_examples=2000, derandomize=True, deadline=None)
+@given(PHRASES)
+def test_normalisation_is_idempotent_on_any_text(text):
+    once = normalize_answer(text)
+    assert normalize_answer(once) == once
+    extract_answer(text)  # never raises
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(
+    st.lists(WORDS, min_size=1, max_size=5).map(" ".join),
+    st.lists(WORDS, min_size=1, max_size=5).map(" ".join),
+)
+def test_exact_match_is_symmetric(a, b):
+    """Gold and answer swapped give the same verdict (boxed, so extraction takes them whole)."""
+    v = FactualVerifier()
+    ab = v.verify_batch(items(f"\\boxed{{{b}}}", answer=a))[0]
+    ba = v.verify_batch(items(f"\\boxed{{{a}}}", answer=b))[0]
+    if ab.score is not None and ba.score is not None:  # both golds have words
+        assert ab.correct == ba.correct
+    else:
+        assert {ab.reason, ba.reason} & {"no_gold"}
 
 
 def test_normalisation_is_idempotent():

@@ -199,15 +199,20 @@ def normalize_tokens(text: str, drop_articles: bool = True) -> list[str]:
         else:
             chars.append(" ")
     tokens = "".join(chars).split()
-    tokens = _number_words(tokens)
+    if drop_articles:
+        # Before number words, so that a normalised answer normalises to itself ("one the million");
+        # `a` before a scale word is a number (`a million`).
+        tokens = [
+            t
+            for k, t in enumerate(tokens)
+            if t not in _ARTICLES or (t != "the" and k + 1 < len(tokens) and tokens[k + 1] in _SCALES)
+        ]
     norm = []
-    for tok in tokens:
+    for tok in _number_words(tokens):
         if _NUMBER.fullmatch(tok):
             tok = _canonical_number(tok)
         elif m := _ORDINAL_DIGITS.fullmatch(tok):
             tok = _ordinal(int(m.group(1)))
-        if drop_articles and tok in _ARTICLES:
-            continue
         norm.append(tok)
     return norm
 
@@ -627,14 +632,21 @@ class FactualVerifier(Verifier):
             if missing in ("no_gold", "not_in_kb"):
                 return Verdict(None, None, missing)
             return Verdict(None, None, "error", None, {"message": missing})
+        # A gold of punctuation alone would equal any answer that normalises to nothing.
+        gold_tokens = [(g, t) for g in golds if (t := _gold_tokens(g))]
+        if not gold_tokens:
+            return Verdict(
+                None, None, "no_gold", None, {"message": f"gold {golds[0]!r} has no words or numbers"}
+            )
         found = extract_answer(item.response)
         if found is None:
             return Verdict(0.0, False, "no_answer")
-        best, best_gold = 0.0, golds[0]
+        best, best_gold = 0.0, gold_tokens[0][0]
         for cand in found.candidates:
             toks = normalize_tokens(cand)
-            for gold in golds:
-                gt = _gold_tokens(gold)
+            if not toks:
+                continue
+            for gold, gt in gold_tokens:
                 s = float(toks == gt) if self.metric == "exact" else token_f1(toks, gt)
                 if s > best:
                     best, best_gold = s, gold
