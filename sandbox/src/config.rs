@@ -75,8 +75,25 @@ pub struct ServerConfig {
     pub allow_unauthenticated_tcp: bool,
     /// Largest accepted request body.
     pub max_request_bytes: usize,
-    /// Open connections served at once; more are answered 503 and closed.
+    /// Open connections at once (both listeners). At the limit a new connection closes one that
+    /// has not made an authorized request yet, else the longest idle keep-alive one; only when
+    /// all are mid-request is it answered 503 and closed (`connections.rs`).
     pub max_connections: usize,
+    /// Connections one TCP peer address may hold; more are answered 503 and closed.
+    pub max_connections_per_peer: usize,
+    /// Connections that have not made an authorized request yet (no token checked, no complete
+    /// head on the Unix socket); beyond this the oldest of the peer holding most is closed.
+    pub max_pending_connections: usize,
+    /// Seconds a request head may take from its first byte (a new connection's first one from
+    /// the connect, TLS handshake included): a client trickling header lines is cut off here.
+    pub header_timeout_s: f64,
+    /// Seconds a request's head and body together may take, and writing its answer.
+    pub request_timeout_s: f64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    pub idle_timeout_s: f64,
+    /// Program output (stdout, stderr, fetched files, over every item and test) one answer may
+    /// carry; beyond it the largest outputs are cut to a common length and marked `truncated`.
+    pub max_response_output_bytes: usize,
     /// Requests waiting for a free slot; beyond this the daemon answers 503 "busy".
     pub max_queue: usize,
     /// Programs in one /batch request.
@@ -175,6 +192,12 @@ impl Default for ServerConfig {
             allow_unauthenticated_tcp: false,
             max_request_bytes: 64 << 20,
             max_connections: 512,
+            max_connections_per_peer: 256,
+            max_pending_connections: 64,
+            header_timeout_s: 10.0,
+            request_timeout_s: 120.0,
+            idle_timeout_s: 300.0,
+            max_response_output_bytes: 64 << 20,
             max_queue: 1024,
             max_batch: 4096,
             shutdown_grace_s: 10,
@@ -299,6 +322,25 @@ impl Config {
                 return Err(format!(
                     "{name}: compile_timeout_ms > 0, compile_memory_mb >= 64"
                 ));
+            }
+        }
+        let s = &self.server;
+        if s.max_connections == 0
+            || s.max_connections_per_peer == 0
+            || s.max_pending_connections == 0
+        {
+            return Err(
+                "server: max_connections, max_connections_per_peer and max_pending_connections must be >= 1"
+                    .into(),
+            );
+        }
+        for (key, v) in [
+            ("header_timeout_s", s.header_timeout_s),
+            ("request_timeout_s", s.request_timeout_s),
+            ("idle_timeout_s", s.idle_timeout_s),
+        ] {
+            if !(v > 0.0 && v <= 86_400.0) {
+                return Err(format!("server.{key} must be in (0, 86400] seconds"));
             }
         }
         if !matches!(self.isolation.cgroup.as_str(), "auto" | "off") {

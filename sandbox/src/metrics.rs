@@ -57,6 +57,7 @@ pub struct Metrics {
     tests_requests: [AtomicU64; TESTS_STATUSES.len()],
     tests_passed: AtomicU64,
     tests_failed: AtomicU64,
+    output_truncated: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -70,6 +71,7 @@ impl Default for Metrics {
             tests_requests: counters(),
             tests_passed: AtomicU64::new(0),
             tests_failed: AtomicU64::new(0),
+            output_truncated: AtomicU64::new(0),
         }
     }
 }
@@ -85,6 +87,9 @@ pub struct Gauges<'a> {
     pub slot_restarts: u64,
     pub uptime_s: f64,
     pub build_cache: crate::build_cache::CacheStats,
+    /// Connections open now, and those the daemon closed or refused itself, by reason.
+    pub connections_open: usize,
+    pub connections_closed: Vec<(&'static str, u64)>,
 }
 
 impl Metrics {
@@ -118,6 +123,11 @@ impl Metrics {
             .fetch_add(passed as u64, Ordering::Relaxed);
         self.tests_failed
             .fetch_add(total.saturating_sub(passed) as u64, Ordering::Relaxed);
+    }
+
+    /// An answer whose program output was cut to `server.max_response_output_bytes`.
+    pub fn output_truncated(&self) {
+        self.output_truncated.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self, g: &Gauges) -> String {
@@ -286,6 +296,31 @@ impl Metrics {
             "grpo_sandbox_tests_total{{verdict=\"failed\"}} {}",
             load(&self.tests_failed)
         );
+        head(
+            &mut out,
+            "responses_truncated_total",
+            "counter",
+            "Answers whose program output was cut to server.max_response_output_bytes.",
+        );
+        let _ = writeln!(
+            out,
+            "grpo_sandbox_responses_truncated_total {}",
+            load(&self.output_truncated)
+        );
+        head(&mut out, "connections", "gauge", "Connections open.");
+        let _ = writeln!(out, "grpo_sandbox_connections {}", g.connections_open);
+        head(
+            &mut out,
+            "connections_closed_total",
+            "counter",
+            "Connections the daemon closed or refused itself, by reason.",
+        );
+        for (reason, n) in &g.connections_closed {
+            let _ = writeln!(
+                out,
+                "grpo_sandbox_connections_closed_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         out
     }
 }
@@ -332,6 +367,8 @@ mod tests {
                 hits: 5,
                 misses: 7,
             },
+            connections_open: 4,
+            connections_closed: vec![("timed_out", 2)],
         }
     }
 

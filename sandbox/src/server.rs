@@ -1,13 +1,18 @@
-//! HTTP/1.1 + JSON over a Unix socket (and optionally TCP): a thread per connection (bounded),
-//! keep-alive, request bodies capped. Small on purpose: the work is in the sandbox, not here.
+//! HTTP/1.1 + JSON over a Unix socket (and optionally TCP): a thread per connection, keep-alive,
+//! request bodies capped, the token checked from the head before any body is read, every phase
+//! of a request under a deadline and connections handed out by the rules of `connections.rs`.
+//! Small on purpose: the work is in the sandbox, not here.
 
+use crate::connections::{Closed, ConnLimits, Connections, Peer, Phase, Ticket};
 use crate::engine::{ApiError, Engine, RunRequest, TestsRequest};
 use crate::log;
+use crate::output_budget;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -15,6 +20,21 @@ pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 const MAX_HEAD: usize = 16 << 10;
+/// What a refused client may still send (and we read and drop) before its connection closes.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// The connections of both listeners, made by the first accept loop (with its watchdog).
+static CONNECTIONS: OnceLock<Arc<Connections>> = OnceLock::new();
+
+fn connections(engine: &Engine) -> Arc<Connections> {
+    CONNECTIONS
+        .get_or_init(|| {
+            let c = Connections::new(ConnLimits::from_config(&engine.cfg.server));
+            crate::connections::watchdog(c.clone());
+            c
+        })
+        .clone()
+}
 
 pub struct Response {
     pub code: u16,
@@ -103,14 +123,14 @@ pub fn route(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Response
         }
         ("POST", "/run") => match parse::<RunRequest>(body) {
             Ok(req) => match engine.run(req, true) {
-                Ok(r) => json_response(200, &serde_json::to_value(r).unwrap_or_default()),
+                Ok(r) => bounded(engine, serde_json::to_value(r).unwrap_or_default()),
                 Err(e) => api_error(e),
             },
             Err(r) => r,
         },
         ("POST", "/run_tests") => match parse::<TestsRequest>(body) {
             Ok(req) => match engine.run_tests(req, true) {
-                Ok(r) => json_response(200, &serde_json::to_value(r).unwrap_or_default()),
+                Ok(r) => bounded(engine, serde_json::to_value(r).unwrap_or_default()),
                 Err(e) => api_error(e),
             },
             Err(r) => r,
@@ -149,8 +169,12 @@ fn batch(engine: &Engine, body: &[u8]) -> Response {
         .into_iter()
         .map(|i| std::sync::Mutex::new(Some(i)))
         .collect();
-    let results: Vec<std::sync::Mutex<Value>> =
-        (0..n).map(|_| std::sync::Mutex::new(Value::Null)).collect();
+    // Answers are bounded together as they arrive, so the daemon never holds more output
+    // than the budget plus the items still running.
+    let budget = std::sync::Mutex::new(output_budget::Budget::new(
+        engine.cfg.server.max_response_output_bytes,
+        n,
+    ));
     let next = AtomicUsize::new(0);
     let workers = engine.pool.size.min(n).max(1);
     std::thread::scope(|s| {
@@ -177,17 +201,26 @@ fn batch(engine: &Engine, body: &[u8]) -> Response {
                         serde_json::from_slice(&r.body).unwrap_or_default()
                     }
                 };
-                if let Ok(mut slot) = results[i].lock() {
-                    *slot = v;
-                }
+                budget.lock().unwrap_or_else(|e| e.into_inner()).add(i, v);
             });
         }
     });
-    let results: Vec<Value> = results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_default())
-        .collect();
-    json_response(200, &json!({"results": results}))
+    let (results, truncated) = budget
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .finish();
+    if truncated {
+        engine.metrics.output_truncated();
+    }
+    json_response(200, &json!({"results": results, "truncated": truncated}))
+}
+
+/// One answer, its program output bounded by `server.max_response_output_bytes`.
+fn bounded(engine: &Engine, mut v: Value) -> Response {
+    if output_budget::bound_one(&mut v, engine.cfg.server.max_response_output_bytes) {
+        engine.metrics.output_truncated();
+    }
+    json_response(200, &v)
 }
 
 fn metrics(engine: &Engine) -> String {
@@ -205,6 +238,37 @@ fn metrics(engine: &Engine) -> String {
         slot_restarts: engine.pool.restarts.load(Ordering::Relaxed),
         uptime_s: engine.started.elapsed().as_secs_f64(),
         build_cache: engine.build_cache.stats(),
+        connections_open: CONNECTIONS.get().map_or(0, |c| c.counts().0),
+        connections_closed: CONNECTIONS.get().map_or(vec![], |c| {
+            let st = &c.stats;
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            vec![
+                ("shed_pending", n(&st.shed_pending)),
+                ("shed_idle", n(&st.shed_idle)),
+                ("refused_per_peer", n(&st.refused_per_peer)),
+                ("refused_full", n(&st.refused_full)),
+                ("timed_out", n(&st.timed_out)),
+            ]
+        }),
+    })
+}
+
+fn connections_health(engine: &Engine) -> Value {
+    let Some(c) = CONNECTIONS.get() else {
+        return Value::Null;
+    };
+    let (open, pending) = c.counts();
+    let st = &c.stats;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let s = &engine.cfg.server;
+    json!({
+        "open": open, "pending": pending, "accepted": n(&st.accepted),
+        "shed_pending": n(&st.shed_pending), "shed_idle": n(&st.shed_idle),
+        "refused_per_peer": n(&st.refused_per_peer), "refused_full": n(&st.refused_full),
+        "timed_out": n(&st.timed_out),
+        "max": s.max_connections, "max_per_peer": s.max_connections_per_peer,
+        "max_pending": s.max_pending_connections, "header_timeout_s": s.header_timeout_s,
+        "request_timeout_s": s.request_timeout_s, "idle_timeout_s": s.idle_timeout_s,
     })
 }
 
@@ -244,6 +308,8 @@ fn health(engine: &Engine) -> Value {
             .collect::<Vec<_>>(),
         "limits": engine.cfg.limits,
         "max_request_bytes": engine.cfg.server.max_request_bytes,
+        "max_response_output_bytes": engine.cfg.server.max_response_output_bytes,
+        "connections": connections_health(engine),
         "build_cache": {"entries": cache.entries, "bytes": cache.bytes, "max_bytes": cache.cap,
                         "hits": cache.hits, "misses": cache.misses},
         "tcp": if engine.cfg.server.tcp.is_empty() { Value::Null } else {
@@ -253,31 +319,69 @@ fn health(engine: &Engine) -> Value {
     })
 }
 
-/// Serves one connection until the client closes it, asks to, or the daemon shuts down. With a
-/// `token`, a request without `Authorization: Bearer <token>` is answered 401 and the
-/// connection closed, before anything of it is routed.
+/// Serves one connection until the client closes it, asks to, or the daemon shuts down (or
+/// closes it: a deadline missed, room made for another). With a `token`, a request whose head
+/// lacks `Authorization: Bearer <token>` is answered 401 before its body is read, and the
+/// connection closed.
 pub fn handle_connection<S: Transport>(
     engine: &Engine,
     stream: S,
     token: Option<&crate::auth::TokenCell>,
+    ticket: Ticket,
 ) {
     let mut reader = BufReader::with_capacity(64 << 10, stream);
-    serve(engine, &mut reader, token);
+    serve(engine, &mut reader, token, &ticket);
     reader.get_mut().finish();
+    // Off the registry before the socket closes, so its descriptor is never shut by mistake
+    // once the number is reused.
+    drop(ticket);
 }
 
 /// A TLS handshake that failed (a plain-HTTP client, an unknown CA) ends in a read error: say
-/// why, or the operator sees only clients that cannot connect. Timeouts and resets stay quiet.
-fn read_failed(e: &std::io::Error) {
-    if e.kind() == std::io::ErrorKind::InvalidData {
+/// why, or the operator sees only clients that cannot connect. Timeouts and resets stay quiet,
+/// as do connections the daemon closed itself.
+fn read_failed(e: &std::io::Error, ticket: &Ticket) {
+    if e.kind() == std::io::ErrorKind::InvalidData && ticket.closed().is_none() {
         log::warn("connection dropped", &[("error", e.to_string().into())]);
     }
 }
 
-fn serve<S: Read + Write>(
+/// A request the daemon gave up reading: past a deadline it says so (408) before closing.
+fn gave_up<S: Read + Write>(reader: &mut BufReader<S>, ticket: &Ticket) {
+    if let Some(Closed::TimedOut(phase @ (Phase::Head | Phase::Body))) = ticket.closed() {
+        let what = if phase == Phase::Head {
+            "the request head did not arrive within server.header_timeout_s"
+        } else {
+            "the request did not arrive within server.request_timeout_s"
+        };
+        let _ = write_response(reader.get_mut(), &error(408, "timeout", what), false);
+    }
+}
+
+/// Answers with a refusal and closes: first stops writing and reads (and drops) what the client
+/// still sends, up to `LINGER_BYTES` and a short deadline, since closing a TCP connection with
+/// unread input resets it and the client could lose the answer.
+fn refuse<S: Transport>(reader: &mut BufReader<S>, ticket: &Ticket, r: &Response) {
+    ticket.closing();
+    if write_response(reader.get_mut(), r, false).is_err() {
+        return;
+    }
+    reader.get_mut().half_close();
+    let mut sink = [0u8; 8192];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+fn serve<S: Transport>(
     engine: &Engine,
     reader: &mut BufReader<S>,
     token: Option<&crate::auth::TokenCell>,
+    ticket: &Ticket,
 ) {
     // A TLS client on a plain listener sends a handshake record (0x16), which has no line end
     // to wait for: close at once, so it fails fast with its own "not TLS" error.
@@ -287,10 +391,17 @@ fn serve<S: Read + Write>(
             log::warn("connection dropped", &[("error", e.into())]);
             return;
         }
-        Err(e) => return read_failed(&e),
+        Err(e) => return read_failed(&e, ticket),
         Ok(_) => {}
     }
     loop {
+        // Waits (idle) for the request's first byte; its head is due from then on.
+        match reader.fill_buf() {
+            Ok([]) => return,
+            Ok(_) => {}
+            Err(e) => return read_failed(&e, ticket),
+        }
+        ticket.request_started();
         let mut head = Vec::new();
         // Read until the blank line ending the head.
         loop {
@@ -300,37 +411,33 @@ fn serve<S: Read + Write>(
                 .take((MAX_HEAD + 1 - head.len()) as u64)
                 .read_until(b'\n', &mut head)
             {
-                Ok(0) => return,
+                Ok(0) => return gave_up(reader, ticket),
                 Ok(_) => {}
-                Err(e) => return read_failed(&e),
+                Err(e) => {
+                    read_failed(&e, ticket);
+                    return gave_up(reader, ticket);
+                }
             }
             if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
                 break;
             }
             if head.len() > MAX_HEAD || head.len() == before {
-                let _ = write_response(
-                    reader.get_mut(),
-                    &error(431, "header_too_large", "request head too large"),
-                    false,
-                );
-                return;
+                let r = error(431, "header_too_large", "request head too large");
+                return refuse(reader, ticket, &r);
             }
         }
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         if !matches!(req.parse(&head), Ok(httparse::Status::Complete(_))) {
-            let _ = write_response(
-                reader.get_mut(),
-                &error(400, "bad_request", "malformed HTTP request"),
-                false,
-            );
-            return;
+            let r = error(400, "bad_request", "malformed HTTP request");
+            return refuse(reader, ticket, &r);
         }
         let method = req.method.unwrap_or("").to_string();
         let path = req.path.unwrap_or("").to_string();
         let mut length = 0usize;
         let mut keep_alive = req.version == Some(1);
         let mut authorization = None;
+        let mut bad = None;
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("authorization") {
                 authorization = Some(h.value);
@@ -340,22 +447,10 @@ fn serve<S: Read + Write>(
                     .and_then(|v| v.trim().parse().ok())
                 {
                     Some(n) => length = n,
-                    None => {
-                        let _ = write_response(
-                            reader.get_mut(),
-                            &error(400, "bad_request", "bad Content-Length"),
-                            false,
-                        );
-                        return;
-                    }
+                    None => bad = Some(error(400, "bad_request", "bad Content-Length")),
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                let _ = write_response(
-                    reader.get_mut(),
-                    &error(411, "length_required", "send a Content-Length"),
-                    false,
-                );
-                return;
+                bad = Some(error(411, "length_required", "send a Content-Length"));
             } else if h.name.eq_ignore_ascii_case("connection") {
                 let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
                 keep_alive = if v.contains("close") {
@@ -365,20 +460,8 @@ fn serve<S: Read + Write>(
                 };
             }
         }
-        if length > engine.cfg.server.max_request_bytes {
-            let msg = format!(
-                "request body of {length} bytes exceeds max_request_bytes {}",
-                engine.cfg.server.max_request_bytes
-            );
-            let _ = write_response(reader.get_mut(), &error(413, "too_large", &msg), false);
-            return;
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        // After the body: closing a TCP connection with unread input resets it, and the client
-        // could lose the 401 answer.
+        // The token first, from the head alone: a client without it never gets a body read,
+        // so announcing a huge one costs the daemon nothing.
         if let Some(t) = token {
             if !crate::auth::authorized(authorization, &t.current()) {
                 log::warn("unauthorized request", &[("path", path.clone().into())]);
@@ -386,13 +469,34 @@ fn serve<S: Read + Write>(
                 let msg =
                     "this listener needs `Authorization: Bearer <token>` (grpo_fast clients send \
                            $GRPO_SANDBOX_TOKEN or the contents of $GRPO_SANDBOX_TOKEN_FILE)";
-                let _ = write_response(reader.get_mut(), &error(401, "unauthorized", msg), false);
-                return;
+                return refuse(reader, ticket, &error(401, "unauthorized", msg));
             }
         }
+        ticket.authorized();
+        if let Some(r) = bad {
+            return refuse(reader, ticket, &r);
+        }
+        if length > engine.cfg.server.max_request_bytes {
+            let msg = format!(
+                "request body of {length} bytes exceeds max_request_bytes {}",
+                engine.cfg.server.max_request_bytes
+            );
+            return refuse(reader, ticket, &error(413, "too_large", &msg));
+        }
+        // Grown as bytes arrive: memory follows what a client sends, not what it announces.
+        let mut body = Vec::with_capacity(length.min(1 << 20));
+        if length > 0 {
+            ticket.reading_body();
+            match reader.by_ref().take(length as u64).read_to_end(&mut body) {
+                Ok(n) if n == length => {}
+                _ => return gave_up(reader, ticket),
+            }
+        }
+        ticket.working();
         let t0 = std::time::Instant::now();
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let resp = route(engine, &method, &path, &body);
+        drop(body);
         let route_path = path.split('?').next().unwrap_or(&path);
         engine.metrics.http(route_path, resp.code, t0.elapsed());
         if path != "/health" && path != "/metrics" {
@@ -411,11 +515,13 @@ fn serve<S: Read + Write>(
             );
         }
         let keep = keep_alive && !SHUTDOWN.load(Ordering::Relaxed);
+        ticket.writing();
         let written = write_response(reader.get_mut(), &resp, keep);
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         if written.is_err() || !keep {
             return;
         }
+        ticket.idle();
     }
 }
 
@@ -440,7 +546,9 @@ fn write_response<W: Write>(w: &mut W, r: &Response, keep_alive: bool) -> std::i
     w.flush()
 }
 
-/// Accept loop shared by the Unix and TCP listeners; returns when SHUTDOWN is set.
+/// Accept loop shared by the Unix and TCP listeners; returns when SHUTDOWN is set. `active`
+/// counts this daemon's open connections (both listeners); who may hold one is decided by
+/// `connections.rs`.
 pub fn accept_loop<L, S>(
     engine: Arc<Engine>,
     listener: L,
@@ -451,6 +559,7 @@ pub fn accept_loop<L, S>(
 ) where
     S: Transport,
 {
+    let conns = connections(&engine);
     while !SHUTDOWN.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
@@ -466,13 +575,16 @@ pub fn accept_loop<L, S>(
             continue;
         };
         stream.set_timeouts();
-        if active.load(Ordering::Relaxed) >= engine.cfg.server.max_connections {
-            let mut s = stream;
-            if s.answers_busy() {
-                let _ = write_response(&mut s, &error(503, "busy", "too many connections"), false);
+        let ticket = match conns.admit(stream.raw_fd(), stream.peer()) {
+            Ok(t) => t,
+            Err(refusal) => {
+                let mut s = stream;
+                if s.answers_busy() {
+                    let _ = write_response(&mut s, &error(503, "busy", refusal.message()), false);
+                }
+                continue;
             }
-            continue;
-        }
+        };
         active.fetch_add(1, Ordering::Relaxed);
         let engine = engine.clone();
         let active2 = active.clone();
@@ -480,7 +592,7 @@ pub fn accept_loop<L, S>(
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .spawn(move || {
-                handle_connection(&engine, stream, token.as_deref());
+                handle_connection(&engine, stream, token.as_deref(), ticket);
                 active2.fetch_sub(1, Ordering::Relaxed);
             });
         if spawned.is_err() {
@@ -491,9 +603,14 @@ pub fn accept_loop<L, S>(
 
 /// A connection the listeners serve: a Unix socket, TCP, or TLS over TCP (`tls.rs`).
 pub trait Transport: Read + Write + Send + 'static {
-    /// Idle keep-alive connections are dropped after a while; a slow client cannot hold a thread.
+    /// Socket timeouts, a backstop behind the deadlines `connections.rs` keeps.
     fn set_timeouts(&self);
-    /// Whether a connection over `max_connections` can be told "busy" with one cheap write.
+    /// The socket, for the registry to shut it down.
+    fn raw_fd(&self) -> RawFd;
+    fn peer(&self) -> Peer;
+    /// Stops sending (the peer reads the end of the stream), still reading.
+    fn half_close(&mut self);
+    /// Whether a connection refused at accept can be told "busy" with one cheap write.
     fn answers_busy(&self) -> bool {
         true
     }
@@ -506,6 +623,18 @@ impl Transport for std::os::unix::net::UnixStream {
         let _ = self.set_read_timeout(Some(Duration::from_secs(300)));
         let _ = self.set_write_timeout(Some(Duration::from_secs(60)));
     }
+
+    fn raw_fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+
+    fn peer(&self) -> Peer {
+        crate::connections::unix_peer(self.as_raw_fd())
+    }
+
+    fn half_close(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl Transport for std::net::TcpStream {
@@ -513,5 +642,19 @@ impl Transport for std::net::TcpStream {
         let _ = self.set_read_timeout(Some(Duration::from_secs(300)));
         let _ = self.set_write_timeout(Some(Duration::from_secs(60)));
         let _ = self.set_nodelay(true);
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+
+    fn peer(&self) -> Peer {
+        self.peer_addr()
+            .map(|a| Peer::Ip(a.ip()))
+            .unwrap_or(Peer::Unknown)
+    }
+
+    fn half_close(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
     }
 }

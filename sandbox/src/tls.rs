@@ -81,6 +81,20 @@ impl crate::server::Transport for TlsStream {
         crate::server::Transport::set_timeouts(&self.sock);
     }
 
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.sock)
+    }
+
+    fn peer(&self) -> crate::connections::Peer {
+        crate::server::Transport::peer(&self.sock)
+    }
+
+    /// close_notify, then the socket's sending half: what the client still sends is read.
+    fn half_close(&mut self) {
+        self.finish();
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+
     /// A "busy" answer would need a whole handshake in the accept loop: such a connection is
     /// closed instead.
     fn answers_busy(&self) -> bool {
