@@ -39,6 +39,7 @@ class BatchReader:
         batch_responses: int = 65536,
         keep_records: bool = False,
         mmap: bool = True,
+        max_line_bytes: int = 67108864,
     ) -> None: ...
     def __iter__(self) -> BatchReader: ...
     def __next__(self) -> BatchDict | None: ...
@@ -51,6 +52,7 @@ class JsonlWriter:
     @property
     def records_written(self) -> int: ...
     def close(self) -> None: ...
+    def abort(self) -> None: ...
 
 def write_advantages_file(
     input: str,
@@ -62,6 +64,7 @@ def write_advantages_file(
     rejects: str | None = None,
     score_range: tuple[float, float] | None = (0.0, 1.0),
     group_key: str | None = None,
+    max_line_bytes: int = 67108864,
 ) -> dict[str, Any]: ...
 def compute_advantages(
     scores: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], method: str = "grpo", eps: float = 1e-4

@@ -72,7 +72,14 @@ def group_stats(scores: Any, offsets: Any) -> dict[str, np.ndarray]:
 
 def write_advantages(input: str | os.PathLike[str], output: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
     """Read `input`, add `advantage` to every response, write `output` (grouped form).
-    Keyword options: method, eps, on_error, rejects, score_range, group_key."""
+    Keyword options: method, eps, on_error, rejects, score_range, group_key, max_line_bytes.
+
+    `output` is written to a temporary sibling and renamed into place at the end, so it may be
+    `input` itself, and a failure leaves it as it was."""
+    from grpo_fast.data import _positive_int
+
     if kwargs.get("rejects") is not None:
         kwargs["rejects"] = os.fspath(kwargs["rejects"])
+    if "max_line_bytes" in kwargs:
+        kwargs["max_line_bytes"] = _positive_int("max_line_bytes", kwargs["max_line_bytes"])
     return _native.write_advantages_file(os.fspath(input), os.fspath(output), **kwargs)

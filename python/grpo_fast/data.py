@@ -19,6 +19,13 @@ from grpo_fast import _native
 ErrorPolicy = Literal["strict", "report"]
 PathLike = str | os.PathLike[str]
 
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+"""The longest line read by default (bytes, line ending excluded); longer ones are bad lines."""
+
+# Response fields every response has or that the commands write: not part of the record a
+# verifier reads (`response_record`).
+_RESPONSE_OWN_FIELDS = frozenset({"text", "score", "correct", "reason", "extracted", "advantage"})
+
 
 class _StrListField:
     """A `list` field that may also be given the reader's native `StrList`: that is turned into
@@ -92,6 +99,18 @@ class GroupBatch:
         return state
 
 
+def _positive_int(name: str, value: Any) -> int:
+    """`value` as a positive int, or a ConfigError naming the option (not the OverflowError or
+    TypeError the native layer would raise)."""
+    from grpo_fast.errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value}")
+    return min(int(value), 2**63 - 1)
+
+
 def _score_range(score_range: tuple[float, float] | None) -> tuple[float, float] | None:
     if score_range is None:
         return None
@@ -128,6 +147,7 @@ def iter_batches(
     group_key: str | None = None,
     records: bool = False,
     mmap: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> BatchIterator:
     """Stream `path` as `GroupBatch`es of about `batch_size` responses (whole groups only).
 
@@ -138,6 +158,8 @@ def iter_batches(
     then `id`, then the prompt text.
     mmap: memory-map plain files (faster); turn off for files another process may truncate
     while they are read (a truncated mapping crashes the reader with SIGBUS).
+    max_line_bytes: the longest line accepted (line ending excluded); a longer line is a bad
+    line, and it is never held in memory whole.
     """
     return BatchIterator(
         path,
@@ -145,9 +167,10 @@ def iter_batches(
         rejects=os.fspath(rejects) if rejects is not None else None,
         score_range=_score_range(score_range),
         group_key=group_key,
-        batch_responses=batch_size,
+        batch_responses=_positive_int("batch_size", batch_size),
         keep_records=records,
         mmap=mmap,
+        max_line_bytes=_positive_int("max_line_bytes", max_line_bytes),
     )
 
 
@@ -194,8 +217,24 @@ def iter_records(path: PathLike, **kwargs: Any) -> Iterator[dict[str, Any]]:
         yield from batch.records or []
 
 
+def response_record(record: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """The record a verifier reads for one response of `record` (grouped form): the record's
+    fields with the response's own fields over them. Flat input (one completion per line) keeps
+    each line's fields (its gold `answer`, `tests`, ...) on its response, so they reach the
+    verifier this way; a response with only the usual fields gets `record` itself."""
+    extra = {k: v for k, v in response.items() if k not in _RESPONSE_OWN_FIELDS}
+    if not extra:
+        return record
+    return {**record, **extra}
+
+
 class RecordWriter:
-    """Writes dicts as JSONL; compression follows the extension. Use as a context manager."""
+    """Writes dicts as JSONL; compression follows the extension. Use as a context manager.
+
+    A file is written to a temporary sibling and put in place (synced, then renamed over
+    `path`) by `close()`, so `path` never holds a partial file: until then, or when the `with`
+    block ends in an exception (or `abort()` is called), `path` keeps its old content. `-` writes
+    to stdout as it goes."""
 
     def __init__(self, path: PathLike):
         self.path = os.fspath(path)
@@ -207,18 +246,30 @@ class RecordWriter:
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
         self._w.write_records(list(records))
 
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Write JSON objects already serialised, one per string (without a newline inside)."""
+        self._w.write_lines(list(lines))
+
     @property
     def records_written(self) -> int:
         return self._w.records_written
 
     def close(self) -> None:
+        """Finish the file and put it in place."""
         self._w.close()
+
+    def abort(self) -> None:
+        """Give up: nothing is written to `path` (stdout output already written stays)."""
+        self._w.abort()
 
     def __enter__(self) -> RecordWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def write_records(path: PathLike, records: Iterable[dict[str, Any]]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -54,15 +55,36 @@ any_score_option = click.option("--any-score", is_flag=True, help="Accept any fi
 group_key_option = click.option(
     "--group-key", default=None, help="Field grouping flat records (default: prompt_id, then id, then prompt)."
 )
+max_line_option = click.option(
+    "--max-line-bytes", type=click.IntRange(min=1), default=64 << 20, show_default=True, metavar="BYTES",
+    help="Longest input line read (line ending excluded); a longer line is a bad line (see --on-error) "
+         "and is never held in memory whole.",
+)
 
 
 def reading_options(fn: F) -> F:
     """The input options shared by commands that read rollout files: error policy, rejects file,
-    score range and the flat-record group key."""
+    score range, the flat-record group key and the longest line."""
     for option in reversed((on_error_option, rejects_option, score_range_option, any_score_option,
-                            group_key_option)):
+                            group_key_option, max_line_option)):
         fn = option(fn)
     return fn
+
+
+def default_rejects(on_error: str, rejects: str | None, output: str) -> str | None:
+    """The rejects file of a command writing OUTPUT: --rejects, else OUTPUT.rejects.jsonl (rejects.jsonl
+    for stdout); None unless --on-error report. It may not be the output itself (both would be
+    renamed onto one path and one would be lost)."""
+    if on_error != "report":
+        return None
+    if rejects is None:
+        rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
+    if rejects == output or (output != "-" and os.path.exists(rejects)
+                             and os.path.exists(output) and os.path.samefile(rejects, output)):
+        from grpo_fast.errors import ConfigError
+
+        raise ConfigError(f"the rejects file {rejects} is the output file: choose another --rejects path")
+    return rejects
 
 
 def error_line(exc: BaseException) -> str:
@@ -189,8 +211,9 @@ def clean_json(obj: Any) -> Any:
     return obj
 
 
-def print_json(obj: Any) -> None:
-    click.echo(json.dumps(clean_json(obj), indent=2))
+def print_json(obj: Any, err: bool = False) -> None:
+    """JSON on stdout, or on stderr with `err` (when stdout carries the records, `-o -`)."""
+    click.echo(json.dumps(clean_json(obj), indent=2), err=err)
 
 
 def fmt(x: float | None, digits: int = 4) -> str:

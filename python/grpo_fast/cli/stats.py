@@ -63,17 +63,36 @@ def render(path: str, s: dict, report: dict, seconds: float) -> Table:
     return t
 
 
+def _combine_rejects(parts: list[str], final: str) -> None:
+    """Writes the rejects of several inputs, in input order, as one file (put in place whole)."""
+    from grpo_fast.data import RecordWriter
+
+    with RecordWriter(final) as w:
+        for part in parts:
+            with open(part, encoding="utf-8") as f:
+                batch: list[str] = []
+                for line in f:
+                    batch.append(line.rstrip("\n"))
+                    if len(batch) >= 4096:
+                        w.write_lines(batch)
+                        batch = []
+                if batch:
+                    w.write_lines(batch)
+
+
 @click.command("stats")
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout instead of tables.")
 @click.option("--eps", type=float, default=1e-4, show_default=True, help="eps added to the std in grpo advantages.")
 @reading_options
 @handle_errors
-def stats(files, as_json, eps, on_error, rejects, score_range, any_score, group_key) -> None:
+def stats(files, as_json, eps, on_error, rejects, score_range, any_score, group_key, max_line_bytes) -> None:
     """Summarise rollout FILES (.jsonl, .jsonl.gz, .jsonl.zst, - for stdin).
 
     Reports prompts, responses, group size distribution, mean score, pass rate, zero-std
     groups, advantage mean/std for every estimator, verification rate and bad lines.
+    With --on-error report, bad lines go to FILE.rejects.jsonl per file, or all of them (in file
+    order, each naming its file and line) to the one --rejects file.
 
     \b
     Examples:
@@ -81,19 +100,41 @@ def stats(files, as_json, eps, on_error, rejects, score_range, any_score, group_
       grpo-fast stats runs/*.jsonl.zst --json > stats.json
       grpo-fast stats messy.jsonl --on-error report --rejects bad.jsonl
     """
-    results = []
-    with byte_progress(disable=as_json) as progress:
+    # One --rejects file for several inputs: each reader writes a part beside it, joined at the end.
+    shared = on_error == "report" and rejects is not None and len(files) > 1
+    if shared:
         for path in files:
-            start = time.perf_counter()
-            rej = rejects
-            if on_error == "report" and rej is None:
-                rej = (path + ".rejects.jsonl") if path != "-" else "rejects.jsonl"
-            summary, report = summarize_file(
-                path, eps, progress,
-                on_error=on_error, rejects=rej,
-                score_range=None if any_score else tuple(score_range), group_key=group_key,
-            )
-            results.append((path, summary, report, time.perf_counter() - start, rej))
+            if path != "-" and os.path.exists(path) and os.path.exists(rejects) and os.path.samefile(path, rejects):
+                from grpo_fast.errors import ConfigError
+
+                raise ConfigError(f"the rejects file {rejects} is the input file {path}: choose another --rejects path")
+    folder, name = os.path.split(os.path.abspath(rejects)) if shared else ("", "")
+    parts: list[str] = []
+    results = []
+    try:
+        with byte_progress(disable=as_json) as progress:
+            for i, path in enumerate(files):
+                start = time.perf_counter()
+                rej = rejects
+                if on_error == "report" and rej is None:
+                    rej = (path + ".rejects.jsonl") if path != "-" else "rejects.jsonl"
+                read_to = rej
+                if shared:
+                    read_to = os.path.join(folder, f".{name}.part{i}-{os.getpid()}.jsonl")
+                    parts.append(read_to)
+                summary, report = summarize_file(
+                    path, eps, progress,
+                    on_error=on_error, rejects=read_to,
+                    score_range=None if any_score else tuple(score_range), group_key=group_key,
+                    max_line_bytes=max_line_bytes,
+                )
+                results.append((path, summary, report, time.perf_counter() - start, rej))
+        if shared:
+            _combine_rejects(parts, rejects)
+    finally:
+        for part in parts:
+            if os.path.exists(part):
+                os.unlink(part)
     if as_json:
         print_json([{"file": p, **s, "read": r, "seconds": sec, "rejects_file": rej}
                     for p, s, r, sec, rej in results])
@@ -104,4 +145,6 @@ def stats(files, as_json, eps, on_error, rejects, score_range, any_score, group_
             for e in report["first_rejects"][:5]:
                 field = f" {e['field']}:" if e["field"] else ""
                 console.print(f"  [red]line {e['line']}[/]:{field} {e['error']}", highlight=False)
-            console.print(f"  all {report['rejected']} rejected lines with reasons: {rej}")
+        if rej is not None:
+            console.print(f"  {report['rejected']:,} rejected lines with reasons written to {rej}",
+                          highlight=False, soft_wrap=True)

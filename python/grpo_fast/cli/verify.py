@@ -12,19 +12,29 @@ from rich.table import Table
 
 from grpo_fast.cli._common import (
     console,
+    default_rejects,
     group_key_option,
     handle_errors,
+    max_line_option,
     on_error_option,
     pct,
     print_json,
     rejects_option,
 )
 from grpo_fast.cli.verifier_options import verifier_choice, verifier_options
-from grpo_fast.data import RecordWriter, iter_batches
+from grpo_fast.data import RecordWriter, iter_batches, response_record
+from grpo_fast.errors import DataError
 from grpo_fast.verifiers import VerifyItem, build_verifier, check_fields
 
 # Response fields the verdict details may not overwrite.
 _RESERVED = {"text", "score", "correct", "reason", "extracted"}
+
+
+def _lacks_gold(verdict: Any) -> bool:
+    """Whether the verdict (or a part of a composite) had no gold answer to compare with."""
+    if verdict.reason == "no_gold":
+        return True
+    return any(c.reason == "no_gold" for c in (verdict.components or {}).values())
 
 
 def _apply(resp: dict[str, Any], verdict: Any) -> None:
@@ -40,7 +50,8 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 
 @click.command("verify")
 @click.argument("input", type=click.Path(allow_dash=True))
-@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True), help="Output file (- for stdout).")
+@click.option("-o", "--output", required=True, type=click.Path(allow_dash=True),
+              help="Output file (- for stdout); may be INPUT itself (written aside, then renamed into place).")
 @verifier_options
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=3.0, show_default=True,
@@ -51,7 +62,8 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
               help="math: use a response's last number when it marks no answer (auto: only for numeric golds).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Responses verified per batch.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON (to stderr when the records go to stdout with -o -).")
 @click.option("--language", default=None, metavar="LANG",
               help="Language of the programs for --verifier code: python (default), cpp or c.")
 @click.option("--sandbox", default=None, metavar="ENDPOINTS",
@@ -60,14 +72,22 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @on_error_option
 @rejects_option
 @group_key_option
+@max_line_option
 @handle_errors
 def verify(input, output, verifiers, workers, timeout, answer_field, last_number_fallback, chunk_size, as_json,
-           language, sandbox, on_error, rejects, group_key, verifier_config, **verifier_flags) -> None:
+           language, sandbox, on_error, rejects, group_key, max_line_bytes, verifier_config,
+           **verifier_flags) -> None:
     """Score every response of INPUT and write OUTPUT with `score`, `correct`, `reason`,
     `extracted` and the verifier's details added to each response. All other fields are kept.
 
     A response without a verdict (timeout, error, missing gold) gets `score: null`: it is counted
-    in the summary and left out of training, never silently scored 0.
+    in the summary and left out of training, never silently scored 0. When no response has a gold
+    answer at all, the run fails (and writes no OUTPUT file). Flat input (one completion per line)
+    keeps each line's fields, its gold answer included, for that line's verdict.
+
+    OUTPUT appears only when complete (written beside it, then renamed), so a failure or a kill
+    leaves an existing OUTPUT as it was. With -o - stdout carries only the records; the summary
+    (and --json) goes to stderr.
 
     \b
     Examples:
@@ -79,8 +99,7 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
       grpo-fast verify --verifier format --schema person.schema.json extract.jsonl -o verified.jsonl
       grpo-fast verify --verifier-config verifiers.toml groups.jsonl -o verified.jsonl
     """
-    if on_error == "report" and rejects is None:
-        rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
+    rejects = default_rejects(on_error, rejects, output)
     # Workers import sympy in the background while the first chunk is read and fast-checked.
     options: dict[str, Any] = {"timeout": timeout, "answer_field": answer_field, "eager_workers": True,
                                "last_number_fallback": last_number_fallback}
@@ -92,10 +111,10 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
         options["language"] = language
     start = time.perf_counter()
     reasons: Counter[str] = Counter()
-    total = verified = correct = 0
+    total = verified = correct = no_gold = groups = 0
     batches = iter_batches(
         input, batch_size=chunk_size, on_error=on_error, rejects=rejects, score_range=None,
-        group_key=group_key, records=True,
+        group_key=group_key, records=True, max_line_bytes=max_line_bytes,
     )
     progress = Progress(
         TextColumn("[bold]verify"),
@@ -119,7 +138,7 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
                 for resp in rec.get("responses") or []:
                     text = resp.get("text")
                     items.append(VerifyItem(prompt if isinstance(prompt, str) else "",
-                                            text if isinstance(text, str) else "", rec))
+                                            text if isinstance(text, str) else "", response_record(rec, resp)))
                     targets.append(resp)
             if items and total == 0:
                 check_fields(verifier, items)  # a mistyped --answer-field fails here, not as all no_gold
@@ -127,19 +146,28 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
             for resp, vd in zip(targets, verdicts, strict=False):
                 _apply(resp, vd)
                 reasons[vd.reason] += 1
+                no_gold += _lacks_gold(vd)
                 if vd.score is not None:
                     verified += 1
                     correct += vd.correct is True
             total += len(items)
+            groups += len(records)
             writer.write_many(records)
             elapsed = time.perf_counter() - start
             progress.update(task, completed=batch.bytes_read, total=batch.bytes_total,
                             done=total, rate=total / elapsed if elapsed > 0 else 0.0)
+        if total and no_gold == total:
+            # Raised inside the writer's block: the output file is not put in place.
+            raise DataError(
+                f"no response in {input} has a gold answer: all {total:,} got no verdict (no_gold). "
+                f"The gold is read from the field {answer_field!r} of each record, or of each line of flat "
+                "input (--answer-field to read another)", file=input, field=answer_field,
+            )
     seconds = time.perf_counter() - start
     report = batches.report()
     summary = {
         "verifier": verifier_config or "+".join(verifiers or ("math",)),
-        "records": report.get("records", 0),
+        "records": groups,
         "responses": total,
         "verified": verified,
         "correct": correct,
@@ -157,8 +185,10 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
     }
     if on_error == "report":
         summary["rejects"] = rejects
+    # With -o - stdout carries the records and nothing else.
+    to_stderr = output == "-"
     if as_json:
-        print_json(summary)
+        print_json(summary, err=to_stderr)
         return
     table = Table(title=f"grpo-fast verify ({summary['verifier']})", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -170,6 +200,8 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
     table.add_row("timeouts", f"{summary['timeouts']:,}")
     table.add_row("errors (incl. missing gold)", f"{summary['errors']:,}")
     table.add_row("rejected lines", f"{summary['rejected_lines']:,}")
+    if on_error == "report":
+        table.add_row("rejects file", rejects)
     rate = summary["responses_per_second"]
     table.add_row("throughput", f"{rate:,.0f} responses/s" if rate else "-")
     table.add_row("wall time", f"{seconds:.2f} s")
