@@ -210,12 +210,142 @@ def relation_equal(a: sp.Basic, b: sp.Basic) -> bool:
     return False
 
 
-_NAME = re.compile(r"^(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+|[A-Za-z]\([A-Za-z,]+\))'?$")
+# Commands that name a variable or a geometric object inside a label (the fast path's list).
+_GREEK = (
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho "
+    "sigma tau phi varphi omega"
+).split()
+_LABEL_COMMANDS = set(_GREEK) | set(
+    "angle measuredangle triangle overline overrightarrow vec widehat hat bar arc overarc operatorname".split()
+)
+_LABEL_ATOM = re.compile(r"[A-Za-z]|\\([A-Za-z]+)")
+_CALL_ARGS = re.compile(r"\(([A-Za-z0-9_.,-]+)\)")
+
+
+def _brace_end(s: str, i: int) -> int | None:
+    """Index just past the `}` closing the `{` at `s[i]`."""
+    depth = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        depth += 1 if c == "{" else -1 if c == "}" else 0
+        i += 1
+        if depth == 0:
+            return i
+    return None
+
+
+def _is_label(s: str, depth: int = 0) -> bool:
+    """A label that `=` attaches a value to (rust/math/src/compare.rs `is_label`): `x`, `a_{37}`,
+    `AB`, `\\frac{NO}{BO}`, `A:B`, `|AB|`, `f(x)`, `(p,q)`, `\\angle ABC`; sums, powers and
+    numbers are values."""
+    s = s.strip().rstrip("'")
+    if not s or depth > 8:
+        return False
+    if s[0] == "(" and s[-1] == ")" and _balanced(s[1:-1]):
+        parts = split_top(s[1:-1], ",")
+        if len(parts) >= 2:
+            return all(_is_label(p, depth + 1) for p in parts)
+    ratio = split_top(s, ":")
+    if len(ratio) >= 2:
+        return all(_is_label(p, depth + 1) for p in ratio)
+    if len(s) >= 2 and s[0] == "|" and s[-1] == "|":
+        return _is_label(s[1:-1], depth + 1)
+    if s.startswith("\\frac{"):
+        mid = _brace_end(s, 5)
+        if mid is not None and s[mid : mid + 1] == "{" and _brace_end(s, mid) == len(s):
+            return _is_label(s[6 : mid - 1], depth + 1) and _is_label(s[mid + 1 : -1], depth + 1)
+    i, atoms = 0, 0
+    while i < len(s):
+        if s[i] in " '":
+            i += 1
+            continue
+        m = _LABEL_ATOM.match(s, i)
+        if m is None or (m.group(1) is not None and m.group(1) not in _LABEL_COMMANDS):
+            return False
+        i = m.end()
+        if m.group(1) is not None and s[i : i + 1] == "{":
+            end = _brace_end(s, i)
+            if end is None:
+                return False
+            i = end
+        atoms += 1
+        if s[i : i + 1] == "_":
+            if s[i + 1 : i + 2] == "{":
+                end = _brace_end(s, i + 1)
+                if end is None:
+                    return False
+                i = end
+            elif s[i + 1 : i + 2].isalnum():
+                i += 2
+            else:
+                return False
+        call = _CALL_ARGS.match(s, i)
+        if call is not None:
+            i = call.end()
+    return atoms > 0
 
 
 def _is_name(s: str) -> bool:
-    """A name that `=` assigns to: `x`, `a_1`, `f(x)`, `y'`, `\\theta`."""
-    return _NAME.match(s.strip()) is not None
+    return _is_label(s)
+
+
+def _chain_equals(value: str, sides: list[str], depth: int, gold_first: bool) -> bool:
+    def eq(side: str) -> bool:
+        return equivalent(value, side, depth + 1) if gold_first else equivalent(side, value, depth + 1)
+
+    if _is_label(sides[0]):
+        return not _is_label(sides[-1]) and eq(sides[-1])
+    claimed = [p for p in sides if not _is_label(p)]
+    return bool(claimed) and all(eq(p) for p in claimed)
+
+
+def _strip_approx(s: str) -> str:
+    """`x \approx 11` is 11; in `x = \frac13 \approx 0.33` the exact value before it counts."""
+    parts = s.split("\\approx", 1)
+    if len(parts) == 1:
+        return s
+    sides = split_top(parts[0], "=")
+    if len(sides) >= 2 and any(p and not _is_label(p) for p in sides):
+        return parts[0]
+    return s.replace("\\approx", "=")
+
+
+_DECIMAL = re.compile(r"-?\d*\.(\d+)")
+# The fast path's rule (rust/math/src/compare.rs `rounds_to`): a decimal stands for the
+# non-terminating rational it rounds to when it gives at least this many places ...
+ROUNDED_RATIONAL_PLACES = 4
+# ... and keeps this many significant digits.
+ROUNDED_RATIONAL_DIGITS = 3
+
+
+def _rounded_rational(gold: str, resp: str) -> bool | None:
+    """A decimal literal against a non-terminating rational, judged by the digits given
+    (`0.3333` = 1/3); None when the pair is not one."""
+    for dec, other in ((gold, resp), (resp, gold)):
+        m = _DECIMAL.fullmatch(dec)
+        if m is None or _DECIMAL.fullmatch(other):
+            continue
+        try:
+            value = parse(other)
+        except Exception:  # not readable: the general comparison decides
+            return None
+        if not (isinstance(value, sp.Rational) and not value.is_Integer):
+            return None
+        q = value.q
+        for f in (2, 5):
+            while q % f == 0:
+                q //= f
+        if q == 1:
+            return None  # terminating: compared exactly
+        places = len(m.group(1))
+        d = sp.Rational(dec)
+        if places < ROUNDED_RATIONAL_PLACES or abs(value) * 10**places < 10 ** (ROUNDED_RATIONAL_DIGITS - 1):
+            return None
+        return bool(abs(d - value) * 2 * 10**places <= 1) or None
+    return None
 
 
 def _strip_assignment(s: str) -> str:
@@ -255,15 +385,28 @@ def equivalent(gold: str, resp: str, depth: int = 0) -> bool:
         return True
     if depth > 4:
         return False
+    gold, resp = _strip_approx(gold), _strip_approx(resp)
     g_eq, r_eq = split_top(gold, "="), split_top(resp, "=")
-    # `x = 5`, `2 + 3 = 5` against a value: every side that is not a name must equal it (the
-    # same rule as the fast path, so `1 = 2 = 3 = 4` cannot list candidates).
+    # The same rules as the fast path: a chain that starts with a label is an assignment
+    # judged by its last side (`x = 5+5+1 = 11`); in a chain without one every side claims to
+    # be the value (so `1 = 2 = 3 = 4` cannot list candidates).
     if len(g_eq) == 1 and len(r_eq) >= 2 and len(split_top(resp, ",")) == 1:
-        sides = [p for p in r_eq if not _is_name(p)]
-        return bool(sides) and all(equivalent(gold, p, depth + 1) for p in sides)
+        return _chain_equals(gold, r_eq, depth, gold_first=True)
     if len(r_eq) == 1 and len(g_eq) >= 2 and len(split_top(gold, ",")) == 1:
-        sides = [p for p in g_eq if not _is_name(p)]
-        return bool(sides) and all(equivalent(p, resp, depth + 1) for p in sides)
+        return _chain_equals(resp, g_eq, depth, gold_first=False)
+    if (
+        len(g_eq) >= 2
+        and len(r_eq) >= 2
+        and (len(g_eq), len(r_eq)) != (2, 2)
+        and len(split_top(gold, ",")) == 1
+        and len(split_top(resp, ",")) == 1
+        and _is_label(g_eq[0])
+        and g_eq[0].strip() == r_eq[0].strip()
+    ):
+        return equivalent(g_eq[-1], r_eq[-1], depth + 1)
+    rounded = _rounded_rational(gold, resp)
+    if rounded is not None:
+        return rounded
     gold, resp = _MEMBERSHIP.sub("", gold), _MEMBERSHIP.sub("", resp)
     g_items, r_items = _items(gold), _items(resp)
     # An interval written with brackets against an inequality (`[1, 2]` vs `1 \le x \le 2`).
@@ -316,6 +459,7 @@ def _items(s: str) -> tuple[str, list[str]] | None:
     return None
 
 
+# fmt: off
 _WARMUP: list[str | tuple[str, str]] = [
     "1", "x^2-1", "\\frac{1}{2}", "\\sqrt{2}", "\\sqrt[3]{x}", "\\log_{2} 8", "\\ln 2", "\\sin x",
     "\\cos^2 x", "3+4i", "\\pi r^2", "e^{2}", "x \\leq 2", "(-\\infty, 2]", "[1, 2)", "\\{1, 2\\}",
@@ -324,6 +468,7 @@ _WARMUP: list[str | tuple[str, str]] = [
     # and the comparison code paths (simplify, sets, relations) once each
     ("2y=4x+6", "y=2x+3"), ("x\\leq2", "(-\\infty,2]"), ("\\sin^2x", "1-\\cos^2x"), ("\\{1,2\\}", "\\{2,1\\}"),
 ]
+# fmt: on
 
 
 def _serve() -> None:
