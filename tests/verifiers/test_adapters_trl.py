@@ -112,7 +112,7 @@ def test_gold_from_solution_and_named_columns():
 def test_no_verdict_is_none_and_none_score_replaces_it():
     with MathVerifier(timeout=0.5, workers=1) as v:
         # A missing gold (None in the column) and a comparison that cannot finish in time.
-        completions = ["\\boxed{3}", "\\boxed{100000000! + 9^{9^{9}}}", "\\boxed{2}"]
+        completions = ["\\boxed{3}", "\\boxed{100000000! - 100000000! + 1}", "\\boxed{2}"]
         out, log = trl_call(make_reward(v), ["q"] * 3, completions, answer=[None, "1", "2"])
         assert out == [None, None, 1.0]
         assert log.metrics["rewards/math/verification_rate"] == [pytest.approx(1 / 3)]

@@ -72,9 +72,10 @@ def test_pathological_returns_a_verdict(verifier, gold, response, ok):
 @pytest.mark.timeout(BOUND)
 def test_overrun_is_a_counted_timeout_and_the_pool_recovers():
     # The deadline leaves the replacement worker room to start (it imports sympy) and decide the
-    # symbolic items on a loaded machine; the first item cannot finish within any deadline.
+    # symbolic items on a loaded machine; the first item cannot finish within any deadline (its
+    # terms cancel, so no size bound of the fast path decides it and sympy expands 10^8!).
     with MathVerifier(timeout=4.0, workers=1) as v:
-        out = v.verify_pairs(["1", "2y=4x+6", "4y=8x+12"], ["\\boxed{100000000! + 9^{9^{9}}}",
+        out = v.verify_pairs(["1", "2y=4x+6", "4y=8x+12"], ["\\boxed{100000000! - 100000000! + 1}",
                                                             "\\boxed{y=2x+3}", "\\boxed{y=2x+3}"])
         assert out[0].reason == TIMEOUT and out[0].score is None
         assert v.stats["timeouts"] == 1
@@ -92,7 +93,7 @@ def test_works_from_worker_threads_with_deadline():
 
     def run(k: int) -> None:
         results[k] = v.verify_pairs(["1", f"{k + 2}y={2 * k + 4}x+{3 * k + 6}"],
-                                    ["\\boxed{100000000! + 1}", "\\boxed{y=2x+3}"])
+                                    ["\\boxed{100000000! - 100000000! + 1}", "\\boxed{y=2x+3}"])
 
     with MathVerifier(timeout=3.0, workers=2) as v:
         threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]

@@ -46,7 +46,7 @@ def test_solution_column_is_accepted():
 def test_no_verdict_is_none_for_trl_to_skip():
     with MathVerifier(timeout=0.5, workers=1) as v:
         reward = make_math_reward(v)
-        out = trl_style_call(reward, ["q", "q"], ["\\boxed{100000000! + 9^{9^{9}}}", "\\boxed{1}"],
+        out = trl_style_call(reward, ["q", "q"], ["\\boxed{100000000! - 100000000! + 1}", "\\boxed{1}"],
                              answer=["1", None])
         assert out == [None, None]
         assert make_math_reward(v, none_score=0.0)(["q"], ["\\boxed{1}"], [None]) == [0.0]

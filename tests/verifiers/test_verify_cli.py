@@ -14,7 +14,7 @@ RECORDS = [
     {"prompt": "roots?", "answer": "$\\boxed{-2, 3}$",
      "responses": [{"text": "\\boxed{3, -2}"}, {"text": "I give up"}]},
     {"prompt": "no gold", "responses": [{"text": "\\boxed{1}"}]},
-    {"prompt": "slow", "answer": "1", "responses": [{"text": "\\boxed{100000000! + 9^{9^{9}}}"}]},
+    {"prompt": "slow", "answer": "1", "responses": [{"text": "\\boxed{100000000! - 100000000! + 1}"}]},
 ]
 
 
