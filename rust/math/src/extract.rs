@@ -78,14 +78,16 @@ pub fn all_boxed(text: &str) -> Vec<&str> {
 
 /// The final answer given in boxes: the last box, with the boxes joined to it in the same
 /// statement (`\boxed{1} and \boxed{-2}` is `1, -2`); see `boxes::final_group`.
+/// Only empty boxes (`$\boxed{}$ 12`) give no answer here: the other rules read the text.
 pub fn final_boxed(text: &str) -> Option<String> {
     let all = boxes::scan(text);
     let group = boxes::final_group(text, &all);
     let parts: Vec<&str> = group
         .iter()
         .map(|s| text[s.content.0..s.content.1].trim())
+        .filter(|p| !p.is_empty())
         .collect();
-    (!group.is_empty()).then(|| parts.join(", "))
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// Byte index of the `}` closing an already opened `{`; escaped braces `\{` `\}` are content.
@@ -396,6 +398,9 @@ fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
     if let Some(v) = statement::conclusion_value(text, from, text.len(), &segs) {
         return found(&v, Source::Statement);
     }
+    if let Some(j) = statement::joined_segments(text, from, text.len(), &segs) {
+        return found(&j, Source::Dollar);
+    }
     if let Some(d) = segments::last_nonempty(text, &segs) {
         return found(d, Source::Dollar);
     }
@@ -507,7 +512,7 @@ mod tests {
             ),
             ("\\frac{1}{2}", Some(("\\frac{1}{2}", Source::Whole))),
             ("$3$", Some(("3", Source::Whole))),
-            ("so 5", Some(("5", Source::LastNumber))),
+            ("so 5", Some(("5", Source::Statement))),
             (
                 "<think>maybe \\boxed{4}</think> The answer is 5.",
                 Some(("5", Source::Phrase)),

@@ -155,6 +155,42 @@ fn answer_stated_in_prose_after_the_last_formula() {
             Source::Dollar,
         ),
         (
+            "concluding-word-then-roots",
+            "The discriminant is $9$, so the roots are distinct.\nTherefore x = 1 or x = -2.",
+            Some("x = 1 or x = -2"),
+            Statement,
+        ),
+        (
+            "concluding-word-single-value",
+            "Each batch makes 4, and 3 batches make 12. So they need 12 more cookies.",
+            Some("12"),
+            Statement,
+        ),
+        (
+            "segments-joined-by-commas",
+            "Solving the system, we conclude that $a = 3$, $b = 4$.",
+            Some("a = 3, b = 4"),
+            Source::Dollar,
+        ),
+        (
+            "segments-joined-by-or",
+            "Factoring, we get $x = 2$ or $x = -3$.",
+            Some("x = 2 or x = -3"),
+            Source::Dollar,
+        ),
+        (
+            "subject-segment-is-not-joined",
+            "Since $x > 0$, $x$ is positive.",
+            Some("x"),
+            Source::Dollar,
+        ),
+        (
+            "money-is-not-math",
+            "He pays $5 for each of the 2 shirts and $10 in total.",
+            None,
+            Statement,
+        ),
+        (
             "choice-letter-as-written",
             "Checking each option, only (B) works. The answer is (B) 12.",
             Some("(B) 12"),
@@ -168,6 +204,29 @@ fn answer_stated_in_prose_after_the_last_formula() {
         ),
     ];
     check_responses(cases);
+}
+
+#[test]
+fn gsm8k_money_and_the_numeric_fallback() {
+    let with_fallback = |t: &str| extract_response(t, true).map(|e| (e.text, e.source));
+    let cases = [
+        ("He pays $5 for each and $10 in total.", "10"),
+        ("She makes 9 * $2 = $18 every day.", "18"),
+        ("That gives us a total of $120.", "120"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(
+            with_fallback(text),
+            Some((want.to_string(), Source::LastNumber)),
+            "{text}"
+        );
+    }
+    let v = |g: &str, r: &str| check(g, r, &Options::default()).verdict;
+    assert_eq!(
+        v("#### 18", "She makes 9 * $2 = $18 every day."),
+        Verdict::Correct
+    );
+    assert_eq!(v("#### 120", "The total is $120."), Verdict::Correct);
 }
 
 #[test]

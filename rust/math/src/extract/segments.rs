@@ -112,6 +112,10 @@ pub(crate) fn segments(text: &str) -> Vec<Segment> {
             continue;
         }
         match find_closer(b, i + open.len(), close) {
+            Some(e) if *open == b"$" && is_currency(b, i, e) => {
+                // `$5 for each and $10` is money, not math: this `$` opens nothing.
+                i += 1;
+            }
             Some(e) => {
                 out.push(Segment {
                     start: i,
@@ -127,6 +131,41 @@ pub(crate) fn segments(text: &str) -> Vec<Segment> {
         }
     }
     out
+}
+
+/// A `$` at `open` whose would-be closer is at `close` is a currency sign when a digit follows
+/// it and either the "math" between reads as prose (`$5 for each and $`) or the closer is
+/// itself followed by a digit (`9 * $2 = $18`).
+fn is_currency(b: &[u8], open: usize, close: usize) -> bool {
+    if !b.get(open + 1).is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    if b.get(close + 1).is_some_and(u8::is_ascii_digit) {
+        return true;
+    }
+    // An English word: three or more letters, not a command, outside braces.
+    let mut run = 0;
+    let mut depth = 0usize;
+    let mut in_cmd = false;
+    for &c in &b[open + 1..close] {
+        match c {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c.is_ascii_alphabetic() {
+            if !in_cmd && depth == 0 {
+                run += 1;
+                if run >= 3 {
+                    return true;
+                }
+            }
+        } else {
+            in_cmd = c == b'\\';
+            run = 0;
+        }
+    }
+    false
 }
 
 fn starts_env(b: &[u8], env: &str) -> bool {
@@ -177,5 +216,16 @@ mod tests {
         // An unclosed `\(` does not hide the segments after it.
         assert_eq!(bodies("\\( x and $5$"), vec!["5"]);
         assert_eq!(bodies("1 \\\\(2) $3$"), vec!["3"]);
+        // Money is not math.
+        assert_eq!(
+            bodies("He pays $5 for each and $10 in total."),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            bodies("She makes 9 * $2 = $18 every day."),
+            Vec::<&str>::new()
+        );
+        assert_eq!(bodies("so $5x = 10$ and $x = 2$"), vec!["5x = 10", "x = 2"]);
+        assert_eq!(bodies("$10 \\text{ dollars}$"), vec!["10 \\text{ dollars}"]);
     }
 }

@@ -96,7 +96,7 @@ fn classify(text: &str, t: &Token) -> Kind {
     if matches!(l, "percent" | "pct" | "percentage" | "%") {
         return Kind::Unit;
     }
-    if COPULAS.contains(&l) {
+    if COPULAS.contains(&l) || matches!(l, "it's" | "that's" | "there's" | "it’s" | "that’s") {
         return Kind::Copula;
     }
     if FILLERS.contains(&l) || l == ":" {
@@ -449,7 +449,9 @@ fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
     for &r in &rs {
         run_at[r.a] = Some(r);
     }
-    let first_content = toks.iter().position(|t| t.kind != Kind::Filler)?;
+    let first_content = toks
+        .iter()
+        .position(|t| t.kind != Kind::Filler && !(t.kind == Kind::Conn && t.end - t.start == 1))?;
     let leading = run_at[first_content];
     if mode == Mode::AfterIs {
         if let Some(r) = leading {
@@ -469,12 +471,36 @@ fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
         }
     }
     match mode {
-        Mode::Conclusion => None,
+        Mode::Conclusion => concluded(text, toks, &rs),
         // "Final Answer: 5", "Answer: Jane started 3 hours ago."
         Mode::AfterIs | Mode::AfterColon => {
             let r = leading.or_else(|| rs.last().copied())?;
             Some(run_text(text, toks, r))
         }
+    }
+}
+
+/// Words that open a conclusion: "Therefore x = 1 or x = -2."
+const CONCLUDERS: [&str; 7] = [
+    "therefore",
+    "thus",
+    "hence",
+    "so",
+    "finally",
+    "consequently",
+    "overall",
+];
+
+/// A conclusion with no copula: a sentence opened by a concluding word ("Therefore x = 1 or
+/// x = -2.", "So they need 12 more cookies.") that mentions exactly one value.
+fn concluded(text: &str, toks: &[Token], rs: &[Run]) -> Option<String> {
+    let opens = toks.first().is_some_and(|t| {
+        let w = &text[t.start..t.end];
+        CONCLUDERS.iter().any(|c| w.eq_ignore_ascii_case(c))
+    });
+    match rs {
+        [r] if opens => Some(run_text(text, toks, *r)),
+        _ => None,
     }
 }
 
@@ -521,6 +547,34 @@ pub(crate) fn conclusion_value(
     stated(text, last, Mode::Conclusion)
 }
 
+/// The last sentence's final run when it is several math segments joined by commas or
+/// "and"/"or" and nothing but words follow it: "We conclude that $a = 3$, $b = 4$." is
+/// `a = 3, b = 4`, "we get $x = 2$ or $x = -3$." is both roots, not the last one alone.
+pub(crate) fn joined_segments(
+    text: &str,
+    from: usize,
+    to: usize,
+    segs: &[Segment],
+) -> Option<String> {
+    let sents = sentences(text, from, to, segs);
+    let last = sents
+        .iter()
+        .rev()
+        .find(|s| s.iter().any(|t| t.kind == Kind::Value))?;
+    let rs = runs(last);
+    super::work::add(last.len() + rs.len());
+    let r = *rs.last()?;
+    let toks = &last[r.a..r.b];
+    let maths = toks.iter().filter(|t| t.body.is_some()).count();
+    let only_joined = toks
+        .iter()
+        .all(|t| t.body.is_some() || t.kind == Kind::Conn);
+    let ends = last[r.b..]
+        .iter()
+        .all(|t| matches!(t.kind, Kind::Word | Kind::Unit | Kind::Filler));
+    (maths >= 2 && only_joined && ends).then(|| run_text(text, last, r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::segments::segments;
@@ -556,6 +610,13 @@ mod tests {
                 Some("\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
             ),
             ("She has 72 apples.", None),
+            ("Therefore x = 1 or x = -2.", Some("x = 1 or x = -2")),
+            ("Thus, $x = 1$ or $x = -2$.", Some("x = 1 or x = -2")),
+            ("Hence 12 apples.", Some("12")),
+            ("So 4 apples and 5 pears.", None),
+            ("So they need 12 more cookies.", Some("12")),
+            ("I think it's 7.", Some("7")),
+            ("3. Add them up.", None),
         ];
         for (t, want) in cases {
             assert_eq!(conclusion(t).as_deref(), want, "{t}");
