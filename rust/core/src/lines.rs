@@ -229,34 +229,37 @@ impl<R: Read> Chunker<R> {
         Ok(Some(chunk))
     }
 
-    /// `buf[..filled]` starts a line longer than the limit: keeps its first bytes, reads past
-    /// the rest (one chunk-sized window at a time) and keeps what follows its newline.
+    /// `buf[..filled]` starts a line longer than the limit: keeps its first `KEPT_LINE_BYTES`,
+    /// reads past the rest (one chunk-sized window at a time) and keeps what follows its newline.
     fn skip_long_line(&mut self, mut buf: Vec<u8>, filled: usize) -> io::Result<Chunk> {
-        let kept = KEPT_LINE_BYTES.min(filled);
+        let mut kept = KEPT_LINE_BYTES.min(filled);
         let mut len = filled as u64;
         let mut ends_with_cr = buf[filled - 1] == b'\r';
         let window = self.chunk_bytes;
+        // Reads land after the kept prefix's full size, then top it up.
+        let scratch = KEPT_LINE_BYTES.max(kept);
         buf.truncate(kept);
-        buf.resize(kept + window, 0);
+        buf.resize(scratch + window, 0);
         while !self.eof {
-            let n = read_into(&mut self.reader, &mut buf[kept..kept + window])?;
+            let n = read_into(&mut self.reader, &mut buf[scratch..scratch + window])?;
             if n == 0 {
                 self.eof = true;
                 break;
             }
-            let read = &buf[kept..kept + n];
-            if let Some(p) = memchr::memchr(b'\n', read) {
-                len += p as u64;
-                ends_with_cr = if p > 0 {
-                    read[p - 1] == b'\r'
-                } else {
-                    ends_with_cr
-                };
+            let newline = memchr::memchr(b'\n', &buf[scratch..scratch + n]);
+            let line_part = newline.unwrap_or(n);
+            let take = (KEPT_LINE_BYTES - kept).min(line_part);
+            buf.copy_within(scratch..scratch + take, kept);
+            kept += take;
+            let read = &buf[scratch..scratch + n];
+            len += line_part as u64;
+            if line_part > 0 {
+                ends_with_cr = read[line_part - 1] == b'\r';
+            }
+            if let Some(p) = newline {
                 self.carry.extend_from_slice(&read[p + 1..]);
                 break;
             }
-            len += n as u64;
-            ends_with_cr = read[n - 1] == b'\r';
         }
         if ends_with_cr {
             len -= 1;

@@ -360,8 +360,10 @@ impl GroupReader {
         };
         if let Some(len) = chunk.oversized {
             out.lines = 1;
+            // The kept bytes may run into the line ending when the whole line fits in them.
+            let text = chunk.text();
             let raw = RawLine {
-                kept: chunk.text().to_vec(),
+                kept: text[..text.len().min(usize::try_from(len).unwrap_or(usize::MAX))].to_vec(),
                 len,
             };
             let e = record::line_too_long(len, opts.max_line_bytes);
