@@ -60,6 +60,19 @@ SAMPLING_METRICS = (
     "sampling/masked_fraction",  # share of completion tokens dropped (mode="mask")
     "sampling/truncated_fraction",  # share of completion tokens whose weight was clipped (mode="truncate")
 )
+# multi-turn rollouts with tools (grpo_fast.rollout), logged when the run has tools
+TOOLS_CALLS_PER_ROLLOUT = "tools/calls_per_rollout"
+TOOLS_TURNS_PER_ROLLOUT = "tools/turns_per_rollout"  # model turns
+TOOLS_CALL_RATE = "tools/call_rate"  # share of rollouts with at least one call
+TOOLS_ERRORS = "tools/errors"  # calls whose status is not ok (timeouts included), count
+TOOLS_TIMEOUTS = "tools/timeouts"  # calls stopped by the per-call time limit, count
+TOOLS_ERROR_RATE = "tools/error_rate"  # errors / calls
+TOOLS_LIMIT_RATE = "tools/limit_rate"  # share of rollouts ended by a limit (tokens, turns, calls)
+TOOLS_TOKEN_SHARE = "tools/token_share"  # tool tokens / all completion tokens (context, not trained on)
+TOOLS_TIME_S = "tools/time_s"  # wall time of the tool batches
+TOOLS_WAIT_S = "tools/wait_s"  # time generation stood still waiting for tool results
+TOOLS_METRICS = (TOOLS_CALLS_PER_ROLLOUT, TOOLS_TURNS_PER_ROLLOUT, TOOLS_CALL_RATE, TOOLS_ERRORS, TOOLS_TIMEOUTS,
+                 TOOLS_ERROR_RATE, TOOLS_LIMIT_RATE, TOOLS_TOKEN_SHARE, TOOLS_TIME_S, TOOLS_WAIT_S)
 # evaluation on held-out prompts (GRPOTrainer.evaluate)
 EVAL_ACCURACY = "eval/accuracy"  # greedy pass@1, over verdicts that carry a correctness
 EVAL_MEAN_SCORE = "eval/mean_score"  # mean greedy score over completions with a verdict
@@ -72,7 +85,7 @@ REWARD_METRICS = (REWARD, REWARD_STD, ACCURACY, FRAC_REWARD_ZERO_STD, ADVANTAGE_
 UPDATE_METRICS = (LOSS, KL, CLIP_LOW, CLIP_HIGH, CLIP_REGION, ENTROPY, GRAD_NORM, LEARNING_RATE, NUM_TOKENS)
 TIMING_METRICS = (SAMPLING_ROUNDS, GENERATION_S, REWARD_WAIT_S, WEIGHT_SYNC_S, UPDATE_S, STEP_TIME_S, TOKENS_PER_S)
 # Every fixed name a training step can log (besides `rewards/<name>/...` and `eval/pass@<k>`).
-STEP_METRICS = REWARD_METRICS + UPDATE_METRICS + (SKIPPED_UPDATE,) + TIMING_METRICS + SAMPLING_METRICS
+STEP_METRICS = REWARD_METRICS + UPDATE_METRICS + (SKIPPED_UPDATE,) + TIMING_METRICS + SAMPLING_METRICS + TOOLS_METRICS
 EVAL_METRICS = (EVAL_ACCURACY, EVAL_MEAN_SCORE, EVAL_NUM_PROMPTS)
 
 

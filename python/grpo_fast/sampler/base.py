@@ -20,7 +20,7 @@ class Completion:
     text: str
     token_ids: list[int]
     logprobs: list[float] | None
-    finish_reason: str  # "stop" (EOS) or "length" (hit max_new_tokens)
+    finish_reason: str  # "stop" (EOS), "length" (hit max_new_tokens) or "stop_string" (see `continue_ids`)
 
 
 @dataclass
@@ -44,6 +44,14 @@ class Sampler(ABC):
         `params` override the sampler's defaults: temperature, top_p, top_k, max_new_tokens, seed.
         Temperature 0 decodes greedily."""
 
+    def continue_ids(self, rows: Sequence[Sequence[int]], *, stop_strings: Sequence[str] = (),
+                     **params: Any) -> list[Completion]:
+        """One completion per row of token ids (a prompt plus earlier turns exactly as the model saw
+        them, so nothing is re-tokenized), ending at a stop token, at `max_new_tokens`, or at the first
+        of `stop_strings` in the new text (finish_reason "stop_string"; the tokens end with the one
+        that completes it). `params` as for `generate`. Multi-turn rollouts are built on it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids")
+
     def update_weights(self, model: Any) -> None:  # noqa: B027 - only engine backends need it
         """Make the sampler use the policy's current weights (a no-op when it shares the model).
         The trainer calls it after every optimiser step."""
@@ -56,6 +64,10 @@ class Sampler(ABC):
 
     def close(self) -> None:  # noqa: B027
         """Stop engines and close connections."""
+
+    def take_stats(self) -> dict[str, float]:
+        """Counters the sampler kept since the last call (a tool sampler's tool and wait times), reset."""
+        return {}
 
     @property
     def shares_policy(self) -> bool:
@@ -118,3 +130,40 @@ def split_completion(tokenizer: Any, token_ids: list[int], stop_ids: list[int]) 
         ids, finish = list(token_ids[:end + 1]), "stop"
         body = ids[:-1]
     return ids, tokenizer.decode(body, skip_special_tokens=False), finish
+
+
+def stop_string_end(tokenizer: Any, token_ids: Sequence[int], stop_strings: Sequence[str]) -> int | None:
+    """The length of the shortest prefix of `token_ids` whose text contains one of `stop_strings`, or
+    None. Found by bisection over full decodes (a prefix's text contains a shorter prefix's text), so it
+    is exact for any tokenizer, byte-level and SentencePiece ones included, at log2(n) decodes."""
+    if not stop_strings or not token_ids:
+        return None
+
+    def has(k: int) -> bool:
+        text = tokenizer.decode(list(token_ids[:k]), skip_special_tokens=False)
+        return any(s in text for s in stop_strings)
+
+    if not has(len(token_ids)):
+        return None
+    lo, hi = 1, len(token_ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if has(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def finish_turn(tokenizer: Any, token_ids: Sequence[int], logprobs: Sequence[float] | None,
+                stop_ids: Sequence[int], stop_strings: Sequence[str] = ()) -> Completion:
+    """A continuation's tokens cut at whichever comes first, a stop token (kept, "stop") or the end of
+    a stop string ("stop_string"); else "length". Every backend cuts through here, so the same tokens
+    end a turn whichever engine sampled them (an engine may run a token past a stop string)."""
+    ids, text, finish = split_completion(tokenizer, list(token_ids), list(stop_ids))
+    end = stop_string_end(tokenizer, ids[:-1] if finish == "stop" else ids, stop_strings)
+    if end is not None:
+        ids, finish = ids[:end], "stop_string"
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+    lps = list(logprobs[:len(ids)]) if logprobs is not None else None
+    return Completion(text=text, token_ids=ids, logprobs=lps, finish_reason=finish)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria
 
 from grpo_fast.sampler.base import (
     Completion,
@@ -16,6 +17,7 @@ from grpo_fast.sampler.base import (
     Prompt,
     Sampler,
     encode_prompts,
+    finish_turn,
     split_completion,
     stop_token_ids,
 )
@@ -48,32 +50,12 @@ class TransformersSampler(Sampler):
     @torch.no_grad()
     def generate(self, prompts: Sequence[Prompt], n: int, records: Sequence[dict] | None = None,
                  **params: Any) -> list[CompletionGroup]:
-        p = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
         texts, prompt_ids = self.encode_prompts(prompts)
         if not prompt_ids:
             return []
-        pad = self.tokenizer.pad_token_id
-        stops = stop_token_ids(self.tokenizer, self.model)
         rows = [x for x in prompt_ids for _ in range(n)]
-        input_ids, attention = left_pad(rows, pad, next(self.model.parameters()).device)
-        width = input_ids.shape[1]
-        greedy = float(p["temperature"]) == 0.0
-        recorder = SampledLogprobs() if self.return_logprobs and not greedy else None
-        gen = sampling_config(self.model, temperature=float(p["temperature"]), top_p=float(p["top_p"]),
-                              top_k=int(p["top_k"]), max_new_tokens=int(p["max_new_tokens"]), pad_id=pad, stops=stops,
-                              greedy=greedy)
-        procs = [] if greedy else warpers(float(p["temperature"]), int(p["top_k"]), float(p["top_p"]))
-        if recorder is not None:
-            procs.append(recorder)
-        with eval_mode(self.model), own_generation_config(self.model, gen):
-            out = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=gen,
-                                      logits_processor=procs or None)
-        new = out[:, width:]
-        lp = recorder.finish(new) if recorder is not None else None
-
+        new_l, lp_l, stops = self._sample_rows(rows, params)
         groups: list[CompletionGroup] = []
-        new_l = new.tolist()
-        lp_l = lp.tolist() if lp is not None else None
         for i, prompt in enumerate(prompts):
             comps = []
             for j in range(n):
@@ -85,6 +67,58 @@ class TransformersSampler(Sampler):
             groups.append(CompletionGroup(prompt=prompt, prompt_text=texts[i], prompt_ids=prompt_ids[i],
                                           completions=comps, record=rec))
         return groups
+
+    @torch.no_grad()
+    def continue_ids(self, rows: Sequence[Sequence[int]], *, stop_strings: Sequence[str] = (),
+                     **params: Any) -> list[Completion]:
+        if not rows:
+            return []
+        new_l, lp_l, stops = self._sample_rows([list(r) for r in rows], params, stop_strings)
+        return [finish_turn(self.tokenizer, new_l[r], lp_l[r] if lp_l is not None else None, stops, stop_strings)
+                for r in range(len(rows))]
+
+    def _sample_rows(self, rows: list[list[int]], params: dict[str, Any], stop_strings: Sequence[str] = ()
+                     ) -> tuple[list[list[int]], list[list[float]] | None, list[int]]:
+        """One `model.generate` over left-padded `rows`: (new ids per row, their log-probs or None, stop ids)."""
+        p = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
+        pad = self.tokenizer.pad_token_id
+        stops = stop_token_ids(self.tokenizer, self.model)
+        input_ids, attention = left_pad(rows, pad, next(self.model.parameters()).device)
+        width = input_ids.shape[1]
+        greedy = float(p["temperature"]) == 0.0
+        recorder = SampledLogprobs() if self.return_logprobs and not greedy else None
+        gen = sampling_config(self.model, temperature=float(p["temperature"]), top_p=float(p["top_p"]),
+                              top_k=int(p["top_k"]), max_new_tokens=int(p["max_new_tokens"]), pad_id=pad, stops=stops,
+                              greedy=greedy)
+        procs = [] if greedy else warpers(float(p["temperature"]), int(p["top_k"]), float(p["top_p"]))
+        if recorder is not None:
+            procs.append(recorder)
+        criteria = [StopOnStrings(self.tokenizer, stop_strings, width)] if stop_strings else None
+        with eval_mode(self.model), own_generation_config(self.model, gen):
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=gen,
+                                      logits_processor=procs or None, stopping_criteria=criteria)
+        new = out[:, width:]
+        lp = recorder.finish(new) if recorder is not None else None
+        return new.tolist(), (lp.tolist() if lp is not None else None), stops
+
+
+class StopOnStrings(StoppingCriteria):
+    """A stopping criterion: a row is done once one of `stop_strings` appears in its new text. Each
+    step decodes only the last few new tokens of each row (a stop string completed by this step's
+    token lies within them), so the check costs the same at every length."""
+
+    def __init__(self, tokenizer: Any, stop_strings: Sequence[str], prompt_width: int):
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stop_strings if s]
+        # Every token decodes to at least one character, except special or empty ones: a margin of 4.
+        self.window = max(len(s) for s in self.stops) + 4 if self.stops else 0
+        self.width = prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        new = input_ids[:, self.width:]
+        tail = new[:, -self.window:].tolist() if self.window else [[] for _ in range(len(new))]
+        done = [any(s in self.tokenizer.decode(t, skip_special_tokens=False) for s in self.stops) for t in tail]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:

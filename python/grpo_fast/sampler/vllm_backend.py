@@ -26,6 +26,7 @@ from grpo_fast.sampler.base import (
     Prompt,
     Sampler,
     encode_prompts,
+    finish_turn,
     stop_token_ids,
 )
 
@@ -55,8 +56,19 @@ class _TokenSampler(Sampler):
     def encode_prompts(self, prompts: Sequence[Prompt]) -> tuple[list[str], list[list[int]]]:
         return encode_prompts(self.tokenizer, prompts, self.use_chat_template, self.max_prompt_length)
 
-    def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any],
+                stop_strings: Sequence[str] = ()) -> list[list[dict[str, Any]]]:
         raise NotImplementedError
+
+    def continue_ids(self, rows: Sequence[Sequence[int]], *, stop_strings: Sequence[str] = (),
+                     **params: Any) -> list[Completion]:
+        p = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
+        if not rows:
+            return []
+        outs = self._sample([list(r) for r in rows], 1, p, stop_strings)
+        greedy = float(p["temperature"]) == 0.0
+        return [finish_turn(self.tokenizer, o[0]["token_ids"], None if greedy else o[0]["logprobs"], self.stop_ids,
+                            stop_strings) for o in outs]
 
     def generate(self, prompts: Sequence[Prompt], n: int, records: Sequence[dict] | None = None,
                  **params: Any) -> list[CompletionGroup]:
@@ -98,8 +110,9 @@ class VLLMSampler(_TokenSampler):
                                  max_model_len=max_model_len, enable_sleep_mode=enable_sleep_mode, **llm_kwargs)
         self.owned_dir: Any = None  # a temporary model folder the engine was started from, if any
 
-    def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
-        outs = self.engine.generate(prompt_ids, n, params, self.stop_ids)
+    def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any],
+                stop_strings: Sequence[str] = ()) -> list[list[dict[str, Any]]]:
+        outs = self.engine.generate(prompt_ids, n, params, self.stop_ids, stop_strings)
         return [[vars(c) for c in group] for group in outs]
 
     def update_weights(self, model: Any) -> None:
@@ -172,11 +185,14 @@ class VLLMServerSampler(_TokenSampler):
             raise ConfigError(f"cannot reach the vLLM server at {self.url} ({getattr(exc, 'reason', exc)}); "
                               "start it with `grpo-fast vllm-serve --model M`", field="vllm_server_url") from None
 
-    def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    def _sample(self, prompt_ids: list[list[int]], n: int, params: dict[str, Any],
+                stop_strings: Sequence[str] = ()) -> list[list[dict[str, Any]]]:
         from grpo_fast.sampler.vllm_engine import SAMPLING_KEYS
 
         body = {"prompt_ids": prompt_ids, "n": n, "stop_ids": self.stop_ids,
                 "params": {k: params[k] for k in SAMPLING_KEYS if params.get(k) is not None}}
+        if stop_strings:
+            body["stop_strings"] = list(stop_strings)
         return self._call("POST", "/generate", body)["outputs"]
 
     def update_weights(self, model: Any) -> None:

@@ -94,7 +94,8 @@ class VLLMEngine:
 
     # ------------------------------------------------------------------------------ sampling
     @staticmethod
-    def sampling_params(n: int, params: dict[str, Any], stop_ids: Sequence[int]) -> Any:
+    def sampling_params(n: int, params: dict[str, Any], stop_ids: Sequence[int],
+                        stop_strings: Sequence[str] = ()) -> Any:
         """Every processor is explicit, so a checkpoint's generation_config.json (repetition
         penalty, top-k ...) can never change the distribution behind the trainer's back."""
         from vllm import SamplingParams
@@ -105,13 +106,16 @@ class VLLMEngine:
             top_k=top_k if top_k > 0 else -1, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0,
             frequency_penalty=0.0, max_tokens=int(params["max_new_tokens"]), seed=params.get("seed"),
             stop_token_ids=list(stop_ids), ignore_eos=False, logprobs=0, skip_special_tokens=False,
-            detokenize=False,
+            # Stop strings are matched on text, so only a request that has some pays for detokenizing.
+            stop=list(stop_strings) or None, include_stop_str_in_output=True, detokenize=bool(stop_strings),
         )
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, params: dict[str, Any],
-                 stop_ids: Sequence[int]) -> list[list[SampledIds]]:
-        """`n` completions per prompt; token ids include the stop token when one ended it."""
-        sp = self.sampling_params(n, params, stop_ids)
+                 stop_ids: Sequence[int], stop_strings: Sequence[str] = ()) -> list[list[SampledIds]]:
+        """`n` completions per prompt; token ids include the stop token when one ended it. A completion
+        ended by one of `stop_strings` has finish_reason "stop_string" (its tokens run through the one
+        that completed it; `sampler.base.finish_turn` cuts them exactly)."""
+        sp = self.sampling_params(n, params, stop_ids, stop_strings)
         with self._lock:
             self._ensure_awake()
             outs = self.llm.generate([{"prompt_token_ids": list(x)} for x in prompt_ids], sp, use_tqdm=False)
@@ -123,6 +127,8 @@ class VLLMEngine:
                 toks = list(c.token_ids)
                 lps = [float(d[t].logprob) for d, t in zip(c.logprobs or [], toks, strict=True)]
                 finish = "stop" if (c.finish_reason == "stop" and toks and toks[-1] in stops) else "length"
+                if finish == "length" and c.finish_reason == "stop" and isinstance(c.stop_reason, str):
+                    finish = "stop_string"
                 group.append(SampledIds(toks, lps, finish))
             result.append(group)
         return result

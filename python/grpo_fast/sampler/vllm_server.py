@@ -3,7 +3,8 @@ on other GPUs or another host (the server mode of `VLLMServerSampler`).
 
 Endpoints (JSON unless noted; with a token, every endpoint but /health needs `Authorization: Bearer`):
   GET  /health                      model, dtype, weight_version
-  POST /generate                    {"prompt_ids": [[int]], "n": int, "stop_ids": [int], "params": {...}}
+  POST /generate                    {"prompt_ids": [[int]], "n": int, "stop_ids": [int], "params": {...},
+                                     "stop_strings": [str] (optional)}
   POST /score                       {"prompt_ids": [[int]], "completion_ids": [[int]]} -> log-probs
   POST /update_weights?version=N    body: a safetensors file (application/octet-stream), streamed to disk
   POST /sleep, POST /wake_up
@@ -109,7 +110,11 @@ class VLLMServer:
         if type(n) is not int or not 1 <= n <= 1024:
             raise RequestError(400, "n: an integer in [1, 1024] is required")
         stops = _int_lists([body.get("stop_ids", [])], "stop_ids", self.vocab_size)[0]
-        outs = self.engine.generate(prompts, n, _sampling(body.get("params", {})), stops)
+        strings = body.get("stop_strings", [])
+        if not isinstance(strings, list) or len(strings) > 16 or not all(
+                isinstance(x, str) and 0 < len(x) <= 256 for x in strings):
+            raise RequestError(400, "stop_strings: a list of at most 16 non-empty strings of at most 256 characters")
+        outs = self.engine.generate(prompts, n, _sampling(body.get("params", {})), stops, strings)
         return {"outputs": [[vars(c) for c in group] for group in outs],
                 "weight_version": self.engine.weight_version}
 
