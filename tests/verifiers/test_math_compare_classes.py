@@ -85,6 +85,14 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("assignments-vs-list", "x=1, x=-2", f"The roots are ${B}{{-2, 1}}$.", True),
     ("assignments-vs-list-wrong", "x=1, x=-2", f"{B}{{2, -1}}", False),
     ("set-missing-element", "\\{1,2,3\\}", f"{B}{{\\{{1, 2\\}}}}", False),
+    (
+        "numina-repeated-solution-counts-once",
+        "$(37,3,3,13),(17,3,3,7),(3,37,3,13),(3,17,3,7),(3,3,2,3)$",
+        f"${B}{{(3, 37, 3, 13), (3, 17, 3, 7), (3, 3, 2, 3), (3,17,3,7), (17,3,3,7), (37,3,3,13)}}$",
+        True,
+    ),
+    ("spaced-comma-is-a-list", "32349", f"So the answer is ${B}{{32, 349}}$", False),
+    ("double-escaped-gold", "$\\\\left(\\\\frac{4}{5},\\\\frac{1}{5}\\\\right)$", "The final answer is $\\left( \\frac{4}{5}, \\frac{1}{5} \\right)$.", True),
     # --- relations ---
     ("neq-ascii", "$x \\neq 3$", "We find that $x != 3$.", True),
     ("chain-last-side", "11", f"{B}{{x = 5+5+1 = 11}}", True),

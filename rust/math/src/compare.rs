@@ -945,15 +945,43 @@ fn both(a: Decision, b: Decision) -> Decision {
     }
 }
 
-/// Every gold element must match a distinct response element.
+/// Two sets of answers: every gold element must match a response element and every response
+/// element a gold one. Same sizes match one to one; a repeated answer counts once (`(3,17),
+/// (3,17), (2,5)` lists the set `(3,17), (2,5)`), as in a set of solutions.
 fn match_unordered(g: &[&str], r: &[&str], depth: usize) -> Decision {
-    if g.len() != r.len() {
-        return NotEqual;
-    }
-    if g.len() > MAX_ITEMS {
+    if g.len() > MAX_ITEMS || r.len() > MAX_ITEMS {
         return Undecided;
     }
-    match_distinct(g, r, |a, c| compare_depth(a, c, depth + 1))
+    if g.len() == r.len() {
+        return match_distinct(g, r, |a, c| compare_depth(a, c, depth + 1));
+    }
+    both(
+        covers(g, r, |a, c| compare_depth(a, c, depth + 1)),
+        covers(r, g, |a, c| compare_depth(c, a, depth + 1)),
+    )
+}
+
+/// Every element of `a` equals some element of `b`.
+fn covers(a: &[&str], b: &[&str], cmp: impl Fn(&str, &str) -> Decision) -> Decision {
+    let mut acc = Equal;
+    for x in a {
+        let mut best = NotEqual;
+        for y in b {
+            match cmp(x, y) {
+                Equal => {
+                    best = Equal;
+                    break;
+                }
+                Undecided => best = Undecided,
+                NotEqual => {}
+            }
+        }
+        acc = both(acc, best);
+        if acc == NotEqual {
+            return NotEqual;
+        }
+    }
+    acc
 }
 
 /// Greedy matching: every gold item must equal a distinct response item. A missing match is

@@ -105,6 +105,8 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
                 '×' => out.push_str("\\times "),
                 '·' => out.push_str("\\cdot "),
                 '√' => out.push_str("\\sqrt"),
+                '²' => out.push_str("^2"),
+                '³' => out.push_str("^3"),
                 '~' => out.push(' '),
                 // A stray `$` (GSM8K `#### $18`) is currency or a lost delimiter.
                 '€' | '£' | '$' => {}
@@ -498,6 +500,47 @@ fn rewrite_semicolons(s: &str) -> String {
     items.join(",")
 }
 
+/// LaTeX commands whose backslash is often doubled by a second round of string escaping.
+const ESCAPED_COMMANDS: [&str; 40] = [
+    "frac", "dfrac", "tfrac", "sqrt", "left", "right", "le", "leq", "ge", "geq", "ne", "neq", "lt",
+    "gt", "in", "infty", "pi", "cdot", "times", "div", "pm", "mp", "boxed", "text", "mathrm",
+    "mathbf", "begin", "end", "cup", "cap", "sin", "cos", "tan", "log", "ln", "circ", "theta",
+    "alpha", "beta", "quad",
+];
+
+/// `\\frac{1}{2}` -> `\frac{1}{2}`: a backslash doubled by a second round of escaping (JSON
+/// written twice) before a command name. Exactly two backslashes before a known command only:
+/// `\\` alone is a matrix row break, and `a \\ b` stays one.
+fn undouble_backslashes(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains("\\\\") {
+        return s.into();
+    }
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') && (i == 0 || b[i - 1] != b'\\') {
+            let rest = &s[i + 2..];
+            let n = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            if n > 0 && ESCAPED_COMMANDS.contains(&&rest[..n]) {
+                out.push('\\');
+                i += 2;
+                changed = true;
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    if changed {
+        out.into()
+    } else {
+        s.into()
+    }
+}
+
 /// Inside trigonometric answers degrees matter: `\sin 30^\circ` is `\sin(30\cdot\frac{\pi}{180})`.
 fn degrees_to_radians(s: &str) -> String {
     let mut out = s.to_string();
@@ -587,7 +630,8 @@ fn ends_with_command(s: &str) -> bool {
 
 /// The canonical form of an answer; see the module docs.
 pub fn normalize(answer: &str) -> String {
-    let s = strip_delimiters(answer);
+    let unescaped = undouble_backslashes(answer);
+    let s = strip_delimiters(&unescaped);
     let s = if ["\\sin", "\\cos", "\\tan", "\\sec", "\\csc", "\\cot"]
         .iter()
         .any(|f| s.contains(f))
@@ -604,6 +648,11 @@ pub fn normalize(answer: &str) -> String {
     let mut rewritten = String::with_capacity(s.len());
     rewrite_commands(&s, &mut rewritten, has_digit);
     let worded = rewrite_words(&rewritten);
+    // `32, 349` lists two numbers; only `32,349` can be thirty-two thousand.
+    let spaced_comma = worded
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b',' && w[1].is_ascii_whitespace());
     let compact = compact_whitespace(&worded);
     let compact = compact
         .trim_end_matches(['.', ';', ','])
@@ -611,7 +660,11 @@ pub fn normalize(answer: &str) -> String {
     let collapsed = collapse_doubled_brackets(compact);
     let compact = strip_outer_braces(&collapsed);
     let compact = rewrite_semicolons(compact);
-    let compact = drop_thousands_separators(&compact);
+    let compact = if spaced_comma {
+        compact
+    } else {
+        drop_thousands_separators(&compact)
+    };
     let compact = brace_short_arguments(&compact);
     let out = strip_outer_braces(strip_delimiters(&compact));
     match out {
@@ -697,6 +750,33 @@ mod tests {
             ("1011_2", "1011"),
             ("1011_{2}", "1011"),
             ("x_2", "x_2"),
+            ("\\\\frac{1}{2}", "\\frac{1}{2}"),
+            (
+                "\\\\left( 3, \\\\frac{\\\\pi}{2} \\\\right)",
+                "(3,\\frac{\\pi}{2})",
+            ),
+            (
+                "\\begin{pmatrix}x\\\\y\\end{pmatrix}",
+                "\\begin{pmatrix}x\\\\y\\end{pmatrix}",
+            ),
+            ("32, 349", "32,349"),
+            ("32,349", "32349"),
+            ("0,111", "0,111"),
+            ("(0;-2;6)", "(0,-2,6)"),
+            ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"),
+            ("-12;-11;-10", "-12,-11,-10"),
+            ("((((5))))", "(5)"),
+            ("{{{x}}}", "x"),
+            ("\\{\\{1\\},2\\}", "\\{\\{1\\},2\\}"),
+            ("x != 3", "x\\neq3"),
+            ("5!=120", "5!=120"),
+            ("x <= 2", "x\\leq2"),
+            ("x \\lt 3", "x<3"),
+            ("28 pct", "28%"),
+            ("28 per cent", "28%"),
+            ("28 percentage", "28%"),
+            ("(11,7)or(7,11)", "(11,7),(7,11)"),
+            ("15 cm²", "15"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input), want, "{input}");

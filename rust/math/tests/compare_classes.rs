@@ -218,6 +218,42 @@ const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
         Wrong,
     ),
     ("tuple-is-not-a-set", "(1,2)", "\\boxed{(2,1)}", Wrong),
+    (
+        "repeated-solution-counts-once",
+        "$(37,3,3,13),(17,3,3,7),(3,3,2,3)$",
+        "\\boxed{(3, 3, 2, 3), (17,3,3,7), (37, 3, 3, 13), (17, 3, 3, 7)}",
+        Correct,
+    ),
+    (
+        "repeated-solution-still-needs-all",
+        "(37,3,3,13),(17,3,3,7),(3,3,2,3)",
+        "\\boxed{(3,3,2,3), (3,3,2,3), (17,3,3,7)}",
+        Wrong,
+    ),
+    (
+        "spaced-comma-is-a-list",
+        "32349",
+        "The answer is $\\boxed{32, 349}$",
+        Wrong,
+    ),
+    (
+        "unspaced-comma-is-thousands",
+        "32349",
+        "The answer is $\\boxed{32,349}$",
+        Correct,
+    ),
+    (
+        "double-escaped-latex",
+        "$\\\\left(\\\\frac{1}{5},\\\\frac{1}{6}\\\\right)$",
+        "The final answer is $\\left( \\frac{1}{5}, \\frac{1}{6} \\right)$.",
+        Correct,
+    ),
+    (
+        "double-escaped-inequality",
+        "$-2 \\\\le x \\\\le 7$",
+        "$\\boxed{x \\in [-2,7]}$",
+        Correct,
+    ),
     // --- relations ---
     (
         "neq-spelled",
