@@ -221,3 +221,89 @@ def test_a_kept_alive_connection_to_a_restarted_daemon_is_renewed_once(daemon_bi
         d.close()
     with pytest.raises(SandboxUnavailable):
         c.run("print(3)")
+
+
+@pytest.fixture()
+def three(daemon_binary, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the isolated daemon needs root")
+    ds = [_daemon(daemon_binary, tmp_path / name, base) for name, base in
+          (("a", 1_940_000), ("b", 1_950_000), ("c", 1_960_000))]
+    yield ds
+    for d in ds:
+        if d._proc is not None and d._proc.poll() is None:
+            os.kill(d._proc.pid, signal.SIGCONT)
+        d.close()
+
+
+def _tokens(n: int, tag: str) -> list[dict]:
+    """Runs that each echo a token of their own, so a lost, duplicated or swapped answer shows."""
+    return [{"kind": "run", "code": ECHO, "stdin": f"{tag}-{i}-{i * 7919 % 1000003}"} for i in range(n)]
+
+
+def _check_echoes(items: list[dict], results: list[dict]) -> None:
+    assert len(results) == len(items)
+    wrong = [(i, r) for i, (it, r) in enumerate(zip(items, results, strict=True))
+             if r.get("status") != "ok" or r.get("stdout") != it["stdin"][::-1] + "\n"]
+    assert not wrong, wrong[:3]
+
+
+def test_a_stopped_and_a_killed_daemon_mid_map_cost_seconds_and_lose_nothing(three):
+    import time
+
+    _, b, c = three
+    pool = Pool([d.socket_path for d in three])
+    items = _tokens(1500, "m")
+    results: list = []
+    errors: list = []
+
+    def run() -> None:
+        try:
+            results.extend(pool.map(items, chunk_size=8))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    time.sleep(0.5)
+    os.kill(b._proc.pid, signal.SIGSTOP)  # hung: connections stay open, nothing is answered
+    time.sleep(0.5)
+    os.kill(c._proc.pid, signal.SIGKILL)  # gone: its connections drop
+    c._proc.wait()
+    # Without hedging the stopped daemon's requests would wait for the client timeout (an hour).
+    t.join(timeout=180)
+    took = time.monotonic() - t0
+    assert not t.is_alive(), "the map did not finish with one daemon stopped"
+    assert not errors, errors
+    _check_echoes(items, results)
+    assert pool.hedges >= 1
+    h = pool.health()
+    assert [e["status"] for e in h["endpoints"]] == ["ok", "down", "down"]
+    # Woken up, the stopped daemon finishes the requests it held; their answers go nowhere.
+    os.kill(b._proc.pid, signal.SIGCONT)
+    again = _tokens(200, "n")
+    _check_echoes(again, pool.map(again, chunk_size=4))
+    print(f"\n1500-item map over 3 daemons, one SIGSTOPped and one SIGKILLed mid-map: {took:.1f} s, "
+          f"{pool.hedges} requests hedged, 0 lost, 0 duplicated")
+
+
+def test_request_deadlines_come_from_the_run_limits():
+    from grpo_fast.sandbox.pool import _Endpoint, work_ms
+
+    assert work_ms("/run", {"code": "x"}) == [(None, 1, False)]
+    assert work_ms("/run_tests", {"code": "x", "tests": [{}, {}, {}], "timeout_ms": 200}) == [(200, 3, False)]
+    assert work_ms("/run_tests", {"code": "x", "test_code": "assert 1", "language": "cpp"}) == [(None, 1, True)]
+    assert work_ms("/batch", {"items": [{"kind": "run", "code": "x", "timeout_ms": 100},
+                                        {"kind": "run_tests", "tests": [{}, {}]}]}) == [(100, 1, False),
+                                                                                        (None, 2, False)]
+    assert work_ms("/languages", None) == []
+    pool = Pool(["/nowhere.sock"], deadline_slack_s=10)
+    ep = _Endpoint("unix:/nowhere.sock", Client("/nowhere.sock", start=False))
+    ep.slots, ep.in_flight, ep.default_timeout_ms = 4, 4, 1000
+    # 8 runs of the daemon's default 1 s over 4 slots, twice: 10 + 2 * 8 / 4.
+    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(14.0)
+    ep.in_flight = 8  # as many requests again ahead of it: twice the time
+    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(18.0)
+    assert pool._deadline(ep, []) == pytest.approx(10.0)
+    assert Pool(["/nowhere.sock"], timeout=12.0)._deadline(ep, [(60_000, 1, False)]) == 12.0

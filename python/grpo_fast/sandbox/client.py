@@ -40,6 +40,11 @@ class SandboxUnavailable(SandboxError):
     daemon may serve the same request (`Pool` fails over on this error only)."""
 
 
+class ConnectionDropped(SandboxUnavailable):
+    """The connection broke mid-request (reset, closed): on a kept-alive connection, often just
+    one the daemon closed while it sat idle, so worth one fresh try."""
+
+
 def default_socket_path() -> str:
     """The same default as the daemon: $GRPO_SANDBOX_SOCKET, else a per-user runtime path."""
     env = os.environ.get("GRPO_SANDBOX_SOCKET")
@@ -217,14 +222,18 @@ class Client:
     def _conn(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self.tcp:
-                host, _, port = self.tcp.rpartition(":")
-                conn = Connection(tcp=(host.strip("[]"), int(port)), timeout=self.timeout,  # [::1]:8787 too
-                                  token=self._token, tls=self._tls)
-            else:
-                conn = Connection(unix_path=self.socket_path, timeout=self.timeout)
-            self._local.conn = conn
+            conn = self._local.conn = self._new_connection()
         return conn
+
+    def _new_connection(self, timeout: float | None = None) -> Connection:
+        """A connection of its own (not yet connected), e.g. for a request another thread may
+        have to abort."""
+        timeout = self.timeout if timeout is None else timeout
+        if self.tcp:
+            host, _, port = self.tcp.rpartition(":")
+            return Connection(tcp=(host.strip("[]"), int(port)), timeout=timeout,  # [::1]:8787 too
+                              token=self._token, tls=self._tls)
+        return Connection(unix_path=self.socket_path, timeout=timeout)
 
     def _drop_conn(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -239,53 +248,68 @@ class Client:
         while True:
             kept_alive = getattr(self._local, "conn", None) is not None
             try:
-                status, payload, keep = self._conn().request(method, path, data)
-                if not keep:
-                    self._drop_conn()
-            except ProtocolError as exc:
-                self._drop_conn()
-                raise SandboxError(f"sandbox daemon at {self._where()} answered garbage: {exc}") from exc
-            except ssl.SSLCertVerificationError as exc:
-                self._drop_conn()  # not a daemon to fail over from: a mistake to fix (or an impostor)
-                raise SandboxAuthError(f"sandbox daemon at {self._where()}: its TLS certificate does not verify: "
-                                       f"{exc.verify_message or exc} (pass ca_file= or set GRPO_SANDBOX_CA_FILE to "
-                                       f"the CA that signed it)") from exc
-            except ssl.SSLError as exc:
-                self._drop_conn()
-                raise SandboxUnavailable(f"TLS with the sandbox daemon at {self._where()} failed: {exc} "
-                                         "(does that port speak TLS? the daemon needs --tls-cert)") from exc
-            except (ConnectionError, BrokenPipeError) as exc:
+                status, payload, keep = self._send(self._conn(), method, path, data)
+            except ConnectionDropped:
                 self._drop_conn()
                 # A kept-alive connection the daemon has closed meanwhile: one fresh try.
                 if kept_alive and not fresh_connection:
                     fresh_connection = True
                     continue
-                raise SandboxUnavailable(f"sandbox daemon at {self._where()} is unreachable or dropped the "
-                                         f"connection: {exc}") from exc
-            except OSError as exc:
+                raise
+            except SandboxError:
                 self._drop_conn()
-                raise SandboxUnavailable(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
-            if text and status == 200:
-                return payload.decode("utf-8", "replace")
+                raise
+            if not keep:
+                self._drop_conn()
             try:
-                answer = json.loads(payload)
-            except ValueError as exc:
-                raise SandboxError(f"sandbox daemon sent invalid JSON (HTTP {status})") from exc
-            if status == 503 and answer.get("error") == "busy":
-                if busy_answers < self.busy_retries:
-                    busy_answers += 1
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise SandboxBusy("sandbox daemon is busy (queue full)")
-            if status == 401:
-                raise SandboxAuthError(
-                    f"sandbox daemon at {self._where()} refused the request: "
-                    + ("the token sent is wrong" if self._token else
-                       "it wants a token (set GRPO_SANDBOX_TOKEN or GRPO_SANDBOX_TOKEN_FILE, or pass token=)"))
-            if status != 200:
-                raise SandboxError(f"sandbox daemon answered HTTP {status}: {answer.get('message', answer)}")
-            return answer
+                return self._answer(status, payload, text)
+            except SandboxBusy:
+                if busy_answers >= self.busy_retries:
+                    raise
+                busy_answers += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def _send(self, conn: Connection, method: str, path: str, data: bytes | None) -> tuple[int, bytes, bool]:
+        """One request on `conn`, no retry: (status, body, kept alive). A failure to talk is a
+        `SandboxError`: `SandboxUnavailable` (`ConnectionDropped` when the connection broke) where
+        another daemon might answer, `SandboxAuthError` for a certificate that does not verify."""
+        try:
+            return conn.request(method, path, data)
+        except ProtocolError as exc:
+            raise SandboxError(f"sandbox daemon at {self._where()} answered garbage: {exc}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            # Not a daemon to fail over from: a mistake to fix (or an impostor).
+            raise SandboxAuthError(f"sandbox daemon at {self._where()}: its TLS certificate does not verify: "
+                                   f"{exc.verify_message or exc} (pass ca_file= or set GRPO_SANDBOX_CA_FILE to "
+                                   f"the CA that signed it)") from exc
+        except ssl.SSLError as exc:
+            raise SandboxUnavailable(f"TLS with the sandbox daemon at {self._where()} failed: {exc} "
+                                     "(does that port speak TLS? the daemon needs --tls-cert)") from exc
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise ConnectionDropped(f"sandbox daemon at {self._where()} is unreachable or dropped the "
+                                    f"connection: {exc}") from exc
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot reach the sandbox daemon at {self._where()}: {exc}") from exc
+
+    def _answer(self, status: int, payload: bytes, text: bool = False) -> Any:
+        """What an HTTP answer means: its JSON (or text), else the `SandboxError` it stands for."""
+        if text and status == 200:
+            return payload.decode("utf-8", "replace")
+        try:
+            answer = json.loads(payload)
+        except ValueError as exc:
+            raise SandboxError(f"sandbox daemon sent invalid JSON (HTTP {status})") from exc
+        if status == 503 and answer.get("error") == "busy":
+            raise SandboxBusy(f"sandbox daemon at {self._where()} is busy: {answer.get('message', 'queue full')}")
+        if status == 401:
+            raise SandboxAuthError(
+                f"sandbox daemon at {self._where()} refused the request: "
+                + ("the token sent is wrong" if self._token else
+                   "it wants a token (set GRPO_SANDBOX_TOKEN or GRPO_SANDBOX_TOKEN_FILE, or pass token=)"))
+        if status != 200:
+            raise SandboxError(f"sandbox daemon answered HTTP {status}: {answer.get('message', answer)}")
+        return answer
 
     @property
     def tls(self) -> bool:

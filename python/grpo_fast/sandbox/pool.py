@@ -1,27 +1,57 @@
-"""Several `grpo-sandboxd` daemons as one: a `Pool` spreads requests over them by free capacity
-and moves a request to another daemon when one cannot be reached.
+"""Several `grpo-sandboxd` daemons as one: a `Pool` spreads requests over them by free capacity,
+moves a request to another daemon when one cannot be reached, and sends an overdue request again
+to another daemon when its own has stopped answering (hedging), taking the first answer.
 
-Runs are side-effect free (every one in a fresh sandbox), so a request whose daemon vanished
-mid-way is simply sent again elsewhere; answers a daemon did give (a 400, a verdict) are final.
+Runs are side-effect free (every one in a fresh sandbox), so a request whose daemon vanished or
+hung mid-way is simply sent again elsewhere; answers a daemon did give (a 400, a verdict) are
+final, and a request has one answer however many daemons it was sent to.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from grpo_fast.errors import ConfigError
+from grpo_fast.errors import ConfigError, SandboxError
 from grpo_fast.sandbox.client import (
     Client,
+    ConnectionDropped,
     SandboxAuthError,
     SandboxBusy,
     SandboxUnavailable,
     run_request,
     tests_request,
 )
+from grpo_fast.sandbox.transport import Connection
+
+# What a request may take when nothing else is known: the daemon's defaults.
+_DEFAULT_TIMEOUT_MS = 5000
+_COMPILE_MS = 30_000  # a compiled language's build (the daemon's compile_timeout_ms)
+_IDLE_CONNECTIONS = 64  # kept open per daemon for the next requests
+
+
+def work_ms(path: str, body: Any) -> list[tuple[int | None, int, bool]]:
+    """What a request asks of a daemon, item by item: (timeout_ms or None for the daemon's
+    default, program runs, whether a compile comes first)."""
+    if not isinstance(body, dict):
+        return []
+    if path == "/batch":
+        items = body.get("items") or []
+        return [w for item in items if isinstance(item, dict)
+                for w in work_ms("/run_tests" if item.get("kind") == "run_tests" else "/run", item)]
+    if path not in ("/run", "/run_tests"):
+        return []
+    timeout = body.get("timeout_ms")
+    timeout = int(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
+    runs = 1
+    if path == "/run_tests":
+        runs = max(1, len(body.get("tests") or []) + (1 if body.get("test_code") else 0))
+    compiled = str(body.get("language", "python")).lower() not in ("python", "python3", "py")
+    return [(timeout, runs, compiled)]
 
 
 def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
@@ -62,10 +92,40 @@ class _Endpoint:
         self.client = client
         self.slots = 0  # > 0 once its /health answered: the daemon is up
         self.known_slots = 0  # the last slot count it reported, kept while it is down
+        self.default_timeout_ms = _DEFAULT_TIMEOUT_MS
         self.in_flight = 0
         self.probing = False
         self.down_since: float | None = None
         self.error = ""
+        self.heard_at = 0.0  # when it last answered anything
+        self.idle: list[Connection] = []
+
+
+class _Attempt:
+    """One sending of a request to one daemon, on a connection of its own so that another
+    thread can abort it."""
+
+    def __init__(self, ep: _Endpoint, timeout: float):
+        self.ep = ep
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.future: Future = Future()
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self.aborted = False
+
+    def use(self, conn: Connection) -> None:
+        with self._lock:
+            if self.aborted:
+                conn.close()
+                raise SandboxUnavailable(f"{self.ep.name}: the request was answered elsewhere")
+            self._conn = conn
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            if self._conn is not None:
+                self._conn.abort()
 
 
 class Pool:
@@ -79,6 +139,16 @@ class Pool:
     others; it is tried again `retry_after_s` later. `SandboxUnavailable` only when none answers.
     A daemon whose queue is full (503 busy) passes the request to the others; when all are full
     the pool backs off (up to `busy_retries` times, 10 ms doubling to 0.5 s) and tries again.
+
+    A daemon that hangs (stopped, wedged, a host that drops packets) is noticed from its
+    requests: one outstanding for `hedge_after_s` while the daemon has said nothing for as long
+    gets it a `/health` probe, and one that misses `probe_timeout_s` sets it aside and sends its
+    outstanding requests again to the others; the first answer wins and the others are dropped.
+    Each request also has a deadline from its own limits (every item's `timeout_ms`, or the
+    daemon's default, times its runs, over the daemon's slots, twice, times the requests ahead
+    of it, plus `deadline_slack_s`), past which it is given up on that daemon; `timeout`, when
+    given, caps it.
+
     `endpoints` may also hold `Client`s (e.g. one that started a local daemon). `token` goes to
     the TCP daemons (default: `$GRPO_SANDBOX_TOKEN` / `$GRPO_SANDBOX_TOKEN_FILE`); a daemon that
     refuses it raises `SandboxAuthError` (a wrong token is a mistake to fix, not a daemon to skip).
@@ -86,9 +156,10 @@ class Pool:
     else the system's CAs); one that does not verify raises `SandboxAuthError` too.
     """
 
-    def __init__(self, endpoints: str | Sequence[str | Client], *, timeout: float = 3600.0,
+    def __init__(self, endpoints: str | Sequence[str | Client], *, timeout: float | None = None,
                  busy_retries: int = 200, retry_after_s: float = 10.0, max_workers: int | None = None,
-                 token: str | None = None, ca_file: str | None = None):
+                 token: str | None = None, ca_file: str | None = None, hedge_after_s: float = 2.0,
+                 probe_timeout_s: float = 2.0, deadline_slack_s: float = 30.0):
         self._endpoints: list[_Endpoint] = []
         for entry in [endpoints] if isinstance(endpoints, str) else endpoints:
             if isinstance(entry, Client):
@@ -100,16 +171,22 @@ class Pool:
                 kind, _, where = name.partition(":")
                 # A busy daemon answers at once: the pool tries the others before it backs off.
                 tcp = where if kind in ("tcp", "tls") else None
-                client = Client(None if tcp else where, tcp=tcp, start=False, timeout=timeout, busy_retries=0,
-                                token=token, tls=kind == "tls", ca_file=ca_file if kind == "tls" else None)
+                client = Client(None if tcp else where, tcp=tcp, start=False, timeout=timeout or 3600.0,
+                                busy_retries=0, token=token, tls=kind == "tls",
+                                ca_file=ca_file if kind == "tls" else None)
                 self._endpoints.append(_Endpoint(name, client))
         names = [ep.name for ep in self._endpoints]
         if not names:
             raise ConfigError("no sandbox endpoint given")
         if len(set(names)) != len(names):
             raise ConfigError(f"sandbox endpoint listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+        self.timeout = timeout
         self.retry_after_s = retry_after_s
         self.busy_retries = busy_retries
+        self.hedge_after_s = hedge_after_s
+        self.probe_timeout_s = probe_timeout_s
+        self.deadline_slack_s = deadline_slack_s
+        self.hedges = 0  # requests sent again because their daemon stopped answering
         self._max_workers = max_workers
         self._cond = threading.Condition()
 
@@ -117,15 +194,36 @@ class Pool:
     def endpoints(self) -> list[str]:
         return [ep.name for ep in self._endpoints]
 
-    # ---- choosing a daemon ------------------------------------------------------------------
+    # ---- knowing the daemons ------------------------------------------------------------------
 
-    def _mark(self, ep: _Endpoint, slots: int, exc: Exception | None = None) -> None:
+    def _mark(self, ep: _Endpoint, slots: int, exc: Exception | str | None = None,
+              health: dict | None = None) -> None:
         with self._cond:
             ep.slots = slots
             ep.known_slots = slots or ep.known_slots
             ep.down_since = None if exc is None else time.monotonic()
             ep.error = "" if exc is None else str(exc)
+            if exc is None:
+                ep.heard_at = time.monotonic()
+            limits = (health or {}).get("limits") or {}
+            if isinstance(limits.get("default_timeout_ms"), int):
+                ep.default_timeout_ms = limits["default_timeout_ms"]
             self._cond.notify_all()
+
+    def _probe(self, ep: _Endpoint) -> dict:
+        """`/health` within `probe_timeout_s`, on a connection of its own: a daemon that hangs
+        must not hang the caller. Marks the daemon up or down."""
+        conn = ep.client._new_connection(self.probe_timeout_s)
+        try:
+            status, payload, _ = ep.client._send(conn, "GET", "/health", None)
+            health = ep.client._answer(status, payload)
+        except SandboxUnavailable as exc:
+            self._mark(ep, 0, exc)
+            raise
+        finally:
+            conn.close()
+        self._mark(ep, max(1, int(health.get("slots", 1))), health=health)
+        return health
 
     def _pick(self, exclude: set[str]) -> _Endpoint | None:
         """The daemon for the next request (its in-flight count taken), None when none is up."""
@@ -150,42 +248,158 @@ class Pool:
                 else:
                     return None
             try:
-                health = probe.client.health()
-                self._mark(probe, max(1, int(health.get("slots", 1))))
-            except SandboxUnavailable as exc:
-                self._mark(probe, 0, exc)
+                self._probe(probe)
+            except SandboxUnavailable:
                 failed.add(probe.name)
             finally:
                 with self._cond:
                     probe.probing = False
                     self._cond.notify_all()
 
-    def _call(self, method: str, *args: Any) -> Any:
-        tried: set[str] = set()  # unreachable for this request
-        busy: set[str] = set()  # answered 503 busy since the last back-off
-        delay, backoffs = 0.01, 0
-        while True:
-            ep = self._pick(tried | busy)
-            if ep is None:
-                if busy:  # every daemon that answers is full: wait, then try them all again
-                    if backoffs >= self.busy_retries:
-                        raise SandboxBusy(f"every sandbox daemon is busy (queue full): {', '.join(sorted(busy))}")
-                    time.sleep(delay)
-                    delay, backoffs = min(delay * 2, 0.5), backoffs + 1
-                    busy.clear()
-                    continue
-                raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
-                    f"{e.name} ({e.error or 'skipped'})" for e in self._endpoints))
+    def _check_alive(self, ep: _Endpoint) -> None:
+        """A request on `ep` is overdue and `ep` has said nothing for a while: probe it (once at
+        a time), in the background. Missing the probe sets it aside, which hedges its requests."""
+        with self._cond:
+            if ep.probing or ep.slots == 0 or time.monotonic() - ep.heard_at < self.hedge_after_s:
+                return
+            ep.probing = True
+
+        def probe() -> None:
             try:
-                return getattr(ep.client, method)(*args)
-            except SandboxBusy:
-                busy.add(ep.name)
-            except SandboxUnavailable as exc:
-                self._mark(ep, 0, exc)
-                tried.add(ep.name)
+                self._probe(ep)
+            except SandboxError:
+                pass
+            finally:
+                with self._cond:
+                    ep.probing = False
+                    self._cond.notify_all()
+
+        threading.Thread(target=probe, name="sandbox-probe", daemon=True).start()
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    def _deadline(self, ep: _Endpoint, work: list[tuple[int | None, int, bool]]) -> float:
+        """Seconds a request may take on `ep`, from its own limits (see the class docstring)."""
+        ms = sum((t or ep.default_timeout_ms) * runs + (_COMPILE_MS if compiled else 0)
+                 for t, runs, compiled in work)
+        slots = max(1, ep.slots or ep.known_slots)
+        parallel = max(1, min(slots, len(work)))
+        ahead = max(1.0, ep.in_flight / slots)  # requests sharing its slots, this one included
+        limit = self.deadline_slack_s + 2.0 * ms / 1000.0 / parallel * ahead
+        return min(limit, self.timeout) if self.timeout else limit
+
+    def _start(self, ep: _Endpoint, method: str, path: str, data: bytes | None, text: bool,
+               work: list[tuple[int | None, int, bool]]) -> _Attempt:
+        """Sends the request to `ep` (whose in-flight count `_pick` took) in a thread of its own."""
+        att = _Attempt(ep, self._deadline(ep, work))
+
+        def run() -> None:
+            try:
+                att.future.set_result(self._exchange(att, method, path, data, text))
+            except BaseException as exc:  # whatever it is, the waiting caller raises it
+                att.future.set_exception(exc)
             finally:
                 with self._cond:
                     ep.in_flight -= 1
+                    self._cond.notify_all()
+
+        threading.Thread(target=run, name="sandbox-request", daemon=True).start()
+        return att
+
+    def _exchange(self, att: _Attempt, method: str, path: str, data: bytes | None, text: bool) -> Any:
+        ep = att.ep
+        fresh = False
+        while True:
+            with self._cond:
+                conn = ep.idle.pop() if ep.idle and not fresh else None
+            conn = conn or ep.client._new_connection(att.timeout)
+            conn.set_timeout(att.timeout)
+            att.use(conn)
+            reused = conn.requests > 0
+            try:
+                status, payload, keep = ep.client._send(conn, method, path, data)
+            except ConnectionDropped:
+                conn.close()
+                # A kept-alive connection the daemon closed while it sat idle: one fresh try.
+                if reused and not att.aborted:
+                    fresh = True
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            with self._cond:
+                ep.heard_at = time.monotonic()
+                if keep and len(ep.idle) < _IDLE_CONNECTIONS:
+                    ep.idle.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
+            return ep.client._answer(status, payload, text)
+
+    def _send(self, method: str, path: str, body: Any = None, *, text: bool = False) -> Any:
+        """One request to whichever daemon answers it first (see the class docstring)."""
+        data = None if body is None else json.dumps(body).encode()
+        work = work_ms(path, body)
+        tried: set[str] = set()  # unreachable for this request
+        busy: set[str] = set()  # answered 503 busy since the last back-off
+        delay, backoffs = 0.01, 0
+        running: list[_Attempt] = []
+        try:
+            while True:
+                if not running:
+                    ep = self._pick(tried | busy)
+                    if ep is None:
+                        if busy:  # every daemon that answers is full: wait, then try them all again
+                            if backoffs >= self.busy_retries:
+                                raise SandboxBusy(
+                                    f"every sandbox daemon is busy (queue full): {', '.join(sorted(busy))}")
+                            time.sleep(delay)
+                            delay, backoffs = min(delay * 2, 0.5), backoffs + 1
+                            busy.clear()
+                            continue
+                        raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
+                            f"{e.name} ({e.error or 'skipped'})" for e in self._endpoints))
+                    running.append(self._start(ep, method, path, data, text, work))
+                done, _ = wait([a.future for a in running], timeout=min(0.25, self.hedge_after_s),
+                               return_when=FIRST_COMPLETED)
+                for att in [a for a in running if a.future in done]:
+                    running.remove(att)
+                    try:
+                        return att.future.result()
+                    except SandboxBusy:
+                        busy.add(att.ep.name)
+                    except SandboxUnavailable as exc:
+                        if not att.aborted:
+                            self._mark(att.ep, 0, exc)
+                        tried.add(att.ep.name)
+                self._watch(running, tried, busy, method, path, data, text, work)
+        finally:
+            for att in running:  # answered elsewhere, or given up: their answers are not wanted
+                att.abort()
+
+    def _watch(self, running: list[_Attempt], tried: set[str], busy: set[str], method: str, path: str,
+               data: bytes | None, text: bool, work: list[tuple[int | None, int, bool]]) -> None:
+        """Gives up attempts past their deadline; hedges when every running one is on a daemon
+        that has been set aside (or probes a daemon that has been quiet too long)."""
+        now = time.monotonic()
+        for att in list(running):
+            if now - att.started > att.timeout:
+                running.remove(att)
+                att.abort()
+                tried.add(att.ep.name)
+                self._mark(att.ep, 0, f"no answer within {att.timeout:.0f} s")
+            elif now - att.started > self.hedge_after_s:
+                self._check_alive(att.ep)
+        if running and all(att.ep.slots == 0 for att in running):
+            exclude = tried | busy | {att.ep.name for att in running}
+            with self._cond:
+                others = [ep for ep in self._endpoints if ep.name not in exclude and ep.slots > 0]
+            ep = self._pick(exclude) if others else None
+            if ep is not None:
+                with self._cond:
+                    self.hedges += 1
+                running.append(self._start(ep, method, path, data, text, work))
 
     # ---- API (as Client's) --------------------------------------------------------------------
 
@@ -194,15 +408,13 @@ class Pool:
         rows, slots, idle = [], 0, 0
         for ep in self._endpoints:
             try:
-                h = ep.client.health()
+                h = self._probe(ep)
             except SandboxUnavailable as exc:
-                self._mark(ep, 0, exc)
                 rows.append({"endpoint": ep.name, "status": "down", "error": str(exc)})
                 continue
             except SandboxAuthError as exc:
                 rows.append({"endpoint": ep.name, "status": "unauthorized", "error": str(exc)})
                 continue
-            self._mark(ep, max(1, int(h.get("slots", 1))))
             slots += int(h.get("slots", 0))
             idle += int(h.get("idle_slots", 0))
             rows.append({"endpoint": ep.name, **h})
@@ -211,16 +423,16 @@ class Pool:
                 "slots": slots, "idle_slots": idle}
 
     def languages(self) -> list[dict]:
-        return self._call("languages")
+        return self._send("GET", "/languages")["languages"]
 
     def run(self, code: str, stdin: str = "", **kwargs: Any) -> dict:
-        return self._call("_request", "POST", "/run", run_request(code, stdin, **kwargs))
+        return self._send("POST", "/run", run_request(code, stdin, **kwargs))
 
     def run_tests(self, code: str, tests: Sequence[dict] | None = None, **kwargs: Any) -> dict:
-        return self._call("_request", "POST", "/run_tests", tests_request(code, tests, **kwargs))
+        return self._send("POST", "/run_tests", tests_request(code, tests, **kwargs))
 
     def batch(self, items: Sequence[dict]) -> list[dict]:
-        return self._call("batch", items)
+        return self._send("POST", "/batch", {"items": list(items)})["results"]
 
     def map(self, items: Iterable[dict], chunk_size: int = 32) -> list[dict]:
         """Many /batch items, in order, spread over the daemons with several batches in flight
@@ -253,6 +465,10 @@ class Pool:
 
     def close(self) -> None:
         for ep in self._endpoints:
+            with self._cond:
+                idle, ep.idle = ep.idle, []
+            for conn in idle:
+                conn.close()
             ep.client.close()
 
     def __enter__(self) -> Pool:

@@ -40,6 +40,7 @@ class Connection:
         self._connect_timeout = min(connect_timeout, timeout)
         self._sock: socket.socket | None = None
         self._file = None
+        self.requests = 0  # answered on this connection: a reused one may have been closed meanwhile
 
     def _connect(self) -> None:
         if self._unix_path is not None:
@@ -76,7 +77,9 @@ class Connection:
             self._sock.sendall(data + body if body is not None and len(body) < 65536 else data)
             if body is not None and len(body) >= 65536:
                 self._sock.sendall(body)
-            return self._read_response()
+            answer = self._read_response()
+            self.requests += 1
+            return answer
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:  # the daemon closed it, as over TCP
             raise ConnectionResetError(f"the daemon closed the connection ({exc})") from exc
 
@@ -116,6 +119,22 @@ class Connection:
         if len(payload) != length:
             raise ConnectionResetError("the daemon closed the connection mid-response")
         return status, payload, keep
+
+    def set_timeout(self, timeout: float) -> None:
+        """The limit on each wait for the daemon from now on (the connect's stays the smaller)."""
+        self._timeout = timeout
+        self._connect_timeout = min(self._connect_timeout, timeout)
+        if self._sock is not None:
+            self._sock.settimeout(timeout)
+
+    def abort(self) -> None:
+        """From another thread: ends a request in progress here (its wait raises at once)."""
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self._file is not None:
