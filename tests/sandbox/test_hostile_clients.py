@@ -6,6 +6,7 @@ the daemon's memory follows what clients send, not what they announce."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
@@ -16,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from grpo_fast.sandbox import Client
+from grpo_fast.sandbox.transport import Connection
 
 TOKEN = "9e3b1f0c7a5d2e8b4c6a0f1e3d5b7c9a"
 HEADER_TIMEOUT_S = 1.5
 # Generous bounds for "ends within its deadline" on a loaded 2-core machine: never timings.
 SLACK_S = 8.0
+OUTPUT_CAP = 4 << 20
 
 
 def _free_port() -> int:
@@ -73,8 +76,8 @@ def daemon(daemon_binary, tmp_path_factory):
     token.write_text(TOKEN + "\n")
     token.chmod(0o600)
     cfg = tmp / "d.toml"
-    cfg.write_text(f"[server]\nheader_timeout_s = {HEADER_TIMEOUT_S}\n[pool]\nslots = 1\n"
-                   "[isolation]\nuid_base = 1910000\n")
+    cfg.write_text(f"[server]\nheader_timeout_s = {HEADER_TIMEOUT_S}\nmax_response_output_bytes = {OUTPUT_CAP}\n"
+                   "[pool]\nslots = 1\n[isolation]\nuid_base = 1910000\n")
     port = _free_port()
     args = ["--config", str(cfg), "--tcp", f"127.0.0.1:{port}", "--token-file", str(token)]
     local = Client(str(tmp / "d.sock"), binary=daemon_binary, daemon_args=args)
@@ -270,6 +273,7 @@ def test_one_peer_cannot_take_every_connection(daemon):
 
 def test_idle_connections_on_the_unix_socket_do_not_make_others_busy(daemon):
     local, _ = daemon
+    before = local.health()["connections"]
     # 520 connections that each made a request and now idle (kept alive), then 100 that say
     # nothing: more than max_connections (512) together.
     idle = []
@@ -278,9 +282,8 @@ def test_idle_connections_on_the_unix_socket_do_not_make_others_busy(daemon):
         u.settimeout(30)
         u.connect(local.socket_path)
         u.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(u.recv(65536)) == 200
         idle.append(u)
-    for u in idle:
-        u.recv(65536)
     silent = []
     for _ in range(100):
         u = socket.socket(socket.AF_UNIX)
@@ -294,7 +297,11 @@ def test_idle_connections_on_the_unix_socket_do_not_make_others_busy(daemon):
         fresh.close()
     h = local.health()["connections"]
     assert h["open"] <= h["max"]
-    assert h["shed_idle"] > 0 and h["refused_full"] == 0
+    # The 513th to the 520th made room by closing the longest idle; the silent ones, and the
+    # fresh client, by closing silent ones; nobody was told "busy".
+    assert h["shed_idle"] - before["shed_idle"] >= 8
+    assert h["shed_pending"] - before["shed_pending"] >= 1
+    assert h["refused_full"] == before["refused_full"]
     for u in idle + silent:
         u.close()
 
@@ -326,3 +333,48 @@ def test_garbage_and_truncated_requests_get_answers_and_leave_the_daemon_serving
         s.close()
         assert _status(answer) in want, (raw[:60], answer[:200])
     assert local.run("print('still here')")["stdout"] == "still here\n"
+
+
+def test_a_batch_of_loud_programs_is_bounded_as_a_whole(daemon):
+    """64 items each writing ~1 MiB of NUL bytes (6 bytes apiece as JSON) once made a 403 MB
+    answer from a 7 KB request: the answer's program output is bounded as a whole, each loud
+    item cut to the same length, the quiet one whole, and the daemon never holds it all."""
+    local, _ = daemon
+    pid = local._proc.pid
+    peak_before = _rss_kb(pid, "VmHWM")
+    loud = "import sys\nsys.stdout.buffer.write(b'\\0' * ((1 << 20) - 64))"
+    items = [{"kind": "run", "code": loud}] * 32 + [{"kind": "run", "code": "print('quiet')"}] + \
+        [{"kind": "run", "code": loud}] * 31
+    request = json.dumps({"items": items}).encode()
+    conn = Connection(unix_path=local.socket_path, timeout=600)
+    try:
+        status, payload, _ = conn.request("POST", "/batch", request)
+    finally:
+        conn.close()
+    assert status == 200 and len(request) < 8000
+    answer = json.loads(payload)
+    results = answer["results"]
+    assert answer["truncated"] is True
+    assert results[32]["stdout"] == "quiet\n" and results[32]["truncated"] is False
+    cut = [r for i, r in enumerate(results) if i != 32]
+    assert all(r["truncated"] and r["stdout"].endswith("…[truncated]") for r in cut)
+    assert len({len(r["stdout"]) for r in cut}) == 1, "water-filling cuts every loud item alike"
+    # The bound is on the output carried; the rest of the answer is a few hundred bytes an item.
+    assert len(payload) <= OUTPUT_CAP + 64 * 400, len(payload)
+    grown_mb = (_rss_kb(pid, "VmHWM") - peak_before) / 1024
+    assert grown_mb < 100, f"peak RSS grew by {grown_mb:.0f} MB"
+    assert local.health()["max_response_output_bytes"] == OUTPUT_CAP
+    metrics = local.metrics()
+    assert "grpo_sandbox_responses_truncated_total 1" in metrics.splitlines()
+
+
+def test_a_single_answer_is_bounded_too(daemon):
+    local, _ = daemon
+    code = "import sys\nsys.stdout.write('o' * 900_000)\nsys.stderr.write('\\1' * 900_000)"
+    r = local.run(code)
+    assert r["truncated"] is True
+    carried = sum(len(json.dumps(r[k], ensure_ascii=False).encode()) - 2 for k in ("stdout", "stderr"))
+    assert carried <= OUTPUT_CAP
+    # The smaller stream stays whole; the larger takes what is left.
+    assert r["stdout"] == "o" * 900_000
+    assert r["stderr"].startswith("\1" * 1000) and r["stderr"].endswith("…[truncated]")
