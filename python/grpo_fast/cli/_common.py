@@ -73,12 +73,14 @@ def reading_options(fn: F) -> F:
 
 def default_rejects(on_error: str, rejects: str | None, output: str) -> str | None:
     """The rejects file of a command writing OUTPUT: --rejects, else OUTPUT.rejects.jsonl (rejects.jsonl
-    for stdout); None unless --on-error report. It may not be the output itself (both would be
+    for stdout or a device); None unless --on-error report. It may not be the output itself (both would be
     renamed onto one path and one would be lost)."""
     if on_error != "report":
         return None
     if rejects is None:
-        rejects = output + ".rejects.jsonl" if output != "-" else "rejects.jsonl"
+        # Beside a regular output file; in the working folder for stdout or a device (/dev/null).
+        special = output == "-" or (os.path.exists(output) and not os.path.isfile(output))
+        rejects = "rejects.jsonl" if special else output + ".rejects.jsonl"
     if rejects == output or (output != "-" and os.path.exists(rejects)
                              and os.path.exists(output) and os.path.samefile(rejects, output)):
         from grpo_fast.errors import ConfigError

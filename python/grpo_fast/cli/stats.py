@@ -117,7 +117,8 @@ def stats(files, as_json, eps, on_error, rejects, score_range, any_score, group_
                 start = time.perf_counter()
                 rej = rejects
                 if on_error == "report" and rej is None:
-                    rej = (path + ".rejects.jsonl") if path != "-" else "rejects.jsonl"
+                    # Beside a regular input file; in the working folder for stdin or a pipe.
+                    rej = path + ".rejects.jsonl" if os.path.isfile(path) else "rejects.jsonl"
                 read_to = rej
                 if shared:
                     read_to = os.path.join(folder, f".{name}.part{i}-{os.getpid()}.jsonl")

@@ -200,10 +200,11 @@ def verify(input, output, verifiers, workers, timeout, answer_field, last_number
     table.add_row("timeouts", f"{summary['timeouts']:,}")
     table.add_row("errors (incl. missing gold)", f"{summary['errors']:,}")
     table.add_row("rejected lines", f"{summary['rejected_lines']:,}")
-    if on_error == "report":
-        table.add_row("rejects file", rejects)
     rate = summary["responses_per_second"]
     table.add_row("throughput", f"{rate:,.0f} responses/s" if rate else "-")
     table.add_row("wall time", f"{seconds:.2f} s")
     table.add_row("output", output)
     console.print(table)
+    if on_error == "report":
+        # A plain line: the table would cut a long path to the console's width.
+        click.echo(f"{summary['rejected_lines']:,} rejected lines with reasons written to {rejects}", err=True)
