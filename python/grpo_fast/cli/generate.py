@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from grpo_fast.cli._common import Command, handle_errors, with_data_options, with_sampler_options
+from grpo_fast.cli.tool_options import pop_tool_overrides, with_tool_options
 
 
 @click.command(name="generate", cls=Command,
@@ -27,6 +28,7 @@ from grpo_fast.cli._common import Command, handle_errors, with_data_options, wit
               help="Format string prompts with the tokenizer's chat template when it has one.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @with_sampler_options
+@with_tool_options
 @handle_errors
 def generate(model: str, data: str | None, toy: str | None, output: str, num_generations: int,
              prompt_field: str | None, answer_field: str | None, columns: tuple[str, ...], system_prompt: str | None,
@@ -35,6 +37,9 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
     """Sample NUM_GENERATIONS completions per prompt and write one grouped record per prompt:
     the input record plus `responses: [{text, num_tokens, finish_reason, logprob}]` (`logprob`: the
     completion's summed log-prob under the sampling distribution), ready for `grpo-fast verify`.
+    With tools (--tools python) each response is a multi-turn rollout: `text` is the whole
+    transcript, and `turns` (assistant and tool turns, each tool call with its status), `tool_calls`,
+    `stop_reason` and `num_model_tokens` are added; `logprob` sums the model's tokens only.
 
     \b
     Examples:
@@ -42,6 +47,7 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
       grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 -o groups.jsonl
       grpo-fast generate --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -n 8 --sampler vllm -o groups.jsonl
       grpo-fast generate --model ./ckpt --data gsm8k.jsonl --prompt-template "{question}\\nPut the final answer in \\\\boxed{}." -o groups.jsonl
+      grpo-fast generate --model ./ckpt --data gsm8k.jsonl --tools python --max-tool-calls 4 -o groups.jsonl
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -59,8 +65,13 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
     records = inputs.records
     if inputs.data.note:
         console.print(inputs.data.note, markup=False, highlight=False, soft_wrap=True)
+    from grpo_fast.cli.tool_options import wrap_sampler
+    from grpo_fast.rollout import Rollout
+
+    tool_overrides = pop_tool_overrides(sampler_opts)
     sampler = build_cli_sampler(model, seed, max_new_tokens=max_new_tokens, temperature=temperature,
                                 top_p=top_p, top_k=top_k, use_chat_template=chat_template, **sampler_opts)
+    sampler = wrap_sampler(sampler, tool_overrides, max_new_tokens)
     n_tokens = n_stop = 0
     with RecordWriter(output) as w, Progress(console=console) as progress:
         task = progress.add_task("generate", total=len(records))
@@ -71,9 +82,7 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
                 rec = dict(g.record)
                 # A record without a `prompt` gets the one the model was given, so `verify` reads the file.
                 rec.setdefault("prompt", g.prompt if isinstance(g.prompt, str) else g.prompt_text)
-                rec["responses"] = [{"text": c.text, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
-                                     "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None}
-                                    for c in g.completions]
+                rec["responses"] = [response_record(c, Rollout) for c in g.completions]
                 n_tokens += sum(len(c.token_ids) for c in g.completions)
                 n_stop += sum(c.finish_reason == "stop" for c in g.completions)
                 w.write(rec)
@@ -87,3 +96,15 @@ def generate(model: str, data: str | None, toy: str | None, output: str, num_gen
     t.add_column("stopped (EOS)", justify="right")
     t.add_row(str(len(records)), str(total), f"{n_tokens / max(total, 1):.1f}", f"{n_stop / max(total, 1):.0%}")
     console.print(t)
+
+
+def response_record(c: Any, rollout_type: type) -> dict[str, Any]:
+    """One completion as a `responses[]` entry; a multi-turn rollout also carries its turns."""
+    lps = [x for x, m in zip(c.logprobs, c.loss_mask, strict=True) if m] if (
+        c.logprobs is not None and isinstance(c, rollout_type)) else c.logprobs
+    out = {"text": c.text, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
+           "logprob": float(sum(lps)) if lps is not None else None}
+    if isinstance(c, rollout_type):
+        out.update(turns=c.transcript(), tool_calls=len(c.tool_calls), stop_reason=c.stop_reason,
+                   num_model_tokens=c.num_model_tokens)
+    return out

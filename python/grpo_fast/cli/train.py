@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from grpo_fast.cli._common import Command, handle_errors, with_data_options
+from grpo_fast.cli.tool_options import TOOL_FIELDS, with_tool_options
 
 # CLI flag -> GRPOConfig field, for the flags that are plain overrides.
 # Kept in step with grpo_fast.trainer.checkpoint.OVERWRITE_HELP (not imported: --help stays light).
@@ -29,6 +30,7 @@ _FLAG_FIELDS = {
     "vllm_gpu_memory_utilization": "vllm_gpu_memory_utilization", "bf16": "bf16",
     "micro_batch_size": "micro_batch_size", "gradient_checkpointing": "gradient_checkpointing",
     "eval_data": "eval_data", "eval_steps": "eval_steps", "wandb_offline": "wandb_offline",
+    **TOOL_FIELDS,
 }
 
 
@@ -97,6 +99,7 @@ def _join_verifiers(ctx: Any, param: Any, value: tuple[str, ...]) -> str | None:
 @click.option("--eval-steps", type=int, default=None, help="Evaluate on --eval-data every N steps (0: only at the end).")
 @click.option("--zero-advantages", is_flag=True, default=None,
               help="Control run: all advantages 0 (the reward should stay at chance).")
+@with_tool_options
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Set any GRPOConfig field, e.g. --set warmup_steps=10.")
 @click.option("--print-config", is_flag=True, help="Print the effective config as JSON and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout at the end.")
@@ -132,6 +135,9 @@ def train(toy: str | None, config_file: str | None, preset: str | None, sets: tu
       grpo-fast train --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl --sampler vllm --bf16
       # vLLM on other GPUs: start `grpo-fast vllm-serve --model M` there first
       grpo-fast train --model Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl --sampler vllm --vllm-mode server
+      # the model may run Python in the sandbox while it reasons (multi-turn rollouts)
+      grpo-fast train --model Qwen/Qwen2.5-Math-1.5B --data math.jsonl --verifier math --tools python \
+        --max-tool-calls 4 --max-completion-length 2048 --out runs/tir
       # continue a run
       grpo-fast train --toy next_digit --out runs/demo --max-steps 200 --resume latest
       # two CPU processes (DDP over gloo); the module form works where `grpo-fast` is a shell shim

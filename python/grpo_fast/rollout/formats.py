@@ -77,7 +77,7 @@ class CodeFenceFormat(ToolFormat):
         before = text[:text.rfind(OUTPUT_MARKER)]
         blocks = _FENCE.findall(before)
         if not blocks:
-            return [ParsedCall(self.default, {"code": ""}, "no ```python block before ```output")]
+            return [ParsedCall(self.default, {"code": ""}, "no code block before the output marker")]
         lang, code = blocks[-1]
         from grpo_fast.tools import SANDBOX_LANGUAGES
 

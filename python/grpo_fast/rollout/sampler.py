@@ -208,7 +208,9 @@ class ToolSampler(Sampler):
             first = len(r.tool_calls)
             for c, res in zip(p.calls, results, strict=True):
                 r.tool_calls.append(ToolCallRecord(c.name, c.arguments, res.output, res.status, res.seconds))
-                if c.error is None:
+                # A session replays the cells that ran to the end or stopped on an error (what they
+                # defined before it counts); one stopped by a limit would only hit it again.
+                if c.error is None and res.status in ("ok", "error"):
                     s.history.setdefault(c.name, []).append(c.arguments)
             text = self.format.result_text(self.tokenizer, p.model_text, p.end_text, p.calls, results)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -5,8 +5,9 @@ a `Pool` of daemons when given one).
 Sessions: the daemon keeps no state between runs, so a session is a replay. The call's program is a
 harness that re-runs the rollout's earlier cells with their output thrown away and then runs the
 new cell, so later cells see earlier definitions and the model is shown only the new output. The cost
-is quadratic in the number of cells (cell k re-runs cells 1..k-1, inside the same time limit), and
-an earlier cell that drew random numbers or read the clock may see other values on the replay."""
+is quadratic in the number of cells (cell k re-runs cells 1..k-1, inside the same time limit), an
+earlier cell that drew random numbers or read the clock may see other values on the replay, and a
+cell stopped by a limit (time, memory, output) is not replayed (it would only hit the limit again)."""
 
 from __future__ import annotations
 
@@ -19,21 +20,27 @@ from grpo_fast.sandbox.client import Client, run_request
 from grpo_fast.tools.base import DEFAULT_MAX_OUTPUT_CHARS, Tool, ToolCall, ToolResult, cap_output
 
 # The replay harness. Cells travel as string literals (repr), so no cell can break out of its slot;
-# earlier cells run with stdout/stderr sent to /dev/null and every exception (SystemExit included)
-# swallowed, as the model already saw what they printed or raised.
-_REPLAY = """import os as __os, sys as __sys
-__cells = {cells!r}
-__out, __err = __sys.stdout, __sys.stderr
-__sys.stdout = __sys.stderr = open(__os.devnull, "w")
-for __c in __cells[:-1]:
-    try:
-        exec(compile(__c, "<cell>", "exec"), globals())
-    except BaseException:
-        pass
-__sys.stdout.flush()
-__sys.stdout, __sys.stderr = __out, __err
-del __c, __out, __err
-exec(compile(__cells[-1], "<cell>", "exec"), globals())
+# they share one namespace of their own (the harness's names are not in it), earlier cells run with
+# stdout/stderr sent to /dev/null (set again before each, whatever a cell did to them) and every
+# exception swallowed (SystemExit included), as the model already saw what they printed or raised.
+_REPLAY = """import os as _os, sys as _sys
+
+
+def _cells(cells):
+    ns = {{"__name__": "__main__", "__builtins__": __builtins__}}
+    out, err = _sys.stdout, _sys.stderr
+    null = open(_os.devnull, "w")
+    for cell in cells[:-1]:
+        _sys.stdout = _sys.stderr = null
+        try:
+            exec(compile(cell, "<cell>", "exec"), ns)
+        except BaseException:
+            pass
+    _sys.stdout, _sys.stderr = out, err
+    exec(compile(cells[-1], "<cell>", "exec"), ns)
+
+
+_cells({cells!r})
 """
 
 _STATUS = {"ok": "ok", "runtime_error": "error", "timeout": "timeout", "output_limit": "output_limit",

@@ -102,6 +102,38 @@ class GRPOConfig:
     vllm_max_model_len: int | None = None
     """Colocate: longest prompt + completion the engine plans for (None = the model's limit)."""
 
+    # --- tools (multi-turn rollouts) -----------------------------------------------------------
+    tools: tuple[str, ...] = ()
+    """Code tools the model may call during a rollout, run in the sandbox daemon: `python` (and
+    `cpp`, `c`, `rust`, `java`, `javascript`). Empty with no `tool_functions` = single-turn sampling."""
+    tool_functions: tuple[str, ...] = ()
+    """User Python functions as tools, `module:function` (or `path/to/file.py:function`); the schema
+    comes from the signature and docstring. Called with the `chat` tool format."""
+    tool_format: str = "code"
+    """How the model calls tools: `code` (a fenced ```python block then ```output, ToRL-style) or
+    `chat` (the chat template's tool calls: `<tool_call>{"name", "arguments"}</tool_call>`, results as
+    `tool` messages; the prompt is rendered with the tools' schemas)."""
+    max_tool_calls: int = 4
+    """Most tool calls per rollout; a call beyond it ends the rollout as truncated."""
+    max_turns: int = 8
+    """Most model turns per rollout; a tool call in the last one ends the rollout as truncated.
+    `max_completion_length` bounds all tokens after the prompt, tool tokens included."""
+    tool_timeout: float = 5.0
+    """Seconds each tool call may run (the sandbox enforces it; a timeout is shown to the model)."""
+    tool_max_output_chars: int = 2048
+    """Characters of a tool's output shown to the model (longer output keeps its start and end)."""
+    tool_session: bool = False
+    """Later python cells of a rollout see earlier definitions (the earlier cells are replayed, output
+    discarded: cost grows with the square of the cells). Never shared across rollouts."""
+    tool_setup_code: str | None = None
+    """Python run silently before every cell (imports, helpers the task provides)."""
+    tool_sandbox: str | None = None
+    """Sandbox daemons for the code tools (`unix:/path.sock,tcp:host:port`); default `$GRPO_SANDBOX`,
+    else a local daemon started on demand."""
+    tool_waves: int = 2
+    """Rollouts of a generation call are split into this many waves: while one wave's tool calls run
+    (in one sandbox batch) the next wave generates. 1 = no overlap."""
+
     # --- advantages and rewards ---------------------------------------------------------------
     advantage_method: str = "grpo"
     """Advantage estimator from the Rust core: `grpo` ((r - mean) / std per group), `dr_grpo`
@@ -327,6 +359,17 @@ class GRPOConfig:
                     self.save_best_metric != f"eval/pass@{self.eval_num_samples}":
                 raise bad("save_best_metric", f"{self.save_best_metric} is not logged: eval_num_samples = "
                                               f"{self.eval_num_samples} gives eval/pass@{self.eval_num_samples}")
+        if self.tool_format not in ("code", "chat"):
+            raise bad("tool_format", f"must be code or chat, got {self.tool_format!r}")
+        if self.tool_functions and self.tool_format != "chat":
+            raise bad("tool_functions", "function tools are called in the chat format: set tool_format = chat")
+        for name in ("max_turns", "tool_max_output_chars", "tool_waves"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be >= 1")
+        if self.max_tool_calls < 0:
+            raise bad("max_tool_calls", "must be >= 0")
+        if not self.tool_timeout > 0:
+            raise bad("tool_timeout", "must be > 0 seconds")
         for name in ("prompt_field", "answer_field", "prompt_template"):
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise bad(name, "must not be empty (leave it unset for the default)")
@@ -335,6 +378,8 @@ class GRPOConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["report_to"] = list(self.report_to)
+        d["tools"] = list(self.tools)
+        d["tool_functions"] = list(self.tool_functions)
         return d
 
     def save(self, path: str | Path) -> None:

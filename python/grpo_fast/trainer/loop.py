@@ -20,6 +20,7 @@ import torch
 from grpo_fast import metrics as M
 from grpo_fast.errors import ConfigError, DataError
 from grpo_fast.evaluation import pass_at_k
+from grpo_fast.rollout import Rollout, rollout_metrics
 from grpo_fast.sampler.base import Completion, CompletionGroup, Sampler
 from grpo_fast.trainer import collectives as dist_utils
 from grpo_fast.trainer.config import GRPOConfig
@@ -97,6 +98,7 @@ class LastBatch:
                     "extracted": getattr(v, "extracted", None),
                     "rewards": {name: cv.score for name, cv in comps.items()} if comps else None,
                     "finish_reason": c.finish_reason, "num_tokens": len(c.token_ids),
+                    **({"turns": c.transcript(), "stop_reason": c.stop_reason} if isinstance(c, Rollout) else {}),
                 })
             k += n
         return rows
@@ -127,7 +129,8 @@ class Batch:
 def build_batch(rows: Sequence[tuple], pad_id: int, device: Any = "cpu") -> Batch:
     """rows: (prompt_ids, completion_ids, advantage, counts_in_loss[, sampler_logprobs]). Prompts are
     left-padded to a common width, completions right-padded; the completion mask is 0 on padding and
-    on rows that don't count."""
+    on rows that don't count. `counts_in_loss` is a bool for the whole row, or one 0/1 per completion
+    token (a multi-turn rollout: its tool tokens are context, 0)."""
     P = max(len(r[0]) for r in rows)
     C = max(1, max(len(r[1]) for r in rows))
     ids, att, cm, adv, slp = [], [], [], [], []
@@ -137,13 +140,22 @@ def build_batch(rows: Sequence[tuple], pad_id: int, device: Any = "cpu") -> Batc
         lps = r[4] if len(r) > 4 else None
         ids.append([pad_id] * (P - len(p)) + p + c + [pad_id] * (C - len(c)))
         att.append([0] * (P - len(p)) + [1] * (len(p) + len(c)) + [0] * (C - len(c)))
-        cm.append([1 if counts else 0] * len(c) + [0] * (C - len(c)))
+        cm.append(token_mask(counts, len(c)) + [0] * (C - len(c)))
         adv.append(a)
         slp.append((list(lps) if lps is not None else [nan] * len(c)) + [nan] * (C - len(c)))
     t = lambda x, dt: torch.tensor(x, dtype=dt, device=device)  # noqa: E731
     has_sampler = any(len(r) > 4 and r[4] is not None for r in rows)
     return Batch(t(ids, torch.long), t(att, torch.long), t(cm, torch.float32), t(adv, torch.float32), C,
                  t(slp, torch.float32) if has_sampler else None)
+
+
+def token_mask(counts: bool | Sequence[int], n: int) -> list[int]:
+    """A row's loss mask: all 1 or all 0 for a bool, else the given per-token mask (checked for length)."""
+    if isinstance(counts, bool):
+        return [1 if counts else 0] * n
+    if len(counts) != n:
+        raise ValueError(f"a loss mask of {len(counts)} tokens for a completion of {n}")
+    return [1 if x else 0 for x in counts]
 
 
 def micro_batches(rows: Sequence[tuple], pad_id: int, device: Any, *, size: int | None = None,
@@ -342,6 +354,8 @@ class GRPOTrainer:
                 raise ConfigError("online training needs prompts and a verifier", field="verifier")
             self.sync_sampler(timings)
             kept, all_groups, rounds = self.collect(timings)
+            timings.update(rollout_metrics([c for g in all_groups for c in g.group.completions],
+                                           self.sampler.take_stats()))
             if not self._gold_checked:
                 self._gold_checked = True
                 self.check_gold(all_groups)
@@ -415,7 +429,9 @@ class GRPOTrainer:
                     continue
                 # Truncated completions (DAPO overlong filtering) stay as masked rows, like TRL's.
                 counts = not (cfg.mask_truncated_completions and c.finish_reason == "length")
-                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k - 1]), counts,
+                # A multi-turn rollout trains on its model tokens only: tool output is context.
+                mask = c.loss_mask if counts and isinstance(c, Rollout) else counts
+                rows.append((g.group.prompt_ids, c.token_ids, float(adv[k - 1]), mask,
                              None if self.sampler.shares_policy else c.logprobs))
 
         metrics = self._reward_metrics(all_groups, adv)
@@ -454,7 +470,7 @@ class GRPOTrainer:
         cfg = self.cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         # Global normalisers (all micro-batches, all ranks) so accumulation and DDP match one big batch.
-        local_tokens = float(sum(len(r[1]) for r in rows if r[3]))
+        local_tokens = float(sum(sum(token_mask(r[3], len(r[1]))) for r in rows))
         local_seqs = float(len(rows))
         g_tokens, g_seqs = dist_utils.all_reduce_sum([local_tokens, local_seqs])
         per_rank_tokens = g_tokens / self.world
@@ -707,7 +723,7 @@ def sampler_from_config(cfg: GRPOConfig, model: Any, tokenizer: Any, model_path:
     trainer's own log-probs are the behaviour policy's."""
     from grpo_fast.sampler.factory import build_sampler
 
-    return build_sampler(
+    sampler = build_sampler(
         cfg.sampler, model=model, tokenizer=tokenizer, model_path=model_path,
         max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
         use_chat_template=cfg.use_chat_template, max_prompt_length=cfg.max_prompt_length, seed=cfg.seed,
@@ -715,6 +731,22 @@ def sampler_from_config(cfg: GRPOConfig, model: Any, tokenizer: Any, model_path:
         vllm_server_timeout=cfg.vllm_server_timeout, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         vllm_enable_sleep_mode=cfg.vllm_enable_sleep_mode, vllm_dtype=cfg.vllm_dtype,
         vllm_max_model_len=cfg.vllm_max_model_len)
+    return with_tools(cfg, sampler)
+
+
+def with_tools(cfg: GRPOConfig, sampler: Sampler) -> Sampler:
+    """`sampler` as a multi-turn `ToolSampler` when the config names tools, else unchanged."""
+    if not cfg.tools and not cfg.tool_functions:
+        return sampler
+    from grpo_fast.rollout import RolloutLimits, ToolSampler
+    from grpo_fast.tools import build_tools
+
+    tools = build_tools(cfg.tools, cfg.tool_functions, sandbox=cfg.tool_sandbox, timeout_s=cfg.tool_timeout,
+                        max_output_chars=cfg.tool_max_output_chars, session=cfg.tool_session,
+                        setup_code=cfg.tool_setup_code or "")
+    limits = RolloutLimits(max_tool_calls=cfg.max_tool_calls, max_turns=cfg.max_turns,
+                           max_tokens=cfg.max_completion_length)
+    return ToolSampler(sampler, tools, tool_format=cfg.tool_format, limits=limits, waves=cfg.tool_waves)
 
 
 class _NullCtx:
