@@ -154,7 +154,7 @@ def _hostile(port: int, kind: str, rng: random.Random) -> None:
 KINDS = ["garbage", "truncated_head", "truncated_body", "huge_head", "huge_body", "slow", "idle", "tls_on_plain"]
 
 
-def test_malformed_and_hostile_http_while_a_client_with_the_token_is_served(daemon):
+def test_a_storm_of_malformed_and_hostile_http_while_a_client_with_the_token_is_served(daemon):
     local, port = daemon
     before = local.health()["connections"]
     stop = threading.Event()
