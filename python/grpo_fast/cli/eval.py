@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from grpo_fast.cli._common import Command, handle_errors, with_data_options, with_sampler_options
+from grpo_fast.cli.tool_options import with_tool_options
 from grpo_fast.errors import ConfigError
 
 
@@ -91,6 +92,7 @@ from grpo_fast.errors import ConfigError
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @with_sampler_options
+@with_tool_options
 @handle_errors
 def eval_cmd(
     model: str | None,
@@ -317,9 +319,12 @@ def _generate_and_verify(
     sampler_opts: dict[str, Any],
 ) -> list:
     from grpo_fast.cli._common import build_cli_sampler
+    from grpo_fast.cli.tool_options import pop_tool_overrides, wrap_sampler
     from grpo_fast.verifiers.base import VerifyItem
 
     records, ver = inputs.records, inputs.verifier
+    sampler_opts = dict(sampler_opts)
+    tool_overrides = pop_tool_overrides(sampler_opts)  # --tools: each sample is a multi-turn rollout
     # The same seed for model and baseline: both sample from the same random stream.
     sampler = build_cli_sampler(
         model,
@@ -329,6 +334,7 @@ def _generate_and_verify(
         use_chat_template=chat_template,
         **sampler_opts,
     )
+    sampler = wrap_sampler(sampler, tool_overrides, max_new_tokens)
     scored = []
     try:
         for i in range(0, len(records), batch_size):
