@@ -279,6 +279,24 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
             }
         }
     }
+    // `(p,q)=(3,2)` against `p=3, q=2`: the labelled value against the list.
+    if g_listed != r_listed {
+        let (g, r) = if g_listed {
+            (gold, unlabelled(resp))
+        } else {
+            (unlabelled(gold), resp)
+        };
+        if (g, r) != (gold, resp) {
+            return compare_depth(g, r, depth + 1);
+        }
+    }
+    // `x \neq 3` against `x \neq 4`: the same name excluded from values.
+    if let (Some(g), Some(r)) = (find_top(gold, "\\neq"), find_top(resp, "\\neq")) {
+        if gold[..g] == resp[..r] && is_label(&gold[..g]) {
+            let n = "\\neq".len();
+            return compare_depth(&gold[g + n..], &resp[r + n..], depth + 1);
+        }
+    }
     if needs_symbolic(gold) || needs_symbolic(resp) {
         return Undecided;
     }
@@ -321,6 +339,13 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
             }
             // `y = 2x + 3` vs `y = 2x + 4`: same lone variable on the left, different right.
             if g_eq[0] == r_eq[0] && g_eq[0].len() == 1 && same == NotEqual {
+                return NotEqual;
+            }
+            // `a = 2` vs `b = 2`: values assigned to different variables are different answers.
+            if is_variable(g_eq[0].trim())
+                && is_variable(r_eq[0].trim())
+                && g_eq[0].trim() != r_eq[0].trim()
+            {
                 return NotEqual;
             }
             return Undecided;

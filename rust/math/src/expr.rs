@@ -972,12 +972,17 @@ pub fn compare_huge(g: &Expr, r: &Expr) -> Option<bool> {
             return Some(x == y);
         }
     }
-    let (a, b) = (log10_bounds(g)?, log10_bounds(r)?);
+    // A sign from the form alone means a value that is not zero.
+    let zero = |e: &Expr| exact(e).is_some_and(|v| v.is_zero());
+    if (zero(g) && sign_of(r).is_some()) || (zero(r) && sign_of(g).is_some()) {
+        return Some(false);
+    }
     if let (Some(x), Some(y)) = (sign_of(g), sign_of(r)) {
         if x != y {
             return Some(false);
         }
     }
+    let (a, b) = (log10_bounds(g)?, log10_bounds(r)?);
     let scale = [a.0, a.1, b.0, b.1]
         .iter()
         .filter(|x| x.is_finite())

@@ -644,15 +644,15 @@ pub fn normalize(answer: &str) -> String {
         .replace("^{\\circ}", "")
         .replace("^\\circ", "")
         .replace("{}^\\circ", "");
+    // `32, 349` lists two numbers; `32,349` and `32,\! 349` can be thirty-two thousand.
+    let spaced_comma = s
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b',' && w[1].is_ascii_whitespace());
     let has_digit = s.bytes().any(|b| b.is_ascii_digit());
     let mut rewritten = String::with_capacity(s.len());
     rewrite_commands(&s, &mut rewritten, has_digit);
     let worded = rewrite_words(&rewritten);
-    // `32, 349` lists two numbers; only `32,349` can be thirty-two thousand.
-    let spaced_comma = worded
-        .as_bytes()
-        .windows(2)
-        .any(|w| w[0] == b',' && w[1].is_ascii_whitespace());
     let compact = compact_whitespace(&worded);
     let compact = compact
         .trim_end_matches(['.', ';', ','])
@@ -761,6 +761,7 @@ mod tests {
             ),
             ("32, 349", "32,349"),
             ("32,349", "32349"),
+            ("11,\\! 111,\\! 111", "11111111"),
             ("0,111", "0,111"),
             ("(0;-2;6)", "(0,-2,6)"),
             ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"),

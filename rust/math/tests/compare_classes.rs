@@ -15,6 +15,39 @@ use Verdict::{Correct, Wrong};
 const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
     // --- labelled answers ---
     (
+        "labelled-point-vs-assignments",
+        "(p,q)=(3,2)",
+        "\\boxed{p=3, q=2}",
+        Correct,
+    ),
+    (
+        "assignments-swapped-values",
+        "x=2, y=3",
+        "\\boxed{x=3, y=2}",
+        Wrong,
+    ),
+    (
+        "assignments-any-order-plain",
+        "x=2, y=3",
+        "\\boxed{y=3, x=2}",
+        Correct,
+    ),
+    ("different-variable", "a=2", "\\boxed{b=2}", Wrong),
+    (
+        "measure-of-angle-label",
+        "m\\angle A = 30^\\circ",
+        "\\boxed{30}",
+        Correct,
+    ),
+    (
+        "probability-label",
+        "P(A) = \\frac{1}{4}",
+        "\\boxed{0.25}",
+        Correct,
+    ),
+    ("product-label", "xy = 12", "\\boxed{12}", Correct),
+    ("power-is-no-label", "x^2 = 4", "\\boxed{4}", Wrong),
+    (
         "labelled-pair-gold",
         "$(p,q)=(3,2)$",
         "So the only pair is $\\boxed{(3, 2)}$.",
@@ -126,6 +159,18 @@ const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
         Correct,
     ),
     // --- several answers and sets ---
+    (
+        "roots-with-or-vs-set",
+        "\\{3, 4\\}",
+        "\\boxed{x = 3 \\text{ or } x = 4}",
+        Correct,
+    ),
+    (
+        "membership-in-finite-set",
+        "3, 4",
+        "\\boxed{x \\in \\{3, 4\\}}",
+        Correct,
+    ),
     (
         "or-between-pairs",
         "$(11,7)or(7,11)$",
@@ -256,6 +301,18 @@ const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
     ),
     // --- relations ---
     (
+        "neq-different-value",
+        "x \\neq 3",
+        "\\boxed{x \\neq 4}",
+        Wrong,
+    ),
+    (
+        "membership-half-line",
+        "x > 3",
+        "\\boxed{x \\in (3, \\infty)}",
+        Correct,
+    ),
+    (
         "neq-spelled",
         "x \\neq 3",
         "We find that $\\boxed{x != 3}$.",
@@ -358,6 +415,27 @@ const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
     ("approx-only", "11", "$\\boxed{x \\approx 11}$", Correct),
     ("factorial-not-neq", "120", "\\boxed{5!=120}", Correct),
     // --- numbers ---
+    (
+        "rounded-seventh",
+        "\\frac{1}{7}",
+        "\\boxed{0.1429}",
+        Correct,
+    ),
+    (
+        "rounded-negative",
+        "-\\frac{5}{3}",
+        "\\boxed{-1.6667}",
+        Correct,
+    ),
+    (
+        "rounded-up-wrongly",
+        "\\frac{1}{3}",
+        "\\boxed{0.3334}",
+        Wrong,
+    ),
+    ("decimal-comma-one-digit", "1.5", "\\boxed{1,5}", Correct),
+    ("decimal-comma-not-an-integer", "15", "\\boxed{1,5}", Wrong),
+    ("comma-list-against-list", "1,5", "\\boxed{5,1}", Correct),
     ("decimal-comma", "1000.99", "\\boxed{1000,99}", Correct),
     (
         "decimal-comma-short",
@@ -553,6 +631,13 @@ const SYMMETRIC: &[(&str, &str, Decision)] = &[
     ("100000000!", "(10^{8})!", Decision::Equal),
     ("100000000!", "100000001!", Decision::NotEqual),
     ("10^{-10^{10^{10}}}", "1", Decision::NotEqual),
+    ("10^{-10^{10^{10}}}", "0", Decision::NotEqual),
+    ("2^{100000}", "4^{50000}", Decision::Equal),
+    ("2^{100000}", "2^{100001}", Decision::NotEqual),
+    ("1000000!", "1000001!", Decision::NotEqual),
+    ("\\sqrt{10^{10^{10}}}", "3", Decision::NotEqual),
+    ("x \\neq 3", "x \\neq 4", Decision::NotEqual),
+    ("a=2", "b=2", Decision::NotEqual),
     ("9^{9^{9}}", "9^{9^{9}} + 1", Decision::Undecided),
 ];
 
