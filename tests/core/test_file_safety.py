@@ -25,12 +25,18 @@ REASONING = (
 
 
 def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "grpo_fast.cli", *args], capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "grpo_fast.cli", *args], capture_output=True, text=True, **kw
+    )
 
 
 def start(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "grpo_fast.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "grpo_fast.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 def group(i: int, *, scored: bool = True, pad: int = 0) -> dict:
@@ -44,8 +50,12 @@ def group(i: int, *, scored: bool = True, pad: int = 0) -> dict:
         if scored:
             r["score"] = float(ans == c)
         responses.append(r)
-    return {"id": f"gsm8k-{i}", "prompt": f"Natalia sold clips to {a} of her friends in April...",
-            "answer": f"#### {c}", "responses": responses}
+    return {
+        "id": f"gsm8k-{i}",
+        "prompt": f"Natalia sold clips to {a} of her friends in April...",
+        "answer": f"#### {c}",
+        "responses": responses,
+    }
 
 
 def write_groups(path, n: int, **kw) -> bytes:
@@ -79,10 +89,16 @@ def wait_for_temp_bytes(folder, proc, timeout: float = 60.0) -> str:
     raise AssertionError("no output was written in time")
 
 
-@pytest.mark.parametrize("command, groups", [
-    (["advantages", "-", "--method", "rloo"], 40000),  # past one batch (65,536 responses) in the first half
-    (["verify", "-", "--workers", "1", "--chunk-size", "64"], 20000),
-])
+@pytest.mark.parametrize(
+    "command, groups",
+    [
+        (
+            ["advantages", "-", "--method", "rloo"],
+            40000,
+        ),  # past one batch (65,536 responses) in the first half
+        (["verify", "-", "--workers", "1", "--chunk-size", "64"], 20000),
+    ],
+)
 def test_kill_9_mid_write_keeps_the_old_output(tmp_path, command, groups):
     # The input comes through a pipe we control: half of it, then the process is killed while it
     # waits for the rest, its temporary output already holding data.
@@ -102,10 +118,13 @@ def test_kill_9_mid_write_keeps_the_old_output(tmp_path, command, groups):
     assert os.path.dirname(temp) == str(tmp_path) and os.path.basename(temp).startswith(".out.jsonl.tmp-")
 
 
-@pytest.mark.parametrize("command", [
-    ["advantages"],
-    ["verify", "--workers", "1", "--chunk-size", "32"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["advantages"],
+        ["verify", "--workers", "1", "--chunk-size", "32"],
+    ],
+)
 def test_kill_9_with_the_output_as_input_never_leaves_a_partial_file(tmp_path, command):
     src = tmp_path / "in.jsonl"
     n = 3000 if command[0] == "verify" else 60000
@@ -122,10 +141,13 @@ def test_kill_9_with_the_output_as_input_never_leaves_a_partial_file(tmp_path, c
         assert len(lines) == n and all(json.loads(line)["responses"] for line in lines)
 
 
-@pytest.mark.parametrize("command, added", [
-    (["advantages", "--method", "grpo"], "advantage"),
-    (["verify", "--workers", "1"], "correct"),
-])
+@pytest.mark.parametrize(
+    "command, added",
+    [
+        (["advantages", "--method", "grpo"], "advantage"),
+        (["verify", "--workers", "1"], "correct"),
+    ],
+)
 def test_output_may_be_the_input(tmp_path, command, added):
     src = tmp_path / "in.jsonl"
     write_groups(src, 300)
@@ -137,8 +159,10 @@ def test_output_may_be_the_input(tmp_path, command, added):
     assert len(got) == 300
     for g, e in zip(got, expected, strict=True):
         assert g["id"] == e["id"] and g["answer"] == e["answer"]
-        assert all(added in resp and resp["text"] == er["text"] for resp, er in zip(g["responses"], e["responses"],
-                                                                                    strict=True))
+        assert all(
+            added in resp and resp["text"] == er["text"]
+            for resp, er in zip(g["responses"], e["responses"], strict=True)
+        )
     if added == "correct":
         assert [r["correct"] for r in got[0]["responses"]] == [True, True, False, False]
     assert temps(tmp_path) == []
@@ -147,6 +171,7 @@ def test_output_may_be_the_input(tmp_path, command, added):
 def _limit_file_size(limit: int):
     def apply():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -156,8 +181,12 @@ def test_a_full_disk_leaves_the_old_output_and_no_temporary_file(tmp_path, comma
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_groups(src, 2000)
     out.write_text("old\n")
-    r = subprocess.run([sys.executable, "-m", "grpo_fast.cli", command[0], str(src), "-o", str(out), *command[1:]],
-                       capture_output=True, text=True, preexec_fn=_limit_file_size(200_000))
+    r = subprocess.run(
+        [sys.executable, "-m", "grpo_fast.cli", command[0], str(src), "-o", str(out), *command[1:]],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size(200_000),
+    )
     assert r.returncode != 0
     assert "error:" in r.stderr and str(out) in r.stderr and "Traceback" not in r.stderr
     assert out.read_text() == "old\n"
@@ -185,7 +214,7 @@ def test_verify_to_stdout_keeps_stdout_for_records(tmp_path):
     assert r.returncode == 0, r.stderr
     records = _json_lines(r.stdout)
     assert len(records) == 40 and all("responses" in x for x in records)
-    summary = json.loads(r.stderr[r.stderr.index("{"):])
+    summary = json.loads(r.stderr[r.stderr.index("{") :])
     assert summary["responses"] == 160 and summary["correct"] == 80 and summary["records"] == 40
     # Without --json the table goes to stderr too.
     r = cli("verify", str(src), "-o", "-", "--workers", "1")
@@ -205,13 +234,24 @@ def test_the_verify_help_example_prints_only_json(tmp_path):
     src = tmp_path / "groups.jsonl"
     write_groups(src, 25, scored=False)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    r = cli("verify", "--verifier", "mypkg.graders:exact", str(src), "-o", "-", "--timeout", "10", "--json",
-            env=env, cwd=tmp_path)
+    r = cli(
+        "verify",
+        "--verifier",
+        "mypkg.graders:exact",
+        str(src),
+        "-o",
+        "-",
+        "--timeout",
+        "10",
+        "--json",
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     records = _json_lines(r.stdout)
     assert len(records) == 25
     assert [x["score"] for x in records[0]["responses"]] == [1.0, 1.0, 0.0, 0.0]
-    assert json.loads(r.stderr[r.stderr.index("{"):])["responses"] == 100
+    assert json.loads(r.stderr[r.stderr.index("{") :])["responses"] == 100
 
 
 def test_advantages_to_stdout_keeps_stdout_for_records(tmp_path):
@@ -222,7 +262,7 @@ def test_advantages_to_stdout_keeps_stdout_for_records(tmp_path):
         assert r.returncode == 0, r.stderr
         records = _json_lines(r.stdout)
         assert len(records) == 60 and all("advantage" in resp for resp in records[0]["responses"])
-    assert json.loads(r.stderr[r.stderr.index("{"):])["summary"]["groups"] == 60
+    assert json.loads(r.stderr[r.stderr.index("{") :])["summary"]["groups"] == 60
     # With a file output, --json is the only thing on stdout.
     r = cli("advantages", str(src), "-o", str(tmp_path / "o.jsonl"), "--json")
     assert json.loads(r.stdout)["summary"]["responses"] == 240
@@ -270,11 +310,21 @@ def test_rejects_may_not_overwrite_an_input_or_the_output(tmp_path):
     src = tmp_path / "in.jsonl"
     _with_bad_lines(src, 3)
     before = md5(src)
-    for args in (["stats", str(src), "--on-error", "report", "--rejects", str(src)],
-                 ["stats", str(src), str(src), "--on-error", "report", "--rejects", str(src)],
-                 ["advantages", str(src), "-o", str(src), "--on-error", "report", "--rejects", str(src)],
-                 ["verify", str(src), "-o", str(tmp_path / "o.jsonl"), "--on-error", "report",
-                  "--rejects", str(tmp_path / "o.jsonl")]):
+    for args in (
+        ["stats", str(src), "--on-error", "report", "--rejects", str(src)],
+        ["stats", str(src), str(src), "--on-error", "report", "--rejects", str(src)],
+        ["advantages", str(src), "-o", str(src), "--on-error", "report", "--rejects", str(src)],
+        [
+            "verify",
+            str(src),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--on-error",
+            "report",
+            "--rejects",
+            str(tmp_path / "o.jsonl"),
+        ],
+    ):
         r = cli(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert "rejects file" in r.stderr and "choose another --rejects" in r.stderr
@@ -286,8 +336,17 @@ def test_verify_fails_when_no_response_has_a_gold_answer(tmp_path):
     out.write_text("kept\n")
     with open(src, "w") as f:
         for i in range(6):
-            f.write(json.dumps({"prompt_id": i // 3, "prompt": f"q{i // 3}", "answer": None,
-                                "completion": "so the answer is \\boxed{4}"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "prompt_id": i // 3,
+                        "prompt": f"q{i // 3}",
+                        "answer": None,
+                        "completion": "so the answer is \\boxed{4}",
+                    }
+                )
+                + "\n"
+            )
     r = cli("verify", str(src), "-o", str(out), "--workers", "1")
     assert r.returncode == 2
     assert "no response in" in r.stderr and "gold answer" in r.stderr and "'answer'" in r.stderr
@@ -296,20 +355,33 @@ def test_verify_fails_when_no_response_has_a_gold_answer(tmp_path):
 
 
 GSM8K = [  # (question, gold as GSM8K writes it, a line of reasoning, the right number)
-    ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-     "How many clips did Natalia sell altogether in April and May?",
-     "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72",
-     "In May she sold 48 / 2 = 24 clips.", 72),
-    ("Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
-     "How much did she earn?", "Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\n#### 10",
-     "Per minute she earns 12 / 60 = 0.2 dollars.", 10),
-    ("Betty is saving money for a new wallet which costs $100. Betty has only half of the money she needs. "
-     "Her parents give her $15 and her grandparents twice as much. How much more money does Betty need?",
-     "In the beginning, Betty has only 100 / 2 = $<<100/2=50>>50.\n#### 5",
-     "Betty has 100 / 2 = 50 dollars, and gets 15 + 30 = 45 more.", 5),
-    ("James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
-     "He writes each friend 3*2=<<3*2=6>>6 pages a week.\n#### 624",
-     "Each week he writes 3 * 2 * 2 = 12 pages.", 624),
+    (
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?",
+        "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72",
+        "In May she sold 48 / 2 = 24 clips.",
+        72,
+    ),
+    (
+        "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
+        "How much did she earn?",
+        "Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\n#### 10",
+        "Per minute she earns 12 / 60 = 0.2 dollars.",
+        10,
+    ),
+    (
+        "Betty is saving money for a new wallet which costs $100. Betty has only half of the money she needs. "
+        "Her parents give her $15 and her grandparents twice as much. How much more money does Betty need?",
+        "In the beginning, Betty has only 100 / 2 = $<<100/2=50>>50.\n#### 5",
+        "Betty has 100 / 2 = 50 dollars, and gets 15 + 30 = 45 more.",
+        5,
+    ),
+    (
+        "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
+        "He writes each friend 3*2=<<3*2=6>>6 pages a week.\n#### 624",
+        "Each week he writes 3 * 2 * 2 = 12 pages.",
+        624,
+    ),
 ]
 
 
@@ -323,11 +395,14 @@ def test_flat_lines_keep_their_own_gold(tmp_path):
         for k in range(4):
             answer = number if k % 2 == 0 else number + 3
             right += answer == number
-            completion = (f"Let me work through it step by step.\n{reasoning}\n"
-                          f"So the final answer is {answer}." if k < 2 else
-                          f"We compute carefully... \\boxed{{{answer}}}")
-            lines.append({"prompt_id": pid, "prompt": f"[{pid}] {question}", "answer": gold,
-                          "completion": completion})
+            completion = (
+                f"Let me work through it step by step.\n{reasoning}\nSo the final answer is {answer}."
+                if k < 2
+                else f"We compute carefully... \\boxed{{{answer}}}"
+            )
+            lines.append(
+                {"prompt_id": pid, "prompt": f"[{pid}] {question}", "answer": gold, "completion": completion}
+            )
     src.write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert len(lines) == 76
     r = cli("verify", str(src), "-o", str(out), "--json", "--workers", "1")
@@ -336,5 +411,10 @@ def test_flat_lines_keep_their_own_gold(tmp_path):
     assert summary["responses"] == 76 and summary["records"] == 19
     assert summary["verified"] == 76 and summary["correct"] == right == 38
     got = _json_lines(out.read_text())
-    assert got[0]["prompt_id"] == 0 and [x["correct"] for x in got[0]["responses"]] == [True, False, True, False]
+    assert got[0]["prompt_id"] == 0 and [x["correct"] for x in got[0]["responses"]] == [
+        True,
+        False,
+        True,
+        False,
+    ]
     assert got[0]["responses"][0]["answer"] == GSM8K[0][1]

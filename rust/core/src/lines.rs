@@ -171,7 +171,7 @@ impl<R: Read> Chunker<R> {
         // A reused buffer keeps its length, so only growth is ever zero-filled.
         let need = self.chunk_bytes.max(self.carry.len() + 1);
         if buf.len() < need {
-            buf.resize(need, 0);
+            grow(&mut buf, need)?;
         }
         buf[..self.carry.len()].copy_from_slice(&self.carry);
         let mut filled = self.carry.len();
@@ -204,7 +204,7 @@ impl<R: Read> Chunker<R> {
                     // One line longer than a chunk: keep reading until it ends.
                     scan_from = filled;
                     if buf.len() < filled + self.chunk_bytes {
-                        buf.resize(filled + self.chunk_bytes, 0);
+                        grow(&mut buf, filled + self.chunk_bytes)?;
                     }
                     let n = read_into(
                         &mut self.reader,
@@ -239,7 +239,7 @@ impl<R: Read> Chunker<R> {
         // Reads land after the kept prefix's full size, then top it up.
         let scratch = KEPT_LINE_BYTES.max(kept);
         buf.truncate(kept);
-        buf.resize(scratch + window, 0);
+        grow(&mut buf, scratch + window)?;
         while !self.eof {
             let n = read_into(&mut self.reader, &mut buf[scratch..scratch + window])?;
             if n == 0 {
@@ -278,6 +278,24 @@ impl<R: Read> Chunker<R> {
 fn strip_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Resizes `buf` to `len` bytes, failing with an error (not an abort) when the memory cannot be
+/// had, as under a memory limit with a long line.
+fn grow(buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    if len > buf.len() {
+        buf.try_reserve_exact(len - buf.len()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "out of memory holding {len} bytes of one line (a lower --max-line-bytes \
+                     bounds this)"
+                ),
+            )
+        })?;
+        buf.resize(len, 0);
+    }
+    Ok(())
 }
 
 /// Fills `out` from `reader` until it is full or the input ends; returns the bytes read.

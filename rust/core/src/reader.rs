@@ -451,16 +451,20 @@ impl GroupReader {
                 self.consume(parsed)?;
                 Ok(true)
             }
-            Ok(Item::Failed(e)) => Err(Error::io(
-                &self.file,
-                std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "read failed after line {} (corrupt or truncated compressed stream?): {e}",
-                        self.report.lines
+            Ok(Item::Failed(e)) => {
+                let hint = if e.kind() == std::io::ErrorKind::OutOfMemory {
+                    ""
+                } else {
+                    " (corrupt or truncated compressed stream?)"
+                };
+                Err(Error::io(
+                    &self.file,
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("read failed after line {}{hint}: {e}", self.report.lines),
                     ),
-                ),
-            )),
+                ))
+            }
             Err(_) => {
                 // The reader thread has dropped its sender: it is done.
                 self.chunks = None;
