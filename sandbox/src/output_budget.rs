@@ -8,7 +8,9 @@
 //! cut depends only on the whole answer, never on the order items finished in: an item is cut
 //! on arrival to the level the items so far allow, and since the level only falls as items
 //! arrive and every cut keeps a prefix, cutting again later gives what one cut at the end would
-//! (the items' original sizes are kept to compute the level). So the daemon holds at most the
+//! (the items' original sizes are kept to compute the level). Items already held are cut again
+//! only when together they pass twice the budget (and once at the end), so a batch of many loud
+//! items does not rescan everything held at each arrival: the daemon holds at most twice the
 //! budget plus the items still running. A cut string ends with `…[truncated]` (a file's base64
 //! is cut to whole groups and its `truncated` set) and the item gets `"truncated": true`.
 
@@ -154,8 +156,10 @@ pub fn cut(v: &mut Value, orig: &[usize], cap: usize) -> bool {
 pub struct Budget {
     cap: usize,
     level: usize,
-    items: Vec<Option<(Value, Vec<usize>)>>,
+    /// Each answer as held now, with its strings' original costs and its cost as held.
+    items: Vec<Option<(Value, Vec<usize>, usize)>>,
     totals: Vec<usize>,
+    held: usize,
 }
 
 impl Budget {
@@ -165,36 +169,51 @@ impl Budget {
             level: usize::MAX,
             items: (0..n).map(|_| None).collect(),
             totals: Vec::with_capacity(n),
+            held: 0,
         }
     }
 
-    /// Item `i`'s answer: kept, cut to the current level, and the others cut further when it
-    /// lowers the level.
+    /// Item `i`'s answer: kept, cut to the level the answers so far allow.
     pub fn add(&mut self, i: usize, mut v: Value) {
         let orig = costs(&mut v);
         self.totals.push(orig.iter().sum());
-        let level = water_level(&self.totals, self.cap);
-        if level < self.level {
-            self.level = level;
-            for (item, item_costs) in self.items.iter_mut().flatten() {
-                cut(item, item_costs, level);
-            }
-        }
+        self.level = self.level.min(water_level(&self.totals, self.cap));
         if self.level != usize::MAX {
             cut(&mut v, &orig, self.level);
         }
+        let now = costs(&mut v).iter().sum();
+        self.held += now;
         if let Some(slot) = self.items.get_mut(i) {
-            *slot = Some((v, orig));
+            *slot = Some((v, orig, now));
+        }
+        if self.held > self.cap.saturating_mul(2) {
+            self.recut();
+        }
+    }
+
+    /// Cuts every answer held to the current level.
+    fn recut(&mut self) {
+        if self.level == usize::MAX {
+            return;
+        }
+        self.held = 0;
+        for (v, orig, now) in self.items.iter_mut().flatten() {
+            if *now > self.level {
+                cut(v, orig, self.level);
+                *now = costs(v).iter().sum();
+            }
+            self.held += *now;
         }
     }
 
     /// The answers in order (`null` for an item never added) and whether any was cut.
-    pub fn finish(self) -> (Vec<Value>, bool) {
+    pub fn finish(mut self) -> (Vec<Value>, bool) {
+        self.recut();
         let cut = self.level != usize::MAX;
         let values = self
             .items
             .into_iter()
-            .map(|x| x.map(|(v, _)| v).unwrap_or(Value::Null))
+            .map(|x| x.map(|(v, _, _)| v).unwrap_or(Value::Null))
             .collect();
         (values, cut)
     }
@@ -332,6 +351,18 @@ mod tests {
         assert!(b64.len().is_multiple_of(4) && b64.len() < 4000);
         assert_eq!(v["files"]["out.bin"]["truncated"], true);
         assert!(total(&[v]) <= 2000 + 3 * json_cost(MARK));
+    }
+
+    #[test]
+    fn many_loud_items_are_held_within_twice_the_budget() {
+        let mut b = Budget::new(10_000, 500);
+        for i in 0..500 {
+            b.add(i, run(&"x".repeat(4000), ""));
+            assert!(b.held <= 20_000 + 500 * json_cost(MARK), "{}", b.held);
+        }
+        let (values, _) = b.finish();
+        assert!(total(&values) <= 10_000 + 500 * json_cost(MARK));
+        assert_eq!(values[0], values[499], "all cut alike");
     }
 
     #[test]
