@@ -193,7 +193,7 @@ impl Default for ServerConfig {
             max_request_bytes: 64 << 20,
             max_connections: 512,
             max_connections_per_peer: 256,
-            max_pending_connections: 64,
+            max_pending_connections: 128,
             header_timeout_s: 10.0,
             request_timeout_s: 120.0,
             idle_timeout_s: 300.0,

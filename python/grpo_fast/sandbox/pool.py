@@ -315,13 +315,14 @@ class Pool:
             conn = conn or ep.client._new_connection(att.timeout)
             conn.set_timeout(att.timeout)
             att.use(conn)
-            reused = conn.requests > 0
             try:
                 status, payload, keep = ep.client._send(conn, method, path, data)
             except ConnectionDropped:
                 conn.close()
-                # A kept-alive connection the daemon closed while it sat idle: one fresh try.
-                if reused and not att.aborted:
+                # A kept-alive connection the daemon closed while it sat idle, or a new one it
+                # closed to make room in a burst of connections: one fresh try (a daemon that
+                # is gone refuses the connect).
+                if not fresh and not att.aborted:
                     fresh = True
                     continue
                 raise

@@ -40,7 +40,6 @@ class Connection:
         self._connect_timeout = min(connect_timeout, timeout)
         self._sock: socket.socket | None = None
         self._file = None
-        self.requests = 0  # answered on this connection: a reused one may have been closed meanwhile
 
     def _connect(self) -> None:
         if self._unix_path is not None:
@@ -77,9 +76,7 @@ class Connection:
             self._sock.sendall(data + body if body is not None and len(body) < 65536 else data)
             if body is not None and len(body) >= 65536:
                 self._sock.sendall(body)
-            answer = self._read_response()
-            self.requests += 1
-            return answer
+            return self._read_response()
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:  # the daemon closed it, as over TCP
             raise ConnectionResetError(f"the daemon closed the connection ({exc})") from exc
 
