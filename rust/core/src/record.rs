@@ -822,7 +822,13 @@ mod tests {
             let line = serde_json::to_vec(&rec).unwrap();
             let sk = skim::skim_line(&line).ok().and_then(|s| skimmed_to_view(s, &rules()).ok().flatten());
             let exact = view_of_value(&rec, &line, &rules()).unwrap();
-            let (LineView::Group(a), LineView::Group(b)) = (sk.expect("skimmer gave up on valid JSON"), exact) else {
+            let Some(sk) = sk else {
+                // The one valid input it leaves to the exact path: a string that starts with an
+                // escaped NUL (it could be a reserved marker, see `integers`).
+                proptest::prop_assert!(line.windows(7).any(|w| w == b"\"\\u0000"), "skimmer gave up on valid JSON");
+                return Ok(());
+            };
+            let (LineView::Group(a), LineView::Group(b)) = (sk, exact) else {
                 panic!("not a group")
             };
             proptest::prop_assert_eq!(a.prompt, b.prompt);

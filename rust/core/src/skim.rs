@@ -83,6 +83,9 @@ pub const MAX_NESTING: usize = 127;
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
+    /// A string starting with an escaped NUL was seen: it might be a reserved marker
+    /// (`integers::MARKER`), which only the exact path can judge.
+    nul_string: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -164,6 +167,7 @@ impl<'a> Cursor<'a> {
                         }
                         b'u' => {
                             let cp = self.hex4(self.i + 2)?;
+                            self.nul_string |= cp == 0 && self.i == start;
                             self.i += 6;
                             if (0xD800..0xDC00).contains(&cp) {
                                 // A high surrogate must be followed by a low one.
@@ -781,7 +785,11 @@ fn canonical_number(text: &[u8], out: &mut String) {
 /// values have the same canonical text exactly when they are the same group key. None when
 /// `raw` is not one valid JSON value.
 pub fn canonical_value(raw: &[u8]) -> Option<String> {
-    let mut c = Cursor { b: raw, i: 0 };
+    let mut c = Cursor {
+        b: raw,
+        i: 0,
+        nul_string: false,
+    };
     let mut out = String::with_capacity(raw.len());
     c.canonical(2, &mut out).ok()?;
     c.ws();
@@ -792,7 +800,11 @@ pub fn canonical_value(raw: &[u8]) -> Option<String> {
 /// their decoded value; of duplicates the last, as `serde_json` keeps it). None when absent or
 /// when the line is not a valid object.
 pub fn top_level_member<'a>(line: &'a [u8], field: &str) -> Option<&'a [u8]> {
-    let mut c = Cursor { b: line, i: 0 };
+    let mut c = Cursor {
+        b: line,
+        i: 0,
+        nul_string: false,
+    };
     let b = line;
     let mut found = None;
     c.members(1, true, |key, c| {
@@ -816,7 +828,11 @@ pub fn top_level_member<'a>(line: &'a [u8], field: &str) -> Option<&'a [u8]> {
 /// Calls `f` on every number, string and key of the JSON value on `line`, in order. Err when
 /// the line is not valid JSON (or nests deeper than `MAX_NESTING`).
 pub fn walk_tokens<'a>(line: &'a [u8], f: &mut dyn FnMut(Token<'a>) -> R<()>) -> R<()> {
-    let mut c = Cursor { b: line, i: 0 };
+    let mut c = Cursor {
+        b: line,
+        i: 0,
+        nul_string: false,
+    };
     c.walk(1, f)?;
     c.ws();
     if c.i != line.len() {
@@ -857,7 +873,11 @@ pub fn skim_prefix_with(data: &[u8], list: Vec<SkimmedResponse>) -> R<(SkimmedLi
 fn skim_object(b: &[u8], mut list: Vec<SkimmedResponse>) -> R<(SkimmedLine<'_>, usize)> {
     list.clear();
     let mut list = Some(list);
-    let mut c = Cursor { b, i: 0 };
+    let mut c = Cursor {
+        b,
+        i: 0,
+        nul_string: false,
+    };
     let mut out = SkimmedLine::default();
     let mut seen = [false; 11];
     c.members(1, false, |key, c| {
@@ -907,6 +927,9 @@ fn skim_object(b: &[u8], mut list: Vec<SkimmedResponse>) -> R<(SkimmedLine<'_>, 
         }
         Ok(())
     })?;
+    if c.nul_string {
+        return Err(GiveUp);
+    }
     c.ws();
     Ok((out, c.i))
 }

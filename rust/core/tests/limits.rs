@@ -435,8 +435,15 @@ fn integers_beyond_64_bits_are_written_back_as_written() {
     // A string that would read back as a marker is refused, never turned into a number.
     let body = r#"{"prompt":"p","x":"\u0000grpo-fast:integer:5","responses":[{"text":"a"}]}"#;
     let path = write(&dir, "marker.jsonl", body.as_bytes());
-    let err = groups_of(&path, true, &ReadOptions::default()).unwrap_err();
+    let err = both_paths(&path, &ReadOptions::default()).unwrap_err();
     assert!(err.contains("reserved"), "{err}");
+    // Any other string starting with an escaped NUL is an ordinary string on both paths.
+    let body = r#"{"prompt":"\u0000p","x":"\u0000","responses":[{"text":"a"}]}"#;
+    let path = write(&dir, "nul.jsonl", body.as_bytes());
+    assert_eq!(
+        both_paths(&path, &ReadOptions::default()).unwrap().0[0].1,
+        "\0p"
+    );
 }
 
 #[test]
