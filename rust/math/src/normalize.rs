@@ -653,6 +653,8 @@ pub fn normalize(answer: &str) -> String {
     let mut rewritten = String::with_capacity(s.len());
     rewrite_commands(&s, &mut rewritten, has_digit);
     let worded = rewrite_words(&rewritten);
+    // A connector ("4 or 5") separates answers as surely as a spaced comma.
+    let spaced_comma = spaced_comma || rewritten.split_whitespace().any(is_connector);
     let compact = compact_whitespace(&worded);
     let compact = compact
         .trim_end_matches(['.', ';', ','])
@@ -675,7 +677,22 @@ pub fn normalize(answer: &str) -> String {
         _ if out.eq_ignore_ascii_case("allrealnumbers") || out.eq_ignore_ascii_case("allreals") => {
             "(-\\infty,\\infty)".to_string()
         }
+        // Two whole numbers listed with a space (`3, 5`) keep it: the space is what tells the
+        // list from a decimal comma (`3,5`) in the comparison.
+        _ if spaced_comma && two_digit_runs(out) => out.replacen(',', ", ", 1),
         _ => strip_base_subscript(out).to_string(),
+    }
+}
+
+/// `3,5` or `-3,5`: two runs of digits joined by one comma.
+fn two_digit_runs(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    match body.split_once(',') {
+        Some((a, b)) => {
+            let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+            digits(a) && digits(b)
+        }
+        None => false,
     }
 }
 
@@ -734,7 +751,7 @@ mod tests {
             ("28 percent", "28%"),
             ("\\text{(B)}", "(B)"),
             ("\\textbf{Monday}", "Monday"),
-            ("4 \\text{ or } 5", "4,5"),
+            ("4 \\text{ or } 5", "4, 5"),
             ("x \\le 2", "x\\leq2"),
             ("5.", "5"),
             ("$\\sqrt2$", "\\sqrt{2}"),
@@ -759,7 +776,9 @@ mod tests {
                 "\\begin{pmatrix}x\\\\y\\end{pmatrix}",
                 "\\begin{pmatrix}x\\\\y\\end{pmatrix}",
             ),
-            ("32, 349", "32,349"),
+            ("32, 349", "32, 349"),
+            ("3 and 5", "3, 5"),
+            ("1,2", "1,2"),
             ("32,349", "32349"),
             ("11,\\! 111,\\! 111", "11111111"),
             ("0,111", "0,111"),
