@@ -9,9 +9,12 @@ See docs/verifiers.md for the rules.
 from __future__ import annotations
 
 import json
+import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from grpo_fast import _native
@@ -26,19 +29,41 @@ _CACHE_SIZE = 65536
 
 
 def gold_text(answer: Any) -> str | None:
-    """The gold answer of a record as text: numbers as written, lists as several answers."""
+    """The gold answer of a record as text, for the extractor (rust/math/src/extract.rs).
+
+    Strings are kept as stored (a GSM8K or MATH solution is read by the extractor); numbers as
+    written (`72`, `0.5`, not `72.0` for an int); NumPy and other scalar types (pandas and
+    Parquet readers hand those out) as the Python number they hold; a list or tuple as several
+    answers (`[1, -2]` is `1, -2`, one answer set); bytes as UTF-8. None, an empty string and an
+    empty list are no gold.
+    """
     if answer is None:
         return None
-    if isinstance(answer, bool):
-        return str(answer)
-    if isinstance(answer, (int, float)):
-        return repr(answer) if isinstance(answer, float) else str(answer)
     if isinstance(answer, str):
         return answer
+    if isinstance(answer, bool):
+        return str(answer)
+    if isinstance(answer, int):
+        return str(answer)
+    if isinstance(answer, float):
+        # `72.0` from a float column is the integer 72; repr keeps every other float exact.
+        return str(int(answer)) if answer.is_integer() and abs(answer) < 1e16 else repr(answer)
+    if isinstance(answer, (bytes, bytearray)):
+        return bytes(answer).decode("utf-8", errors="replace")
     if isinstance(answer, (list, tuple)):
         parts = [gold_text(a) for a in answer]
-        return ", ".join(p for p in parts if p)
-    return json.dumps(answer)
+        joined = ", ".join(p for p in parts if p)
+        return joined or None
+    item = getattr(answer, "item", None)
+    if callable(item) and getattr(answer, "shape", None) == ():
+        # A NumPy scalar (or a 0-d array): its Python value.
+        return gold_text(item())
+    if isinstance(answer, (numbers.Number, Fraction, Decimal)):
+        return str(answer)
+    if hasattr(answer, "tolist"):
+        # A NumPy array of answers.
+        return gold_text(answer.tolist())
+    return json.dumps(answer, default=str)
 
 
 @register_verifier("math")

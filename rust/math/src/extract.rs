@@ -372,6 +372,7 @@ fn extract_from(text: &str, last_number_fallback: bool) -> Option<Extracted> {
 
 fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
     let found = |t: &str, source| {
+        let t = segments::matrix_after_label(t).unwrap_or(t);
         Some(Extracted {
             text: t.trim().to_string(),
             source,
@@ -440,6 +441,14 @@ fn has_prose(text: &str, segs: &[Segment]) -> bool {
 /// boxes), a GSM8K solution (`#### 72`), a bare answer (optionally in `$...$`), or a sentence
 /// that states the answer ("The answer is 5.", "The matrix is $\begin{pmatrix}...$.").
 pub fn extract_gold(text: &str) -> Option<String> {
+    let found = extract_gold_text(text)?;
+    Some(match segments::matrix_after_label(&found) {
+        Some(m) => m.to_string(),
+        None => found,
+    })
+}
+
+fn extract_gold_text(text: &str) -> Option<String> {
     if let Some(b) = final_boxed(text) {
         return Some(b);
     }

@@ -269,14 +269,14 @@ mod tests {
     fn fallback_follows_the_gold() {
         assert_eq!(verdict("#### 72", "so she has 72 apples"), Verdict::Correct);
         assert_eq!(
-            verdict("\\frac{1}{2}", "so she ate 1/2 of them"),
+            verdict("\\frac{1}{2}", "she ate 1/2 of them"),
             Verdict::NoAnswer
         );
         let always = Options {
             last_number_fallback: Fallback::Always,
         };
         assert_eq!(
-            check("\\frac{1}{2}", "so she ate 1/2 of them", &always).verdict,
+            check("\\frac{1}{2}", "she ate 1/2 of them", &always).verdict,
             Verdict::Correct
         );
     }

@@ -362,7 +362,7 @@ fn matrices_inside_prose() {
             "last-of-several-matrices",
             "We have $\\mathbf{A}^2 = \\begin{pmatrix} 1 & 2 \\\\ 0 & 1 \\end{pmatrix}$, and so \\[\\mathbf{A}^3 = \\begin{pmatrix} 1 & 3 \\\\ 0 & 1 \\end{pmatrix}.\\]"
                 .to_string(),
-            Some("\\mathbf{A}^3 = \\begin{pmatrix} 1 & 3 \\\\ 0 & 1 \\end{pmatrix}.".to_string()),
+            Some("\\begin{pmatrix} 1 & 3 \\\\ 0 & 1 \\end{pmatrix}".to_string()),
             Dollar,
         ),
         (

@@ -182,6 +182,21 @@ pub(crate) fn last_nonempty<'a>(text: &'a str, segs: &[Segment]) -> Option<&'a s
         .find(|s| !s.is_empty())
 }
 
+/// The matrix on the right of a labelled matrix answer: `\mathbf{A}^3 = \begin{pmatrix}...
+/// \end{pmatrix}.` is the matrix. A label never equals a matrix, so the last side of the
+/// equation is the answer whatever the label is (`\mathbf{M}`, `A^{-1}`, `\vec v`).
+pub(crate) fn matrix_after_label(answer: &str) -> Option<&str> {
+    let t = answer.trim().trim_end_matches(['.', ',', ' ']);
+    super::work::add(t.len());
+    let eq = t.rfind('=')?;
+    let rhs = t[eq + 1..].trim();
+    let segs = segments(rhs);
+    match segs.as_slice() {
+        [seg] if seg.start == 0 && seg.end == rhs.len() && rhs.starts_with("\\begin") => Some(rhs),
+        _ => None,
+    }
+}
+
 /// The first non-empty segment of `text`.
 pub(crate) fn first_nonempty(text: &str) -> Option<&str> {
     segments(text)
@@ -216,6 +231,15 @@ mod tests {
         // An unclosed `\(` does not hide the segments after it.
         assert_eq!(bodies("\\( x and $5$"), vec!["5"]);
         assert_eq!(bodies("1 \\\\(2) $3$"), vec!["3"]);
+        assert_eq!(
+            matrix_after_label("\\mathbf{A}^3 = \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}."),
+            Some("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}")
+        );
+        assert_eq!(matrix_after_label("x = 5"), None);
+        assert_eq!(
+            matrix_after_label("\\begin{pmatrix} a \\\\ b \\end{pmatrix} = \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + c"),
+            None
+        );
         // Money is not math.
         assert_eq!(
             bodies("He pays $5 for each and $10 in total."),

@@ -24,7 +24,8 @@ enum Kind {
     Unit,
     /// "is", "are", "equals", ...
     Copula,
-    /// Words that may stand between a copula and its value ("therefore", "approximately").
+    /// Words that may stand between a copula and its value ("therefore", "approximately",
+    /// "is worth 16386.16").
     Filler,
     Word,
 }
@@ -55,7 +56,8 @@ const COPULAS: [&str; 9] = [
     "is", "are", "was", "were", "be", "equals", "equal", "becomes", "remains",
 ];
 
-const FILLERS: [&str; 22] = [
+const FILLERS: [&str; 23] = [
+    "worth",
     "therefore",
     "thus",
     "hence",
