@@ -178,8 +178,8 @@ fn compare_depth(gold: &str, resp: &str, depth: usize) -> Decision {
         return Equal;
     }
     let (g, r) = (
-        strip_approx(strip_membership(gold)),
-        strip_approx(strip_membership(resp)),
+        strip_approx(real_line(strip_membership(gold))),
+        strip_approx(real_line(strip_membership(resp))),
     );
     compare_inner(&g, &r, depth)
 }
@@ -949,17 +949,28 @@ fn strip_membership(s: &str) -> &str {
     }
 }
 
+/// `\mathbb{R}` left after `x \in` is the real line.
+fn real_line(s: &str) -> &str {
+    if s == "\\mathbb{R}" {
+        "(-\\infty,\\infty)"
+    } else {
+        s
+    }
+}
+
 /// `2,74`, `1000,99`, `0,111`: a decimal comma. Read so only where one number is expected (the
 /// other answer is a single value); thousands separators (`1,000`) are already gone after
 /// normalisation, so a comma left between two digit runs cannot be one.
 fn decimal_comma(s: &str) -> Option<String> {
+    let (s, percent) = strip_percent(s);
+    let percent = if percent { "%" } else { "" };
     let (sign, body) = match s.strip_prefix('-') {
         Some(b) => ("-", b),
         None => ("", s),
     };
     let (int, frac) = body.split_once(',')?;
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
-    (digits(int) && digits(frac)).then(|| format!("{sign}{int}.{frac}"))
+    (digits(int) && digits(frac)).then(|| format!("{sign}{int}.{frac}{percent}"))
 }
 
 fn both(a: Decision, b: Decision) -> Decision {

@@ -434,6 +434,18 @@ const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
         Wrong,
     ),
     ("decimal-comma-one-digit", "1.5", "\\boxed{1,5}", Correct),
+    (
+        "decimal-comma-percent",
+        "12.5\\%",
+        "\\boxed{12,5 \\%}",
+        Correct,
+    ),
+    (
+        "membership-real-numbers",
+        "\\mathbb{R}",
+        "\\boxed{x \\in \\mathbb{R}}",
+        Correct,
+    ),
     ("spaced-list-is-no-decimal", "3.5", "\\boxed{3, 5}", Wrong),
     (
         "connector-list-is-no-decimal",
