@@ -490,6 +490,21 @@ fn get_correct(obj: &Map<String, Value>, path: &str) -> Result<i8, FieldError> {
 /// The group key of a top-level field of the record on `line` (parsed as `value`).
 fn key_of(value: &Map<String, Value>, line: &[u8], field: &str) -> Option<String> {
     let v = value.get(field)?;
+    // Strings and integers are exact in the value: their canonical text needs no second look at
+    // the line. Floats (their spelling decides the exact value) and containers (duplicate keys)
+    // are read from the raw text, as the fast path reads them.
+    let exact = match v {
+        Value::String(_) => Some(match integers::as_big_int(v) {
+            Some(digits) => digits.to_string(),
+            None => v.to_string(),
+        }),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        Value::Bool(_) | Value::Null => Some(v.to_string()),
+        _ => None,
+    };
+    if exact.is_some() {
+        return exact;
+    }
     Some(match skim::top_level_member(line, field) {
         Some(raw) => group_key_text(raw),
         // Not reached for a line serde_json read; the value's own text is the next best.
