@@ -46,6 +46,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("function-label", "$f(x)=1$", f"so the constant is ${B}{{1}}$", True),
     ("assignment-gold", "x = 5", f"Solving, ${B}{{5}}$.", True),
     ("assignment-response", "3", f"The final answer is ${B}{{k=3}}$.", True),
+    ("different-variables", "x = 3", f"{B}{{y = 3}}", False),
+    ("labelled-point-vs-assignments", "(p,q)=(3,2)", f"{B}{{p = 3, \\ q = 2}}", True),
+    ("indexed-roots", "-1, 2", f"The roots are ${B}{{x_1 = -1, x_2 = 2}}$.", True),
     ("sum-is-not-a-label", "$2x + z = 1$", f"{B}{{1}}", False),
     ("label-on-first-item", "\\boxed{a=4,\\,-8,\\,-10}", f"${B}{{-10,-8,4}}$", True),
     (
@@ -92,7 +95,12 @@ CASES: list[tuple[str, str, str, bool]] = [
         True,
     ),
     ("spaced-comma-is-a-list", "32349", f"So the answer is ${B}{{32, 349}}$", False),
-    ("double-escaped-gold", "$\\\\left(\\\\frac{4}{5},\\\\frac{1}{5}\\\\right)$", "The final answer is $\\left( \\frac{4}{5}, \\frac{1}{5} \\right)$.", True),
+    (
+        "double-escaped-gold",
+        "$\\\\left(\\\\frac{4}{5},\\\\frac{1}{5}\\\\right)$",
+        "The final answer is $\\left( \\frac{4}{5}, \\frac{1}{5} \\right)$.",
+        True,
+    ),
     # --- relations ---
     ("neq-ascii", "$x \\neq 3$", "We find that $x != 3$.", True),
     ("chain-last-side", "11", f"{B}{{x = 5+5+1 = 11}}", True),
@@ -102,6 +110,8 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("interval-vs-inequality", "[-2,7]", f"Thus ${B}{{-2 \\le x \\le 7}}$.", True),
     ("numina-function-bounded", "$0<f(x)<1$", "$(0,1)$", True),
     ("half-line", "(3, \\infty)", f"{B}{{x > 3}}", True),
+    ("membership-real-line", "\\mathbb{R}", f"The domain is ${B}{{x \\in \\mathbb{{R}}}}$.", True),
+    ("semicolon-interval", "[0, 1)", f"{B}{{[0;1)}}", True),
     ("half-line-closed", "(3, \\infty)", f"{B}{{x \\ge 3}}", False),
     ("lt-command", "$x < 3$", "We find that $x \\lt 3$.", True),
     ("le-ascii", "$x \\leq 2$", "Thus $x <= 2$ is our answer.", True),
@@ -115,6 +125,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("decimal-comma-gold", "1,22", f"{B}{{1.22}}", True),
     ("decimal-comma-leading-zero", "0,111", f"{B}{{0.111}}", True),
     ("decimal-comma-wrong", "2.74", f"{B}{{2,47}}", False),
+    ("decimal-comma-percent", "12.5\\%", f"{B}{{12,5 \\%}}", True),
+    ("spaced-list-is-no-decimal", "3.5", f"The two values are ${B}{{3, 5}}$.", False),
+    ("connector-list-is-no-decimal", "4.5", f"{B}{{4 \\text{{ or }} 5}}", False),
     ("thousands-separator", "7425000", "The total is $\\boxed{7,425,000}$.", True),
     ("thousands-not-decimal", "1", f"{B}{{1,000}}", False),
     (
