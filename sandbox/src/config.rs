@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub tls_key: String,
     /// Listen beyond loopback without a token (a private network with access control of its own).
     pub allow_unauthenticated_tcp: bool,
+    /// Group the Unix socket is given (mode 0660): its members may use the daemon without TCP.
+    /// Empty = the daemon's own group.
+    pub socket_group: String,
     /// Largest accepted request body.
     pub max_request_bytes: usize,
     /// Open connections at once (both listeners). At the limit a new connection closes one that
@@ -171,8 +174,13 @@ pub struct IsolationConfig {
     pub uid_base: u32,
     /// Paths bind-mounted read-only into the sandbox root (symlinks are recreated as symlinks).
     pub ro_paths: Vec<String>,
-    /// "auto": a pids cgroup per slot where the host lets us create one; "off": never.
+    /// "auto": pids and memory cgroups per slot (v2 where the daemon's own cgroup offers the
+    /// controllers, else v1) where the host lets us create them; "off": never.
     pub cgroup: String,
+    /// "auto": "root" when the daemon runs as root, else "rootless". "root": per-slot host uids
+    /// (refused unless root). "rootless": one user namespace per slot mapping only the daemon's
+    /// own uid (unprivileged user namespaces must be allowed); see docs/sandbox.md.
+    pub mode: String,
     /// A fresh network namespace per run. Off (the default), each slot has one: empty, never
     /// shared by two runs at once (a slot's runs follow each other, and every process of a run
     /// is dead before the next starts), and seccomp lets programs create AF_UNIX sockets only,
@@ -190,6 +198,7 @@ impl Default for ServerConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             allow_unauthenticated_tcp: false,
+            socket_group: String::new(),
             max_request_bytes: 64 << 20,
             max_connections: 512,
             max_connections_per_peer: 256,
@@ -274,6 +283,7 @@ impl Default for IsolationConfig {
             .map(|s| s.to_string())
             .collect(),
             cgroup: "auto".into(),
+            mode: "auto".into(),
             per_run_network_namespace: false,
         }
     }
@@ -345,6 +355,9 @@ impl Config {
         }
         if !matches!(self.isolation.cgroup.as_str(), "auto" | "off") {
             return Err("isolation.cgroup must be \"auto\" or \"off\"".into());
+        }
+        if !matches!(self.isolation.mode.as_str(), "auto" | "root" | "rootless") {
+            return Err("isolation.mode must be \"auto\", \"root\" or \"rootless\"".into());
         }
         Ok(())
     }

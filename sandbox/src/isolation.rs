@@ -4,6 +4,12 @@
 //!
 //! Host view: daemon (root) -> keeper (root, host namespaces, waits) -> init = zygote (pid 1 of the
 //! slot's PID namespace; uid 0 inside, an unprivileged host uid outside).
+//!
+//! Rootless (the daemon is an unprivileged user): the same namespaces, but the slot's user
+//! namespace maps one uid, the daemon's own, to 0 inside (all the kernel lets an unprivileged
+//! process map), and the keeper stages the bind sources from inside it instead of before it.
+//! Programs run as uid 0 of a nested user namespace without any capability (see docs/sandbox.md
+//! for what that costs against the root mode).
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -28,8 +34,14 @@ pub struct SlotSpec {
     pub isolated: bool,
     /// `cgroup.procs` of the slot's cgroups (pids, memory) where they are used.
     pub cgroup_procs: Vec<PathBuf>,
-    /// The slot's memory cgroup's `memory.oom_control`, where it has one.
+    /// The slot's memory cgroup's OOM-kill counter (v1 `memory.oom_control`, v2
+    /// `memory.events`), where it has one.
     pub oom_control: Option<PathBuf>,
+    /// The slot's v2 `cgroup.kill`, where it has one: killing the slot kills every process in
+    /// its cgroup, not only those its pid 1 reaches.
+    pub cgroup_kill: Option<PathBuf>,
+    /// The daemon is not root: map only its own uid and gid (`host_uid_*` are unused).
+    pub rootless: bool,
 }
 
 pub struct SlotProcess {
@@ -38,6 +50,7 @@ pub struct SlotProcess {
     /// Host pid of the zygote; SIGKILL on it ends every process of the slot.
     pub init: i32,
     pub ctl: UnixStream,
+    cgroup_kill: Option<PathBuf>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -220,14 +233,8 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
         return fail(format!("slot {} did not start: {}", spec.index, msg.trim()));
     }
     if spec.isolated {
-        let map = |inside_root: u32, inside_user: u32| {
-            format!("0 {inside_root} 1\n{SANDBOX_UID} {inside_user} 1\n")
-        };
-        let m = map(spec.host_uid_root, spec.host_uid_user);
-        for file in ["uid_map", "gid_map"] {
-            if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), &m) {
-                return fail(format!("writing {file} for slot {}: {e}", spec.index));
-            }
+        if let Err(e) = write_id_maps(pid, spec) {
+            return fail(format!("slot {}: {e}", spec.index));
         }
     }
     for procs in &spec.cgroup_procs {
@@ -254,7 +261,32 @@ pub fn spawn_slot(spec: &SlotSpec) -> Result<SlotProcess, String> {
         keeper: pid,
         init: i32::from_ne_bytes(pidbuf),
         ctl: ours,
+        cgroup_kill: spec.cgroup_kill.clone(),
     })
+}
+
+/// The uid and gid maps of a slot's user namespace, written by the daemon from outside it.
+/// Root maps the slot's two host uids; rootless, only the daemon's own ids can be mapped, and
+/// only after `setgroups` is denied (an unprivileged gid map requires it).
+fn write_id_maps(pid: i32, spec: &SlotSpec) -> Result<(), String> {
+    let (uid_map, gid_map) = if spec.rootless {
+        // SAFETY: geteuid and getegid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let setgroups = format!("/proc/{pid}/setgroups");
+        std::fs::write(&setgroups, "deny").map_err(|e| format!("writing {setgroups}: {e}"))?;
+        (format!("0 {uid} 1\n"), format!("0 {gid} 1\n"))
+    } else {
+        let m = format!(
+            "0 {} 1\n{SANDBOX_UID} {} 1\n",
+            spec.host_uid_root, spec.host_uid_user
+        );
+        (m.clone(), m)
+    };
+    for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map).map_err(|e| format!("writing {path}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Writes an error for the daemon and exits; used only in forked children.
@@ -284,8 +316,11 @@ fn keeper(
             libc::_exit(1);
         }
         if spec.isolated {
-            if let Err(msg) = stage_binds(p) {
-                die(err, &msg);
+            // Rootless, the keeper may mount only once it is root of its own user namespace.
+            if !spec.rootless {
+                if let Err(msg) = stage_binds(p) {
+                    die(err, &msg);
+                }
             }
             let flags = libc::CLONE_NEWUSER
                 | libc::CLONE_NEWNS
@@ -294,7 +329,11 @@ fn keeper(
                 | libc::CLONE_NEWIPC
                 | libc::CLONE_NEWUTS;
             if libc::unshare(flags) != 0 {
-                die(err, &errno_msg("unshare(user, pid, mount, net, ipc, uts)"));
+                let msg = errno_msg("unshare(user, pid, mount, net, ipc, uts)");
+                if spec.rootless {
+                    die(err, &format!("{msg}\n{USERNS_HINT}"));
+                }
+                die(err, &msg);
             }
         }
         libc::write(up_w.as_raw_fd(), b"u".as_ptr().cast(), 1);
@@ -308,15 +347,24 @@ fn keeper(
         if spec.isolated && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
             die(err, &errno_msg("unshare(cgroup)"));
         }
+        // Rootless, setgroups is denied in this namespace (the price of an unprivileged map).
         if spec.isolated
             && (libc::setresgid(0, 0, 0) != 0
-                || libc::setgroups(0, std::ptr::null()) != 0
+                || (!spec.rootless && libc::setgroups(0, std::ptr::null()) != 0)
                 || libc::setresuid(0, 0, 0) != 0)
         {
             die(
                 err,
                 &errno_msg("becoming root of the slot's user namespace"),
             );
+        }
+        if spec.isolated && spec.rootless {
+            if let Err(msg) = stage_binds(p) {
+                die(
+                    err,
+                    &format!("{msg} (inside the slot's user namespace)\n{USERNS_HINT}"),
+                );
+            }
         }
         let init = libc::fork();
         if init < 0 {
@@ -637,13 +685,86 @@ fn build_root(p: &Prepared) -> Result<(), String> {
     )
 }
 
-/// Kills a slot: SIGKILL to its init ends every process in its PID namespace.
+/// Kills a slot: `cgroup.kill` on its v2 cgroup where it has one (every process in it, whatever
+/// namespace it is in), and SIGKILL to its init, which ends every process in its PID namespace.
 pub fn kill_slot(proc_: &SlotProcess) {
+    if let Some(kill) = &proc_.cgroup_kill {
+        crate::cgroup::kill_all(kill);
+    }
     // SAFETY: signalling and reaping our own processes; ECHILD (already reaped by the
     // subreaper loop) is fine.
     unsafe {
         libc::kill(proc_.init, libc::SIGKILL);
         libc::kill(proc_.keeper, libc::SIGKILL);
         libc::waitpid(proc_.keeper, std::ptr::null_mut(), 0);
+    }
+}
+
+/// What to do where the kernel refuses an unprivileged user its namespaces.
+pub const USERNS_HINT: &str = "the rootless mode needs unprivileged user namespaces. Allow them: \
+sysctl -w kernel.unprivileged_userns_clone=1 (Debian, older Ubuntu); sysctl -w user.max_user_namespaces=15000 \
+(RHEL, where it is 0); on Ubuntu 23.10+ AppArmor restricts them: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 \
+(or an AppArmor profile for grpo-sandboxd with `userns,`); inside a container, the runtime's seccomp profile must allow \
+unshare and mount. Or run the daemon as root.";
+
+/// Whether this process may make the namespaces a rootless slot needs: a forked child makes a
+/// user and mount namespace, maps its own uid and mounts a tmpfs (AppArmor's restriction on
+/// Ubuntu lets `unshare` succeed and then refuses every capability, so the mount is the test).
+pub fn probe_rootless() -> Result<(), String> {
+    let (r, w) = pipe()?;
+    // SAFETY: the child only makes syscalls and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno_msg("fork"));
+    }
+    if pid == 0 {
+        drop(r);
+        let fail = |what: &str| -> ! {
+            let msg = errno_msg(what);
+            // SAFETY: write and _exit on a valid fd in the child.
+            unsafe {
+                libc::write(w.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                libc::_exit(1)
+            }
+        };
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        // SAFETY: unshare with constant flags.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+            fail("unshare(user, mount)");
+        }
+        let _ = std::fs::write("/proc/self/setgroups", "deny");
+        if std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).is_err()
+            || std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).is_err()
+        {
+            fail("writing the uid map of a new user namespace");
+        }
+        if mount_tree_private().is_err() {
+            fail("mount inside a new user namespace");
+        }
+        if mount(
+            Some(&cstr("tmpfs")),
+            &cstr("/tmp"),
+            Some("tmpfs"),
+            0,
+            Some("size=4k"),
+        )
+        .is_err()
+        {
+            fail("mounting a tmpfs inside a new user namespace");
+        }
+        // SAFETY: _exit in the child.
+        unsafe { libc::_exit(0) }
+    }
+    drop(w);
+    let mut msg = String::new();
+    let _ = std::fs::File::from(r).read_to_string(&mut msg);
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(format!("{}\n{USERNS_HINT}", msg.trim()))
     }
 }

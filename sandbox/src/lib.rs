@@ -39,7 +39,7 @@ const USAGE: &str =
 
 usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--token-file FILE]
                      [--tls-cert FILE --tls-key FILE] [--slots N] [--quiet]
-                     [--insecure-no-isolation] [--check]
+                     [--rootless] [--insecure-no-isolation] [--check] [--probe]
 
   --config FILE              TOML configuration (every key optional; see grpo-sandboxd.toml)
   --socket PATH              Unix socket to listen on (default: $GRPO_SANDBOX_SOCKET, else
@@ -52,9 +52,13 @@ usage: grpo-sandboxd [--config FILE] [--socket PATH] [--tcp ADDR] [--token-file 
   --tls-key FILE             its PEM private key (mode 0600); both reread on SIGHUP
   --slots N                  warm interpreters / concurrent runs (default: CPU cores)
   --quiet                    log warnings and errors only
+  --rootless                 isolate as an unprivileged user (isolation.mode = \"rootless\"; the
+                             default when not root): one uid for every slot, see docs/sandbox.md
   --insecure-no-isolation    run without namespaces (rlimits + seccomp only); for machines
                              where isolation is impossible and the code is trusted
   --check                    start the slots, print /health as JSON and exit
+  --probe                    print as JSON what isolation, cgroups and kill this daemon would
+                             use here, without starting anything; exit 1 if it could not run
 
 examples:
   grpo-sandboxd --socket /tmp/sbx.sock
@@ -71,7 +75,9 @@ struct Args {
     slots: Option<usize>,
     quiet: bool,
     insecure: bool,
+    rootless: bool,
     check: bool,
+    probe: bool,
 }
 
 fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
@@ -85,7 +91,9 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
         slots: None,
         quiet: false,
         insecure: false,
+        rootless: false,
         check: false,
+        probe: false,
     };
     let mut it = argv.iter().skip(1);
     while let Some(arg) = it.next() {
@@ -121,6 +129,8 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
             "--quiet" => a.quiet = true,
             "--insecure-no-isolation" => a.insecure = true,
             "--check" => a.check = true,
+            "--rootless" => a.rootless = true,
+            "--probe" => a.probe = true,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -184,7 +194,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+/// A group's id by name (or a number), from the group database.
+fn group_id(name: &str) -> Result<libc::gid_t, String> {
+    if let Ok(n) = name.parse::<libc::gid_t>() {
+        return Ok(n);
+    }
+    let c = std::ffi::CString::new(name).map_err(|_| format!("bad group name {name:?}"))?;
+    // SAFETY: getgrnam with a NUL-terminated name; the result is read before any other call.
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!(
+            "server.socket_group: no group {name:?} (create it with `groupadd {name}`)"
+        ));
+    }
+    // SAFETY: gr is a valid pointer returned by getgrnam.
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+fn bind_unix(path: &Path, group: &str) -> Result<std::os::unix::net::UnixListener, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -201,8 +228,95 @@ fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     let l = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    if !group.is_empty() {
+        // The group's members (a trainer's user) reach the daemon through the socket's mode.
+        let gid = group_id(group)?;
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(|e| format!("cannot give {} to group {group}: {e}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
     Ok(l)
+}
+
+/// The isolation mode: "root", "rootless", or "insecure-no-isolation".
+fn isolation_mode(cfg: &Config, insecure: bool, rootless: bool) -> Result<&'static str, String> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if insecure {
+        return Ok("insecure-no-isolation");
+    }
+    let mode = if rootless {
+        "rootless"
+    } else {
+        cfg.isolation.mode.as_str()
+    };
+    match (mode, root) {
+        ("rootless", _) | ("auto", false) => Ok("rootless"),
+        ("root", false) => Err("isolation.mode = \"root\" needs root (it maps each slot to its own unprivileged \
+                                host uid). Run as root (e.g. the systemd unit), set isolation.mode = \"rootless\", or pass \
+                                --insecure-no-isolation for trusted code only."
+            .into()),
+        _ => Ok("root"),
+    }
+}
+
+/// What the cgroups of `slots` slots would be here (made and removed again).
+fn slot_cgroups(cfg: &Config, slots: usize, isolated: bool) -> cgroup::Cgroups {
+    if isolated && cfg.isolation.cgroup == "auto" {
+        // A slot's runs follow each other, so its cgroup holds one run's memory at a time,
+        // plus the zygote and its spares.
+        cgroup::Cgroups::setup(
+            slots,
+            cgroup::SlotLimits {
+                pids_max: cfg.limits.max_processes * 4 + 16,
+                memory_bytes: (cfg.limits.max_memory_mb + SLOT_MEMORY_HEADROOM_MB) << 20,
+            },
+        )
+    } else {
+        cgroup::Cgroups::none(slots)
+    }
+}
+
+/// `--probe`: the decisions the daemon would take on this host, as JSON, without serving.
+fn probe(cfg: &Config, insecure: bool, rootless: bool) -> Result<(), String> {
+    // SAFETY: geteuid and getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mode = isolation_mode(cfg, insecure, rootless);
+    let userns = match mode {
+        Ok("rootless") => isolation::probe_rootless(),
+        _ => Ok(()),
+    };
+    let isolated = matches!(mode, Ok("root" | "rootless"));
+    let slots = cfg.slots();
+    let cgroups = slot_cgroups(cfg, slots, isolated && userns.is_ok());
+    cgroups.remove();
+    let error = mode
+        .as_ref()
+        .err()
+        .cloned()
+        .or_else(|| userns.as_ref().err().cloned());
+    let out = json!({
+        "ok": error.is_none(),
+        "mode": mode.as_ref().map(|m| m.to_string()).unwrap_or_else(|_| "refused".into()),
+        "euid": euid,
+        "egid": egid,
+        "user_namespaces": userns.is_ok(),
+        "error": error,
+        "slots": slots,
+        "pids": cgroups.info.pids,
+        "memory": cgroups.info.memory,
+        "kill": cgroups.info.kill,
+        "cgroup_note": cgroups.info.note,
+        "socket": cfg.socket_path(),
+        "socket_group": cfg.server.socket_group,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    println!("{out}");
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Runs the daemon; returns the process exit code (0 after a graceful shutdown).
@@ -287,14 +401,16 @@ fn run(args: Args) -> Result<(), String> {
             )],
         );
     }
-    let isolated = !args.insecure;
-    // SAFETY: geteuid cannot fail.
-    if isolated && unsafe { libc::geteuid() } != 0 {
-        return Err("native isolation needs root (it maps each slot to its own unprivileged host uid and builds \
-                    a private root with bind mounts). Run as root (e.g. the systemd unit), or pass \
-                    --insecure-no-isolation for trusted code only."
-            .into());
+    if args.probe {
+        return probe(&cfg, args.insecure, args.rootless);
     }
+    let mode = isolation_mode(&cfg, args.insecure, args.rootless)?;
+    let isolated = mode != "insecure-no-isolation";
+    let rootless = mode == "rootless";
+    if rootless {
+        isolation::probe_rootless()?;
+    }
+    cfg.isolation.mode = mode.into();
     let interpreter = resolve_interpreter(&cfg.python.interpreter)?;
     let (version, prefix) = probe_interpreter(&interpreter)?;
     let mut ro_paths = cfg.isolation.ro_paths.clone();
@@ -308,17 +424,7 @@ fn run(args: Args) -> Result<(), String> {
     let (compilers, needed) = compiled::resolve_compilers(&cfg, &ro_paths)?;
     ro_paths.extend(needed);
     let slots = cfg.slots();
-    let cgroups = if isolated && cfg.isolation.cgroup == "auto" {
-        // A slot's runs follow each other, so its cgroup holds one run's memory at a time,
-        // plus the zygote and its spares.
-        cgroup::Cgroups::setup(
-            slots,
-            cfg.limits.max_processes * 4 + 16,
-            (cfg.limits.max_memory_mb + SLOT_MEMORY_HEADROOM_MB) << 20,
-        )
-    } else {
-        cgroup::Cgroups::none(slots)
-    };
+    let cgroups = slot_cgroups(&cfg, slots, isolated);
     let cgroup = cgroups.info.clone();
     let mut iargs = vec!["-I".to_string(), "-B".to_string()];
     if !cfg.python.site_packages {
@@ -337,11 +443,15 @@ fn run(args: Args) -> Result<(), String> {
             isolated,
             cgroup_procs: cgroups.procs[i].clone(),
             oom_control: cgroups.oom_control[i].clone(),
+            cgroup_kill: cgroups.kill[i].clone(),
+            rootless,
         })
         .collect();
     let hello = json!({
         "isolated": isolated,
-        "uid": isolation::SANDBOX_UID,
+        // Rootless, the slot maps one uid (0 inside): programs stay uid 0 of a nested user
+        // namespace, without any capability.
+        "uid": if rootless { 0 } else { isolation::SANDBOX_UID },
         "seccomp_slot_hex": hex(&seccomp::filter_bytes(&seccomp::slot_filter())),
         "seccomp_run_hex": hex(&seccomp::filter_bytes(&seccomp::run_filter())),
         "preload": cfg.python.preload,
@@ -399,7 +509,7 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let socket = engine.cfg.socket_path();
-    let listener = bind_unix(&socket)?;
+    let listener = bind_unix(&socket, &engine.cfg.server.socket_group)?;
     let active = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
     if !engine.cfg.server.tcp.is_empty() {

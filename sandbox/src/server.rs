@@ -282,10 +282,20 @@ fn health(engine: &Engine) -> Value {
             "sockets": "AF_UNIX only", "ipc_namespace": true, "uts_namespace": true,
             "readonly_root": true, "tmpfs": true, "fresh_procfs": true, "empty_env": true,
             "unprivileged_uid": true, "seccomp": true, "no_new_privs": true, "hard_rlimits": true,
-            "pids": engine.cgroup.pids, "memory": engine.cgroup.memory, "cgroup_note": engine.cgroup.note,
-            "host_uids": {
-                "zygotes": (0..engine.pool.size).map(|i| engine.cfg.isolation.uid_base + 2 * i as u32).collect::<Vec<_>>(),
-                "programs": (0..engine.pool.size).map(|i| engine.cfg.isolation.uid_base + 2 * i as u32 + 1).collect::<Vec<_>>(),
+            "pids": engine.cgroup.pids, "memory": engine.cgroup.memory, "kill": engine.cgroup.kill,
+            "cgroup_note": engine.cgroup.note,
+            // "root": each slot has host uids of its own; "rootless": every slot, and the
+            // daemon, is the daemon's own uid (cgroup.rs and isolation.rs say what that costs).
+            "privilege": engine.cfg.isolation.mode,
+            "host_uids": if engine.cfg.isolation.mode == "rootless" {
+                // SAFETY: geteuid cannot fail.
+                let me = unsafe { libc::geteuid() };
+                json!({"zygotes": [me], "programs": [me]})
+            } else {
+                json!({
+                    "zygotes": (0..engine.pool.size).map(|i| engine.cfg.isolation.uid_base + 2 * i as u32).collect::<Vec<_>>(),
+                    "programs": (0..engine.pool.size).map(|i| engine.cfg.isolation.uid_base + 2 * i as u32 + 1).collect::<Vec<_>>(),
+                })
             },
         })
     } else {

@@ -417,7 +417,10 @@ static int drop_privileges(void) {
     if (cfg.isolated) {
         uid_t uid = (uid_t)cfg.uid;
         char map[64];
-        if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0)
+        /* uid 0 is the rootless mode's (the slot maps only the daemon's own uid): there the
+         * slot's user namespace denies setgroups, as the kernel requires of an unprivileged map. */
+        if ((setgroups(0, NULL) != 0 && !(uid == 0 && errno == EPERM)) ||
+            setresgid(uid, uid, uid) != 0)
             return fail("setresgid");
         if (setresuid(uid, uid, uid) != 0) /* leaves uid 0: every capability here is gone */
             return fail("setresuid");
