@@ -1066,8 +1066,10 @@ fn compare_scalar(gold: &str, resp: &str) -> Decision {
         return compare_values(&pg, &pr);
     }
     let hundred = expr::Expr::Num(BigRational::from_integer(100.into()));
+    // As a fraction of one, a percentage gives two more decimal places (`33.33\%` is 0.3333).
     let scaled = |p: &Parsed| Parsed {
         expr: expr::Expr::Div(Box::new(p.expr.clone()), Box::new(hundred.clone())),
+        decimals: if p.has_decimal { p.decimals + 2 } else { 0 },
         ..p.clone()
     };
     let (plain, other) = if gp { (&pr, &pg) } else { (&pg, &pr) };

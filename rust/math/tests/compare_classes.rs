@@ -435,6 +435,24 @@ const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
     ),
     ("decimal-comma-one-digit", "1.5", "\\boxed{1,5}", Correct),
     (
+        "rounded-percent",
+        "\\frac{1}{3}",
+        "\\boxed{33.33\\%}",
+        Correct,
+    ),
+    (
+        "rounded-percent-two-thirds",
+        "\\frac23",
+        "\\boxed{66.67\\%}",
+        Correct,
+    ),
+    (
+        "rounded-percent-too-coarse",
+        "\\frac{1}{3}",
+        "\\boxed{33.3\\%}",
+        Wrong,
+    ),
+    (
         "decimal-comma-percent",
         "12.5\\%",
         "\\boxed{12,5 \\%}",
