@@ -324,7 +324,7 @@ impl Cgroups {
                 match setup_v2_limited(base, slots, limits, &["pids", "memory"], &mut cg.dirs) {
                     Ok(dirs) => {
                         notes.push(format!(
-                            "per-slot cgroup v2 pids and memory under {}",
+                            "per-slot pids and memory cgroups under {} (v2)",
                             base.display()
                         ));
                         cg.adopt_v2(&dirs, true);
@@ -371,7 +371,7 @@ impl Cgroups {
                 match make_slot_cgroups(base, slots, &[], &mut cg.dirs) {
                     Ok(dirs) => {
                         notes.push(format!(
-                            "per-slot cgroup v2 (kill only) under {}",
+                            "per-slot cgroups for the kill under {} (v2, no controllers)",
                             base.display()
                         ));
                         cg.adopt_v2(&dirs, false);
@@ -426,7 +426,10 @@ impl Cgroups {
         };
         match make_slot_cgroups(&base, self.procs.len(), settings, &mut self.dirs) {
             Ok(dirs) => {
-                notes.push(format!("per-slot cgroup v1 {ctl} under {}", base.display()));
+                notes.push(format!(
+                    "per-slot {ctl} cgroups under {} (v1)",
+                    base.display()
+                ));
                 for (i, d) in dirs.into_iter().enumerate() {
                     self.procs[i].push(d.join("cgroup.procs"));
                 }
