@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -80,31 +82,86 @@ def checks() -> list[Check]:
     return out
 
 
+def daemon_decision(binary: str | None, socket: str | None = None) -> tuple[str, dict | None, str]:
+    """What the sandbox daemon really does here, asked of the daemon itself: /health of one that
+    answers on `socket` (default: the default socket), else `grpo-sandboxd --probe` (the decisions
+    a daemon started now, by this user, would take; nothing is started). Returns (source, answer,
+    error): answer has mode/privilege, pids, memory, kill and cgroup_note; None with an error."""
+    from grpo_fast.sandbox.client import Client, default_socket_path
+
+    sock = socket or default_socket_path()
+    if os.path.exists(sock):
+        try:
+            with Client(sock, start=False) as c:
+                iso = c.health().get("isolation", {})
+            mode = iso.get("privilege") or ("root" if iso.get("mode") == "native" else iso.get("mode"))
+            return f"running daemon at {sock}", {**iso, "mode": mode, "ok": True}, ""
+        except Exception as e:  # a dead socket file or a daemon that does not answer: probe instead
+            stale = f"{sock} does not answer ({e}); "
+    else:
+        stale = ""
+    if binary is None:
+        return "", None, stale + "grpo-sandboxd not found"
+    try:
+        p = subprocess.run([binary, "--probe"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{binary} --probe", None, stale + f"cannot run it: {e}"
+    try:
+        answer = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return f"{binary} --probe", None, stale + f"no answer (exit {p.returncode}): {p.stderr.strip()[:300]}"
+    return f"{binary} --probe", answer, stale + (answer.get("error") or "")
+
+
 def _sandbox_checks() -> list[Check]:
     out = []
     if sys.platform != "linux":
         return [Check("sandbox", False, f"needs Linux, this is {sys.platform}")]
-    max_userns = _read("/proc/sys/user/max_user_namespaces")
-    userns_ok = max_userns is not None and max_userns != "0"
-    if _read("/proc/sys/kernel/unprivileged_userns_clone") == "0" and os.geteuid() != 0:
-        userns_ok = False
-    out.append(Check("user namespaces", userns_ok, f"max_user_namespaces={max_userns}",
-                     "enable user namespaces (sysctl user.max_user_namespaces)"))
-    status = _read("/proc/self/status") or ""
-    seccomp = any(line.startswith("Seccomp:") for line in status.splitlines())
-    out.append(Check("seccomp", seccomp, "available" if seccomp else "kernel without seccomp"))
-    cg2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-    controllers = _read("/sys/fs/cgroup/cgroup.controllers") or ""
-    out.append(Check("cgroup v2", True if cg2 else None,
-                     f"controllers: {controllers or '-'}" if cg2 else "not mounted: memory limits fall back to RLIMIT_AS"))
     try:
-        from grpo_fast.sandbox.client import find_daemon_binary  # type: ignore[attr-defined]
+        from grpo_fast.sandbox.client import find_daemon_binary
 
         binary = find_daemon_binary()
     except Exception:
         binary = shutil.which("grpo-sandboxd")
     out.append(Check("grpo-sandboxd", True if binary else None, str(binary) if binary else "not found",
                      "cargo build --release -p grpo-sandbox (or set GRPO_SANDBOXD)"))
+    status = _read("/proc/self/status") or ""
+    seccomp = any(line.startswith("Seccomp:") for line in status.splitlines())
+    out.append(Check("seccomp", seccomp, "available" if seccomp else "kernel without seccomp"))
+    root = os.geteuid() == 0
+    source, answer, error = daemon_decision(binary)
+    if answer is None:
+        out.append(Check("sandbox isolation", False if binary else None, error or "unknown",
+                         "build grpo-sandboxd, or start the daemon, to see what it would do"))
+    else:
+        mode = answer.get("mode", "?")
+        ok = bool(answer.get("ok", True)) and mode in ("root", "rootless")
+        if mode == "rootless":
+            detail = ("rootless: unprivileged user namespaces; every slot shares this user's uid "
+                      "(docs/sandbox.md, threat model)")
+        elif mode == "root":
+            detail = "root: each slot maps to unprivileged host uids of its own"
+        else:
+            detail = mode
+        hint = error or ("" if root else "as root (or the systemd unit) each slot gets host uids of its own")
+        out.append(Check("sandbox isolation", ok, f"{detail} [{source}]", hint))
+        limits = f"pids: {answer.get('pids')}, memory: {answer.get('memory')}, kill: {answer.get('kill')}"
+        full = str(answer.get("memory", "")).startswith("cgroup")
+        hint = ("" if full else
+                "memory is bounded per process only (RLIMIT_AS): run as the systemd unit (Delegate=yes) on "
+                "cgroup v2, or as root with cgroup v1 memory")
+        out.append(Check("sandbox cgroups", True if full else None, f"{limits}; {answer.get('cgroup_note', '')}",
+                         hint))
+    max_userns = _read("/proc/sys/user/max_user_namespaces")
+    restrict = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
+    detail = ", ".join(f"{k}={v}" for k, v in [("user.max_user_namespaces", max_userns),
+                                                ("kernel.unprivileged_userns_clone", clone),
+                                                ("kernel.apparmor_restrict_unprivileged_userns", restrict)]
+                       if v is not None)
+    userns_ok = max_userns not in (None, "0")
+    out.append(Check("user namespaces", userns_ok, detail or "unknown",
+                     "sysctl -w user.max_user_namespaces=15000"))
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
     out.append(Check("sandbox python", bool(py), str(py), "install python3 for the code sandbox"))
     return out

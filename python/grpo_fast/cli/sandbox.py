@@ -220,3 +220,172 @@ def run(file, socket_path, stdin_text, stdin_file, tests_file, entry_point, time
     finally:
         if isinstance(client, Pool) or client.started_daemon:
             client.close()
+
+
+# ---- install-service ------------------------------------------------------------------------------
+
+SYSTEM_UNIT_DIR = "/etc/systemd/system"
+SYSTEM_CONFIG = "/etc/grpo-sandboxd.toml"
+SYSTEM_SOCKET = "/run/grpo-sandboxd/sandboxd.sock"
+
+# Hardening in the system unit, each checked against what the daemon does:
+# - NoNewPrivileges: it writes its slots' uid maps itself as root (no setuid newuidmap), and the
+#   slots' processes gain their capabilities from new user namespaces, not from execve.
+# - ProtectSystem=strict: it writes only its runtime directory, /proc/<pid>/{uid,gid}_map and
+#   /sys/fs/cgroup (API file systems strict leaves writable); ProtectControlGroups stays off.
+# - ProtectHome=read-only: the interpreter may live in a home (a venv) and is only bound read-only.
+# - Delegate=yes: the daemon makes its slots' cgroup v2 subtree below the service's own cgroup.
+# Not set, on purpose: UMask (the keeper's staging folders must stay searchable by the slots'
+# uids), RestrictNamespaces, PrivateUsers, ProtectControlGroups, MemoryDenyWriteExecute (the JVM
+# and node JIT), CapabilityBoundingSet (each slot's interpreter is exec'ed as root of its user
+# namespace and keeps only what the bounding set allows).
+SYSTEM_HARDENING = """\
+Delegate=yes
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateTmp=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+LockPersonality=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+SystemCallArchitectures=native
+"""
+
+
+def render_unit(binary: str, config: str, socket: str, user: bool = False) -> str:
+    """The systemd unit for grpo-sandboxd: a system service as root (the default), or a user
+    service in rootless mode (`user=True`, for `systemctl --user`)."""
+    if user:
+        head = "# systemd user unit for grpo-sandboxd in rootless mode: systemctl --user enable --now grpo-sandboxd\n"
+        exec_start = f"{binary} --rootless --config {config} --socket {socket}"
+        hardening = "Delegate=yes\nNoNewPrivileges=yes\n"
+        wanted = "default.target"
+        why = ("# Rootless: every slot maps only this user's uid (see docs/sandbox.md, threat model).\n"
+               "# Delegate=yes: pids and memory limits where the user's systemd delegates controllers.\n")
+    else:
+        head = ("# systemd unit for grpo-sandboxd (`grpo-fast sandbox install-service` writes it with the\n"
+                "# installed binary's path). Then: systemctl daemon-reload && systemctl enable --now grpo-sandboxd\n")
+        exec_start = f"{binary} --config {config} --socket {socket}"
+        hardening = SYSTEM_HARDENING
+        wanted = "multi-user.target"
+        why = ("# Root maps each slot to unprivileged host uids of its own and builds the private root with\n"
+               "# bind mounts; programs run as unprivileged uids in fresh namespaces.\n")
+    return f"""{head}[Unit]
+Description=grpo-sandboxd: isolated execution of untrusted model-written code
+Documentation=https://github.com/grpo-fast/grpo-fast/blob/main/docs/sandbox.md
+After=local-fs.target
+
+[Service]
+Type=simple
+{why}ExecStart={exec_start}
+RuntimeDirectory=grpo-sandboxd
+RuntimeDirectoryMode=0755
+# reload: read server.token_file and the TLS files again
+ExecReload=/bin/kill -HUP $MAINPID
+KillSignal=SIGTERM
+TimeoutStopSec=30
+Restart=on-failure
+RestartSec=2
+# Logs are JSON lines on stderr; journald keeps them.
+StandardError=journal
+LimitNOFILE=65536
+{hardening}
+[Install]
+WantedBy={wanted}
+"""
+
+
+def render_config(socket: str, socket_group: str, slots: int | None, user: bool = False) -> str:
+    """The daemon's config file as install-service writes it (every other key at its default;
+    sandbox/grpo-sandboxd.toml lists them all)."""
+    lines = ["# grpo-sandboxd configuration, written by `grpo-fast sandbox install-service`.",
+             "# Every key is optional; sandbox/grpo-sandboxd.toml in the source lists them all.", "",
+             "[server]"]
+    if "%t" in socket:  # systemd's runtime folder: only the unit's command line can name it
+        lines.append(f"# socket: given on the unit's command line ({socket})")
+    else:
+        lines.append(f"socket = {json.dumps(socket)}")
+    if socket_group:
+        lines.append("# Members of this group use the daemon through the socket (mode 0660), without TCP.")
+        lines.append(f"socket_group = {json.dumps(socket_group)}")
+    lines += ["", "[pool]", f"slots = {slots or 0}                      # 0 = CPU cores"]
+    lines += ["", "[isolation]", f"mode = {json.dumps('rootless' if user else 'root')}"]
+    return "\n".join(lines) + "\n"
+
+
+@sandbox.command("install-service")
+@click.option("--user", "user_unit", is_flag=True,
+              help="A `systemctl --user` unit in rootless mode (no root needed) instead of a system service.")
+@click.option("--binary", default=None, metavar="PATH",
+              help="grpo-sandboxd to run. Default: the one this installation finds (beside this interpreter).")
+@click.option("--unit-dir", default=None, metavar="DIR",
+              help=f"Where the unit goes. Default: {SYSTEM_UNIT_DIR}, or ~/.config/systemd/user with --user.")
+@click.option("--config-path", default=None, metavar="FILE",
+              help=f"Where the config goes. Default: {SYSTEM_CONFIG}, or ~/.config/grpo-sandboxd.toml with --user.")
+@click.option("--socket", "socket_path", default=None, metavar="PATH",
+              help=f"The daemon's socket. Default: {SYSTEM_SOCKET}, or %t/grpo-sandboxd/sandboxd.sock with --user.")
+@click.option("--socket-group", default="", metavar="GROUP",
+              help="Give the socket to this group (mode 0660) so its members (a trainer's user) can use it.")
+@click.option("--slots", type=int, default=None, help="Warm interpreters / concurrent runs (default: cores).")
+@click.option("--force", is_flag=True, help="Replace an existing config file (the unit is always rewritten).")
+@click.option("--dry-run", is_flag=True, help="Print the unit and the config instead of writing them.")
+@handle_errors
+def install_service(user_unit, binary, unit_dir, config_path, socket_path, socket_group, slots, force,
+                    dry_run) -> None:
+    """Write the systemd unit (with this installation's grpo-sandboxd) and a config file.
+
+    The system service runs as root with Delegate=yes (cgroup v2 limits below its own cgroup)
+    and hardening options; --user writes a rootless user service. Nothing is started: the
+    command prints what to run next.
+
+    \b
+    Examples:
+      grpo-fast sandbox install-service --dry-run
+      sudo grpo-fast sandbox install-service --socket-group grpo-sandbox
+      grpo-fast sandbox install-service --user
+    """
+    from grpo_fast.files import atomic_write_text
+
+    exe = binary or find_daemon_binary()
+    if exe is None:
+        raise click.ClickException(
+            "grpo-sandboxd not found: pass --binary, set GRPO_SANDBOXD, or build it (cargo build --release -p grpo-sandbox)")
+    exe = os.path.abspath(exe)
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise click.ClickException(f"--binary {exe} is not an executable file")
+    if " " in exe:
+        raise click.ClickException(f"{exe}: a path with spaces cannot go into ExecStart unquoted; link it elsewhere")
+    home = os.path.expanduser("~")
+    unit_dir = unit_dir or (os.path.join(home, ".config/systemd/user") if user_unit else SYSTEM_UNIT_DIR)
+    config_path = os.path.abspath(config_path or (
+        os.path.join(home, ".config/grpo-sandboxd.toml") if user_unit else SYSTEM_CONFIG))
+    socket_path = socket_path or ("%t/grpo-sandboxd/sandboxd.sock" if user_unit else SYSTEM_SOCKET)
+    if socket_group and not dry_run:
+        import grp
+
+        try:
+            grp.getgrnam(socket_group)
+        except KeyError:
+            raise click.ClickException(
+                f"no group {socket_group!r}: create it first (groupadd --system {socket_group})") from None
+    unit = render_unit(exe, config_path, socket_path, user=user_unit)
+    # The daemon reads the socket from the command line (ExecStart); the config's copy documents it.
+    config = render_config(socket_path, socket_group, slots, user=user_unit)
+    unit_path = os.path.join(unit_dir, "grpo-sandboxd.service")
+    if dry_run:
+        click.echo(f"# {unit_path}\n{unit}\n# {config_path}\n{config}", nl=False)
+        return
+    os.makedirs(unit_dir, exist_ok=True)
+    atomic_write_text(unit_path, unit)
+    wrote_config = force or not os.path.exists(config_path)
+    if wrote_config:
+        os.makedirs(os.path.dirname(config_path), exist_ok=True)
+        atomic_write_text(config_path, config)
+    ctl = "systemctl --user" if user_unit else "systemctl"
+    console.print(f"wrote {unit_path}")
+    console.print(f"wrote {config_path}" if wrote_config else f"kept {config_path} (--force replaces it)")
+    console.print(f"next: {ctl} daemon-reload && {ctl} enable --now grpo-sandboxd")
+    if socket_group:
+        console.print(f"      usermod -aG {socket_group} TRAINER_USER   # then the trainer uses {socket_path}")
