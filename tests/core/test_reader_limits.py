@@ -205,6 +205,9 @@ def test_integers_beyond_64_bits_round_trip(tmp_path):
     for resp in written["responses"]:
         del resp["advantage"]
     assert written == rec
+    # NumPy integers are integers too (not floats rounded to 53 bits).
+    grpo_fast.write_records(out, [{"a": np.int64(2**62 + 1), "b": np.uint64(2**64 - 1), "c": np.float32(0.5)}])
+    assert out.read_text() == '{"a":4611686018427387905,"b":18446744073709551615,"c":0.5}\n'
     # A Python string that would read back as an integer is refused.
     with pytest.raises(ConfigError, match="reserved"):
         grpo_fast.write_records(tmp_path / "x.jsonl", [{"prompt": "\0grpo-fast:integer:5", "responses": []}])

@@ -75,6 +75,16 @@ fn from_python_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> Py
         let digits = obj.str()?.to_str()?.to_string();
         return Ok(integers::marker(&digits));
     }
+    // Integers that are not `int`s (NumPy's int64, uint64, ...) before floats: a float
+    // conversion would write 7 as 7.0 and round 2**62 + 1.
+    if !obj.is_instance_of::<PyFloat>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+    }
     if let Ok(f) = obj.extract::<f64>() {
         return Number::from_f64(f).map(Value::Number).ok_or_else(|| {
             config(format!(
@@ -123,10 +133,6 @@ fn from_python_at(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> Py
             path.truncate(len);
         }
         return Ok(Value::Array(out));
-    }
-    // numpy integer scalars and other index-like numbers
-    if let Ok(i) = obj.extract::<i64>() {
-        return Ok(Value::from(i));
     }
     Err(PyTypeError::new_err(format!(
         "{path}: cannot write a {} as JSON",
