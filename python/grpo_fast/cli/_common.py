@@ -81,8 +81,9 @@ def default_rejects(on_error: str, rejects: str | None, output: str) -> str | No
         # Beside a regular output file; in the working folder for stdout or a device (/dev/null).
         special = output == "-" or (os.path.exists(output) and not os.path.isfile(output))
         rejects = "rejects.jsonl" if special else output + ".rejects.jsonl"
-    if rejects == output or (output != "-" and os.path.exists(rejects)
-                             and os.path.exists(output) and os.path.samefile(rejects, output)):
+    same = rejects == output or (output != "-" and os.path.abspath(rejects) == os.path.abspath(output))
+    if same or (output != "-" and os.path.exists(rejects) and os.path.exists(output)
+                and os.path.samefile(rejects, output)):
         from grpo_fast.errors import ConfigError
 
         raise ConfigError(f"the rejects file {rejects} is the output file: choose another --rejects path")

@@ -336,8 +336,8 @@ impl Drop for OutputSink {
     }
 }
 
-/// Whether two paths name the same existing file (through links, `..`, another spelling or a
-/// hard link). A path that does not exist yet is no existing file's name.
+/// Whether two paths name the same file (through links, `..`, another spelling or a hard link;
+/// for paths that do not exist yet, the same absolute path).
 pub fn same_file(a: &str, b: &str) -> bool {
     if a == "-" || b == "-" {
         return false;
@@ -350,6 +350,7 @@ pub fn same_file(a: &str, b: &str) -> bool {
         }
         #[cfg(not(unix))]
         (Ok(_), Ok(_)) => std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok(),
-        _ => a == b,
+        // Not both there yet: the same path spelt another way (`./o.jsonl`, `o.jsonl`).
+        _ => a == b || std::path::absolute(a).ok() == std::path::absolute(b).ok(),
     }
 }
