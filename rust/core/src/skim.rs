@@ -761,7 +761,7 @@ fn canonical_number(text: &[u8], out: &mut String) {
     const PLACES: i64 = 40;
     if (0..=PLACES).contains(&exp) {
         out.push_str(d);
-        out.extend(std::iter::repeat_n('0', exp as usize));
+        out.push_str(&"0".repeat(exp as usize));
     } else if (-PLACES..0).contains(&exp) {
         let point = d.len() as i64 + exp;
         if point > 0 {
@@ -770,7 +770,7 @@ fn canonical_number(text: &[u8], out: &mut String) {
             out.push_str(&d[point as usize..]);
         } else {
             out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', (-point) as usize));
+            out.push_str(&"0".repeat((-point) as usize));
             out.push_str(d);
         }
     } else {

@@ -246,14 +246,14 @@ fn base64(bytes: &[u8]) -> String {
         bits.push_str(&format!("{b:08b}"));
     }
     let pad_bits = (6 - bits.len() % 6) % 6;
-    bits.extend(std::iter::repeat_n('0', pad_bits));
+    bits.push_str(&"0".repeat(pad_bits));
     let mut out: String = bits
         .as_bytes()
         .chunks(6)
         .map(|c| table[usize::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()] as char)
         .collect();
     let pad = (4 - out.len() % 4) % 4;
-    out.extend(std::iter::repeat_n('=', pad));
+    out.push_str(&"=".repeat(pad));
     out
 }
 
