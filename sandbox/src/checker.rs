@@ -124,7 +124,7 @@ impl PyVal {
                             }));
                         }
                         "$tuple" => return Ok(PyVal::Tuple(items()?)),
-                        "$set" => return Ok(PyVal::Set(items()?)),
+                        "$set" | "$frozenset" => return Ok(PyVal::Set(items()?)),
                         "$bytes" => {
                             return Ok(PyVal::Bytes(inner.as_str().unwrap_or_default().to_string()))
                         }

@@ -9,7 +9,8 @@
 use crate::config::{CompilerConfig, Config};
 use crate::engine::{
     classify, compile_error_answer, judge_units, lossy, run_response, tests_failure, truncate,
-    ApiError, Engine, Harness, Planned, RunRequest, RunResponse, TestsRequest, TestsResponse,
+    unit_passes, ApiError, Engine, Harness, Planned, RunRequest, RunResponse, TestsRequest,
+    TestsResponse,
 };
 use crate::limits::RunLimits;
 use serde_json::{json, Value};
@@ -585,7 +586,8 @@ impl Compiler {
 impl Engine {
     /// Sends one request of a language in the table (`stdins`: one run per entry) to a slot's
     /// harness; returns the report's units (the compile first, where there is one) and
-    /// whether the compile left what the runs need.
+    /// whether the compile left what the runs need. `stop` sees each run as it comes back (its
+    /// index among the runs): when it says true, the runs after it are not started.
     #[allow(clippy::too_many_arguments)]
     fn dispatch_compiled(
         &self,
@@ -596,6 +598,7 @@ impl Engine {
         stdins: Vec<&str>,
         limits: &RunLimits,
         queue: bool,
+        stop: &dyn Fn(usize, &Value) -> bool,
     ) -> Result<Result<CompiledReport, String>, ApiError> {
         let compile = comp.limits(limits);
         let (source, compile_argv, binary, run_argv) = comp.plan(code, limits);
@@ -622,33 +625,38 @@ impl Engine {
             }
             _ => {}
         }
-        let budget = compile.timeout_ms + limits.timeout_ms * n + 1_000 + 100 * (n + 1);
-        Ok(match self.dispatch(b'C', budget, &req, queue)? {
-            Harness::Report(mut r) => {
-                let units = match r.get_mut("units").map(Value::take) {
-                    Some(Value::Array(u)) => u,
-                    _ => Vec::new(),
-                };
-                let built = r.get("compiled").and_then(Value::as_bool).unwrap_or(false);
-                let cached = prebuilt.is_some();
-                if let (Some(k), Some(Value::Object(b)), true) =
-                    (key, r.get_mut("build").map(Value::take), built)
-                {
-                    cache.insert(k, b);
+        let budget = compile.timeout_ms * (self.wall_factor + 1) + self.budget(limits, n as usize);
+        // The compile unit streams first (unless the build came from the cache): never a stop.
+        let first_run = usize::from(comp.compiles() && prebuilt.is_none());
+        let stop_run = |i: usize, u: &Value| i >= first_run && stop(i - first_run, u);
+        Ok(
+            match self.dispatch_until(b'C', budget, &req, queue, &stop_run)? {
+                Harness::Report(mut r) => {
+                    let units = match r.get_mut("units").map(Value::take) {
+                        Some(Value::Array(u)) => u,
+                        _ => Vec::new(),
+                    };
+                    let built = r.get("compiled").and_then(Value::as_bool).unwrap_or(false);
+                    let cached = prebuilt.is_some();
+                    if let (Some(k), Some(Value::Object(b)), true) =
+                        (key, r.get_mut("build").map(Value::take), built)
+                    {
+                        cache.insert(k, b);
+                    }
+                    if units.is_empty() && comp.compiles() && !cached {
+                        Err("the harness reported no compile".into())
+                    } else {
+                        Ok(CompiledReport {
+                            units,
+                            built,
+                            cached,
+                            report: r,
+                        })
+                    }
                 }
-                if units.is_empty() && comp.compiles() && !cached {
-                    Err("the harness reported no compile".into())
-                } else {
-                    Ok(CompiledReport {
-                        units,
-                        built,
-                        cached,
-                        report: r,
-                    })
-                }
-            }
-            Harness::CompileError(e) | Harness::Failed(e) => Err(e),
-        })
+                Harness::CompileError(e) | Harness::Failed(e) => Err(e),
+            },
+        )
     }
 
     fn compile_failure(&self, comp: &Compiler, unit: &Value, limits: &RunLimits) -> CompileFailure {
@@ -688,6 +696,7 @@ impl Engine {
             vec![&req.stdin],
             &limits,
             queue,
+            &|_, _| false,
         )? {
             Ok(x) => x,
             Err(m) => return Ok(RunResponse::sandbox_error(m)),
@@ -735,11 +744,25 @@ impl Engine {
         }
         let total = plan.len();
         let none = std::collections::BTreeMap::new();
-        let report =
-            match self.dispatch_compiled(comp, &req.code, &none, &[], stdins, &limits, queue)? {
-                Ok(x) => x,
-                Err(m) => return Ok(tests_failure("sandbox_error", m, total)),
-            };
+        let stop = |i: usize, u: &Value| {
+            req.stop_at_first_failure
+                && plan
+                    .get(i)
+                    .is_some_and(|p| !unit_passes(req, p, u, &limits))
+        };
+        let report = match self.dispatch_compiled(
+            comp,
+            &req.code,
+            &none,
+            &[],
+            stdins,
+            &limits,
+            queue,
+            &stop,
+        )? {
+            Ok(x) => x,
+            Err(m) => return Ok(tests_failure("sandbox_error", m, total)),
+        };
         let (compile, runs) = comp.split(&report);
         if let (false, Some(c)) = (report.built, compile) {
             let f = self.compile_failure(comp, c, &limits);
@@ -751,7 +774,8 @@ impl Engine {
                 truncate(&f.stderr, req.keep_output_bytes),
             ));
         }
-        if runs.len() != total {
+        let stopped = report.report.get("stopped").and_then(Value::as_bool) == Some(true);
+        if runs.len() != total && !(stopped && runs.len() < total) {
             return Ok(tests_failure(
                 "sandbox_error",
                 "the harness reported the wrong number of tests".into(),

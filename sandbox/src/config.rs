@@ -105,10 +105,16 @@ pub struct ServerConfig {
     pub shutdown_grace_s: u64,
 }
 
+/// Slots per core by default: more runs in flight than cores, so programs that sleep or block
+/// until their deadline do not leave the cores idle (their CPU time is the limit, and the wall
+/// clock, minus the time spent waiting for a CPU, the backstop).
+pub const SLOTS_PER_CORE: usize = 4;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Warm zygotes, each serving one run at a time; 0 = number of CPU cores.
+    /// Warm zygotes, each serving one run at a time; 0 = `SLOTS_PER_CORE` per CPU core (a run
+    /// blocked until its deadline holds a slot but no core; docs/sandbox.md, "Time limits").
     pub slots: usize,
     /// Memory for builds of compiled programs, so a program seen again skips its compile
     /// (`build_cache.rs`); 0 = off.
@@ -385,9 +391,10 @@ impl Config {
         if self.pool.slots > 0 {
             return self.pool.slots;
         }
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        SLOTS_PER_CORE
+            * std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
     }
 
     pub fn socket_path(&self) -> PathBuf {

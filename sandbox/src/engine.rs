@@ -44,6 +44,14 @@ pub struct RunResponse {
     pub cpu_ms: f64,
     pub max_rss_kb: i64,
     pub truncated: bool,
+    /// With status `timeout`: which limit ended the run, "cpu" (its CPU time reached the limit)
+    /// or "wall" (the wall-clock backstop: the limit, not counting time spent waiting for a CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_kind: Option<String>,
+    /// With status `timeout`: how long the run had waited for a CPU, which its wall-clock
+    /// backstop did not count (more runs in flight than cores, or a busy host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_wait_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +108,10 @@ pub struct TestsRequest {
     /// `limits.tests_per_process` tests one after another, each from a fresh `__main__`).
     #[serde(default)]
     pub fresh_process_per_test: bool,
+    /// All-or-nothing scoring: stop at the first test that fails (the program is killed there;
+    /// the tests after it are reported `skipped`), since no later test can change the score.
+    #[serde(default)]
+    pub stop_at_first_failure: bool,
 }
 
 fn default_tol() -> f64 {
@@ -122,6 +134,10 @@ pub struct TestVerdict {
     pub cpu_ms: f64,
     pub stdout: String,
     pub stderr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_wait_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,6 +189,9 @@ pub struct Engine {
     pub compilers: Vec<crate::compiled::Compiler>,
     /// Builds of compiled programs by source (`build_cache.rs`).
     pub build_cache: crate::build_cache::BuildCache,
+    /// How far a run's wall time may stretch while it waits for a CPU: slots over cores,
+    /// rounded up (the zygote gets it too). Requests' budgets allow for it.
+    pub wall_factor: u64,
 }
 
 /// What the harness reported for one unit (one program run or one test).
@@ -187,6 +206,8 @@ pub(crate) struct UnitOutcome {
     pub(crate) max_rss_kb: i64,
     pub(crate) truncated: bool,
     pub(crate) result: Option<String>,
+    pub(crate) timeout_kind: Option<String>,
+    pub(crate) cpu_wait_ms: Option<f64>,
 }
 
 pub(crate) fn b64(v: &Value, key: &str) -> Vec<u8> {
@@ -243,8 +264,19 @@ pub(crate) fn classify(u: &Value, limits: &RunLimits) -> UnitOutcome {
     } else {
         "ok"
     };
+    let timeout_kind = (status == "timeout").then(|| {
+        let kind = u.get("timeout_kind").and_then(Value::as_str);
+        // SIGXCPU (or SIGKILL at the hard limit): RLIMIT_CPU, the CPU limit's backstop.
+        kind.unwrap_or(if flag("timed_out") { "wall" } else { "cpu" })
+            .to_string()
+    });
+    let cpu_wait_ms = timeout_kind
+        .as_ref()
+        .and(u.get("cpu_wait_ms").and_then(Value::as_f64));
     UnitOutcome {
         status: status.into(),
+        timeout_kind,
+        cpu_wait_ms,
         exit_code,
         signal,
         stdout: b64(u, "stdout"),
@@ -280,6 +312,8 @@ pub(crate) fn run_response(o: UnitOutcome, files: Option<Value>) -> RunResponse 
         cpu_ms: o.cpu_ms,
         max_rss_kb: o.max_rss_kb,
         truncated: o.truncated,
+        timeout_kind: o.timeout_kind,
+        cpu_wait_ms: o.cpu_wait_ms,
         files,
         message: None,
     }
@@ -292,25 +326,85 @@ pub(crate) enum Lang<'a> {
     Compiled(&'a crate::compiled::Compiler),
 }
 
+/// Python's names in requests.
+const PYTHON_NAMES: [&str; 3] = ["python", "python3", "py"];
+
 impl Engine {
+    /// The languages this daemon runs, by their main names: Python, then each compiled
+    /// language whose compiler was found.
+    pub fn language_names(&self) -> Vec<&'static str> {
+        std::iter::once("python")
+            .chain(self.compilers.iter().map(|c| c.spec.name))
+            .collect()
+    }
+
     fn language(&self, lang: &str) -> Result<Lang<'_>, ApiError> {
-        if matches!(lang, "python" | "python3" | "py") {
+        let wanted = lang.to_ascii_lowercase();
+        let lang = wanted.as_str();
+        if PYTHON_NAMES.contains(&lang) {
             return Ok(Lang::Python);
         }
         let named = |s: &crate::compiled::LangSpec| s.name == lang || s.aliases.contains(&lang);
         if let Some(c) = self.compilers.iter().find(|c| named(c.spec)) {
             return Ok(Lang::Compiled(c));
         }
+        let runs = self.language_names().join(", ");
         if let Some(s) = crate::compiled::LANGUAGES.iter().find(|s| named(s)) {
             return Err(ApiError::BadRequest(format!(
-                "{} is not available on this daemon: no compiler was found (see [{}] compiler)",
+                "{} is not available on this daemon: no compiler was found (see [{}] compiler); \
+                 it runs: {runs}",
                 s.label, s.name
             )));
         }
+        let known = PYTHON_NAMES.iter().copied().chain(
+            crate::compiled::LANGUAGES
+                .iter()
+                .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied())),
+        );
+        let hint = closest(lang, known)
+            .map(|n| format!(" (did you mean {n}?)"))
+            .unwrap_or_default();
         Err(ApiError::BadRequest(format!(
-            "unsupported language {lang:?}; GET /languages lists them"
+            "unsupported language {lang:?}{hint}; this daemon runs: {runs}"
         )))
     }
+}
+
+/// The known name nearest to `word` by edit distance (a transposition counts one), when it is
+/// near enough to be a typo: at most a third of the word's letters.
+fn closest<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    known
+        .map(|k| (edit_distance(word, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// adjacent letters each cost one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 fn check_files(files: &BTreeMap<String, String>, fetch: &[String]) -> Result<(), ApiError> {
@@ -394,16 +488,30 @@ impl Engine {
         req: &Value,
         queue: bool,
     ) -> Result<Harness, ApiError> {
+        self.dispatch_until(kind, budget_ms, req, queue, &|_, _| false)
+    }
+
+    /// As `dispatch`, telling the zygote to stop when `stop` says so of a unit that came back.
+    pub(crate) fn dispatch_until(
+        &self,
+        kind: u8,
+        budget_ms: u64,
+        req: &Value,
+        queue: bool,
+        stop: &dyn Fn(usize, &Value) -> bool,
+    ) -> Result<Harness, ApiError> {
         let payload = serde_json::to_vec(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        self.dispatch_bytes(kind, budget_ms, &payload, queue)
+        self.dispatch_bytes(kind, budget_ms, budget_ms, &payload, queue, stop)
     }
 
     fn dispatch_bytes(
         &self,
         kind: u8,
         budget_ms: u64,
+        wait_ms: u64,
         payload: &[u8],
         queue: bool,
+        stop: &dyn Fn(usize, &Value) -> bool,
     ) -> Result<Harness, ApiError> {
         let mut attempt = 0;
         loop {
@@ -411,7 +519,7 @@ impl Engine {
             let mut guard = self.pool.acquire(queue)?;
             let slot = guard.slot();
             let slot_index = slot.index;
-            match slot.request(kind, budget_ms, payload) {
+            match slot.request(kind, budget_ms, wait_ms, payload, stop) {
                 // The slot died between requests: nothing ran; replace it and try once more.
                 Err(SlotError::NotDelivered(msg)) if attempt == 1 => {
                     crate::log::warn(
@@ -468,8 +576,10 @@ impl Engine {
         }
     }
 
-    fn budget(limits: &RunLimits, units: usize) -> u64 {
-        limits.timeout_ms * units as u64 + 1_000 + 100 * units as u64
+    /// The longest a request of `units` units may take: each unit's wall time may stretch by
+    /// the time it waits for a CPU, at most `wall_factor` more times its limit.
+    pub(crate) fn budget(&self, limits: &RunLimits, units: usize) -> u64 {
+        limits.timeout_ms * (self.wall_factor + 1) * units as u64 + 1_000 + 100 * units as u64
     }
 
     /// A `/run` (or a `/batch` run item), counted in `/metrics` by its outcome.
@@ -497,13 +607,16 @@ impl Engine {
         // and a binary request that the child reads natively.
         let outcome = if req.files.is_empty() && req.fetch_files.is_empty() {
             let payload = run_payload(&limits, &req.stdin, &req.code);
-            self.dispatch_bytes(b'Q', limits.timeout_ms, &payload, queue)?
+            let wait = self.budget(&limits, 1);
+            self.dispatch_bytes(b'Q', limits.timeout_ms, wait, &payload, queue, &|_, _| {
+                false
+            })?
         } else {
             let unit = json!({"mode": "program", "stdin": req.stdin});
             let mut z = self.base_request(&req.code, &limits, vec![unit]);
             z["files"] = json!(req.files);
             z["fetch_files"] = json!(req.fetch_files);
-            self.dispatch(b'R', Self::budget(&limits, 1), &z, queue)?
+            self.dispatch(b'R', self.budget(&limits, 1), &z, queue)?
         };
         let report = match outcome {
             Harness::Report(r) => r,
@@ -577,8 +690,14 @@ impl Engine {
         }
         serde_json::to_writer(&mut payload, &zreq)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let budget = Self::budget(&limits, total);
-        let report = match self.dispatch_bytes(b'U', budget, &payload, queue)? {
+        let budget = self.budget(&limits, total);
+        let stop = |i: usize, u: &Value| {
+            req.stop_at_first_failure
+                && plan
+                    .get(i)
+                    .is_some_and(|p| !unit_passes(&req, p, u, &limits))
+        };
+        let report = match self.dispatch_bytes(b'U', budget, budget, &payload, queue, &stop)? {
             Harness::Report(r) => r,
             Harness::CompileError(e) => {
                 let r = compile_error_answer(
@@ -597,7 +716,8 @@ impl Engine {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if results.len() != total {
+        let stopped = report.get("stopped").and_then(Value::as_bool) == Some(true);
+        if results.len() != total && !(stopped && results.len() < total) {
             return Ok(tests_failure(
                 "sandbox_error",
                 "the harness reported the wrong number of tests".into(),
@@ -649,9 +769,11 @@ impl Engine {
             if let Some(e) = parsed.get("error").and_then(Value::as_str) {
                 return Err(ApiError::BadRequest(e.to_string()));
             }
+            // The program's names the test code uses: the checker process binds them to proxies.
+            let names = parsed.get("names").cloned().unwrap_or_else(|| json!([]));
             if let Some(whole) = parsed.get("whole").and_then(Value::as_str) {
                 plan.push(Planned {
-                    unit: json!({"mode": "eval", "setup": whole, "exprs": []}),
+                    unit: json!({"mode": "eval", "setup": whole, "exprs": [], "names": names}),
                     check: Check::Completes,
                     label: Some("whole test code".into()),
                 });
@@ -694,7 +816,7 @@ impl Engine {
                     })
                     .unwrap_or_default();
                 plan.push(Planned {
-                    unit: json!({"mode": "eval", "setup": setup, "exprs": exprs}),
+                    unit: json!({"mode": "eval", "setup": setup, "exprs": exprs, "names": names}),
                     check: Check::Value {
                         expected: Value::Null,
                         literals,
@@ -813,7 +935,34 @@ fn judge(check: &Check, o: &UnitOutcome, mode: CompareMode, tol: f64) -> (bool, 
     }
 }
 
-/// Verdicts for the units a tests request ran (`results`, one per planned test).
+/// Whether one unit that came back passes its test (what `stop_at_first_failure` watches).
+pub(crate) fn unit_passes(req: &TestsRequest, p: &Planned, u: &Value, limits: &RunLimits) -> bool {
+    let o = classify(u, limits);
+    o.status == "ok" && judge(&p.check, &o, req.compare, req.float_tolerance).0
+}
+
+/// A test that did not run: an earlier one failed and the request stops at the first failure.
+fn skipped(index: usize, label: Option<String>) -> TestVerdict {
+    TestVerdict {
+        index,
+        passed: false,
+        status: "skipped".into(),
+        reason: "skipped".into(),
+        exit_code: None,
+        signal: None,
+        wall_ms: 0.0,
+        cpu_ms: 0.0,
+        stdout: String::new(),
+        stderr: String::new(),
+        timeout_kind: None,
+        cpu_wait_ms: None,
+        expected: None,
+        check: label,
+    }
+}
+
+/// Verdicts for the units a tests request ran (`results`, one per planned test; fewer when the
+/// request stopped at its first failure, and the unit running then is marked `stopped`).
 pub(crate) fn judge_units(
     req: &TestsRequest,
     plan: &[Planned],
@@ -823,7 +972,14 @@ pub(crate) fn judge_units(
     let total = plan.len();
     let keep = req.keep_output_bytes;
     let mut verdicts = Vec::with_capacity(total);
-    for (i, (p, u)) in plan.iter().zip(results).enumerate() {
+    for (i, p) in plan.iter().enumerate() {
+        let Some(u) = results
+            .get(i)
+            .filter(|u| u.get("stopped").and_then(Value::as_bool) != Some(true))
+        else {
+            verdicts.push(skipped(i, p.label.clone()));
+            continue;
+        };
         let o = classify(u, limits);
         let (passed, reason) = if o.status != "ok" {
             (false, o.status.clone())
@@ -841,6 +997,8 @@ pub(crate) fn judge_units(
             cpu_ms: o.cpu_ms,
             stdout: truncate(&lossy(&o.stdout), keep),
             stderr: truncate(&lossy(&o.stderr), keep),
+            timeout_kind: o.timeout_kind.clone(),
+            cpu_wait_ms: o.cpu_wait_ms,
             expected: match &p.check {
                 Check::Stdout(e) if !passed => Some(truncate(e, keep)),
                 Check::Value {
@@ -885,6 +1043,8 @@ pub(crate) fn compile_error_answer(
         cpu_ms: 0.0,
         stdout: String::new(),
         stderr,
+        timeout_kind: None,
+        cpu_wait_ms: None,
         expected: None,
         check: None,
     });
@@ -920,6 +1080,25 @@ mod tests {
         assert!(check_files(&files(&["d/a", "d/a/b"]), &[]).is_err());
         // Siblings whose names share a prefix are fine (`a.py` sorts between `a` and `a/`).
         assert!(check_files(&files(&["a", "a.py", "ab/c", "b/a"]), &[]).is_ok());
+    }
+
+    #[test]
+    fn a_misspelt_language_gets_the_nearest_name() {
+        let known = || {
+            [
+                "python", "python3", "py", "cpp", "c++", "c", "rust", "rs", "java",
+            ]
+            .into_iter()
+        };
+        assert_eq!(closest("pyhton", known()), Some("python"));
+        assert_eq!(closest("pyton", known()), Some("python"));
+        assert_eq!(closest("jvaa", known()), Some("java"));
+        assert_eq!(closest("rsut", known()), Some("rust"));
+        // Nothing near enough: no guess.
+        assert_eq!(closest("fortran", known()), None);
+        assert_eq!(closest("haskell", known()), None);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

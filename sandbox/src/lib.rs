@@ -424,6 +424,10 @@ fn run(args: Args) -> Result<(), String> {
     let (compilers, needed) = compiled::resolve_compilers(&cfg, &ro_paths)?;
     ro_paths.extend(needed);
     let slots = cfg.slots();
+    // With more slots than cores a run may wait for a CPU; its wall-clock backstop does not count
+    // that wait, up to this many times its limit (the most it can be when every slot runs).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wall_factor = slots.div_ceil(cores).max(1) as u64;
     let cgroups = slot_cgroups(&cfg, slots, isolated);
     let cgroup = cgroups.info.clone();
     let mut iargs = vec!["-I".to_string(), "-B".to_string()];
@@ -461,6 +465,7 @@ fn run(args: Args) -> Result<(), String> {
         "max_output_bytes": cfg.limits.max_output_bytes,
         "units_per_process": cfg.limits.tests_per_process,
         "max_open_files": cfg.limits.max_open_files,
+        "wall_factor": wall_factor,
     });
     // SAFETY: prctl and signal setup at startup, before any thread is spawned.
     unsafe {
@@ -488,6 +493,7 @@ fn run(args: Args) -> Result<(), String> {
         metrics: Default::default(),
         compilers: compilers.clone(),
         build_cache: build_cache::BuildCache::new(cfg.pool.build_cache_mb << 20),
+        wall_factor,
         cfg,
     });
     if args.check {

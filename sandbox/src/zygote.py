@@ -97,7 +97,7 @@ class ZhConfig(ctypes.Structure):
                 ("units_per_process", ctypes.c_int32), ("max_output_bytes", ctypes.c_uint32),
                 ("slot_filter_len", ctypes.c_uint32), ("slot_filter", ctypes.POINTER(SockFilter)),
                 ("run_filter_len", ctypes.c_uint32), ("run_filter", ctypes.POINTER(SockFilter)),
-                ("tmpfs_opts", ctypes.c_char_p)]
+                ("tmpfs_opts", ctypes.c_char_p), ("wall_factor", ctypes.c_int32)]
 
 
 def load_native(own_pidns):
@@ -123,13 +123,15 @@ def load_native(own_pidns):
          [ctypes.POINTER(ctypes.c_int32), ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32]),
         ("zh_compile_request", ctypes.py_object, [ctypes.c_int]),
         ("zh_finish_run", None, [ctypes.c_int32]),
+        ("zh_stopped", ctypes.c_int, []),
     ):
         fn = getattr(H, name)
         fn.restype, fn.argtypes = res, args
     opts = f"size={CFG['tmpfs_bytes']},nr_inodes={CFG['tmpfs_inodes']},mode=1777".encode()
     cfg = ZhConfig(int(CFG["isolated"]), CFG.get("uid", 0), int(CFG.get("per_run_netns", True)), own_pidns,
                    CFG.get("max_open_files", 256), CFG.get("units_per_process", 16), CFG["max_output_bytes"],
-                   len(SECCOMP["slot"]), SECCOMP["slot"], len(SECCOMP["run"]), SECCOMP["run"], opts)
+                   len(SECCOMP["slot"]), SECCOMP["slot"], len(SECCOMP["run"]), SECCOMP["run"], opts,
+                   CFG.get("wall_factor", 1))
     if H.zh_configure(ctypes.byref(cfg)) != 0:
         raise OSError(H.zh_error().decode())
 
@@ -313,8 +315,10 @@ def encode(value, depth=0):
         return {"$tuple": [encode(v, depth + 1) for v in value]}
     if t is dict:
         return {"$dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
-    if t is set or t is frozenset:
+    if t is set:
         return {"$set": [encode(v, depth + 1) for v in value]}
+    if t is frozenset:
+        return {"$frozenset": [encode(v, depth + 1) for v in value]}
     if t is bytes:
         return {"$bytes": base64.b64encode(value).decode()}
     raise TypeError(f"value of type {t.__name__} is not plain data")
@@ -389,30 +393,326 @@ def fresh_main():
 
 
 def run_unit(unit, code_obj):
-    """Runs one unit (a program run, a call, or expressions) in a fresh __main__; returns its
-    exit code and, for call/eval units, the encoded result."""
+    """Runs one unit (a program run or a call) in a fresh __main__; returns its exit code and,
+    for a call unit, the encoded result. (Test-code units are `eval_unit`'s.)"""
     mod = fresh_main()
     rc = exec_program(code_obj, mod)
     mode = unit["mode"]
     if mode == "program":
         return (rc or 0), None
-    if rc is not None:  # call/eval tests need the program to finish its definitions
+    if rc is not None:  # call tests need the program to finish its definitions
         return (rc if rc else 1), None
     try:
-        if mode == "call":
-            fn = mod.__dict__[unit["fn"]]
-            args = json.loads(unit["args"])
-            kwargs = json.loads(unit.get("kwargs") or "{}")
-            values = [encode(fn(*args, **kwargs))]
-        else:
-            ns = mod.__dict__
-            if unit.get("setup"):
-                exec(compile(unit["setup"], "<test>", "exec"), ns)
-            values = [encode(eval(compile(e, "<test>", "eval"), ns)) for e in unit["exprs"]]
-        return 0, {"values": values}
+        fn = mod.__dict__[unit["fn"]]
+        args = json.loads(unit["args"])
+        kwargs = json.loads(unit.get("kwargs") or "{}")
+        return 0, {"values": [encode(fn(*args, **kwargs))]}
     except BaseException as exc:
         print_exc(exc)
         return 0, {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+# ---- test code against the program: the checker process C --------------------------------------
+#
+# Test code (HumanEval's `check(candidate)`, MBPP's asserts) never runs in the process that ran the
+# program: a program can patch anything in its own process (builtins, `math.isclose`, the type
+# slots through ctypes) and return objects that compare equal to anything. Before any of the
+# program runs, T forks C, which turns non-dumpable (so T, same uid but without capabilities,
+# cannot open its /proc files or memory) and keeps the only copy of the result pipes of the
+# test-code units. C runs the test code in a namespace of its own with its own builtins; a name
+# the test code takes from the program (`candidate`, the entry point, helpers such as HumanEval's
+# `poly`) is bound to a proxy that asks T to call the program's function. Arguments go to T, and
+# the return value comes back, only as exact-type plain data (`encode`), which C rebuilds into
+# fresh objects of the built-in types: an object with a forged `__eq__`, `__abs__` or `__bool__`
+# never reaches the checking code, and nothing the program patched is what the checking code
+# calls. What T sends is the program's word and is treated so: malformed data is a failure.
+
+CALL_MSG_CAP = 1 << 26  # one message between T and C; larger values fail the test
+
+
+def send_msg(fd, obj):
+    data = json.dumps(obj).encode()
+    write_all(fd, [struct.pack("<I", len(data)), data])
+
+
+def recv_msg(fd):
+    """One length-prefixed JSON message, or None at EOF (the other side is gone)."""
+    hdr = read_exact_fd(fd, 4)
+    if hdr is None:
+        return None
+    (n,) = struct.unpack("<I", hdr)
+    if n > CALL_MSG_CAP:
+        raise ValueError("message from the program is too large")
+    data = read_exact_fd(fd, n)
+    if data is None:
+        return None
+    return json.loads(data)
+
+
+def read_exact_fd(fd, n):
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            return None
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def decode(value, depth=0):
+    """Plain data rebuilt from `encode`'s form: only built-in types, made here, whatever the
+    JSON says (anything else is an error)."""
+    if depth > 100:
+        raise ValueError("value nested too deeply")
+    t = type(value)
+    if value is None or t is bool or t is str or t is int or t is float:
+        return value
+    if t is list:
+        return [decode(v, depth + 1) for v in value]
+    if t is dict and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "$int" and type(inner) is str:
+            return int(inner)
+        if tag == "$float" and type(inner) is str:
+            return float(inner)
+        if tag == "$bytes" and type(inner) is str:
+            return base64.b64decode(inner, validate=True)
+        if type(inner) is list:
+            items = [decode(v, depth + 1) for v in inner]
+            if tag == "$tuple":
+                return tuple(items)
+            if tag == "$set":
+                return set(items)
+            if tag == "$frozenset":
+                return frozenset(items)
+            if tag == "$dict" and all(type(p) is list and len(p) == 2 for p in items):
+                return {k: v for k, v in items}
+    raise ValueError("the program's value is not plain data")
+
+
+class ProgramError(Exception):
+    """An exception of the program's that is not a built-in exception class."""
+
+
+def program_exception(err):
+    """The exception a proxy raises for the program's: its built-in class where it names one
+    (a check may expect a ValueError), never one that is not an Exception (SystemExit)."""
+    name, text = (err.get("type"), err.get("message")) if type(err) is dict else (None, None)
+    cls = getattr(builtins, name, None) if type(name) is str else None
+    text = text if type(text) is str else "the program failed"
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(text)
+        except Exception:
+            pass
+    return ProgramError(f"{name}: {text}" if type(name) is str else text)
+
+
+class ProgramFunction:
+    """In C: a function of the program, called in T with plain data."""
+
+    __slots__ = ("__name__", "_rpc")
+
+    def __init__(self, name, rpc):
+        self.__name__, self._rpc = name, rpc
+
+    def __call__(self, *args, **kwargs):
+        reply = self._rpc({"op": "call", "name": self.__name__, "args": [encode(a) for a in args],
+                           "kwargs": {k: encode(v) for k, v in kwargs.items()}})
+        if type(reply) is not dict:
+            raise ProgramError("malformed answer from the program")
+        if "error" in reply:
+            raise program_exception(reply["error"])
+        # The program may change its list, dict or set arguments in place, as a check may expect.
+        after = reply.get("args")
+        if type(after) is list and len(after) == len(args) + len(kwargs):
+            for old, new in zip([*args, *kwargs.values()], after):
+                if new is not None and type(old) in (list, dict, set):
+                    new = decode(new)
+                    if type(new) is type(old) and new != old:
+                        if type(old) is list:
+                            old[:] = new
+                        else:
+                            old.clear()
+                            old.update(new)
+        return decode(reply.get("value"))
+
+    def __repr__(self):
+        return f"<program function {self.__name__}>"
+
+
+def fork_checker(units, evals, n_fds):
+    """T, before any of the program runs: forks C for the test-code units `evals` and gives up
+    its own copies of their result pipes. Returns T's ends of the call pipes."""
+    calls_r, calls_w = os.pipe()  # C -> T
+    back_r, back_w = os.pipe()  # T -> C
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            keep = {calls_w, back_r} | {UNIT_FD_BASE + 3 * k + j for k in evals for j in range(3)}
+            close_except(keep)
+            checker_main(units, evals, calls_w, back_r)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(calls_w)
+    os.close(back_r)
+    for k in evals:
+        os.close(UNIT_FD_BASE + 3 * k + 2)
+    return calls_r, back_w
+
+
+def checker_main(units, evals, calls_w, back_r):
+    """C: for each test-code unit, waits for T to have run the program (its exit code comes
+    first), runs the unit's test code against it, and reports on the unit's result pipe."""
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    for k in evals:
+        ready = recv_msg(back_r)
+        if type(ready) is not dict:
+            return  # T is gone: the unit has no report
+        out, err, res = (UNIT_FD_BASE + 3 * k + j for j in range(3))
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = new_stdio()
+        t = resource.getrusage(resource.RUSAGE_SELF)
+        rc, value, program_cpu = ready.get("rc"), None, ready.get("cpu_ms")
+        if rc is None:
+            spent = [0.0]
+            value = check_unit(units[k], lambda req: checker_rpc(req, calls_w, back_r, spent))
+            program_cpu = (program_cpu if type(program_cpu) is float else 0.0) + spent[0]
+        else:
+            rc = rc if type(rc) is int and rc else 1
+        end_unit_io()
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
+        if type(program_cpu) is float and 0 <= program_cpu < 1e12:
+            cpu_ms += program_cpu
+        write_all(res, [REPORT.pack(b"GZR1", rc or 0, 0, 0, cpu_ms, u.ru_maxrss), json.dumps(value).encode()])
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        for fd in (out, err, res):
+            os.close(fd)
+        # Only now may T go on: T is pid 1 of the namespace, and its exit would kill C.
+        send_msg(calls_w, {"op": "done"})
+
+
+def checker_rpc(req, calls_w, back_r, spent):
+    send_msg(calls_w, req)
+    reply = recv_msg(back_r)
+    if reply is None:
+        raise ProgramError("the program's process ended")
+    if type(reply) is dict and type(reply.get("cpu_ms")) is float and 0 <= reply["cpu_ms"] < 1e9:
+        spent[0] += reply["cpu_ms"]
+    return reply
+
+
+def check_unit(unit, rpc):
+    """C: one test-code unit in a fresh namespace: the program's names the test code uses (its
+    functions as proxies, plain values rebuilt, modules imported here), then the setup, then the
+    operand expressions. Returns the values or the error, as the daemon reads them."""
+    ns = {"__builtins__": builtins, "__name__": "__main__"}
+    try:
+        names = unit.get("names") or []
+        if names:
+            found = rpc({"op": "names", "names": names})
+            for name, kind in (found.get("names") or {}).items() if type(found) is dict else ():
+                if type(name) is not str or name not in names or type(kind) is not dict:
+                    continue
+                if kind.get("function"):
+                    ns[name] = ProgramFunction(name, rpc)
+                elif "value" in kind:
+                    ns[name] = decode(kind["value"])
+                elif type(kind.get("module")) is str:
+                    try:
+                        ns[name] = __import__(kind["module"])
+                    except Exception:
+                        pass
+        if unit.get("setup"):
+            exec(compile(unit["setup"], "<test>", "exec"), ns)
+        return {"values": [encode(eval(compile(e, "<test>", "eval"), ns)) for e in unit["exprs"]]}
+    except BaseException as exc:
+        print_exc(exc)
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def serve_checker(ns, calls_r, back_w):
+    """T: answers C's requests with the program's namespace `ns` until C is done with the unit."""
+    while True:
+        try:
+            req = recv_msg(calls_r)
+        except ValueError:
+            req = None
+        if type(req) is not dict or req.get("op") == "done":
+            return
+        t = resource.getrusage(resource.RUSAGE_SELF)
+        if req.get("op") == "names":
+            reply = {"names": program_names(ns, req.get("names") or [])}
+        else:
+            reply = call_program(ns, req)
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        reply["cpu_ms"] = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
+        try:
+            send_msg(back_w, reply)
+        except (OSError, TypeError, ValueError):
+            return
+
+
+def program_names(ns, names):
+    out = {}
+    for name in names:
+        if type(name) is not str or name not in ns:
+            continue
+        v = ns[name]
+        if type(v) is types.ModuleType:
+            out[name] = {"module": v.__name__}
+        elif callable(v):
+            out[name] = {"function": True}
+        else:
+            try:
+                out[name] = {"value": encode(v)}
+            except Exception:
+                pass  # not plain data: the test code sees no such name
+    return out
+
+
+def call_program(ns, req):
+    try:
+        fn = ns[req["name"]]
+        args = [decode(a) for a in req["args"]]
+        kwargs = {k: decode(v) for k, v in req["kwargs"].items()}
+        value = encode(fn(*args, **kwargs))
+        after = []
+        for a in [*args, *kwargs.values()]:
+            try:
+                after.append(encode(a) if type(a) in (list, dict, set) else None)
+            except Exception:
+                after.append(None)
+        return {"value": value, "args": after}
+    except BaseException as exc:
+        print_exc(exc)
+        return {"error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
+
+
+def eval_unit(code_obj, link):
+    """T: a test-code unit. Runs the program in a fresh __main__, tells C how that went, and
+    serves C's calls until C is done."""
+    t = resource.getrusage(resource.RUSAGE_SELF)
+    mod = fresh_main()
+    rc = exec_program(code_obj, mod)
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_ms = (u.ru_utime + u.ru_stime - t.ru_utime - t.ru_stime) * 1000.0
+    calls_r, back_w = link
+    try:
+        send_msg(back_w, {"rc": rc, "cpu_ms": cpu_ms})
+    except OSError:
+        return 1
+    serve_checker(mod.__dict__, calls_r, back_w)  # until C has reported the unit
+    end_unit_io()
+    return rc or 0
 
 
 def become_child(kind):
@@ -493,16 +793,22 @@ def child_main(n_fds, start, count):
     code = msg["code"]
     del msg
     code_obj = compile_program(code, UNIT_FD_BASE + 1, UNIT_FD_BASE + 2)
+    # Compiling ran none of the program: C is forked from a process the program has not touched.
+    evals = [k for k, unit in enumerate(units) if unit["mode"] == "eval"]
+    link = fork_checker(units, evals, n_fds) if evals else None
     rc = 0
     for k, unit in enumerate(units):
+        is_eval = unit["mode"] == "eval"
         for j, target in enumerate((1, 2, RES_FD)):  # unit k's stdout, stderr, result pipe
+            if is_eval and target == RES_FD:
+                continue  # C holds the only copy
             os.dup2(UNIT_FD_BASE + 3 * k + j, target)
             os.close(UNIT_FD_BASE + 3 * k + j)
         os.dup2(stdins[k], 0)
         os.close(stdins[k])
         if k:
             reset_unit_state()
-        rc = finish_unit(unit, code_obj)
+        rc = eval_unit(code_obj, link) if is_eval else finish_unit(unit, code_obj)
         for fd in (0, 1, 2, RES_FD):  # EOF on this unit's pipes tells the harness it ended
             os.dup2(null, fd)
     os._exit(rc)
@@ -768,6 +1074,9 @@ def run_units(child, run, units):
         send_exec(child, run, units[k:k + n], spawn=True)
         k += max(harness_units(child, n, run["limits"]), 1)
         child = None
+        if H.zh_stopped():  # all-or-nothing scoring and a test failed: the rest need not run
+            return True
+    return False
 
 
 def compiled_main(data):
@@ -795,7 +1104,8 @@ def compiled_main(data):
         if built and req.get("return_build"):
             reply["build"] = read_build(req["return_build"]["paths"], req["return_build"]["cap"])
     if built:
-        run_units(child, req["run"], units)
+        if run_units(child, req["run"], units):
+            reply["stopped"] = True
     elif child is not None:
         os.close(child.ctl_w)  # the T forked for a first test that will not come: it exits
     reply["compiled"] = built
@@ -860,13 +1170,38 @@ def parse_main(data):
             setup.append(ast.unparse(st))
         else:
             whole = True
+    names = program_names_used(tree, entry)
     if whole or not checks:
         code = req["test_code"]
         if entry and not calls_check and "def check(" in code:
             code += f"\ncheck({entry})\n"
-        send_frame(ord("r"), {"whole": code})
+        send_frame(ord("r"), {"whole": code, "names": names})
         return
-    send_frame(ord("r"), {"setup": "\n".join(setup), "checks": checks})
+    send_frame(ord("r"), {"setup": "\n".join(setup), "checks": checks, "names": names})
+
+
+def program_names_used(tree, entry):
+    """The names the test code reads but never binds itself, builtins excepted: the ones it can
+    only mean to take from the program (its entry point, helpers such as HumanEval's `poly`).
+    A builtin the program redefines is not among them: the checking code keeps the real one."""
+    loaded, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    names = sorted(n for n in loaded - bound if not hasattr(builtins, n))
+    if entry and entry not in names:
+        names.insert(0, entry)
+    return names
 
 
 # ---- the zygote loop -----------------------------------------------------------------------------

@@ -122,12 +122,18 @@ impl Slot {
     }
 
     /// Sends one request ('R' run, 'P' parse) and waits for the harness report and the zygote's
-    /// "done". `budget_ms` is the harness's whole allowance; the daemon waits a little longer.
+    /// "done". `budget_ms` is the harness's whole allowance ('Q': the run's own limit), and
+    /// `wait_ms` the longest the request may take (its units' wall time stretches while they
+    /// wait for a CPU); the daemon waits a little longer. `stop` sees each unit as it streams in
+    /// (its index and its shape as the engine reads it): when it says true, the zygote is told to
+    /// stop the request there ('S'; all-or-nothing scoring needs no more once a test failed).
     pub fn request(
         &mut self,
         kind: u8,
         budget_ms: u64,
+        wait_ms: u64,
         payload: &[u8],
+        stop: &dyn Fn(usize, &Value) -> bool,
     ) -> Result<Reply, SlotError> {
         if let Some(deadline) = self.pending_done.take() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -139,7 +145,7 @@ impl Slot {
                 Err(e) => return Err(SlotError::NotDelivered(e.message())),
             }
         }
-        let budget = budget_ms + GRACE_MS;
+        let budget = budget_ms.max(wait_ms) + GRACE_MS;
         // 'Q' (a plain run served by the zygote itself) carries the run's own timeout.
         let header = if kind == b'Q' { budget_ms } else { budget };
         self.send(kind, header.min(u32::MAX as u64) as u32, payload)
@@ -149,11 +155,21 @@ impl Slot {
         // Units stream in as 'o' frames (raw output), then the report 'r' (or 'd' alone when
         // the harness died before reporting).
         let mut units = Vec::new();
+        let mut stopped = false;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let (k, body) = self.read_frame(left)?;
             match k {
-                b'o' => units.push(unit_from_frame(&body)?),
+                b'o' => {
+                    let unit = unit_from_frame(&body)?;
+                    if !stopped && stop(units.len(), &unit) {
+                        // Read by whoever captures the units; one that comes after the request
+                        // has ended is skipped by the zygote's loop.
+                        self.send(b'S', 0, &[])?;
+                        stopped = true;
+                    }
+                    units.push(unit);
+                }
                 b'r' => {
                     self.mark_oom_kills(&mut units);
                     let mut r: Value = serde_json::from_slice(&body)

@@ -36,6 +36,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -85,11 +86,24 @@ struct zh_config {
     uint32_t run_filter_len;  /* installed on every child */
     const struct sock_filter *run_filter;
     const char *tmpfs_opts;
+    /* How far a unit's wall time may stretch when the slots outnumber the cores and every one
+     * runs a program that wants a core: the wall-clock backstop where no scheduler statistics
+     * say how long a unit waited for a CPU. */
+    int32_t wall_factor;
 };
 
 static struct zh_config cfg;
+/* Online CPUs (how fast a unit's threads can spend CPU time), and whether the kernel keeps the
+ * per-task scheduler statistics (/proc/<pid>/schedstat) that say how long a task waited for a
+ * CPU. */
+static int ncpu = 1;
+static int have_schedstat;
+/* The daemon sent 'S' during the request: stop at the unit that runs (all-or-nothing scoring
+ * needs no more once a test failed). */
+static int stop_requested;
 static void forget_after_fork(void);
 static int resolve_python_api(void);
+static int probe_schedstat(void);
 /* The interpreter's own after-fork bookkeeping (what os.fork runs in its child), called by a new
  * T here: from Python, through ctypes, it cost ~140 faults per run. */
 static void (*after_fork_child)(void);
@@ -247,6 +261,11 @@ int zh_configure(const struct zh_config *c) {
     if (pthread_atfork(NULL, NULL, forget_after_fork) != 0)
         return fail("pthread_atfork");
     cfg = *c;
+    if (cfg.wall_factor < 1)
+        cfg.wall_factor = 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    ncpu = online > 0 ? (int)online : 1;
+    have_schedstat = probe_schedstat();
     memcpy(run_filter, c->run_filter, sizeof(struct sock_filter) * c->run_filter_len);
     strcpy(tmpfs_opts, c->tmpfs_opts);
     cfg.run_filter = run_filter;
@@ -670,6 +689,7 @@ static void forget_after_fork(void) {
     req_buf = arena = NULL;
     req_cap = arena_cap = 0;
     reap_count = 0;
+    stop_requested = 0;
     memset(spares, 0, sizeof spares);
 }
 
@@ -693,11 +713,158 @@ static int send_units(struct child *c, uint32_t kind, uint32_t start, uint32_t c
 
 struct unit_out {
     int rc_known, rc, exit_code_known, exit_code, signal, compile_error, signaled;
-    int timed_out, output_limit, truncated;
-    double wall_ms, cpu_ms;
+    int timed_out, output_limit, truncated, stopped;
+    double wall_ms, cpu_ms, waited_ms;
     long long max_rss_kb;
     size_t out_len, err_off, err_len, val_off, val_len;
 };
+
+/* ---- a unit's CPU time, and how long it waited for a CPU ---------------------------------------- */
+
+/* A small /proc file into buf, NUL-terminated: its length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
+/* A task's schedstat: "<ns on a CPU> <ns runnable but waiting for a CPU> <slices>". */
+static int read_schedstat(const char *path, long long *on_cpu, long long *waiting) {
+    char buf[128];
+    if (read_small(path, buf, sizeof buf) < 0)
+        return -1;
+    char *p = buf;
+    *on_cpu = (long long)strtoull(p, &p, 10);
+    *waiting = (long long)strtoull(p, NULL, 10);
+    return 0;
+}
+
+/* Kernels without CONFIG_SCHED_INFO (or with it off) print zeros. */
+static int probe_schedstat(void) {
+    char buf[128];
+    if (read_small("/proc/self/schedstat", buf, sizeof buf) < 0)
+        return 0;
+    return strcmp(buf, "0 0 0\n") != 0;
+}
+
+/* CPU seconds a process has spent, all its threads (not its children); -1 once it is gone.
+ * `pid` as fork() returned it (the clock's pid is looked up in the caller's PID namespace). */
+static double process_cpu_s(pid_t pid) {
+    clockid_t cid;
+    struct timespec ts;
+    if (clock_getcpuclockid(pid, &cid) != 0 || clock_gettime(cid, &ts) != 0)
+        return -1;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A child's pid as this process's /proc names it, from its pidfd's fdinfo. Not always the pid
+ * fork() returned: the zygote's /proc was mounted before its PID namespace was made, so it
+ * shows the host's numbers. -1 when unknown. */
+static pid_t proc_pid_of(int pidfd) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    if (read_small(path, buf, sizeof buf) < 0)
+        return -1;
+    const char *p = strstr(buf, "\nPid:");
+    if (!p)
+        return -1;
+    long v = strtol(p + 5, NULL, 10);
+    return v > 0 ? (pid_t)v : -1;
+}
+
+/* Over the threads of the process /proc calls `ppid`: the CPU time they spent (ns) and the
+ * longest time one of them waited for a CPU (ns), the main thread's counted from `base` (its
+ * value when the unit started: T runs unit after unit); threads made since count whole. */
+static void thread_stats(pid_t ppid, long long base, long long *cpu_ns, long long *delay_ns) {
+    char path[96], dents[4096];
+    *cpu_ns = 0;
+    *delay_ns = -1;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)ppid);
+    int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return;
+    for (;;) {
+        long n = syscall(SYS_getdents64, dir, dents, sizeof dents);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            unsigned short reclen;
+            memcpy(&reclen, dents + off + 16, 2); /* struct linux_dirent64: d_reclen, d_name */
+            const char *name = dents + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9')
+                continue;
+            snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", (int)ppid, name);
+            long long on_cpu, waiting;
+            if (read_schedstat(path, &on_cpu, &waiting) != 0)
+                continue;
+            if (atoi(name) == (int)ppid)
+                waiting -= base;
+            *cpu_ns += on_cpu;
+            if (waiting > *delay_ns)
+                *delay_ns = waiting;
+        }
+    }
+    close(dir);
+}
+
+/* Where a unit started: T's CPU time, its pid as /proc names it, its main thread's run delay. */
+struct unit_clock {
+    double cpu0;
+    pid_t ppid;
+    long long delay0;
+};
+
+static void unit_clock_start(const struct child *c, struct unit_clock *c0) {
+    c0->cpu0 = process_cpu_s(c->pid);
+    c0->ppid = proc_pid_of(c->pidfd);
+    c0->delay0 = 0;
+    if (have_schedstat && c0->ppid > 0) {
+        char path[64];
+        long long on_cpu, waiting;
+        snprintf(path, sizeof path, "/proc/%d/schedstat", (int)c0->ppid);
+        if (read_schedstat(path, &on_cpu, &waiting) == 0)
+            c0->delay0 = waiting;
+    }
+}
+
+/* What a unit has used since its start: CPU seconds of T and of the processes T started (a
+ * compiled program under its runner), and the longest time any of their threads waited for a
+ * CPU, which the wall-clock backstop does not count. */
+static void unit_usage(const struct child *c, const struct unit_clock *c0, double *cpu,
+                       double *waited) {
+    double t = process_cpu_s(c->pid);
+    *cpu = t >= 0 && c0->cpu0 >= 0 ? t - c0->cpu0 : 0;
+    *waited = 0;
+    if (c0->ppid <= 0)
+        return;
+    long long most = -1, kid_cpu, kid_delay;
+    if (have_schedstat)
+        thread_stats(c0->ppid, c0->delay0, &kid_cpu, &most);
+    char path[96], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)c0->ppid, (int)c0->ppid);
+    if (read_small(path, buf, sizeof buf) > 0) {
+        char *p = buf;
+        for (int i = 0; i < 64; i++) {
+            char *end;
+            unsigned long long kid = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+            p = end;
+            thread_stats((pid_t)kid, 0, &kid_cpu, &kid_delay);
+            *cpu += (double)kid_cpu * 1e-9;
+            if (kid_delay > most)
+                most = kid_delay;
+        }
+    }
+    *waited = most > 0 ? (double)most * 1e-9 : 0;
+}
 
 static int ensure_arena(uint32_t cap) {
     size_t size = 2 * ((size_t)cap + 1) + RESULT_CAP + 1 + DISCARD;
@@ -710,10 +877,20 @@ static int ensure_arena(uint32_t cap) {
     return arena ? 0 : fail("output arena");
 }
 
-/* Captures unit k of T until its three pipes reach EOF (T went on or exited), T dies, or the
- * unit's deadline passes (T is killed). Output lands in the arena: stdout at 0, stderr at cap+1,
- * the result at 2cap+2, each with a byte to spare to tell "over the cap" from "at it". Sets
- * *alive = T still runs the next unit. */
+#define TIMED_OUT_CPU 1
+#define TIMED_OUT_WALL 2
+
+/* Captures unit k of T until its three pipes reach EOF (T went on or exited), T dies, the unit
+ * runs out of time (T is killed), or the daemon says stop (an 'S' frame on CTL: T is killed and
+ * the unit marked stopped). Time: the unit's CPU time (T's threads and the processes it started)
+ * is the limit, `timeout_ms`; its wall time is the backstop, at `timeout_ms` too but not counting
+ * the time its threads waited for a CPU, so that a program blocked in sleep or on a lock is cut
+ * off at the limit while one slowed by more runs in flight than cores is not (without scheduler
+ * statistics: `wall_factor` times the limit). Checks are made only when the CPU time could have
+ * reached the limit (at the rate of every core) or the backstop is due, so a unit that ends
+ * within its limit costs one clock read and one schedstat read. Output lands in the arena:
+ * stdout at 0, stderr at cap+1, the result at 2cap+2, each with a byte to spare to tell "over
+ * the cap" from "at it". Sets *alive = T still runs the next unit. */
 static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t cap, double t0,
                         struct unit_out *u, int *alive) {
     if (ensure_arena(cap) != 0)
@@ -723,19 +900,41 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
     size_t filled[3] = {0, 0, 0};
     unsigned char *discard = arena + arena_cap - DISCARD;
     int live[3] = {1, 1, 1};
-    int nlive = 3, dead = 0, over = 0, timed_out = 0;
-    double deadline = t0 + timeout_ms / 1000.0, drain_until = 0;
+    int nlive = 3, dead = 0, over = 0, timed_out = 0, stopped = 0;
+    double waited_last = 0;
+    double limit = timeout_ms / 1000.0, drain_until = 0;
+    /* However long it waited for a CPU, a unit is never given more than this. */
+    double hard = t0 + limit * (cfg.wall_factor + 1);
+    double next_check = t0 + limit / ncpu;
+    struct unit_clock c0;
+    unit_clock_start(c, &c0);
     memset(u, 0, sizeof *u);
     while (nlive) {
         double t = now_s(), left;
         if (!dead) {
-            left = deadline - t;
-            if (left <= 0) {
-                timed_out = 1;
-                kill_child(c->pid);
-                dead = 1;
-                continue;
+            if (t >= next_check || t >= hard) {
+                double cpu, waited;
+                unit_usage(c, &c0, &cpu, &waited);
+                waited_last = waited;
+                /* A little beyond the limit: a program on a CPU throughout (a spinner) spends a
+                 * few ms off it too (reading its request), and it should meet the CPU limit
+                 * first, as the CPU limit is what it ran out of. */
+                double slack = 0.01 + limit * 0.05;
+                double allowed = have_schedstat ? limit + waited + slack : limit * cfg.wall_factor;
+                if (t0 + allowed > hard)
+                    allowed = hard - t0;
+                if (cpu >= limit || t - t0 >= allowed) {
+                    timed_out = cpu >= limit ? TIMED_OUT_CPU : TIMED_OUT_WALL;
+                    kill_child(c->pid);
+                    dead = 1;
+                    continue;
+                }
+                double to_cpu = (limit - cpu) / ncpu, to_wall = allowed - (t - t0);
+                next_check = t + (to_cpu < to_wall ? to_cpu : to_wall);
+                if (next_check < t + 0.001)
+                    next_check = t + 0.001;
             }
+            left = next_check - t;
         } else {
             /* T is gone (and with it its PID namespace): only stragglers' output is left. */
             if (drain_until == 0)
@@ -744,8 +943,8 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
             if (left <= 0)
                 break;
         }
-        struct pollfd p[4];
-        int idx[4], np = 0;
+        struct pollfd p[5];
+        int idx[5], np = 0;
         for (int j = 0; j < 3; j++)
             if (live[j]) {
                 p[np].fd = c->fds[k][j];
@@ -756,6 +955,9 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
             p[np].fd = c->pidfd;
             p[np].events = POLLIN;
             idx[np++] = -1;
+            p[np].fd = CTL;
+            p[np].events = POLLIN;
+            idx[np++] = -2;
         }
         int ms = (int)ceil(left * 1000.0);
         int r = poll(p, (nfds_t)np, ms < 1 ? 1 : ms);
@@ -765,6 +967,16 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
             if (!p[i].revents)
                 continue;
             int j = idx[i];
+            if (j == -2) {
+                /* Only 'S' comes mid-request; EOF (the daemon is gone) stops as well. */
+                unsigned char h[9];
+                if (read_exact(CTL, h, sizeof h) != 0 || h[4] == 'S') {
+                    stop_requested = stopped = 1;
+                    kill_child(c->pid);
+                    dead = 1;
+                }
+                continue;
+            }
             if (j < 0) {
                 dead = 1;
                 if (!cfg.isolated)
@@ -796,6 +1008,8 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
         c->fds[k][j] = -1;
     }
     u->timed_out = timed_out;
+    u->waited_ms = waited_last * 1000.0;
+    u->stopped = stopped;
     u->output_limit = over;
     u->truncated = filled[0] > cap || filled[1] > cap;
     u->out_len = filled[0] < cap ? filled[0] : cap;
@@ -805,7 +1019,7 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
     const unsigned char *rep = arena + start[2];
     u->val_off = start[2];
     u->val_len = 0;
-    if (rlen >= REPORT_SIZE && memcmp(rep, "GZR1", 4) == 0 && !timed_out && !over) {
+    if (rlen >= REPORT_SIZE && memcmp(rep, "GZR1", 4) == 0 && !timed_out && !over && !stopped) {
         int32_t rc;
         uint32_t flags;
         double cpu;
@@ -879,15 +1093,19 @@ static int send_unit(const struct unit_out *u) {
         snprintf(sig, sizeof sig, "%d", u->signal);
     else
         strcpy(sig, "null");
+    char why[96] = "";
+    if (u->timed_out)
+        snprintf(why, sizeof why, ", \"timeout_kind\": \"%s\", \"cpu_wait_ms\": %.3f",
+                 u->timed_out == TIMED_OUT_CPU ? "cpu" : "wall", u->waited_ms);
     int m = snprintf(meta, sizeof meta,
                      "{\"exit_code\": %s, \"signal\": %s, \"wall_ms\": %.3f, \"cpu_ms\": %.3f, "
-                     "\"max_rss_kb\": %lld, \"truncated\": %s, \"timed_out\": %s, "
-                     "\"output_limit\": %s%s, \"lengths\": [%zu, %zu, %zu]}",
+                     "\"max_rss_kb\": %lld, \"truncated\": %s, \"timed_out\": %s%s, "
+                     "\"output_limit\": %s%s%s, \"lengths\": [%zu, %zu, %zu]}",
                      code, sig, u->wall_ms, u->cpu_ms, u->max_rss_kb,
-                     u->truncated ? "true" : "false", u->timed_out ? "true" : "false",
+                     u->truncated ? "true" : "false", u->timed_out ? "true" : "false", why,
                      u->output_limit ? "true" : "false",
-                     u->compile_error ? ", \"compile_error\": true" : "", u->out_len, u->err_len,
-                     u->val_len);
+                     u->compile_error ? ", \"compile_error\": true" : "",
+                     u->stopped ? ", \"stopped\": true" : "", u->out_len, u->err_len, u->val_len);
     if (m < 0 || (size_t)m >= sizeof meta)
         return fail("unit meta too long");
     size_t total = 4 + (size_t)m + u->out_len + u->err_len + u->val_len;
@@ -934,6 +1152,7 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
     }
     struct child cur = spares[key];
     double t0 = now_s();
+    stop_requested = 0;
     uint32_t count = min3(n_units, per, (uint32_t)cur.n_units);
     int keep = -1, r;
     if (n_units > 1) { /* T may die before its last unit */
@@ -963,12 +1182,12 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
                 return fail("write to daemon");
             done++;
             t0 = now_s();
-            if (!alive || compile_error)
+            if (!alive || compile_error || stop_requested)
                 break;
         }
         if (cur.n_units) /* T ended early: its unused pipes */
             close_child(&cur, 1, NULL, NULL);
-        if (done >= n_units || compile_error)
+        if (done >= n_units || compile_error || stop_requested)
             break;
         count = min3(n_units - done, per, MAX_UNITS);
         r = spawn(&cur, (int)count, 1, cfg.own_pidns);
@@ -983,7 +1202,9 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
     if (keep >= 0)
         close(keep);
     /* A compile error is the request's answer (U); a plain run (Q) shows it as its stderr. */
-    const char *rep = compile_error && kind == 'U' ? "{\"compile_error\": true}" : "{}";
+    const char *rep = compile_error && kind == 'U' ? "{\"compile_error\": true}"
+                      : stop_requested               ? "{\"stopped\": true}"
+                                                     : "{}";
     if (send_frame('r', rep, strlen(rep)) != 0)
         return fail("write to daemon");
     reap_later();
@@ -1018,12 +1239,17 @@ int zh_harness_units(const int32_t *out, int n, uint32_t timeout_ms, uint32_t ca
         if (sent != 0)
             return fail("write to daemon");
         done++;
+        if (stop_requested)
+            break;
     }
     if (c.n_units)
         close_child(&c, 1, NULL, NULL);
     reap_later();
     return done;
 }
+
+/* For zygote.py: whether the daemon said stop during this harness's units. */
+int zh_stopped(void) { return stop_requested; }
 
 unsigned char *zh_request(void) { return req_buf; }
 uint32_t zh_request_len(void) { return req_len; }
@@ -1060,6 +1286,8 @@ int zh_serve(void) {
         }
         if (read_exact(CTL, req_buf, n) != 0)
             _exit(0);
+        if (hdr[4] == 'S')
+            continue; /* a stop that came after its request had ended */
         req_len = n;
         req_budget = budget;
         if (hdr[4] != 'Q' && hdr[4] != 'U')

@@ -695,7 +695,9 @@ def test_printing_a_pass_marker_and_exiting_early_fails_assert_tests(sandbox, as
 def test_exiting_with_zero_from_inside_the_function_fails(sandbox, assert_contained):
     code = "import os\ndef add(a, b):\n    os._exit(0)\n"
     r = sandbox.run_tests(code, test_code="assert add(1, 2) == 3\n")
-    assert r["passed"] == 0 and r["first_failure"]["reason"] == "no_result", r
+    # The checker sees the program's process end mid-call (or dies with it first).
+    reasons = ("no_result", "exception: ProgramError: the program's process ended")
+    assert r["passed"] == 0 and r["first_failure"]["reason"] in reasons, r
     r = sandbox.run_tests(code, tests=[{"call": "add", "args": [1, 2], "expected": 3}])
     assert r["passed"] == 0, r
     assert_contained()
@@ -797,4 +799,143 @@ def test_a_later_run_cannot_find_an_earlier_runs_exit_code_in_its_memory(sandbox
         for _ in range(4):
             r = run(sandbox, scan, timeout_ms=10000)
             assert r["stdout"] == "found 0\n", r
+    assert_contained()
+
+
+# ---- faking HumanEval-style checks that are not a plain list of asserts ----------------------------
+#
+# The check runs in a process the program never touched, and every value the program returns
+# reaches it only as plain data rebuilt from an exact-type encoding: none of these may pass, in any
+# of the shapes HumanEval's checks take.
+
+CHECKS = {
+    "loop": "def check(candidate):\n    for x in [1, 2, 3]:\n        assert candidate(x) == x * 2, x\n",
+    "assignment_and_print": "def check(candidate):\n    print('go')\n    r = candidate(4)\n    assert r == 8\n",
+    "abs_tolerance": "def check(candidate):\n    assert abs(candidate(1) - 2.0) < 1e-6\n",
+    "isclose": "import math\n\ndef check(candidate):\n    assert math.isclose(candidate(1), 2.0)\n",
+    "set_of_result": "def check(candidate):\n    assert set(candidate(1)) == {2}\n",
+    "sorted_result": "def check(candidate):\n    assert sorted(candidate(1)) == [2]\n",
+    "reference_function": textwrap.dedent("""\
+        def check(candidate):
+            def ref(x):
+                return x * 2
+            for x in range(5):
+                assert candidate(x) == ref(x)
+    """),
+    "less_than": "def check(candidate):\n    assert candidate(1) < 0 and not candidate(1) >= 0\n",
+    "truthiness": "def check(candidate):\n    assert candidate(1) and not candidate(2) != 4\n",
+}
+
+FORGERIES = {
+    "str_subclass_always_equal": """
+        class S(str):
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+            __hash__ = str.__hash__
+        def f(x): return S("no")
+    """,
+    "int_subclass_always_equal": """
+        class I(int):
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+            def __lt__(self, other): return True
+            def __ge__(self, other): return False
+            def __hash__(self): return 2
+        def f(x): return I(0)
+    """,
+    "float_with_abs_and_sub_zero": """
+        class F(float):
+            def __sub__(self, other): return 0.0
+            def __rsub__(self, other): return 0.0
+            def __abs__(self): return 0.0
+            def __eq__(self, other): return True
+        def f(x): return F(-1.0)
+    """,
+    "list_subclass_always_equal": """
+        class L(list):
+            def __eq__(self, other): return True
+            def __iter__(self): return iter([2])
+        def f(x): return L([9])
+    """,
+    "object_with_every_dunder": """
+        class Anything:
+            def __eq__(self, o): return True
+            def __ne__(self, o): return False
+            def __lt__(self, o): return True
+            def __ge__(self, o): return False
+            def __bool__(self): return True
+            def __hash__(self): return 0
+            def __iter__(self): return iter([2])
+            def __sub__(self, o): return 0
+            def __rsub__(self, o): return 0
+            def __abs__(self): return 0
+            def __float__(self): return 2.0
+        def f(x): return Anything()
+    """,
+    "patched_builtins_and_math": """
+        import builtins, math
+        builtins.abs = lambda v: 0
+        builtins.sorted = lambda v, **k: [2]
+        builtins.set = lambda v=(): {2}
+        builtins.AssertionError = type("Nothing", (Exception,), {})
+        math.isclose = lambda *a, **k: True
+        def f(x): return "wrong"
+    """,
+    "system_exit_zero_in_the_function": """
+        def f(x): raise SystemExit(0)
+    """,
+    "system_exit_zero_at_import": """
+        raise SystemExit(0)
+        def f(x): return x * 2
+    """,
+    "os_exit_zero_in_the_function": """
+        import os
+        def f(x): os._exit(0)
+    """,
+    "forged_reports_on_every_fd": """
+        import os, struct
+        report = struct.pack("<4siIIdq", b"GZR1", 0, 0, 0, 0.0, 0) + b'{"values": []}'
+        def f(x):
+            for fd in range(3, 200):
+                try:
+                    os.write(fd, report)
+                except OSError:
+                    pass
+            os._exit(0)
+    """,
+    "reads_the_checkers_memory": """
+        import os
+        def f(x):
+            for pid in os.listdir("/proc"):
+                if pid.isdigit() and int(pid) != os.getpid():
+                    for what in ("mem", "fd/3", "environ"):
+                        try:
+                            open(f"/proc/{pid}/{what}", "rb").read(1)
+                            print("opened", pid, what)
+                        except OSError:
+                            pass
+            return "wrong"
+    """,
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_humaneval_check_shapes_cannot_be_faked(sandbox, assert_contained, forgery):
+    code = textwrap.dedent(FORGERIES[forgery])
+    for shape, check in CHECKS.items():
+        r = sandbox.run_tests(code, test_code=check, entry_point="f")
+        assert r["passed"] == 0, (forgery, shape, r)
+        assert "opened" not in r["first_failure"]["stdout"], (forgery, shape, r)
+    honest = "def f(x):\n    return x * 2\n"
+    for shape in ("loop", "assignment_and_print", "reference_function"):
+        assert sandbox.run_tests(honest, test_code=CHECKS[shape], entry_point="f")["passed"] == 1
+    assert_contained()
+
+
+def test_assert_list_with_both_sides_calling_the_program_cannot_be_faked(sandbox, assert_contained):
+    # Both operands are evaluated in the checker: the program's patched `sorted` is not the one
+    # the right-hand side calls.
+    code = "import builtins\nbuiltins.sorted = lambda v, **k: [0]\ndef f(x):\n    return [0]\n"
+    r = sandbox.run_tests(code, test_code="assert f([3, 1]) == sorted([3, 1])\n")
+    assert r["passed"] == 0 and r["first_failure"]["reason"] == "assertion_failed", r
     assert_contained()

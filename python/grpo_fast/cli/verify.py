@@ -65,7 +65,10 @@ def _apply(resp: dict[str, Any], verdict: Any) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON (to stderr when the records go to stdout with -o -).")
 @click.option("--language", default=None, metavar="LANG",
-              help="Language of the programs for --verifier code: python (default), cpp or c.")
+              help="Language of the programs for --verifier code: python (default); cpp, c, rust, java or "
+                   "javascript where the sandbox daemon has the compiler (`grpo-fast sandbox status` lists "
+                   "what it runs; an unknown or unavailable one stops before any work). A record's own "
+                   "`language` field wins.")
 @click.option("--sandbox", default=None, metavar="ENDPOINTS",
               help="Code verifier: sandbox daemons to spread the work over, e.g. "
                    "unix:/run/a.sock,tcp:10.0.0.2:8787 (default: $GRPO_SANDBOX, else the local daemon).")

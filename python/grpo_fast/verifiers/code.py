@@ -18,14 +18,35 @@ from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, did_you_mean
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\n`]*)\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
 
 # Fence tags per language the daemon runs (the daemon's own aliases are among them).
-LANGUAGE_TAGS = {"python": {"python", "py", "python3", "py3"}, "cpp": {"cpp", "c++", "cxx", "cc"}, "c": {"c"},
-                 "rust": {"rust", "rs"}, "java": {"java"}, "javascript": {"javascript", "js", "node", "nodejs"}}
+LANGUAGE_TAGS = {
+    "python": {"python", "py", "python3", "py3"},
+    "cpp": {"cpp", "c++", "cxx", "cc"},
+    "c": {"c"},
+    "rust": {"rust", "rs"},
+    "java": {"java"},
+    "javascript": {"javascript", "js", "node", "nodejs"},
+}
 
 
 def canonical_language(language: str) -> str:
     """`"c++"` -> `"cpp"`, `"py"` -> `"python"`; a name no table knows is kept as given."""
-    low = language.lower()
+    low = language.strip().lower()
     return next((name for name, tags in LANGUAGE_TAGS.items() if low in tags), low)
+
+
+def known_language(language: str) -> str:
+    """The canonical name of a language grpo-fast can run (where the daemon has its compiler),
+    else a ConfigError that lists them and names the closest ("did you mean 'python'?")."""
+    name = canonical_language(language)
+    if name in LANGUAGE_TAGS:
+        return name
+    aliases = sorted({tag for tags in LANGUAGE_TAGS.values() for tag in tags})
+    raise ConfigError(
+        f"code verifier: unknown language {language!r}{did_you_mean(name, aliases)} "
+        f"(languages: {', '.join(LANGUAGE_TAGS)}; `grpo-fast sandbox status` lists what a daemon "
+        "runs)",
+        field="language",
+    )
 
 
 def extract_code(response: str, language: str = "python", fallback: str = "none") -> str | None:
@@ -54,11 +75,16 @@ def _excerpt(text: str, limit: int) -> str:
 class CodeVerifier(Verifier):
     """Scores code responses by running them against the record's `tests` (docs/sandbox.md).
 
-    language: the program's language, "python", "cpp", "c", "rust", "java" or "javascript"
+    language: the programs' language, "python", "cpp", "c", "rust", "java" or "javascript"
         (aliases: py, c++, cxx, rs, js): the fenced block extracted and how the daemon runs it
         (C, C++, Rust and Java are compiled once per response, then run per test; all but
-        Python take stdin/stdout tests only).
-    scoring: "fraction" (tests passed / total) or "all" (1.0 only when every test passes).
+        Python take stdin/stdout tests only). A name grpo-fast does not know is a ConfigError at
+        once; a language other than Python is checked against the daemon's `GET /languages` when
+        the verifier is built (a daemon runs a compiled language only where its compiler is).
+    language_field: a record field naming that record's own language (mixed data sets); a
+        record's language the daemon does not run gets an `error` verdict saying so.
+    scoring: "fraction" (tests passed / total) or "all" (1.0 only when every test passes; the
+        daemon stops a program at its first failed test, since later ones cannot change that).
     tests_field: the record field holding the tests.
     timeout_ms, memory_mb: per-test limits (the daemon clamps them to its maxima).
     compare: stdout comparison: whitespace (default), exact, tokens or float.
@@ -91,6 +117,7 @@ class CodeVerifier(Verifier):
         sandbox: str | Sequence[str] | None = None,
         timeout: float | None = None,
         fresh_process_per_test: bool = False,
+        language_field: str = "language",
     ):
         if scoring not in ("fraction", "all"):
             raise ConfigError(f"code verifier: scoring must be 'fraction' or 'all', not {scoring!r}")
@@ -100,12 +127,8 @@ class CodeVerifier(Verifier):
             raise ConfigError(f"code verifier: fallback must be 'none' or 'response', not {fallback!r}")
         if timeout_ms is None and timeout is not None:  # the CLI's shared --timeout is in seconds
             timeout_ms = int(timeout * 1000)
-        self.language = canonical_language(language)
-        if self.language not in LANGUAGE_TAGS:  # fail at build time, not as an error verdict per item
-            aliases = sorted({t for tags in LANGUAGE_TAGS.values() for t in tags})
-            hint = did_you_mean(self.language, aliases)
-            raise ConfigError(f"code verifier: unknown language {language!r}{hint} "
-                              f"(languages: {', '.join(LANGUAGE_TAGS)})")
+        self.language = known_language(language)  # at build time, not as an error verdict per item
+        self.language_field = language_field
         self.scoring = scoring
         self.tests_field = tests_field
         self.timeout_ms = timeout_ms
@@ -122,6 +145,33 @@ class CodeVerifier(Verifier):
             sandbox = os.environ.get("GRPO_SANDBOX") or None
         # Checked now, so a typo fails when the verifier is built, not at the first batch.
         self._endpoints = parse_endpoints(sandbox) if sandbox is not None else None
+        self._available: dict[str, str] | None = None  # the daemon's languages: name or alias -> name
+        if self.language != "python":  # every daemon runs Python; another needs its compiler there
+            self.check_language(self.language)
+
+    def daemon_languages(self) -> dict[str, str]:
+        """What the daemon runs (`GET /languages`, asked once): each name and alias -> its name."""
+        if self._available is None:
+            found = {}
+            for lang in self.client.languages():
+                for alias in [lang["name"], *lang.get("aliases", [])]:
+                    found[str(alias).lower()] = lang["name"]
+            self._available = found
+        return self._available
+
+    def check_language(self, language: str) -> str:
+        """`language`'s canonical name when the daemon runs it, else a ConfigError that says which
+        languages it does run."""
+        name = known_language(language)
+        available = self.daemon_languages()
+        if name in available:
+            return name
+        runs = ", ".join(sorted(set(available.values()), key=lambda n: (n != "python", n)))
+        raise ConfigError(
+            f"code verifier: the sandbox daemon does not run {name} (it has no {name} compiler); "
+            f"it runs: {runs}",
+            field="language",
+        )
 
     @property
     def client(self) -> Client | Pool:
@@ -134,21 +184,58 @@ class CodeVerifier(Verifier):
             self._client.close()
             self._client = None
 
+    def _language_of(self, record: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The record's own language where it names one, else the verifier's; or why not."""
+        own = record.get(self.language_field) if self.language_field else None
+        if own is None:
+            return self.language, None
+        if not isinstance(own, str):
+            return None, f"record field `{self.language_field}` must be a language name, not {own!r}"
+        try:
+            return (self.check_language(own) if canonical_language(own) != "python" else "python"), None
+        except ConfigError as exc:
+            return None, exc.message
+
     def _request(self, item: VerifyItem) -> tuple[dict | None, Verdict | None, str | None]:
-        code = extract_code(item.response, self.language, self.fallback)
+        language, problem = self._language_of(item.record)
+        if language is None:
+            return (
+                None,
+                Verdict(None, None, "error", None, {"message": problem, "status": "bad_language"}),
+                None,
+            )
+        code = extract_code(item.response, language, self.fallback)
         if code is None or not code.strip():
-            return None, Verdict(0.0, False, "no_answer", None, {"execution_output": "", "status": "no_code"}), None
+            return (
+                None,
+                Verdict(0.0, False, "no_answer", None, {"execution_output": "", "status": "no_code"}),
+                None,
+            )
         tests = item.record.get(self.tests_field)
         if tests is None:
-            return None, Verdict(None, None, "error", code, {"message": f"record has no `{self.tests_field}`"}), code
+            return (
+                None,
+                Verdict(None, None, "error", code, {"message": f"record has no `{self.tests_field}`"}),
+                code,
+            )
         try:
             t = normalize_tests(tests, item.record)
         except DataError as exc:
             return None, Verdict(None, None, "error", code, {"message": exc.message}), code
-        body = tests_request(code, t["tests"], test_code=t["test_code"], entry_point=t["entry_point"],
-                             language=self.language, compare=self.compare, float_tolerance=self.float_tolerance,
-                             timeout_ms=self.timeout_ms, memory_mb=self.memory_mb,
-                             fresh_process_per_test=self.fresh_process_per_test)
+        body = tests_request(
+            code,
+            t["tests"],
+            test_code=t["test_code"],
+            entry_point=t["entry_point"],
+            language=language,
+            compare=self.compare,
+            float_tolerance=self.float_tolerance,
+            timeout_ms=self.timeout_ms,
+            memory_mb=self.memory_mb,
+            fresh_process_per_test=self.fresh_process_per_test,
+        )
+        if self.scoring == "all":  # no later test can change an all-or-nothing score
+            body["stop_at_first_failure"] = True
         body["kind"] = "run_tests"
         return body, None, code
 
@@ -181,10 +268,21 @@ class CodeVerifier(Verifier):
         if ff:
             parts = [ff.get("stdout") or "", ff.get("stderr") or ""]
             output = _excerpt("\n".join(p for p in parts if p), self.output_chars)
-        details: dict[str, Any] = {"execution_output": output, "tests_passed": passed, "tests_total": total,
-                                   "status": status}
+        details: dict[str, Any] = {
+            "execution_output": output,
+            "tests_passed": passed,
+            "tests_total": total,
+            "status": status,
+        }
+        # Tests that ran out of time, and (all-or-nothing) tests never run after the first failure.
+        for key, status_ in (("tests_timed_out", "timeout"), ("tests_skipped", "skipped")):
+            count = sum(1 for t in res.get("tests", []) if t.get("status") == status_)
+            if count:
+                details[key] = count
         if ff:
-            details["first_failure"] = {k: ff.get(k) for k in ("index", "reason", "status", "check", "expected")}
+            details["first_failure"] = {
+                k: ff.get(k) for k in ("index", "reason", "status", "check", "expected")
+            }
         if status == "sandbox_error":
             details["message"] = res.get("message")
             return Verdict(None, None, "error", code, details)
