@@ -241,6 +241,23 @@ def test_regex_per_record_and_errors():
         FormatVerifier(mode="regex")
 
 
+@pytest.mark.parametrize("pattern", [r"(a+)+", r"(a|a)*", r"(a|aa)+", r"(\w+\s?)+"])
+def test_regex_cannot_be_made_to_backtrack(pattern):
+    """Patterns that send a backtracking engine (Python's `re`) into exponential time on a near miss
+    (`(a+)+` on 40 a's then a b: about 2^40 steps) are decided in one linear pass."""
+    v = FormatVerifier(pattern=pattern)
+    near_miss = "a" * 40 + "!"
+    out = v.verify_batch([VerifyItem("p", near_miss, {}), VerifyItem("p", "a" * 40, {})])
+    assert [o.reason for o in out] == ["no_match", "correct"]
+
+
+def test_regex_without_a_linear_time_form_is_refused_up_front():
+    for pattern, what in [(r"(?=\d)\w+", "look-around"), (r"(a)\1", "backreferences")]:
+        with pytest.raises(ConfigError, match="linear-time engine") as info:
+            FormatVerifier(pattern=pattern)
+        assert pattern in str(info.value) and what in str(info.value)
+
+
 BILLION_LAUGHS = (
     '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
     + "".join(

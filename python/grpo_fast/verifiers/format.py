@@ -192,10 +192,7 @@ class FormatVerifier(Verifier):
             raise ConfigError(f"a pattern is for format mode regex, not {self.mode}")
         if self.mode != "json" and (schema is not None or schema_field):
             raise ConfigError(f"a schema is for format mode json, not {self.mode}")
-        try:
-            self.pattern = re.compile(pattern, re.DOTALL) if pattern else None
-        except re.error as exc:
-            raise ConfigError(f"bad format pattern {pattern!r}: {exc}") from exc
+        self.pattern = _native.FullMatch(pattern) if pattern else None
         self.schema = _load_schema(schema) if schema is not None else None
         self._validator = None
         if self.schema is not None:
@@ -324,14 +321,14 @@ class FormatVerifier(Verifier):
                     {"message": f"record's {self.pattern_field} must be a string"},
                 )
             try:
-                pattern = self._patterns.get_or(raw, lambda: re.compile(raw, re.DOTALL))
-            except re.error as exc:
+                pattern = self._patterns.get_or(raw, lambda: _native.FullMatch(raw))
+            except ConfigError as exc:
                 return Verdict(None, None, "bad_pattern", None, {"message": f"regex {raw!r}: {exc}"})
         if pattern is None:
             return Verdict(
                 None, None, "no_pattern", None, {"message": f"record has no `{self.pattern_field}`"}
             )
-        if pattern.fullmatch(text) is None:
+        if not pattern.fullmatch(text):
             return Verdict(
                 0.0,
                 False,

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod io;
 mod math;
+mod pattern;
 mod sandboxd;
 mod stats;
 
@@ -15,6 +16,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     io::register(m)?;
     stats::register(m)?;
     math::register(m)?;
+    pattern::register(m)?;
     sandboxd::register(m)?;
     Ok(())
 }
