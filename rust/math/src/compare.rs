@@ -160,7 +160,38 @@ fn choice_letter(s: &str) -> Option<u8> {
     // `B`, `B)` or `(B` alone; not `Bx` (a product), `B_1` or `B+1`.
     let t = s.strip_prefix('(').unwrap_or(s);
     let letter = *t.as_bytes().first()?;
-    ((b'A'..=b'E').contains(&letter) && matches!(&t[1..], "" | ")")).then_some(letter)
+    if !(b'A'..=b'E').contains(&letter) {
+        return None;
+    }
+    // `B)7`: the letter of an option written with its value ("B) 7").
+    (matches!(&t[1..], "" | ")") || (t.len() > 2 && t.as_bytes()[1] == b')')).then_some(letter)
+}
+
+/// `(A)24` or `A)24`: an option's letter followed by its value, as (letter, value).
+fn choice_with_value(s: &str) -> Option<(u8, &str)> {
+    let t = s.strip_prefix('(').unwrap_or(s);
+    let b = t.as_bytes();
+    (b.len() > 2 && (b'A'..=b'E').contains(&b[0]) && b[1] == b')').then(|| (b[0], &t[2..]))
+}
+
+/// `4.5m`, `12s`: a number with a one-letter unit glued to it, as the number. Only read so
+/// against an answer that is a plain number, where the letter cannot be a variable.
+fn number_with_unit_letter(s: &str) -> Option<&str> {
+    let last = *s.as_bytes().last()?;
+    if !matches!(last, b'm' | b'g' | b's' | b'h' | b'L' | b'l') {
+        return None;
+    }
+    let num = &s[..s.len() - 1];
+    let body = num.strip_prefix('-').unwrap_or(num);
+    (!body.is_empty()
+        && body.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        && body.bytes().any(|c| c.is_ascii_digit()))
+    .then_some(num)
+}
+
+/// A number without variables (`12`, `\frac{9}{2}`, `4.5`).
+fn is_constant(s: &str) -> bool {
+    expr::parse(strip_percent(s).0).is_some_and(|p| p.vars.is_empty())
 }
 
 /// A word answer such as `Monday` or `even` (compared case-insensitively as text).
@@ -215,6 +246,19 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
                 None => compare_depth(&gold[3..], resp, depth + 1),
             };
         }
+    }
+    // The option's value answers a gold value: `(A)24` for `24` (a letter against the gold's
+    // letter was decided above).
+    if choice_letter(gold).is_none() {
+        if let Some((_, value)) = choice_with_value(resp) {
+            return compare_depth(gold, value, depth + 1);
+        }
+    }
+    if let Some(num) = number_with_unit_letter(resp).filter(|_| is_constant(gold)) {
+        return compare_depth(gold, num, depth + 1);
+    }
+    if let Some(num) = number_with_unit_letter(gold).filter(|_| is_constant(resp)) {
+        return compare_depth(num, resp, depth + 1);
     }
     // Words compare case-insensitively (`\text{No}` = `no`).
     if gold.len() >= 2
@@ -292,7 +336,12 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
     }
     // `x \neq 3` against `x \neq 4`: the same name excluded from values.
     if let (Some(g), Some(r)) = (find_top(gold, "\\neq"), find_top(resp, "\\neq")) {
-        if gold[..g] == resp[..r] && is_label(&gold[..g]) {
+        let (gl, rl) = (gold[..g].trim(), resp[..r].trim());
+        // "all real numbers except -4" names no variable: it matches any single name.
+        let named_alike = (gl == rl || gl.is_empty() || rl.is_empty())
+            && (gl.is_empty() || is_label(gl))
+            && (rl.is_empty() || is_label(rl));
+        if named_alike {
             let n = "\\neq".len();
             return compare_depth(&gold[g + n..], &resp[r + n..], depth + 1);
         }
@@ -338,7 +387,12 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
                 return Equal;
             }
             // `y = 2x + 3` vs `y = 2x + 4`: same lone variable on the left, different right.
-            if g_eq[0] == r_eq[0] && g_eq[0].len() == 1 && same == NotEqual {
+            // Labels are matched by name: `a_5 = 9` against `a_5 = 39` is wrong, whatever the
+            // other items of a list say (`a_5 = 9, a_{20} = 39` vs `a_{20} = 9, a_5 = 39`).
+            if g_eq[0].trim() == r_eq[0].trim()
+                && (g_eq[0].len() == 1 || is_label(g_eq[0]))
+                && same == NotEqual
+            {
                 return NotEqual;
             }
             // `a = 2` vs `b = 2`: values assigned to different variables are different answers.

@@ -536,20 +536,46 @@ impl<'a> Parser<'a> {
                     match k {
                         -1 => {
                             let inv = f.inverse()?;
-                            let arg = self.power()?;
+                            let arg = self.function_argument()?;
                             return Some(Expr::Call(inv, b(arg)));
                         }
                         1..=8 => power = Some(e),
                         _ => return None,
                     }
                 }
-                let arg = self.power()?;
+                let arg = self.function_argument()?;
                 let call = Expr::Call(f, b(arg));
                 Some(match power {
                     Some(e) => Expr::Pow(b(call), b(e)),
                     None => call,
                 })
             }
+        }
+    }
+
+    /// The argument of `\sin`, `\ln`, ...: a bracketed group, or, written without brackets, the
+    /// product of plain factors that follows (`\sin 2x` is sin(2x), `\tan 3\theta` is tan(3θ),
+    /// as every textbook reads them). The product stops at an operator, a bracket or another
+    /// function, so `\sin x \cos x` is sin(x)·cos(x) and `\sin x (1 + x)` is sin(x)·(1 + x).
+    fn function_argument(&mut self) -> Option<Expr> {
+        self.skip_spaces();
+        if matches!(self.peek(), Some(b'(' | b'{' | b'|')) || self.command() == Some("left") {
+            return self.power();
+        }
+        let mut arg = self.power()?;
+        loop {
+            self.skip_spaces();
+            let plain = match self.peek() {
+                Some(c) if c.is_ascii_alphanumeric() => true,
+                Some(b'\\') => self
+                    .command()
+                    .is_some_and(|n| n == "pi" || GREEK.contains(&n)),
+                _ => false,
+            };
+            if !plain {
+                return Some(arg);
+            }
+            arg = Expr::Mul(b(arg), b(self.power()?));
         }
     }
 

@@ -69,6 +69,27 @@ fn unit_exponent_len(rest: &str) -> usize {
     0
 }
 
+/// Numerator and denominator of a Unicode vulgar fraction character.
+fn vulgar_fraction(c: char) -> (u8, u8) {
+    match c {
+        '½' => (1, 2),
+        '⅓' => (1, 3),
+        '⅔' => (2, 3),
+        '¼' => (1, 4),
+        '¾' => (3, 4),
+        '⅕' => (1, 5),
+        '⅖' => (2, 5),
+        '⅗' => (3, 5),
+        '⅘' => (4, 5),
+        '⅙' => (1, 6),
+        '⅚' => (5, 6),
+        '⅛' => (1, 8),
+        '⅜' => (3, 8),
+        '⅝' => (5, 8),
+        _ => (7, 8),
+    }
+}
+
 /// One pass over LaTeX commands: rename synonyms, drop presentation, unwrap text.
 fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
     let bytes = s.as_bytes();
@@ -102,14 +123,35 @@ fn rewrite_commands(s: &str, out: &mut String, has_digit_outside: bool) {
                 '∞' => out.push_str("\\infty "),
                 'π' => out.push_str("\\pi "),
                 '−' | '–' => out.push('-'),
-                '×' => out.push_str("\\times "),
-                '·' => out.push_str("\\cdot "),
+                '×' | '✕' => out.push_str("\\times "),
+                '·' | '⋅' | '∙' => out.push_str("\\cdot "),
+                '÷' => out.push_str("\\div "),
+                '∓' => out.push_str("\\mp "),
+                '±' => out.push_str("\\pm "),
+                '∪' => out.push_str("\\cup "),
+                '∩' => out.push_str("\\cap "),
+                '∈' => out.push_str("\\in "),
+                '∅' => out.push_str("\\emptyset "),
+                '≈' => out.push_str("\\approx "),
+                '⁴' => out.push_str("^4"),
+                '¹' => out.push_str("^1"),
+                '⁻' if s[i + ch.len_utf8()..].starts_with('¹') => {
+                    // `x⁻¹`: the inverse.
+                    out.push_str("^{-1}");
+                    i += '¹'.len_utf8();
+                }
+                // Vulgar fractions: `3½` is the mixed number 3 1/2, which the parser reads.
+                '½' | '⅓' | '⅔' | '¼' | '¾' | '⅕' | '⅖' | '⅗' | '⅘' | '⅙' | '⅚' | '⅛' | '⅜'
+                | '⅝' | '⅞' => {
+                    let (n, d) = vulgar_fraction(ch);
+                    out.push_str(&format!("\\frac{{{n}}}{{{d}}}"));
+                }
                 '√' => out.push_str("\\sqrt"),
                 '²' => out.push_str("^2"),
                 '³' => out.push_str("^3"),
                 '~' => out.push(' '),
                 // A stray `$` (GSM8K `#### $18`) is currency or a lost delimiter.
-                '€' | '£' | '$' => {}
+                '€' | '£' | '$' | '¥' | '₹' | '₩' | '₽' | '¢' => {}
                 _ => out.push(ch),
             }
             i += ch.len_utf8();
@@ -218,11 +260,32 @@ fn rewrite_words(s: &str) -> String {
             *last = "percent".to_string();
         }
     }
-    for t in &mut toks {
-        if is_connector(t) {
-            *t = ",".to_string();
+    // "twenty-five percent", "two-thirds", "one and a half": number words as a number.
+    if let Some((value, used)) = toks
+        .first()
+        .filter(|t| t.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .and_then(|_| number_words(&toks))
+    {
+        if toks[used..]
+            .iter()
+            .all(|t| !t.bytes().any(|b| b.is_ascii_digit()))
+        {
+            toks.splice(..used, [value]);
         }
     }
+    // "2, 4, and 6" (the Oxford comma): a connector right after a comma adds no second one.
+    let mut joined: Vec<String> = Vec::with_capacity(toks.len());
+    for t in toks {
+        if is_connector(&t) {
+            if joined.last().is_some_and(|p| p.ends_with(',')) {
+                continue;
+            }
+            joined.push(",".to_string());
+        } else {
+            joined.push(t);
+        }
+    }
+    let mut toks = joined;
     let is_word = |t: &str| {
         let core = t.trim_end_matches('.');
         let core = core
@@ -236,7 +299,13 @@ fn rewrite_words(s: &str) -> String {
             && core.chars().all(|c| c.is_ascii_alphabetic() || c == '/')
             && core.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 2
     };
+    for t in &mut toks {
+        if let Some(n) = number_before_unit(t) {
+            t.truncate(n);
+        }
+    }
     let mut percent = false;
+    let mut scale = 0u32;
     while toks.len() >= 2
         && is_word(toks[toks.len() - 1].as_str())
         && toks[..toks.len() - 1]
@@ -248,12 +317,205 @@ fn rewrite_words(s: &str) -> String {
         if w.starts_with("percent") || w == "pct" {
             percent = true;
         }
+        // "2.5 billion" is 2.5 \times 10^9; only a scale word right after the number counts.
+        let k = match w.trim_end_matches('s') {
+            "thousand" => 3,
+            "million" => 6,
+            "billion" => 9,
+            "trillion" => 12,
+            _ => 0,
+        };
+        if k > 0 && toks.len() == 1 && is_plain_number(&toks[0]) {
+            scale += k;
+        }
     }
     let mut out = toks.join(" ");
+    if scale > 0 {
+        out.push_str(&format!("\\times10^{{{scale}}}"));
+    }
     if percent {
         out.push('%');
     }
     out
+}
+
+fn cardinal_word(w: &str) -> Option<i64> {
+    const SMALL: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    if let Some(k) = SMALL.iter().position(|x| *x == w) {
+        return Some(k as i64);
+    }
+    TENS.iter()
+        .position(|x| *x == w)
+        .map(|k| 20 + 10 * k as i64)
+}
+
+/// The denominator a fraction word names: "half" 2, "thirds" 3, "quarter" 4, "tenths" 10.
+fn denominator_word(w: &str) -> Option<i64> {
+    let w = w.strip_suffix('s').unwrap_or(w);
+    Some(match w {
+        "half" | "halve" => 2,
+        "third" => 3,
+        "quarter" | "fourth" => 4,
+        "fifth" => 5,
+        "sixth" => 6,
+        "seventh" => 7,
+        "eighth" => 8,
+        "ninth" => 9,
+        "tenth" => 10,
+        "eleventh" => 11,
+        "twelfth" => 12,
+        "twentieth" => 20,
+        "hundredth" => 100,
+        "thousandth" => 1000,
+        _ => return None,
+    })
+}
+
+/// The number that the leading number words of `toks` name, as an integer or `\frac{n}{d}`,
+/// with how many tokens it used. Cardinals up to the billions ("three hundred twenty-five"),
+/// fractions ("two-thirds", "three quarters", "a half", "half"), a whole number and a
+/// fraction ("one and a half"). Ordinals alone ("third") are not fractions. Bounded: at most
+/// 16 tokens are read.
+fn number_words(toks: &[String]) -> Option<(String, usize)> {
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    for (k, t) in toks.iter().take(16).enumerate() {
+        for p in t.to_ascii_lowercase().split('-') {
+            if !p.is_empty() {
+                parts.push((p.to_string(), k + 1));
+            }
+        }
+    }
+    let word = |i: usize| parts.get(i).map(|p| p.0.as_str());
+    // (whole part before "and", the cardinal being read, whether one was read).
+    let (mut whole, mut current, mut seen) = (0i64, 0i64, false);
+    let mut best: Option<(String, usize)> = None;
+    let mut i = 0;
+    while let Some(w) = word(i) {
+        if let Some(v) = cardinal_word(w) {
+            current += v;
+            seen = true;
+        } else if w == "hundred" && seen {
+            current = current.max(1) * 100;
+        } else if let (Some(scale), true) = (
+            match w {
+                "thousand" => Some(1_000i64),
+                "million" => Some(1_000_000),
+                "billion" => Some(1_000_000_000),
+                _ => None,
+            },
+            seen,
+        ) {
+            whole += current.max(1) * scale;
+            current = 0;
+        } else {
+            // A fraction: "[a|an|<cardinal>] <denominator>", after "<whole> and" or alone.
+            let mut j = i;
+            let mut whole_part = 0;
+            if w == "and" && seen {
+                whole_part = whole + current;
+                current = 0;
+                j += 1;
+            } else if w == "and" {
+                break;
+            }
+            let mut numerator = if current > 0 { Some(current) } else { None };
+            if matches!(word(j), Some("a" | "an")) {
+                numerator = Some(1);
+                j += 1;
+            } else if whole_part > 0 {
+                numerator = word(j).and_then(cardinal_word).filter(|n| *n > 0);
+                if numerator.is_some() {
+                    j += 1;
+                }
+            }
+            let Some(d) = word(j).and_then(denominator_word) else {
+                break;
+            };
+            // "third" alone is an ordinal; "half" alone is a half.
+            let n = match numerator {
+                Some(n) => n,
+                None if d == 2 && !seen => 1,
+                None => break,
+            };
+            let base = if whole_part > 0 { whole_part } else { whole };
+            let value = if base > 0 {
+                format!("\\frac{{{}}}{{{d}}}", base * d + n)
+            } else {
+                format!("\\frac{{{n}}}{{{d}}}")
+            };
+            return Some((value, parts[j].1));
+        }
+        if whole > 1_000_000_000_000 || current > 1_000_000_000_000 {
+            return None;
+        }
+        if seen {
+            best = Some(((whole + current).to_string(), parts[i].1));
+        }
+        i += 1;
+    }
+    best
+}
+
+/// `12`, `-4.5`, `1,000.99`: a number as written in prose.
+fn is_plain_number(t: &str) -> bool {
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    !body.is_empty()
+        && body.starts_with(|c: char| c.is_ascii_digit())
+        && body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c == b'.' || c == b',')
+}
+
+/// Units written as abbreviations glued to a number (`12kg`, `4.5cm`, `30cm^2`, `1,000.99m²`).
+/// Single letters (`m`, `g`) only with an exponent here: `2x` is a product, and a bare `4.5m`
+/// is read as metres only against a plain number (see `compare`).
+const GLUED_UNITS: [&str; 42] = [
+    "mm", "cm", "km", "dm", "nm", "um", "kg", "mg", "ml", "mL", "cl", "dl", "kl", "ft", "yd", "mi",
+    "in", "lb", "lbs", "oz", "hr", "hrs", "min", "mins", "sec", "secs", "ms", "mph", "kmh", "kph",
+    "km/h", "m/s", "cm/s", "kW", "kWh", "Hz", "kHz", "cal", "kcal", "mol", "USD", "EUR",
+];
+
+/// The length of the number in `t` when the rest is a glued unit abbreviation.
+fn number_before_unit(t: &str) -> Option<usize> {
+    let n = t
+        .bytes()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, b'.' | b',' | b'-' | b'+'))
+        .count();
+    if n == 0 || !t[..n].bytes().any(|c| c.is_ascii_digit()) || !is_plain_number(&t[..n]) {
+        return None;
+    }
+    let unit = t[n..].trim_end_matches('.');
+    let (base, exponent) = match unit.find('^') {
+        Some(p) => (&unit[..p], Some(&unit[p..])),
+        None => (unit, None),
+    };
+    let exponent_ok = exponent.is_none_or(|e| matches!(e, "^2" | "^3" | "^{2}" | "^{3}"));
+    let single = matches!(base, "m" | "g" | "L" | "l" | "s");
+    (exponent_ok && (GLUED_UNITS.contains(&base) || (single && exponent.is_some()))).then_some(n)
 }
 
 /// `\frac12` -> `\frac{1}{2}`, `\sqrt2` -> `\sqrt{2}`: single-token arguments get braces.

@@ -95,7 +95,20 @@ fn classify(text: &str, t: &Token) -> Kind {
     if matches!(l, "or" | "and" | ",") {
         return Kind::Conn;
     }
-    if matches!(l, "percent" | "pct" | "percentage" | "%") {
+    // Scale words belong to their number: "5 million" is 5,000,000, not 5.
+    if matches!(
+        l,
+        "percent"
+            | "pct"
+            | "percentage"
+            | "%"
+            | "thousand"
+            | "million"
+            | "millions"
+            | "billion"
+            | "billions"
+            | "trillion"
+    ) {
         return Kind::Unit;
     }
     if COPULAS.contains(&l) || matches!(l, "it's" | "that's" | "there's" | "it’s" | "that’s") {
@@ -134,9 +147,22 @@ fn classify(text: &str, t: &Token) -> Kind {
             _ => Kind::Value,
         };
     }
-    if bytes.iter().all(|c| b"=+-<>*/^|".contains(c)) || matches!(w, "−" | "×" | "≤" | "≥" | "≠")
+    if bytes.iter().all(|c| b"=+-<>*/^|".contains(c))
+        || matches!(
+            w,
+            "−" | "×" | "≤" | "≥" | "≠" | "·" | "⋅" | "÷" | "±" | "≈" | "∪"
+        )
     {
         return Kind::Op;
+    }
+    // Unicode math written in prose: `π`, `√2`, `½`, `2π`, `x²`.
+    if w.chars().any(|c| "π√∞½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞²³".contains(c)) && !has_prose_word(w)
+    {
+        return Kind::Value;
+    }
+    // A multiple-choice option, `(C)` or `C)`: "The correct option is (C) 24."
+    if matches!(bytes, [b'(', b'A'..=b'E', b')'] | [b'A'..=b'E', b')']) {
+        return Kind::Value;
     }
     let letters = bytes.iter().filter(|c| c.is_ascii_alphabetic()).count();
     if letters == 1
@@ -460,6 +486,9 @@ fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
             return Some(run_text(text, toks, r));
         }
     }
+    if let Some(v) = excepted(text, toks, &run_at) {
+        return Some(v);
+    }
     // The last copula directly followed (past fillers) by a run.
     let mut next_content = toks.len();
     for ci in (0..toks.len()).rev() {
@@ -480,6 +509,44 @@ fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
             Some(run_text(text, toks, r))
         }
     }
+}
+
+/// "all real numbers except $-4$", "defined for all real x except -4": the excluded value as a
+/// relation, `x \neq -4` (`\neq -4` when no variable is named). Only with "real" before the
+/// "except", so prose such as "she sold all except 3" keeps its number.
+fn excepted(text: &str, toks: &[Token], run_at: &[Option<Run>]) -> Option<String> {
+    let word = |t: &Token| &text[t.start..t.end];
+    let at = toks
+        .iter()
+        .rposition(|t| t.body.is_none() && word(t).eq_ignore_ascii_case("except"))?;
+    if !toks[..at]
+        .iter()
+        .any(|t| t.body.is_none() && word(t).eq_ignore_ascii_case("real"))
+    {
+        return None;
+    }
+    let mut k = at + 1;
+    while k < toks.len()
+        && (toks[k].kind == Kind::Filler
+            || (toks[k].body.is_none()
+                && matches!(
+                    word(&toks[k]).to_ascii_lowercase().as_str(),
+                    "for" | "at" | "when"
+                )))
+    {
+        k += 1;
+    }
+    let r = run_at.get(k).copied().flatten()?;
+    let value = run_text(text, toks, r);
+    // "except x = -4": the run names its variable itself.
+    if value.contains('=') {
+        return Some(value.replacen('=', "\\neq", 1));
+    }
+    let label = match toks[..at].last() {
+        Some(t) if t.kind == Kind::Var => word(t),
+        _ => "",
+    };
+    Some(format!("{label} \\neq {value}").trim().to_string())
 }
 
 /// Words that open a conclusion: "Therefore x = 1 or x = -2."
