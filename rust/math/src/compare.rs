@@ -174,8 +174,9 @@ fn choice_with_value(s: &str) -> Option<(u8, &str)> {
     (b.len() > 2 && (b'A'..=b'E').contains(&b[0]) && b[1] == b')').then(|| (b[0], &t[2..]))
 }
 
-/// `4.5m`, `12s`: a number with a one-letter unit glued to it, as the number. Only read so
-/// against an answer that is a plain number, where the letter cannot be a variable.
+/// `4.5m`, `12s`: a number with a one-letter unit glued to it, as the number. Only a
+/// response is read so, and only against a gold that is a plain number, where the letter
+/// cannot be a variable; a gold `2m` is an expression in `m`.
 fn number_with_unit_letter(s: &str) -> Option<&str> {
     let last = *s.as_bytes().last()?;
     if !matches!(last, b'm' | b'g' | b's' | b'h' | b'L' | b'l') {
@@ -256,9 +257,6 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
     }
     if let Some(num) = number_with_unit_letter(resp).filter(|_| is_constant(gold)) {
         return compare_depth(gold, num, depth + 1);
-    }
-    if let Some(num) = number_with_unit_letter(gold).filter(|_| is_constant(resp)) {
-        return compare_depth(num, resp, depth + 1);
     }
     // Words compare case-insensitively (`\text{No}` = `no`).
     if gold.len() >= 2

@@ -299,10 +299,29 @@ fn is_bare_expression(text: &str) -> bool {
 }
 
 /// The last number in the text: optional sign, thousands separators, decimals, or `a/b`.
+/// Digits inside a word (`AZYUK2A`, `H2O`, `x2`) are no number.
 fn last_number(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
     work::add(bytes.len());
-    let i = bytes.iter().rposition(u8::is_ascii_digit)?;
+    let mut limit = bytes.len();
+    loop {
+        let i = bytes[..limit].iter().rposition(u8::is_ascii_digit)?;
+        let start = i + 1
+            - bytes[..=i]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+        if start > 0 && bytes[start - 1].is_ascii_alphabetic() {
+            limit = start;
+            continue;
+        }
+        return number_ending_at(text, i);
+    }
+}
+
+fn number_ending_at(text: &str, i: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
     let end = i + 1;
     let mut start = i;
     while start > 0 {
@@ -320,7 +339,18 @@ fn last_number(text: &str) -> Option<&str> {
     if start > 0 && bytes[start - 1] == b'-' {
         start -= 1;
     }
-    Some(&text[start..end])
+    // "3 million": the scale word belongs to the number (normalisation multiplies it out).
+    let rest = &text[end..];
+    let scaled = ["thousand", "million", "billion", "trillion"]
+        .iter()
+        .find_map(|w| {
+            let after = rest.strip_prefix(' ')?;
+            (after.len() >= w.len()
+                && after.as_bytes()[..w.len()].eq_ignore_ascii_case(w.as_bytes()))
+            .then(|| end + 1 + w.len())
+        })
+        .unwrap_or(end);
+    Some(&text[start..scaled])
 }
 
 /// An extracted answer and where it came from.

@@ -56,7 +56,7 @@ pub enum Verdict {
 pub struct Gold {
     pub extracted: String,
     pub normalized: String,
-    /// A plain number such as `72`, `-3.5` or `1,000`: enables the last-number fallback.
+    /// A plain number such as `72`, `-3.5`, `1,000` or `28%`: enables the last-number fallback.
     pub numeric: bool,
 }
 
@@ -73,6 +73,8 @@ pub fn prepare_gold(raw: &str) -> Option<Gold> {
         return None;
     }
     let body = normalized.strip_prefix('-').unwrap_or(&normalized);
+    // A percentage is a number too: "28 percent" answers `28\%` by its last number.
+    let body = body.strip_suffix('%').unwrap_or(body);
     let numeric = !body.is_empty()
         && body.bytes().all(|c| c.is_ascii_digit() || c == b'.')
         && body.bytes().any(|c| c.is_ascii_digit());

@@ -273,6 +273,15 @@ fn rewrite_words(s: &str) -> String {
             toks.splice(..used, [value]);
         }
     }
+    // "5 x 2.50": a spaced `x` between two numbers is a times sign in prose arithmetic.
+    for k in 1..toks.len().saturating_sub(1) {
+        if (toks[k] == "x" || toks[k] == "X")
+            && toks[k - 1].ends_with(|c: char| c.is_ascii_digit())
+            && toks[k + 1].starts_with(|c: char| c.is_ascii_digit())
+        {
+            toks[k] = "\\times".to_string();
+        }
+    }
     // "2, 4, and 6" (the Oxford comma): a connector right after a comma adds no second one.
     let mut joined: Vec<String> = Vec::with_capacity(toks.len());
     for t in toks {
