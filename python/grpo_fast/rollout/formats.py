@@ -90,12 +90,18 @@ class CodeFenceFormat(ToolFormat):
 
     def result_text(self, tokenizer: Any, model_text: str, end_text: str,
                     calls: Sequence[ParsedCall], results: Sequence[ToolResult]) -> str:
-        out = "\n\n".join(r.output for r in results)
-        if out and not out.endswith("\n"):
-            out += "\n"
-        # The model's text ends with the marker (and whatever its last token carried past it).
-        lead = "" if model_text.endswith("\n") else "\n"
-        return f"{lead}{out}```\n"
+        return code_result_text(model_text, [r.output for r in results])
+
+
+def code_result_text(model_text: str, outputs: Sequence[str]) -> str:
+    """What the code format appends after a model turn that ended with the output marker: the
+    outputs and a closing fence."""
+    out = "\n\n".join(outputs)
+    if out and not out.endswith("\n"):
+        out += "\n"
+    # The model's text ends with the marker (and whatever its last token carried past it).
+    lead = "" if model_text.endswith("\n") else "\n"
+    return f"{lead}{out}```\n"
 
 
 class ChatToolFormat(ToolFormat):

@@ -218,7 +218,10 @@ class ToolSampler(Sampler):
                 # No room left for the result and a model token after it.
                 s.end("max_tokens")
                 continue
-            r.add(Segment(TOOL, ids, text, None, list(range(first, len(r.tool_calls)))))
+            # The same rendering with empty outputs: what a verifier sees instead (Rollout.text).
+            frame = self.format.result_text(self.tokenizer, p.model_text, p.end_text, p.calls,
+                                            [ToolResult("", x.status) for x in results])
+            r.add(Segment(TOOL, ids, text, None, list(range(first, len(r.tool_calls))), frame))
             s.context.extend(ids)
 
 

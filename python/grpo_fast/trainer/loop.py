@@ -260,17 +260,32 @@ class GRPOTrainer:
         out = []
         for r, text, pid in zip(records, texts, ids, strict=True):
             comps, scores, verdicts = [], [], []
-            for x in r["responses"]:
-                full = tok(x["text"], add_special_tokens=False)["input_ids"]
-                truncated = len(full) > cfg.max_completion_length
-                toks = full[:cfg.max_completion_length] if truncated else [*full, tok.eos_token_id]
-                comps.append(Completion(x["text"], toks, None, "length" if truncated else "stop"))
+            for j, x in enumerate(r["responses"]):
+                if x.get("turns") is not None:
+                    comps.append(self._offline_rollout(x, line=len(out) + 1, field=f"responses[{j}]"))
+                else:
+                    full = tok(x["text"], add_special_tokens=False)["input_ids"]
+                    truncated = len(full) > cfg.max_completion_length
+                    toks = full[:cfg.max_completion_length] if truncated else [*full, tok.eos_token_id]
+                    comps.append(Completion(x["text"], toks, None, "length" if truncated else "stop"))
                 s = x.get("score")
                 scores.append(float("nan") if s is None else float(s))
                 verdicts.append(Verdict(s, x.get("correct"), x.get("reason") or "offline", x.get("extracted"),
                                         components=_file_components(x.get("components"))))
             out.append(ScoredGroup(CompletionGroup(self.prompt_format.build(r), text, pid, comps, r), scores, verdicts))
         return out
+
+    def _offline_rollout(self, response: dict[str, Any], *, line: int, field: str) -> Rollout:
+        """A scored response with `turns` (as `generate --tools` writes them) as the multi-turn rollout
+        it was: model and tool segments, tool tokens masked from the loss, as online."""
+        try:
+            return Rollout.from_turns(response["turns"], self.tokenizer,
+                                      end_of_turn_token=self.cfg.tool_format == "chat",
+                                      stop_reason=response.get("stop_reason") or "answer",
+                                      max_tokens=self.cfg.max_completion_length)
+        except DataError as exc:
+            raise DataError(exc.message, file=self.cfg.data, line=line,
+                            field=f"{field}.{exc.field}" if exc.field else field) from None
 
     # ---------------------------------------------------------------------------------- sampling
     def _pool_get(self) -> ThreadPoolExecutor:
