@@ -154,6 +154,50 @@ def test_greedy_evaluation_goes_through_the_engine(colocated):
     assert g.logprobs is None  # greedy decoding has no sampling distribution to report
 
 
+def test_a_rollout_turn_through_the_engine_cuts_at_stop_strings_like_transformers(colocated):
+    """Multi-turn rollouts continue from token ids and stop at a tool marker: through vLLM the tokens
+    end with the one that completes the stop string (the engine may run past it; `finish_turn` cuts),
+    the log-probs are the model's own, and greedy turns equal the transformers backend's, cut alike."""
+    from grpo_fast.rollout import RolloutLimits, ToolSampler
+    from grpo_fast.sampler.base import stop_string_end
+    from grpo_fast.sampler.transformers_backend import TransformersSampler
+    from grpo_fast.tools import FunctionTool
+
+    t = colocated
+    t.sync_sampler()
+    tok = t.tokenizer
+    rows = [t.sampler.encode_prompts([p])[1][0] for p in ("1+2=", "3+3=", "0+1=")]
+    # A random model writes mostly filler tokens (`<t123>`): "5><t" spans two of them, "<t7" starts one.
+    stops = ["5><t", "<t7"]
+    hf = TransformersSampler(t.model, tok, max_new_tokens=24, use_chat_template=False, return_logprobs=True)
+    cut = 0
+    for temperature in (1.0, 0.0):
+        got = t.sampler.continue_ids(rows, stop_strings=stops, max_new_tokens=24, temperature=temperature, seed=11)
+        for row, c in zip(rows, got, strict=True):
+            end = stop_string_end(tok, c.token_ids, stops)
+            if c.finish_reason == "stop_string":
+                cut += 1
+                assert end == len(c.token_ids) and not any(s in tok.decode(c.token_ids[:-1]) for s in stops)
+            else:
+                assert end is None
+            if temperature == 0.0:
+                [ref] = hf.continue_ids([row], stop_strings=stops, max_new_tokens=24, temperature=0.0)
+                assert (c.token_ids, c.text, c.finish_reason) == (ref.token_ids, ref.text, ref.finish_reason)
+            else:
+                assert _max_diff(c.logprobs, _trainer_logps(t.model, row, c.token_ids)) < SYNC_TOL
+    assert cut >= 2
+    # A whole rollout through the engine: the model's tokens and log-probs, nothing re-tokenized.
+    def count(text: str) -> int:
+        """Count characters."""
+        return len(text)
+
+    s = ToolSampler(t.sampler, [FunctionTool(count)], tool_format="chat", limits=RolloutLimits(max_tokens=16))
+    [g] = s.generate(["2+2="], 2, temperature=1.0, seed=5)
+    for r in g.completions:
+        assert r.loss_mask == [1] * len(r.token_ids) and len(r.logprobs) == len(r.token_ids) <= 16
+        assert _max_diff(r.logprobs, _trainer_logps(t.model, g.prompt_ids, r.token_ids)) < SYNC_TOL
+
+
 # ---------------------------------------------------------------------------------------- server
 def _free_port() -> int:
     with socket.socket() as s:
