@@ -321,6 +321,13 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
             }
         }
     }
+    // `(x, y) = (1, 2)` against `y = 2, x = 1`: the values matched by name.
+    if g_listed != r_listed {
+        let (tuple, list) = if g_listed { (resp, gold) } else { (gold, resp) };
+        if let Some(d) = labelled_tuple_by_name(tuple, list, depth) {
+            return d;
+        }
+    }
     // `(p,q)=(3,2)` against `p=3, q=2`: the labelled value against the list.
     if g_listed != r_listed {
         let (g, r) = if g_listed {
@@ -343,6 +350,12 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
             let n = "\\neq".len();
             return compare_depth(&gold[g + n..], &resp[r + n..], depth + 1);
         }
+    }
+    // A relation `x \neq 1` against a value `1`: the value states no exclusion.
+    match (find_top(gold, "\\neq"), find_top(resp, "\\neq")) {
+        (Some(_), None) if expr::parse(resp).is_some() => return NotEqual,
+        (None, Some(_)) if expr::parse(gold).is_some() => return NotEqual,
+        _ => {}
     }
     if needs_symbolic(gold) || needs_symbolic(resp) {
         return Undecided;
@@ -929,6 +942,34 @@ fn label_depth(s: &str, depth: usize) -> bool {
         }
     }
     atoms > 0
+}
+
+/// `(x,y)=(1,2)` against assignments to the same names in any order (`y=2,x=1`): each name's
+/// value compared with the value the other side gives it. None when the names differ.
+fn labelled_tuple_by_name(tuple: &str, list: &str, depth: usize) -> Option<Decision> {
+    let sides = split_top(tuple, b'=');
+    let [names, values] = sides.as_slice() else {
+        return None;
+    };
+    let names = split_top(names.trim().strip_prefix('(')?.strip_suffix(')')?, b',');
+    let values = split_top(values.trim().strip_prefix('(')?.strip_suffix(')')?, b',');
+    let items = split_top(list, b',');
+    if names.len() < 2 || names.len() != values.len() || items.len() != names.len() {
+        return None;
+    }
+    let assigned: Vec<(&str, &str)> = items
+        .iter()
+        .map(|it| match split_top(it, b'=').as_slice() {
+            [n, v] if is_variable(n.trim()) => Some((n.trim(), *v)),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let mut acc = Equal;
+    for (n, v) in names.iter().zip(&values) {
+        let (_, other) = assigned.iter().find(|(m, _)| *m == n.trim())?;
+        acc = both(acc, compare_depth(v, other, depth + 1));
+    }
+    Some(acc)
 }
 
 /// The value a labelled answer gives (`(p,q)=(3,2)` -> `(3,2)`), else the answer itself.

@@ -254,6 +254,9 @@ fn is_bare_expression(text: &str) -> bool {
     if t.is_empty() || t.len() > 80 {
         return false;
     }
+    if is_number_in_words(t) {
+        return true;
+    }
     let mut run = 0;
     let mut in_cmd = false;
     let mut words = 0;
@@ -296,6 +299,35 @@ fn is_bare_expression(text: &str) -> bool {
         .split_whitespace()
         .any(|w| w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic()));
     words == 0 && !prose_token
+}
+
+/// "two-thirds", "twenty-five percent", "5 million": a number written (partly) in words, alone.
+fn is_number_in_words(t: &str) -> bool {
+    let mut any_word = false;
+    let ok = t.split_whitespace().all(|tok| {
+        let tok = tok.trim_end_matches(['.', '!']);
+        tok.split('-').all(|w| {
+            let lower = w.to_ascii_lowercase();
+            let l = lower.as_str();
+            let word = crate::normalize::cardinal_word(l).is_some()
+                || crate::normalize::denominator_word(l).is_some()
+                || matches!(
+                    l,
+                    "hundred"
+                        | "thousand"
+                        | "million"
+                        | "billion"
+                        | "trillion"
+                        | "percent"
+                        | "pct"
+                        | "a"
+                        | "an"
+                );
+            any_word |= word;
+            word || (!w.is_empty() && w.bytes().all(|c| c.is_ascii_digit() || b".,%".contains(&c)))
+        })
+    });
+    ok && any_word
 }
 
 /// The last number in the text: optional sign, thousands separators, decimals, or `a/b`.

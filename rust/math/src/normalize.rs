@@ -348,7 +348,7 @@ fn rewrite_words(s: &str) -> String {
     out
 }
 
-fn cardinal_word(w: &str) -> Option<i64> {
+pub(crate) fn cardinal_word(w: &str) -> Option<i64> {
     const SMALL: [&str; 20] = [
         "zero",
         "one",
@@ -383,7 +383,7 @@ fn cardinal_word(w: &str) -> Option<i64> {
 }
 
 /// The denominator a fraction word names: "half" 2, "thirds" 3, "quarter" 4, "tenths" 10.
-fn denominator_word(w: &str) -> Option<i64> {
+pub(crate) fn denominator_word(w: &str) -> Option<i64> {
     let w = w.strip_suffix('s').unwrap_or(w);
     Some(match w {
         "half" | "halve" => 2,
