@@ -19,7 +19,12 @@ B = "\\boxed"
 CASES: list[tuple[str, str, str, bool]] = [
     # --- trigonometric functions without brackets, identities, inverse and logarithms ---
     ("double-angle-sine", "\\sin 2x", "Using the identity, $\\boxed{2\\sin x\\cos x}$.", True),
-    ("double-angle-sine-reverse", "2\\sin x\\cos x", f"So the expression simplifies to ${B}{{\\sin 2x}}$.", True),
+    (
+        "double-angle-sine-reverse",
+        "2\\sin x\\cos x",
+        f"So the expression simplifies to ${B}{{\\sin 2x}}$.",
+        True,
+    ),
     ("double-angle-cosine-sines", "\\cos 2x", f"${B}{{1 - 2\\sin^2 x}}$", True),
     ("double-angle-cosine-difference", "\\cos 2x", f"${B}{{\\cos^2 x - \\sin^2 x}}$", True),
     ("double-angle-cosine-cosines", "\\cos 2x", f"${B}{{2\\cos^2x-1}}$", True),
@@ -208,7 +213,9 @@ def test_symmetric(verifier, a, b, expected):
     assert backward.correct is expected, f"{b!r} vs {a!r}: {backward}"
 
 
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen".split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen".split()
+)
 _ONES += "sixteen seventeen eighteen nineteen".split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 

@@ -641,11 +641,11 @@ fn words(n: u32) -> String {
     ];
     match n {
         0..=19 => ONES[n as usize].to_string(),
-        20..=99 if n % 10 == 0 => TENS[n as usize / 10 - 2].to_string(),
+        20..=99 if n.is_multiple_of(10) => TENS[n as usize / 10 - 2].to_string(),
         20..=99 => format!("{}-{}", TENS[n as usize / 10 - 2], ONES[n as usize % 10]),
-        100..=999 if n % 100 == 0 => format!("{} hundred", ONES[n as usize / 100]),
+        100..=999 if n.is_multiple_of(100) => format!("{} hundred", ONES[n as usize / 100]),
         100..=999 => format!("{} hundred {}", ONES[n as usize / 100], words(n % 100)),
-        _ if n % 1000 == 0 => format!("{} thousand", words(n / 1000)),
+        _ if n.is_multiple_of(1000) => format!("{} thousand", words(n / 1000)),
         _ => format!("{} thousand {}", words(n / 1000), words(n % 1000)),
     }
 }
