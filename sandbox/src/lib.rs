@@ -3,6 +3,7 @@
 //! `daemon_main` is the whole `grpo-sandboxd` program, callable from the binary and from the
 //! Python extension module alike.
 
+pub mod api;
 pub mod auth;
 pub mod build_cache;
 pub mod cgroup;
@@ -12,10 +13,13 @@ pub mod config;
 pub mod connections;
 pub mod engine;
 pub mod isolation;
+pub mod judge;
+pub mod languages;
 pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod output_budget;
+pub mod protocol;
 pub mod reload;
 pub mod seccomp;
 pub mod server;
@@ -421,7 +425,7 @@ fn run(args: Args) -> Result<(), String> {
             ro_paths.push(needed);
         }
     }
-    let (compilers, needed) = compiled::resolve_compilers(&cfg, &ro_paths)?;
+    let (compilers, needed) = languages::resolve_compilers(&cfg, &ro_paths)?;
     ro_paths.extend(needed);
     let slots = cfg.slots();
     // With more slots than cores a run may wait for a CPU; its wall-clock backstop does not count

@@ -3,8 +3,9 @@
 //! of a request under a deadline and connections handed out by the rules of `connections.rs`.
 //! Small on purpose: the work is in the sandbox, not here.
 
+use crate::api::{ApiError, RunRequest, TestsRequest};
 use crate::connections::{Closed, ConnLimits, Connections, Peer, Phase, Ticket};
-use crate::engine::{ApiError, Engine, RunRequest, TestsRequest};
+use crate::engine::Engine;
 use crate::log;
 use crate::output_budget;
 use serde::Deserialize;

@@ -39,6 +39,19 @@ ZH_CHILD, ZH_CHILD_RUN = -1000, -1001  # the native half's answer in a forked T:
 # T's report on its result pipe: magic, exit code, flags (1 = compile error), pad, CPU ms, max RSS
 # KiB; then the value JSON of a call/eval unit. Binary, so the native zygote reads it in place.
 REPORT = struct.Struct("<4siIIdq")
+# The zygote protocol's message kinds, as sandbox/src/protocol.rs chooses them (its tests hold
+# these to its table): from the daemon, then from the zygote.
+ZP_HELLO = ord("H")
+ZP_RUN = ord("Q")
+ZP_TESTS = ord("U")
+ZP_RUN_WITH_FILES = ord("R")
+ZP_COMPILED = ord("C")
+ZP_PARSE = ord("P")
+ZP_STOP = ord("S")
+ZP_READY = ord("h")
+ZP_UNIT = ord("o")
+ZP_REPORT = ord("r")
+ZP_DONE = ord("d")
 HDR = struct.Struct("<IBI")  # payload length, kind, budget in ms
 UNITS = struct.Struct("<III")  # what T is told before the request: kind, first unit, how many
 
@@ -999,7 +1012,7 @@ def fork_child(n_units, setup):
 def send_units(child, start, count, body):
     """Hands T its units `start .. start + count` of a request (`body`: the request's JSON)."""
     try:
-        write_all(child.ctl_w, [UNITS.pack(ord("U"), start, count), body])
+        write_all(child.ctl_w, [UNITS.pack(ZP_TESTS, start, count), body])
     except OSError:
         pass  # the child died in setup; its stderr says why
     os.close(child.ctl_w)
@@ -1027,7 +1040,7 @@ def harness_main(data):
     reply = {}
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], lim["max_output_bytes"])
-    send_frame(ord("r"), reply)
+    send_frame(ZP_REPORT, reply)
 
 
 def exec_in_child(child, step, stdin, fork_next=0):
@@ -1111,7 +1124,7 @@ def compiled_main(data):
     reply["compiled"] = built
     if req.get("fetch_files"):
         reply["files"] = fetch_files(req["fetch_files"], req["run"]["limits"]["max_output_bytes"])
-    send_frame(ord("r"), reply)
+    send_frame(ZP_REPORT, reply)
 
 
 # ---- test-code parsing (a throwaway fork that never runs untrusted code) -------------------------
@@ -1144,7 +1157,7 @@ def parse_main(data):
     try:
         tree = ast.parse(req["test_code"])
     except SyntaxError as exc:
-        send_frame(ord("r"), {"error": f"test code does not parse: {exc}"})
+        send_frame(ZP_REPORT, {"error": f"test code does not parse: {exc}"})
         return
     entry = req.get("entry_point")
     setup, checks, whole = [], [], False
@@ -1175,9 +1188,9 @@ def parse_main(data):
         code = req["test_code"]
         if entry and not calls_check and "def check(" in code:
             code += f"\ncheck({entry})\n"
-        send_frame(ord("r"), {"whole": code, "names": names})
+        send_frame(ZP_REPORT, {"whole": code, "names": names})
         return
-    send_frame(ord("r"), {"setup": "\n".join(setup), "checks": checks, "names": names})
+    send_frame(ZP_REPORT, {"setup": "\n".join(setup), "checks": checks, "names": names})
 
 
 def program_names_used(tree, entry):
@@ -1241,16 +1254,16 @@ def prefork(own_pidns):
             data = read_request(r)
             if not data:
                 os._exit(0)
-            if data[0] == ord("R"):
+            if data[0] == ZP_RUN_WITH_FILES:
                 harness_main(data[1:])
-            elif data[0] == ord("C"):
+            elif data[0] == ZP_COMPILED:
                 compiled_main(data[1:])
-            else:
+            else:  # ZP_PARSE
                 parse_main(data[1:])
         except BaseException as exc:
             code = 1
             try:
-                send_frame(ord("r"), {"harness_error": f"{type(exc).__name__}: {exc}"})
+                send_frame(ZP_REPORT, {"harness_error": f"{type(exc).__name__}: {exc}"})
             except BaseException:
                 pass
         os._exit(code)
@@ -1262,7 +1275,7 @@ def serve():
     load_hello()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if CFG["isolated"] else -1
     load_native(own_pidns)
-    send_frame(ord("h"), {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
+    send_frame(ZP_READY, {"ready": True, "pid": os.getpid(), "version": sys.version.split()[0]})
     spare = prefork(own_pidns)
     PIDNS[0] = own_pidns
     while True:
@@ -1294,7 +1307,7 @@ def serve():
             killed = True
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
-        send_frame(ord("d"), {"status": status, "killed": killed})
+        send_frame(ZP_DONE, {"status": status, "killed": killed})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 use crate::isolation::{kill_slot, spawn_slot, SlotProcess, SlotSpec};
 use crate::log;
+use crate::protocol;
 use base64::Engine;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -37,6 +38,13 @@ pub struct Reply {
     pub killed: bool,
 }
 
+/// What a request to a slot's harness came to, as the engine reads the reply.
+pub enum Harness {
+    Report(Value),
+    CompileError(String),
+    Failed(String),
+}
+
 #[derive(Debug)]
 pub enum SlotError {
     /// The slot stopped answering or broke the protocol; it has to be replaced.
@@ -69,11 +77,11 @@ impl Slot {
         };
         let body = serde_json::to_vec(hello).map_err(|e| e.to_string())?;
         let res = slot
-            .send(b'H', 0, &body)
+            .send(protocol::HELLO, 0, &body)
             .and_then(|_| slot.read_frame(Duration::from_secs(30)))
             .map_err(SlotError::message);
         match res {
-            Ok((b'h', _)) => Ok(slot),
+            Ok((protocol::READY, _)) => Ok(slot),
             Ok((k, _)) => {
                 kill_slot(&slot.proc_);
                 Err(format!(
@@ -121,7 +129,7 @@ impl Slot {
         Ok((hdr[4], body))
     }
 
-    /// Sends one request ('R' run, 'P' parse) and waits for the harness report and the zygote's
+    /// Sends one request (a `protocol` kind from the daemon) and waits for the harness report and the zygote's
     /// "done". `budget_ms` is the harness's whole allowance ('Q': the run's own limit), and
     /// `wait_ms` the longest the request may take (its units' wall time stretches while they
     /// wait for a CPU); the daemon waits a little longer. `stop` sees each unit as it streams in
@@ -138,7 +146,7 @@ impl Slot {
         if let Some(deadline) = self.pending_done.take() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.read_frame(left) {
-                Ok((b'd', _)) => {}
+                Ok((protocol::DONE, _)) => {}
                 Ok((k, _)) => {
                     return Err(SlotError::Broken(format!("expected done, got frame {k}")))
                 }
@@ -147,7 +155,11 @@ impl Slot {
         }
         let budget = budget_ms.max(wait_ms) + GRACE_MS;
         // 'Q' (a plain run served by the zygote itself) carries the run's own timeout.
-        let header = if kind == b'Q' { budget_ms } else { budget };
+        let header = if kind == protocol::RUN {
+            budget_ms
+        } else {
+            budget
+        };
         self.send(kind, header.min(u32::MAX as u64) as u32, payload)
             .map_err(|e| SlotError::NotDelivered(e.message()))?;
         self.runs += 1;
@@ -160,17 +172,17 @@ impl Slot {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let (k, body) = self.read_frame(left)?;
             match k {
-                b'o' => {
+                protocol::UNIT => {
                     let unit = unit_from_frame(&body)?;
                     if !stopped && stop(units.len(), &unit) {
                         // Read by whoever captures the units; one that comes after the request
                         // has ended is skipped by the zygote's loop.
-                        self.send(b'S', 0, &[])?;
+                        self.send(protocol::STOP, 0, &[])?;
                         stopped = true;
                     }
                     units.push(unit);
                 }
-                b'r' => {
+                protocol::REPORT => {
                     self.mark_oom_kills(&mut units);
                     let mut r: Value = serde_json::from_slice(&body)
                         .map_err(|e| SlotError::Broken(format!("bad report: {e}")))?;
@@ -181,7 +193,7 @@ impl Slot {
                         killed: false,
                     });
                 }
-                b'd' => {
+                protocol::DONE => {
                     let done: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let killed = done.get("killed").and_then(Value::as_bool).unwrap_or(false);
                     return Ok(Reply {

@@ -55,6 +55,19 @@
 #define SYS_close_range 436
 #endif
 
+/* The zygote protocol's message kinds, as sandbox/src/protocol.rs chooses them (its tests hold
+ * these to its table): from the daemon, then from the zygote. */
+#define ZP_HELLO 'H'
+#define ZP_RUN 'Q'
+#define ZP_TESTS 'U'
+#define ZP_RUN_WITH_FILES 'R'
+#define ZP_COMPILED 'C'
+#define ZP_PARSE 'P'
+#define ZP_STOP 'S'
+#define ZP_READY 'h'
+#define ZP_UNIT 'o'
+#define ZP_REPORT 'r'
+#define ZP_DONE 'd'
 #define ZH_CHILD (-1000)   /* returned in a forked T with a tests request ('U') on REQ_FD */
 #define ZH_CHILD_RUN (-1001) /* returned in a forked T set up for a plain run ('Q') */
 #define CTL 3
@@ -508,7 +521,7 @@ static int await_request(void) {
         _exit(0); /* no request: the slot is shutting down */
     child_start = (int32_t)hdr[1];
     child_count = (int32_t)hdr[2];
-    if (hdr[0] != 'Q')
+    if (hdr[0] != ZP_RUN)
         return ZH_CHILD;
     struct run_header h;
     if (read_exact(REQ_FD, &h, sizeof h) != 0)
@@ -970,7 +983,7 @@ static int collect_unit(struct child *c, int k, uint32_t timeout_ms, uint32_t ca
             if (j == -2) {
                 /* Only 'S' comes mid-request; EOF (the daemon is gone) stops as well. */
                 unsigned char h[9];
-                if (read_exact(CTL, h, sizeof h) != 0 || h[4] == 'S') {
+                if (read_exact(CTL, h, sizeof h) != 0 || h[4] == ZP_STOP) {
                     stop_requested = stopped = 1;
                     kill_child(c->pid);
                     dead = 1;
@@ -1114,7 +1127,7 @@ static int send_unit(const struct unit_out *u) {
     unsigned char hdr[9];
     uint32_t len = (uint32_t)total, mlen = (uint32_t)m;
     memcpy(hdr, &len, 4);
-    hdr[4] = 'o';
+    hdr[4] = ZP_UNIT;
     memcpy(hdr + 5, &mlen, 4);
     struct iovec v[5] = {{hdr, 9},
                          {meta, (size_t)m},
@@ -1140,7 +1153,7 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
     unsigned char *body = req_buf;
     size_t body_len = n;
     int key = 0, upp = units_per_process(0);
-    if (kind == 'U') {
+    if (kind == ZP_TESTS) {
         uint32_t h[4];
         if (n < sizeof h)
             return fail("short tests request");
@@ -1202,14 +1215,14 @@ static int serve_units(unsigned char kind, uint32_t n, uint32_t budget_ms) {
     if (keep >= 0)
         close(keep);
     /* A compile error is the request's answer (U); a plain run (Q) shows it as its stderr. */
-    const char *rep = compile_error && kind == 'U' ? "{\"compile_error\": true}"
+    const char *rep = compile_error && kind == ZP_TESTS ? "{\"compile_error\": true}"
                       : stop_requested               ? "{\"stopped\": true}"
                                                      : "{}";
-    if (send_frame('r', rep, strlen(rep)) != 0)
+    if (send_frame(ZP_REPORT, rep, strlen(rep)) != 0)
         return fail("write to daemon");
     reap_later();
     const char *done_frame = "{\"status\": 0, \"killed\": false}";
-    if (send_frame('d', done_frame, strlen(done_frame)) != 0)
+    if (send_frame(ZP_DONE, done_frame, strlen(done_frame)) != 0)
         return fail("write to daemon");
     return 0;
 }
@@ -1286,11 +1299,11 @@ int zh_serve(void) {
         }
         if (read_exact(CTL, req_buf, n) != 0)
             _exit(0);
-        if (hdr[4] == 'S')
+        if (hdr[4] == ZP_STOP)
             continue; /* a stop that came after its request had ended */
         req_len = n;
         req_budget = budget;
-        if (hdr[4] != 'Q' && hdr[4] != 'U')
+        if (hdr[4] != ZP_RUN && hdr[4] != ZP_TESTS)
             return hdr[4];
         int r = serve_units(hdr[4], n, budget);
         if (r != 0)
@@ -1306,6 +1319,6 @@ void zh_die(void) {
         msg[m++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? '?' : *p;
     msg[m++] = '"';
     msg[m++] = '}';
-    send_frame('r', msg, (size_t)m);
+    send_frame(ZP_REPORT, msg, (size_t)m);
     _exit(1);
 }
