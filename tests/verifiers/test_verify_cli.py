@@ -102,7 +102,7 @@ def test_unknown_verifier_is_a_clean_error(tmp_path):
 
 def test_last_number_fallback_option(tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    write(src, [{"prompt": "half?", "answer": "\\frac{1}{2}", "responses": [{"text": "it is 1/2 of it"}]}])
+    write(src, [{"prompt": "half?", "answer": "\\frac{1}{2}", "responses": [{"text": "she ate 1/2 of it"}]}])
     for mode, reason in (("auto", "no_answer"), ("always", "correct")):
         res = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--last-number-fallback", mode])
         assert res.exit_code == 0, res.output

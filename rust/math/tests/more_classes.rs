@@ -16,6 +16,48 @@ use Verdict::{Correct, Wrong};
 /// (rule, gold as a data set stores it, model response, verdict of the fast path).
 const RESPONSES: &[(&str, &str, &str, Verdict)] = &[
     (
+        "ascii-star-times-in-a-chain",
+        "480",
+        "The floor measures 20 by 24 feet, so its area is 20 * 24 = 480 square feet.",
+        Correct,
+    ),
+    (
+        "ascii-star-times-unspaced",
+        "36",
+        "Each box holds 12 pencils, so 3 boxes hold 3*12 = 36 pencils. The answer is 3*12 = 36.",
+        Correct,
+    ),
+    (
+        "ascii-star-times-wrong-product",
+        "480",
+        "The area is 20 * 24 = 460 square feet.",
+        Wrong,
+    ),
+    (
+        "markdown-emphasis-is-not-times",
+        "480",
+        "**Step 2.** Multiply the sides. The area is *480* square feet.",
+        Correct,
+    ),
+    (
+        "conclusion-clause-after-a-reason",
+        "x \\neq -4",
+        "The denominator vanishes only at $x=-4$. The only excluded value is $-4$, so $x != -4$.",
+        Correct,
+    ),
+    (
+        "conclusion-clause-after-a-reason-value",
+        "9",
+        "The smaller root is $-3$, thus $x^2 = 9$ for both roots, hence the value is $9$.",
+        Correct,
+    ),
+    (
+        "conclusion-clause-without-a-value-keeps-the-statement",
+        "12",
+        "The total is $12$, so we are done.",
+        Correct,
+    ),
+    (
         "double-angle-sine",
         "\\sin 2x",
         "Using the identity, $\\boxed{2\\sin x\\cos x}$.",

@@ -263,6 +263,16 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
             i += 1;
             continue;
         }
+        if c == b'*' && times_star(b, i) {
+            cur.push(Token {
+                start: i,
+                end: i + 1,
+                kind: Kind::Op,
+                body: None,
+            });
+            i += 1;
+            continue;
+        }
         if c.is_ascii_whitespace() || c == b'*' || c == b'"' {
             i += 1;
             continue;
@@ -344,6 +354,27 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
     }
     end_sentence(&mut cur, &mut out);
     out
+}
+
+/// A `*` that multiplies (`20 * 24 = 480`, `3*4`, `2*(x+1)`), not markdown emphasis (`**480**`,
+/// `*480*`, a `* ` bullet): emphasis never has white space on both sides and never sits between a
+/// digit and an operand. Looks at most across the white space next to the star, so a text of
+/// stars and spaces is still scanned in linear time.
+fn times_star(b: &[u8], i: usize) -> bool {
+    let prev = i.checked_sub(1).map(|k| b[k]);
+    let next = b.get(i + 1).copied();
+    if prev == Some(b'*') || next == Some(b'*') {
+        return false;
+    }
+    let blank = |c: Option<u8>| c.is_some_and(|c| c == b' ' || c == b'\t');
+    if blank(prev) && blank(next) {
+        let left = b[..i].iter().rev().find(|c| !matches!(c, b' ' | b'\t'));
+        let right = b[i + 1..].iter().find(|c| !matches!(c, b' ' | b'\t'));
+        return left.is_some_and(|c| c.is_ascii_alphanumeric() || b")]}$".contains(c))
+            && right.is_some_and(|c| c.is_ascii_alphanumeric() || b"([{$\\-".contains(c));
+    }
+    prev.is_some_and(|c| c.is_ascii_digit() || c == b')')
+        && next.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'(')
 }
 
 fn next_boundary(text: &str, mut i: usize) -> usize {
@@ -488,6 +519,20 @@ fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
     }
     if let Some(v) = excepted(text, toks, &run_at) {
         return Some(v);
+    }
+    // "The only excluded value is $-4$, so $x \neq -4$.": a last clause opened by a concluding
+    // word after a comma states the answer when it states a value at all; the earlier clause is
+    // its reason.
+    if let Some(ci) = (1..toks.len()).rev().find(|&k| {
+        toks[k - 1].kind == Kind::Conn
+            && toks[k - 1].end - toks[k - 1].start == 1
+            && CONCLUDERS
+                .iter()
+                .any(|c| text[toks[k].start..toks[k].end].eq_ignore_ascii_case(c))
+    }) {
+        if let Some(v) = stated(text, &toks[ci..], Mode::Conclusion) {
+            return Some(v);
+        }
     }
     // The last copula directly followed (past fillers) by a run.
     let mut next_content = toks.len();
