@@ -540,7 +540,7 @@ class ProgramFunction:
         # The program may change its list, dict or set arguments in place, as a check may expect.
         after = reply.get("args")
         if type(after) is list and len(after) == len(args) + len(kwargs):
-            for old, new in zip([*args, *kwargs.values()], after):
+            for old, new in zip([*args, *kwargs.values()], after, strict=True):
                 if new is not None and type(old) in (list, dict, set):
                     new = decode(new)
                     if type(new) is type(old) and new != old:
@@ -595,7 +595,7 @@ def checker_main(units, evals, calls_w, back_r):
         rc, value, program_cpu = ready.get("rc"), None, ready.get("cpu_ms")
         if rc is None:
             spent = [0.0]
-            value = check_unit(units[k], lambda req: checker_rpc(req, calls_w, back_r, spent))
+            value = check_unit(units[k], lambda req, spent=spent: checker_rpc(req, calls_w, back_r, spent))
             program_cpu = (program_cpu if type(program_cpu) is float else 0.0) + spent[0]
         else:
             rc = rc if type(rc) is int and rc else 1
