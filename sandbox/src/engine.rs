@@ -37,6 +37,8 @@ pub struct Engine {
     /// How far a run's wall time may stretch while it waits for a CPU: slots over cores,
     /// rounded up (the zygote gets it too). Requests' budgets allow for it.
     pub wall_factor: u64,
+    /// The CPUs this daemon's slots share (`wall_factor` comes from them and the slots).
+    pub cores: usize,
 }
 
 impl From<AcquireError> for ApiError {

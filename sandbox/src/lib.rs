@@ -498,6 +498,7 @@ fn run(args: Args) -> Result<(), String> {
         compilers: compilers.clone(),
         build_cache: build_cache::BuildCache::new(cfg.pool.build_cache_mb << 20),
         wall_factor,
+        cores,
         cfg,
     });
     if args.check {

@@ -309,6 +309,10 @@ fn health(engine: &Engine) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "isolation": iso,
         "slots": engine.pool.size,
+        // What a client needs to bound a request's time: a run's wall time is at most its limit
+        // times (wall_factor + 1), slots running at once share `cores` CPUs.
+        "cores": engine.cores,
+        "wall_factor": engine.wall_factor,
         "idle_slots": engine.pool.idle(),
         "queued": engine.pool.queued(),
         "slot_restarts": engine.pool.restarts.load(Ordering::Relaxed),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -14,21 +15,41 @@ def test_health_reports_every_isolation_layer(sandbox):
     h = sandbox.health()
     iso = h["isolation"]
     assert iso["mode"] == "native"
-    for layer in ("user_namespace", "pid_namespace", "mount_namespace", "network_namespace", "ipc_namespace",
-                  "uts_namespace", "readonly_root", "seccomp", "hard_rlimits", "empty_env", "unprivileged_uid"):
+    for layer in (
+        "user_namespace",
+        "pid_namespace",
+        "mount_namespace",
+        "network_namespace",
+        "ipc_namespace",
+        "uts_namespace",
+        "readonly_root",
+        "seccomp",
+        "hard_rlimits",
+        "empty_env",
+        "unprivileged_uid",
+    ):
         assert iso[layer] is True, layer
     assert iso["network_namespace_scope"] == "slot" and iso["sockets"] == "AF_UNIX only"
     assert iso["memory"] in ("cgroup-v1-memory+rlimit-as", "rlimit-as")
     assert iso["pids"] in ("rlimit-nproc", "cgroup-v1-pids+rlimit-nproc")
     assert h["slots"] == 2
+    # What a client bounds a request's time with: a run may wait for a CPU up to wall_factor times
+    # its limit, slots over cores rounded up.
+    assert 1 <= h["cores"] <= os.cpu_count()
+    assert h["wall_factor"] == max(1, -(-h["slots"] // h["cores"]))
 
 
 def test_languages_lists_python_and_the_compiled_ones_whose_compiler_is_here(sandbox):
     import os
 
     langs = sandbox.languages()
-    tools = (("cpp", "/usr/bin/g++"), ("c", "/usr/bin/gcc"), ("rust", "/usr/bin/rustc"), ("java", "/usr/bin/javac"),
-             ("javascript", "/usr/bin/node"))
+    tools = (
+        ("cpp", "/usr/bin/g++"),
+        ("c", "/usr/bin/gcc"),
+        ("rust", "/usr/bin/rustc"),
+        ("java", "/usr/bin/javac"),
+        ("javascript", "/usr/bin/node"),
+    )
     compiled = [name for name, cc in tools if os.path.exists(cc)]
     assert [x["name"] for x in langs] == ["python", *compiled]
     assert langs[0]["version"].startswith("3.")
@@ -54,9 +75,11 @@ def test_run_reports_the_programs_own_cpu_and_peak_memory(sandbox):
 
 
 def test_run_waits_for_the_programs_threads_and_their_output(sandbox):
-    code = ("import threading, time\n"
-            "def late():\n    time.sleep(0.2)\n    print('late', flush=False)\n"
-            "threading.Thread(target=late).start()\nprint('main')\n")
+    code = (
+        "import threading, time\n"
+        "def late():\n    time.sleep(0.2)\n    print('late', flush=False)\n"
+        "threading.Thread(target=late).start()\nprint('main')\n"
+    )
     r = sandbox.run(code)
     assert r["status"] == "ok" and r["stdout"] == "main\nlate\n", r
 
@@ -84,9 +107,12 @@ def test_traceback_names_the_program_not_the_harness(sandbox):
 
 
 def test_files_are_written_and_fetched(sandbox):
-    r = sandbox.run("print(open('data/in.txt').read())\nopen('out.txt','w').write('result')\n"
-                    "open('data/new.txt','w').write('mine')",
-                    files={"data/in.txt": "payload"}, fetch_files=["out.txt"])
+    r = sandbox.run(
+        "print(open('data/in.txt').read())\nopen('out.txt','w').write('result')\n"
+        "open('data/new.txt','w').write('mine')",
+        files={"data/in.txt": "payload"},
+        fetch_files=["out.txt"],
+    )
     assert r["stdout"] == "payload\n", r
     assert r["files"]["out.txt"]["b64"] == "cmVzdWx0"
 
@@ -114,12 +140,15 @@ def test_stdin_stdout_tests_with_comparison_modes(sandbox):
 
 def test_call_style_tests(sandbox):
     code = "def add(a, b):\n    return a + b\ndef pair(a):\n    return (a, a)"
-    r = sandbox.run_tests(code, [
-        {"call": "add", "args": [1, 2], "expected": 3},
-        {"call": "add", "args": [[1], [2]], "expected": [1, 2]},
-        {"call": "pair", "args": [1], "expected": [1, 1]},
-        {"call": "add", "args": ["a", "b"], "expected": "abc"},
-    ])
+    r = sandbox.run_tests(
+        code,
+        [
+            {"call": "add", "args": [1, 2], "expected": 3},
+            {"call": "add", "args": [[1], [2]], "expected": [1, 2]},
+            {"call": "pair", "args": [1], "expected": [1, 1]},
+            {"call": "add", "args": ["a", "b"], "expected": "abc"},
+        ],
+    )
     assert [t["passed"] for t in r["tests"]] == [True, True, True, False], r
     assert r["pass_fraction"] == 0.75
 
@@ -127,10 +156,13 @@ def test_call_style_tests(sandbox):
 def test_call_expecting_none(sandbox):
     """`"expected": null` is a test that the function returns None, not a missing expectation."""
     code = "def find(xs, x):\n    return xs.index(x) if x in xs else None\n"
-    r = sandbox.run_tests(code, [
-        {"call": "find", "args": [[1, 2], 3], "expected": None},
-        {"call": "find", "args": [[1, 2], 2], "expected": None},
-    ])
+    r = sandbox.run_tests(
+        code,
+        [
+            {"call": "find", "args": [[1, 2], 3], "expected": None},
+            {"call": "find", "args": [[1, 2], 2], "expected": None},
+        ],
+    )
     assert [t["passed"] for t in r["tests"]] == [True, False], r
     # APPS call-based data: `outputs: [null]`.
     apps = normalize_tests({"fn_name": "find", "inputs": [[[1], 5]], "outputs": [None]})
@@ -163,7 +195,9 @@ def test_assert_style_with_loops_runs_as_one_test(sandbox):
 
 
 def test_tuple_is_not_a_list_in_assertions(sandbox):
-    r = sandbox.run_tests("def f():\n    return (1, 2)\n", test_code="assert f() == [1, 2]\nassert f() == (1, 2)\n")
+    r = sandbox.run_tests(
+        "def f():\n    return (1, 2)\n", test_code="assert f() == [1, 2]\nassert f() == (1, 2)\n"
+    )
     assert [t["passed"] for t in r["tests"]] == [False, True]
 
 
@@ -175,15 +209,20 @@ def test_each_test_runs_in_a_fresh_main_module(sandbox):
 
 def test_a_timeout_in_one_test_does_not_stop_the_others(sandbox):
     code = "n = int(input())\nwhile n == 0:\n    pass\nprint(n)"
-    tests = [{"stdin": "1", "expected_stdout": "1"}, {"stdin": "0", "expected_stdout": "0"},
-             {"stdin": "2", "expected_stdout": "2"}]
+    tests = [
+        {"stdin": "1", "expected_stdout": "1"},
+        {"stdin": "0", "expected_stdout": "0"},
+        {"stdin": "2", "expected_stdout": "2"},
+    ]
     r = sandbox.run_tests(code, tests, timeout_ms=300)
     assert [t["status"] for t in r["tests"]] == ["ok", "timeout", "ok"]
 
 
 def test_compile_error_fails_every_test(sandbox):
     r = sandbox.run_tests("def f(:\n", [{"stdin": "", "expected_stdout": ""}])
-    assert r["status"] == "compile_error" and r["passed"] == 0 and "SyntaxError" in r["first_failure"]["stderr"]
+    assert (
+        r["status"] == "compile_error" and r["passed"] == 0 and "SyntaxError" in r["first_failure"]["stderr"]
+    )
 
 
 def test_bad_requests_are_clear_errors(sandbox):
@@ -197,7 +236,9 @@ def test_bad_requests_are_clear_errors(sandbox):
 
 def test_batch_mixes_runs_and_tests_in_order(sandbox):
     items = [{"kind": "run", "code": f"print({i})"} for i in range(6)]
-    items.insert(3, {"kind": "run_tests", "code": "print(input())", "tests": [{"stdin": "x", "expected_stdout": "x"}]})
+    items.insert(
+        3, {"kind": "run_tests", "code": "print(input())", "tests": [{"stdin": "x", "expected_stdout": "x"}]}
+    )
     out = sandbox.batch(items)
     assert [o.get("stdout") for o in out[:3]] == ["0\n", "1\n", "2\n"]
     assert out[3]["all_passed"] is True
@@ -226,15 +267,32 @@ def test_client_without_daemon_and_without_start_fails_clearly(tmp_path):
 @pytest.mark.parametrize(
     "tests, record, want",
     [
-        ([{"input": "1", "output": "2"}], {}, {"tests": [{"stdin": "1", "expected_stdout": "2"}], "test_code": None}),
-        ({"inputs": ["1\n"], "outputs": ["2\n"]}, {}, {"tests": [{"stdin": "1\n", "expected_stdout": "2\n"}]}),
-        ({"fn_name": "f", "inputs": [[1, 2]], "outputs": [3]}, {},
-         {"tests": [{"call": "f", "args": [1, 2], "expected": 3}]}),
+        (
+            [{"input": "1", "output": "2"}],
+            {},
+            {"tests": [{"stdin": "1", "expected_stdout": "2"}], "test_code": None},
+        ),
+        (
+            {"inputs": ["1\n"], "outputs": ["2\n"]},
+            {},
+            {"tests": [{"stdin": "1\n", "expected_stdout": "2\n"}]},
+        ),
+        (
+            {"fn_name": "f", "inputs": [[1, 2]], "outputs": [3]},
+            {},
+            {"tests": [{"call": "f", "args": [1, 2], "expected": 3}]},
+        ),
         (["assert f(1) == 2", "assert f(2) == 3"], {}, {"test_code": "assert f(1) == 2\nassert f(2) == 3\n"}),
-        ({"test": "def check(candidate):\n    assert candidate(1)\n", "entry_point": "f"}, {},
-         {"entry_point": "f", "tests": []}),
-        ("assert g() == 1", {"entry_point": "g", "test_imports": ["import math"]},
-         {"test_code": "import math\nassert g() == 1\n", "entry_point": "g"}),
+        (
+            {"test": "def check(candidate):\n    assert candidate(1)\n", "entry_point": "f"},
+            {},
+            {"entry_point": "f", "tests": []},
+        ),
+        (
+            "assert g() == 1",
+            {"entry_point": "g", "test_imports": ["import math"]},
+            {"test_code": "import math\nassert g() == 1\n", "entry_point": "g"},
+        ),
     ],
     ids=["stdio_list", "apps_stdio", "apps_call", "mbpp_list", "humaneval", "string_with_imports"],
 )
@@ -301,7 +359,9 @@ def test_a_dead_zygote_is_replaced(daemon_binary, tmp_path):
         pytest.skip("the isolated daemon needs root")
     cfg = tmp_path / "d.toml"
     cfg.write_text("[isolation]\nuid_base = 1700000\n")
-    with Client(str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--slots", "1", "--config", str(cfg)]) as c:
+    with Client(
+        str(tmp_path / "d.sock"), binary=daemon_binary, daemon_args=["--slots", "1", "--config", str(cfg)]
+    ) as c:
         assert c.run("print(1)")["status"] == "ok"
         zygotes = []
         for d in Path("/proc").iterdir():
@@ -311,8 +371,11 @@ def test_a_dead_zygote_is_replaced(daemon_binary, tmp_path):
                 continue
             fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
             # The zygote: pid 1 of the slot's PID namespace, running as the slot's root uid.
-            if fields.get("Uid", "").split()[:1] == ["1700000"] and fields.get("NSpid", "").split()[-1:] == ["1"] \
-                    and len(fields.get("NSpid", "").split()) == 2:
+            if (
+                fields.get("Uid", "").split()[:1] == ["1700000"]
+                and fields.get("NSpid", "").split()[-1:] == ["1"]
+                and len(fields.get("NSpid", "").split()) == 2
+            ):
                 zygotes.append(int(d.name))
         assert len(zygotes) == 1, zygotes
         os.kill(zygotes[0], signal.SIGKILL)
@@ -359,5 +422,7 @@ def test_an_interpreter_only_root_can_reach_runs_as_the_configured_one(daemon_bi
         r = c.run("import sys, os\nprint(sys.executable)\nprint(os.path.exists('/usr/lib'))")
         assert r["status"] == "ok", r
         assert r["stdout"] == f"{exe}\nTrue\n"
-        assert c.run_tests("print(int(input()) * 2)", [{"stdin": "21", "expected_stdout": "42"}])["all_passed"]
+        assert c.run_tests("print(int(input()) * 2)", [{"stdin": "21", "expected_stdout": "42"}])[
+            "all_passed"
+        ]
         assert c.run("print(open('x').read())", files={"x": "in a harness"})["stdout"] == "in a harness\n"

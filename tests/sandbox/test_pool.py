@@ -20,10 +20,10 @@ from grpo_fast.verifiers.code import CodeVerifier
 ECHO = "import sys\nprint(sys.stdin.read().strip()[::-1])"
 
 
-def _daemon(daemon_binary, where, uid_base: int, server: str = "") -> Client:
+def _daemon(daemon_binary, where, uid_base: int, server: str = "", slots: int = 1) -> Client:
     where.mkdir(parents=True, exist_ok=True)
     cfg = where / "d.toml"
-    cfg.write_text(f"[server]\n{server}[pool]\nslots = 1\n[isolation]\nuid_base = {uid_base}\n")
+    cfg.write_text(f"[server]\n{server}[pool]\nslots = {slots}\n[isolation]\nuid_base = {uid_base}\n")
     return Client(str(where / "d.sock"), binary=daemon_binary, daemon_args=["--config", str(cfg)])
 
 
@@ -48,7 +48,12 @@ def _served(c: Client) -> int:
 
 def test_endpoint_forms_and_mistakes():
     assert parse_endpoints("unix:/a.sock, /b.sock,tcp:10.0.0.2:8787,host:99,[::1]:5") == [
-        "unix:/a.sock", "unix:/b.sock", "tcp:10.0.0.2:8787", "tcp:host:99", "tcp:[::1]:5"]
+        "unix:/a.sock",
+        "unix:/b.sock",
+        "tcp:10.0.0.2:8787",
+        "tcp:host:99",
+        "tcp:[::1]:5",
+    ]
     assert parse_endpoints(["/a.sock", "tcp:h:1"]) == ["unix:/a.sock", "tcp:h:1"]
     for bad in ["", "unix:", "host", "host:port", "host:0", "relative.sock", "/a.sock,/a.sock"]:
         with pytest.raises(ConfigError):
@@ -97,7 +102,9 @@ def test_a_daemon_that_dies_mid_map_loses_nothing_and_comes_back(two, daemon_bin
     a, b = two
     pool = Pool([a.socket_path, b.socket_path], retry_after_s=0.0)
     assert pool.health()["status"] == "ok"
-    items = [{"kind": "run", "code": "import time\ntime.sleep(0.02)\n" + ECHO, "stdin": f"x{i}"} for i in range(60)]
+    items = [
+        {"kind": "run", "code": "import time\ntime.sleep(0.02)\n" + ECHO, "stdin": f"x{i}"} for i in range(60)
+    ]
     results: list = []
     t = threading.Thread(target=lambda: results.extend(pool.map(items, chunk_size=2)))
     t.start()
@@ -113,7 +120,9 @@ def test_a_daemon_that_dies_mid_map_loses_nothing_and_comes_back(two, daemon_bin
     b2 = _daemon(daemon_binary, tmp_path / "b", 1_760_000)
     try:
         served = _served(b2)
-        assert [r["stdout"] for r in pool.map(_items(20), chunk_size=1)] == [f"item{i}"[::-1] + "\n" for i in range(20)]
+        assert [r["stdout"] for r in pool.map(_items(20), chunk_size=1)] == [
+            f"item{i}"[::-1] + "\n" for i in range(20)
+        ]
         assert _served(b2) > served + 1
     finally:
         b2.close()
@@ -124,7 +133,9 @@ def test_map_keeps_batches_in_flight_for_a_daemon_that_is_down(two, tmp_path):
     pool = Pool([a.socket_path, str(tmp_path / "none.sock")], retry_after_s=0.0)
     pool.health()
     assert pool._map_workers() == 4  # 2 x (a's one slot + one guessed for the daemon that is down)
-    assert [r["stdout"] for r in pool.map(_items(6), chunk_size=1)] == [f"item{i}"[::-1] + "\n" for i in range(6)]
+    assert [r["stdout"] for r in pool.map(_items(6), chunk_size=1)] == [
+        f"item{i}"[::-1] + "\n" for i in range(6)
+    ]
     pool = Pool([a.socket_path, b.socket_path])
     pool.health()
     b.close()  # down now; it reported one slot when it was up
@@ -136,25 +147,40 @@ def test_code_verifier_and_cli_over_a_pool(two, tmp_path, monkeypatch):
     a, b = two
     spec = f"unix:{a.socket_path},unix:{b.socket_path}"
     v = CodeVerifier(sandbox=spec)
-    items = [VerifyItem("", f"```python\nprint(int(input()) * {k})\n```", {"tests": [{"input": "3", "output": "6"}]})
-             for k in (2, 3)] * 4
+    items = [
+        VerifyItem(
+            "", f"```python\nprint(int(input()) * {k})\n```", {"tests": [{"input": "3", "output": "6"}]}
+        )
+        for k in (2, 3)
+    ] * 4
     assert [x.score for x in v.verify_batch(items)] == [1.0, 0.0] * 4
     assert isinstance(v.client, Pool)
     v.close()
     monkeypatch.setenv("GRPO_SANDBOX", spec)
     assert isinstance(CodeVerifier().client, Pool)
     monkeypatch.delenv("GRPO_SANDBOX")
-    rec = {"id": "double", "prompt": "p", "tests": [{"input": "3", "output": "6"}],
-           "responses": [{"text": "```python\nprint(int(input()) * 2)\n```"}, {"text": "```python\nprint(5)\n```"}]}
+    rec = {
+        "id": "double",
+        "prompt": "p",
+        "tests": [{"input": "3", "output": "6"}],
+        "responses": [
+            {"text": "```python\nprint(int(input()) * 2)\n```"},
+            {"text": "```python\nprint(5)\n```"},
+        ],
+    }
     src = tmp_path / "groups.jsonl"
     src.write_text(json.dumps(rec) + "\n")
     out = tmp_path / "verified.jsonl"
     before = _served(a) + _served(b)
-    r = CliRunner().invoke(main, ["verify", "--verifier", "code", "--sandbox", spec, str(src), "-o", str(out)])
+    r = CliRunner().invoke(
+        main, ["verify", "--verifier", "code", "--sandbox", spec, str(src), "-o", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert [x["score"] for x in json.loads(out.read_text())["responses"]] == [1.0, 0.0]
     assert _served(a) + _served(b) > before
-    r = CliRunner().invoke(main, ["verify", "--verifier", "code", "--sandbox", "nowhere", str(src), "-o", str(out)])
+    r = CliRunner().invoke(
+        main, ["verify", "--verifier", "code", "--sandbox", "nowhere", str(src), "-o", str(out)]
+    )
     assert r.exit_code != 0 and "nowhere" in r.output
 
 
@@ -181,6 +207,7 @@ def test_a_full_daemon_passes_work_to_the_others_and_all_full_backs_off(daemon_b
     a = _daemon(daemon_binary, tmp_path / "a", 1_770_000, "max_queue = 0\n")
     b = _daemon(daemon_binary, tmp_path / "b", 1_780_000, "max_queue = 0\n")
     try:
+
         def occupy(c: Client) -> threading.Thread:
             t = threading.Thread(target=c.run, args=("import time\ntime.sleep(1.5)",))
             t.start()
@@ -227,8 +254,10 @@ def test_a_kept_alive_connection_to_a_restarted_daemon_is_renewed_once(daemon_bi
 def three(daemon_binary, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("the isolated daemon needs root")
-    ds = [_daemon(daemon_binary, tmp_path / name, base) for name, base in
-          (("a", 1_940_000), ("b", 1_950_000), ("c", 1_960_000))]
+    ds = [
+        _daemon(daemon_binary, tmp_path / name, base)
+        for name, base in (("a", 1_940_000), ("b", 1_950_000), ("c", 1_960_000))
+    ]
     yield ds
     for d in ds:
         if d._proc is not None and d._proc.poll() is None:
@@ -243,8 +272,11 @@ def _tokens(n: int, tag: str) -> list[dict]:
 
 def _check_echoes(items: list[dict], results: list[dict]) -> None:
     assert len(results) == len(items)
-    wrong = [(i, r) for i, (it, r) in enumerate(zip(items, results, strict=True))
-             if r.get("status") != "ok" or r.get("stdout") != it["stdin"][::-1] + "\n"]
+    wrong = [
+        (i, r)
+        for i, (it, r) in enumerate(zip(items, results, strict=True))
+        if r.get("status") != "ok" or r.get("stdout") != it["stdin"][::-1] + "\n"
+    ]
     assert not wrong, wrong[:3]
 
 
@@ -284,8 +316,10 @@ def test_a_stopped_and_a_killed_daemon_mid_map_cost_seconds_and_lose_nothing(thr
     os.kill(b._proc.pid, signal.SIGCONT)
     again = _tokens(200, "n")
     _check_echoes(again, pool.map(again, chunk_size=4))
-    print(f"\n1500-item map over 3 daemons, one SIGSTOPped and one SIGKILLed mid-map: {took:.1f} s, "
-          f"{pool.hedges} requests hedged, 0 lost, 0 duplicated")
+    print(
+        f"\n1500-item map over 3 daemons, one SIGSTOPped and one SIGKILLed mid-map: {took:.1f} s, "
+        f"{pool.hedges} requests hedged, 0 lost, 0 duplicated"
+    )
 
 
 def test_request_deadlines_come_from_the_run_limits():
@@ -293,17 +327,88 @@ def test_request_deadlines_come_from_the_run_limits():
 
     assert work_ms("/run", {"code": "x"}) == [(None, 1, False)]
     assert work_ms("/run_tests", {"code": "x", "tests": [{}, {}, {}], "timeout_ms": 200}) == [(200, 3, False)]
-    assert work_ms("/run_tests", {"code": "x", "test_code": "assert 1", "language": "cpp"}) == [(None, 1, True)]
-    assert work_ms("/batch", {"items": [{"kind": "run", "code": "x", "timeout_ms": 100},
-                                        {"kind": "run_tests", "tests": [{}, {}]}]}) == [(100, 1, False),
-                                                                                        (None, 2, False)]
+    assert work_ms("/run_tests", {"code": "x", "test_code": "assert 1", "language": "cpp"}) == [
+        (None, 1, True)
+    ]
+    assert work_ms(
+        "/batch",
+        {
+            "items": [
+                {"kind": "run", "code": "x", "timeout_ms": 100},
+                {"kind": "run_tests", "tests": [{}, {}]},
+            ]
+        },
+    ) == [(100, 1, False), (None, 2, False)]
     assert work_ms("/languages", None) == []
     pool = Pool(["/nowhere.sock"], deadline_slack_s=10)
     ep = _Endpoint("unix:/nowhere.sock", Client("/nowhere.sock", start=False))
     ep.slots, ep.in_flight, ep.default_timeout_ms = 4, 4, 1000
-    # 8 runs of the daemon's default 1 s over 4 slots, twice: 10 + 2 * 8 / 4.
-    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(14.0)
+    # A daemon that says nothing of its cores runs a slot per core: a run may wait for a CPU as
+    # long as its limit. 8 runs of the default 1 s, each 2 s + the daemon's 1.1 s, over 4 slots.
+    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(10 + 8 * 3.1 / 4)
     ep.in_flight = 8  # as many requests again ahead of it: twice the time
-    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(18.0)
+    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(10 + 2 * 8 * 3.1 / 4)
     assert pool._deadline(ep, []) == pytest.approx(10.0)
+    # 4 slots per core: a run's wall time may reach 5 times its limit.
+    ep.in_flight, ep.wall_factor = 4, 4
+    assert pool._deadline(ep, [(None, 1, False)] * 8) == pytest.approx(10 + 8 * 6.1 / 4)
     assert Pool(["/nowhere.sock"], timeout=12.0)._deadline(ep, [(60_000, 1, False)]) == 12.0
+
+
+def test_the_pool_takes_each_daemon_s_wall_stretch_from_its_health(two, daemon_binary, tmp_path):
+    cores = two[0].health()["cores"]
+    # More slots than cores: a run may wait for a CPU, and its deadline on this daemon grows.
+    crowded = _daemon(daemon_binary, tmp_path / "crowded", 1_770_000, slots=2 * cores + 1)
+    try:
+        with Pool([two[0], crowded]) as pool:
+            pool.health()
+            one, many = pool._endpoints
+            assert (one.wall_factor, many.wall_factor) == (1, 3)
+            work = [(1000, 1, False)]
+            assert pool._deadline(many, work) - pool._deadline(one, work) == pytest.approx(2.0)
+    finally:
+        crowded.close()
+
+
+@pytest.mark.parametrize(
+    ("health", "factor"),
+    [
+        ({"slots": 8, "cores": 2, "wall_factor": 4}, 4),  # the daemon says it
+        ({"slots": 8, "cores": 2}, 4),  # slots over cores
+        ({"slots": 9, "cores": 2}, 5),  # rounded up, as the daemon does
+        ({"slots": 2, "cores": 16}, 1),  # fewer slots than cores: never below 1
+        ({"slots": 4}, 1),  # a daemon that predates both ran one slot per core
+        ({"slots": 4, "cores": 0, "wall_factor": "4"}, 1),  # nonsense is ignored
+        ({"slots": 4, "cores": True}, 1),
+    ],
+)
+def test_the_wall_stretch_comes_from_health(health, factor):
+    from grpo_fast.sandbox.pool import wall_factor
+
+    assert wall_factor(health) == factor
+
+
+@pytest.mark.parametrize(
+    ("work", "slots", "factor", "in_flight", "expected"),
+    [
+        # One 2 s run on a daemon with 4 slots per core: 2 s * 5 + 1.1 s, plus the slack.
+        ([(2000, 1, False)], 8, 4, 1, 10 + 11.1),
+        # 10 tests of 2 s in one request run one after another in one slot.
+        ([(2000, 10, False)], 8, 4, 1, 10 + 20 * 5 + 2.0),
+        # A compile first: its 30 s stretch too.
+        ([(1000, 1, True)], 8, 1, 1, 10 + 31 * 2 + 1.1),
+        # A batch whose one long item outlasts the spread of the rest.
+        ([(10_000, 1, False)] + [(100, 1, False)] * 3, 4, 1, 1, 10 + 21.1),
+        # More items than slots: they queue for them.
+        ([(1000, 1, False)] * 16, 4, 1, 1, 10 + 16 * 3.1 / 4),
+        # Requests ahead share the slots.
+        ([(1000, 1, False)], 4, 1, 12, 10 + 3.1 * 3),
+    ],
+)
+def test_a_deadline_is_what_the_daemon_allows_the_request(work, slots, factor, in_flight, expected):
+    from grpo_fast.sandbox.pool import deadline_s
+
+    got = deadline_s(
+        work, default_timeout_ms=5000, slots=slots, wall_factor=factor, in_flight=in_flight, slack_s=10.0
+    )
+    assert got == pytest.approx(expected)

@@ -31,6 +31,8 @@ from grpo_fast.sandbox.transport import Connection
 # What a request may take when nothing else is known: the daemon's defaults.
 _DEFAULT_TIMEOUT_MS = 5000
 _COMPILE_MS = 30_000  # a compiled language's build (the daemon's compile_timeout_ms)
+# What the daemon allows a request beyond its runs' stretched limits: once, and per run.
+_REQUEST_MS, _RUN_MS = 1000, 100
 _IDLE_CONNECTIONS = 64  # kept open per daemon for the next requests
 
 
@@ -41,8 +43,12 @@ def work_ms(path: str, body: Any) -> list[tuple[int | None, int, bool]]:
         return []
     if path == "/batch":
         items = body.get("items") or []
-        return [w for item in items if isinstance(item, dict)
-                for w in work_ms("/run_tests" if item.get("kind") == "run_tests" else "/run", item)]
+        return [
+            w
+            for item in items
+            if isinstance(item, dict)
+            for w in work_ms("/run_tests" if item.get("kind") == "run_tests" else "/run", item)
+        ]
     if path not in ("/run", "/run_tests"):
         return []
     timeout = body.get("timeout_ms")
@@ -52,6 +58,51 @@ def work_ms(path: str, body: Any) -> list[tuple[int | None, int, bool]]:
         runs = max(1, len(body.get("tests") or []) + (1 if body.get("test_code") else 0))
     compiled = str(body.get("language", "python")).lower() not in ("python", "python3", "py")
     return [(timeout, runs, compiled)]
+
+
+def wall_factor(health: dict) -> int:
+    """How many times its limit a run may wait for a CPU on the daemon that sent this `/health`:
+    a run's wall time is at most its limit times (this + 1), since a daemon runs more slots than
+    cores. Its `wall_factor`, else its slots over its cores rounded up, else 1 (a daemon that
+    reports neither runs one slot per core)."""
+
+    def positive(key: str) -> int | None:
+        v = health.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+    factor = positive("wall_factor")
+    if factor is not None:
+        return factor
+    slots, cores = positive("slots"), positive("cores")
+    return -(-slots // cores) if slots and cores else 1
+
+
+def deadline_s(
+    work: list[tuple[int | None, int, bool]],
+    *,
+    default_timeout_ms: int,
+    slots: int,
+    wall_factor: int,
+    in_flight: int,
+    slack_s: float,
+) -> float:
+    """Seconds a request of `work` (see `work_ms`) may take on one daemon before it is given up
+    there: what the daemon itself allows each item (every run's limit stretched by the time it
+    may wait for a CPU, the compile likewise, and the daemon's fixed allowance per request and
+    per run), spread over its slots, times the requests sharing those slots, plus `slack_s`."""
+    stretch = wall_factor + 1
+    items = [
+        ((t or default_timeout_ms) * runs + (_COMPILE_MS if compiled else 0)) * stretch
+        + _REQUEST_MS
+        + _RUN_MS * runs
+        for t, runs, compiled in work
+    ]
+    if not items:
+        return slack_s
+    slots = max(1, slots)
+    parallel = max(1, min(slots, len(items)))
+    ahead = max(1.0, in_flight / slots)  # requests sharing its slots, this one included
+    return slack_s + max(max(items), sum(items) / parallel) / 1000.0 * ahead
 
 
 def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
@@ -77,12 +128,16 @@ def parse_endpoints(spec: str | Sequence[str]) -> list[str]:
         addr = e[4:] if e.startswith(("tcp:", "tls:")) else e
         host, sep, port = addr.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"sandbox endpoint {raw!r}: expected unix:/path/to.sock or [tcp:|tls:]host:port")
+            raise ConfigError(
+                f"sandbox endpoint {raw!r}: expected unix:/path/to.sock or [tcp:|tls:]host:port"
+            )
         out.append(f"{kind}:{host}:{port}")
     if not out:
         raise ConfigError("no sandbox endpoint given")
     if len(set(out)) != len(out):
-        raise ConfigError(f"sandbox endpoints listed twice: {', '.join(sorted({e for e in out if out.count(e) > 1}))}")
+        raise ConfigError(
+            f"sandbox endpoints listed twice: {', '.join(sorted({e for e in out if out.count(e) > 1}))}"
+        )
     return out
 
 
@@ -93,6 +148,7 @@ class _Endpoint:
         self.slots = 0  # > 0 once its /health answered: the daemon is up
         self.known_slots = 0  # the last slot count it reported, kept while it is down
         self.default_timeout_ms = _DEFAULT_TIMEOUT_MS
+        self.wall_factor = 1  # from its /health (`wall_factor`)
         self.in_flight = 0
         self.probing = False
         self.down_since: float | None = None
@@ -144,10 +200,11 @@ class Pool:
     requests: one outstanding for `hedge_after_s` while the daemon has said nothing for as long
     gets it a `/health` probe, and one that misses `probe_timeout_s` sets it aside and sends its
     outstanding requests again to the others; the first answer wins and the others are dropped.
-    Each request also has a deadline from its own limits (every item's `timeout_ms`, or the
-    daemon's default, times its runs, over the daemon's slots, twice, times the requests ahead
-    of it, plus `deadline_slack_s`), past which it is given up on that daemon; `timeout`, when
-    given, caps it.
+    Each request also has a deadline from its own limits, past which it is given up on that
+    daemon: what the daemon allows it (every item's `timeout_ms`, or the daemon's default, times
+    its runs, stretched by the CPU wait the daemon's `/health` says a run may have, see
+    `deadline_s`), over the daemon's slots, times the requests ahead of it, plus
+    `deadline_slack_s`; `timeout`, when given, caps it.
 
     `endpoints` may also hold `Client`s (e.g. one that started a local daemon). `token` goes to
     the TCP daemons (default: `$GRPO_SANDBOX_TOKEN` / `$GRPO_SANDBOX_TOKEN_FILE`); a daemon that
@@ -156,30 +213,50 @@ class Pool:
     else the system's CAs); one that does not verify raises `SandboxAuthError` too.
     """
 
-    def __init__(self, endpoints: str | Sequence[str | Client], *, timeout: float | None = None,
-                 busy_retries: int = 200, retry_after_s: float = 10.0, max_workers: int | None = None,
-                 token: str | None = None, ca_file: str | None = None, hedge_after_s: float = 2.0,
-                 probe_timeout_s: float = 2.0, deadline_slack_s: float = 30.0):
+    def __init__(
+        self,
+        endpoints: str | Sequence[str | Client],
+        *,
+        timeout: float | None = None,
+        busy_retries: int = 200,
+        retry_after_s: float = 10.0,
+        max_workers: int | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
+        hedge_after_s: float = 2.0,
+        probe_timeout_s: float = 2.0,
+        deadline_slack_s: float = 30.0,
+    ):
         self._endpoints: list[_Endpoint] = []
         for entry in [endpoints] if isinstance(endpoints, str) else endpoints:
             if isinstance(entry, Client):
                 kind = "tls" if entry.tls else "tcp"
-                self._endpoints.append(_Endpoint(f"{kind}:{entry.tcp}" if entry.tcp else f"unix:{entry.socket_path}",
-                                                 entry))
+                self._endpoints.append(
+                    _Endpoint(f"{kind}:{entry.tcp}" if entry.tcp else f"unix:{entry.socket_path}", entry)
+                )
                 continue
             for name in parse_endpoints(entry):
                 kind, _, where = name.partition(":")
                 # A busy daemon answers at once: the pool tries the others before it backs off.
                 tcp = where if kind in ("tcp", "tls") else None
-                client = Client(None if tcp else where, tcp=tcp, start=False, timeout=timeout or 3600.0,
-                                busy_retries=0, token=token, tls=kind == "tls",
-                                ca_file=ca_file if kind == "tls" else None)
+                client = Client(
+                    None if tcp else where,
+                    tcp=tcp,
+                    start=False,
+                    timeout=timeout or 3600.0,
+                    busy_retries=0,
+                    token=token,
+                    tls=kind == "tls",
+                    ca_file=ca_file if kind == "tls" else None,
+                )
                 self._endpoints.append(_Endpoint(name, client))
         names = [ep.name for ep in self._endpoints]
         if not names:
             raise ConfigError("no sandbox endpoint given")
         if len(set(names)) != len(names):
-            raise ConfigError(f"sandbox endpoint listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+            raise ConfigError(
+                f"sandbox endpoint listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}"
+            )
         self.timeout = timeout
         self.retry_after_s = retry_after_s
         self.busy_retries = busy_retries
@@ -196,8 +273,9 @@ class Pool:
 
     # ---- knowing the daemons ------------------------------------------------------------------
 
-    def _mark(self, ep: _Endpoint, slots: int, exc: Exception | str | None = None,
-              health: dict | None = None) -> None:
+    def _mark(
+        self, ep: _Endpoint, slots: int, exc: Exception | str | None = None, health: dict | None = None
+    ) -> None:
         with self._cond:
             ep.slots = slots
             ep.known_slots = slots or ep.known_slots
@@ -208,6 +286,8 @@ class Pool:
             limits = (health or {}).get("limits") or {}
             if isinstance(limits.get("default_timeout_ms"), int):
                 ep.default_timeout_ms = limits["default_timeout_ms"]
+            if health is not None:
+                ep.wall_factor = wall_factor(health)
             self._cond.notify_all()
 
     def _probe(self, ep: _Endpoint) -> dict:
@@ -232,8 +312,14 @@ class Pool:
             with self._cond:
                 now = time.monotonic()
                 candidates = [ep for ep in self._endpoints if ep.name not in exclude]
-                due = [ep for ep in candidates if ep.slots == 0 and not ep.probing and ep.name not in failed
-                       and (ep.down_since is None or now - ep.down_since >= self.retry_after_s)]
+                due = [
+                    ep
+                    for ep in candidates
+                    if ep.slots == 0
+                    and not ep.probing
+                    and ep.name not in failed
+                    and (ep.down_since is None or now - ep.down_since >= self.retry_after_s)
+                ]
                 up = [ep for ep in candidates if ep.slots > 0]
                 if due:
                     probe = due[0]
@@ -279,17 +365,26 @@ class Pool:
     # ---- sending ------------------------------------------------------------------------------
 
     def _deadline(self, ep: _Endpoint, work: list[tuple[int | None, int, bool]]) -> float:
-        """Seconds a request may take on `ep`, from its own limits (see the class docstring)."""
-        ms = sum((t or ep.default_timeout_ms) * runs + (_COMPILE_MS if compiled else 0)
-                 for t, runs, compiled in work)
-        slots = max(1, ep.slots or ep.known_slots)
-        parallel = max(1, min(slots, len(work)))
-        ahead = max(1.0, ep.in_flight / slots)  # requests sharing its slots, this one included
-        limit = self.deadline_slack_s + 2.0 * ms / 1000.0 / parallel * ahead
+        """Seconds a request may take on `ep`, from its own limits (see `deadline_s`)."""
+        limit = deadline_s(
+            work,
+            default_timeout_ms=ep.default_timeout_ms,
+            slots=ep.slots or ep.known_slots,
+            wall_factor=ep.wall_factor,
+            in_flight=ep.in_flight,
+            slack_s=self.deadline_slack_s,
+        )
         return min(limit, self.timeout) if self.timeout else limit
 
-    def _start(self, ep: _Endpoint, method: str, path: str, data: bytes | None, text: bool,
-               work: list[tuple[int | None, int, bool]]) -> _Attempt:
+    def _start(
+        self,
+        ep: _Endpoint,
+        method: str,
+        path: str,
+        data: bytes | None,
+        text: bool,
+        work: list[tuple[int | None, int, bool]],
+    ) -> _Attempt:
         """Sends the request to `ep` (whose in-flight count `_pick` took) in a thread of its own."""
         att = _Attempt(ep, self._deadline(ep, work))
 
@@ -354,16 +449,22 @@ class Pool:
                         if busy:  # every daemon that answers is full: wait, then try them all again
                             if backoffs >= self.busy_retries:
                                 raise SandboxBusy(
-                                    f"every sandbox daemon is busy (queue full): {', '.join(sorted(busy))}")
+                                    f"every sandbox daemon is busy (queue full): {', '.join(sorted(busy))}"
+                                )
                             time.sleep(delay)
                             delay, backoffs = min(delay * 2, 0.5), backoffs + 1
                             busy.clear()
                             continue
-                        raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
-                            f"{e.name} ({e.error or 'skipped'})" for e in self._endpoints))
+                        raise SandboxUnavailable(
+                            "no sandbox daemon answers: "
+                            + "; ".join(f"{e.name} ({e.error or 'skipped'})" for e in self._endpoints)
+                        )
                     running.append(self._start(ep, method, path, data, text, work))
-                done, _ = wait([a.future for a in running], timeout=min(0.25, self.hedge_after_s),
-                               return_when=FIRST_COMPLETED)
+                done, _ = wait(
+                    [a.future for a in running],
+                    timeout=min(0.25, self.hedge_after_s),
+                    return_when=FIRST_COMPLETED,
+                )
                 for att in [a for a in running if a.future in done]:
                     running.remove(att)
                     try:
@@ -379,8 +480,17 @@ class Pool:
             for att in running:  # answered elsewhere, or given up: their answers are not wanted
                 att.abort()
 
-    def _watch(self, running: list[_Attempt], tried: set[str], busy: set[str], method: str, path: str,
-               data: bytes | None, text: bool, work: list[tuple[int | None, int, bool]]) -> None:
+    def _watch(
+        self,
+        running: list[_Attempt],
+        tried: set[str],
+        busy: set[str],
+        method: str,
+        path: str,
+        data: bytes | None,
+        text: bool,
+        work: list[tuple[int | None, int, bool]],
+    ) -> None:
         """Gives up attempts past their deadline; hedges when every running one is on a daemon
         that has been set aside (or probes a daemon that has been quiet too long)."""
         now = time.monotonic()
@@ -420,8 +530,12 @@ class Pool:
             idle += int(h.get("idle_slots", 0))
             rows.append({"endpoint": ep.name, **h})
         up = sum(1 for r in rows if r.get("status") not in ("down", "unauthorized"))
-        return {"status": "ok" if up == len(rows) else ("degraded" if up else "down"), "endpoints": rows,
-                "slots": slots, "idle_slots": idle}
+        return {
+            "status": "ok" if up == len(rows) else ("degraded" if up else "down"),
+            "endpoints": rows,
+            "slots": slots,
+            "idle_slots": idle,
+        }
 
     def languages(self) -> list[dict]:
         return self._send("GET", "/languages")["languages"]
@@ -441,13 +555,15 @@ class Pool:
         items = list(items)
         if not items:
             return []
-        chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+        chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
         workers = self._max_workers
         if workers is None:
             health = self.health()
             if health["slots"] == 0:
-                raise SandboxUnavailable("no sandbox daemon answers: " + "; ".join(
-                    f"{r['endpoint']} ({r['error']})" for r in health["endpoints"]))
+                raise SandboxUnavailable(
+                    "no sandbox daemon answers: "
+                    + "; ".join(f"{r['endpoint']} ({r['error']})" for r in health["endpoints"])
+                )
             workers = self._map_workers()
         workers = max(1, min(workers, len(chunks)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-pool") as pool:
