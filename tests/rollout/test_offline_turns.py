@@ -17,7 +17,8 @@ from grpo_fast.trainer.config import GRPOConfig
 from grpo_fast.trainer.loop import GRPOTrainer, micro_batches
 
 EOS = "<|im_end|>"
-CODE = ["Let me compute.\n```python\nprint(6 * 7)\n```\n```output\n", "Check again.\n```python\nprint(7 * 6)\n```\n```output\n",
+CODE = ["Let me compute.\n```python\nprint(6 * 7)\n```\n```output\n",
+        "Check again.\n```python\nprint(7 * 6)\n```\n```output\n",
         "So \\boxed{42}." + EOS]
 
 
@@ -40,14 +41,16 @@ def online(tok, sandbox, fmt, turns, max_tokens=2000):
         return turns[min(text.count("```output") + text.count("<|im_start|>tool"), len(turns) - 1)]
 
     tools = build_tools(["python"], sandbox=sandbox) if fmt == "code" else [FunctionTool(mul)]
-    s = ToolSampler(ScriptedSampler(tok, script), tools, tool_format=fmt, limits=RolloutLimits(max_tokens=max_tokens))
+    s = ToolSampler(ScriptedSampler(tok, script), tools, tool_format=fmt,
+                    limits=RolloutLimits(max_tokens=max_tokens))
     groups = s.generate(["What is 6*7?"], 2)
     s.close()
     return groups[0]
 
 
 def offline(tmp_path, tok, group, fmt, max_len=2000, score=(1.0, 0.0), edit=None):
-    responses = [{**response_record(c, Rollout), "score": sc} for c, sc in zip(group.completions, score, strict=True)]
+    responses = [{**response_record(c, Rollout), "score": sc}
+                 for c, sc in zip(group.completions, score, strict=True)]
     rec = {"prompt": group.prompt, "responses": responses}
     if edit:
         edit(rec)
@@ -57,8 +60,8 @@ def offline(tmp_path, tok, group, fmt, max_len=2000, score=(1.0, 0.0), edit=None
     from grpo_fast.trainer.local_model import build_qwen2
 
     model, _ = build_qwen2(vocab_size=256, seed=0)
-    cfg = GRPOConfig(offline=True, data=str(f), tool_format=fmt, max_completion_length=max_len, prompts_per_step=1,
-                     learning_rate=1e-3)
+    cfg = GRPOConfig(offline=True, data=str(f), tool_format=fmt, max_completion_length=max_len,
+                     prompts_per_step=1, learning_rate=1e-3)
     return GRPOTrainer(cfg, model, tok, [json.loads(x) for x in f.read_text().splitlines()], None)
 
 
@@ -97,8 +100,10 @@ def test_offline_rollouts_are_cut_at_the_length_limit_like_online_ones(qwen_tok,
 @pytest.mark.parametrize(("case", "edit", "field"), [
     ("a tool turn first", lambda r: r["responses"][1]["turns"].insert(0, {"role": "tool", "content": "x"}),
      "responses[1].turns[0].role"),
-    ("content not a string", lambda r: r["responses"][0]["turns"][1].update(content=7), "responses[0].turns[1].content"),
-    ("unknown stop reason", lambda r: r["responses"][0].update(stop_reason="tired"), "responses[0].stop_reason"),
+    ("content not a string", lambda r: r["responses"][0]["turns"][1].update(content=7),
+     "responses[0].turns[1].content"),
+    ("unknown stop reason", lambda r: r["responses"][0].update(stop_reason="tired"),
+     "responses[0].stop_reason"),
     ("turns not a list", lambda r: r["responses"][1].update(turns="hello"), "responses[1].turns"),
 ])
 def test_a_malformed_turn_names_file_line_and_field(qwen_tok, sandbox, tmp_path, case, edit, field):

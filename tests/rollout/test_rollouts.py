@@ -45,7 +45,8 @@ def test_segments_mask_and_logprobs_line_up_with_the_tokens(qwen_tok, sandbox):
         assert [x.kind for x in r.segments] == [MODEL, TOOL, MODEL, TOOL, MODEL]
         assert [c.output for c in r.tool_calls] == ["42\n", "10\n"]
         assert r.transcript_text == ("Compute.\n```python\nprint(6*7)\n```\n```output\n42\n```\nAgain.\n"
-                                     "```python\nprint(sum(range(5)))\n```\n```output\n10\n```\nSo \\boxed{42}.")
+                                     "```python\nprint(sum(range(5)))\n```\n```output\n10\n```\n"
+                                     "So \\boxed{42}.")
         # What verifiers judge: the same with the outputs left out, the fences still closed.
         assert r.text == ("Compute.\n```python\nprint(6*7)\n```\n```output\n```\nAgain.\n```python\n"
                           "print(sum(range(5)))\n```\n```output\n```\nSo \\boxed{42}.")

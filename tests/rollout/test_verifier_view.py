@@ -23,7 +23,8 @@ def rollout(tok, sandbox, turns, fmt="code", tools=None):
         return turns[min(text.count("```output") + text.count("<|im_start|>tool"), len(turns) - 1)]
 
     tools = tools if tools is not None else build_tools(["python"], sandbox=sandbox)
-    s = ToolSampler(ScriptedSampler(tok, script), tools, tool_format=fmt, limits=RolloutLimits(max_tokens=2000))
+    s = ToolSampler(ScriptedSampler(tok, script), tools, tool_format=fmt,
+                    limits=RolloutLimits(max_tokens=2000))
     [g] = s.generate(["What is 6*7?"], 1)
     s.close()
     return g.completions[0]
@@ -72,7 +73,8 @@ def test_chat_format_the_tool_message_reaches_the_verifier_empty(qwen_tok, sandb
     # The tool turn is still there (the model's turns stay apart), its content is not.
     assert "<|im_start|>tool\n<|im_end|>" in r.text and "\\boxed{42}" not in r.text
     assert judge(math_verifier, r).correct is False
-    r = rollout(qwen_tok, sandbox, [call, "It is \\boxed{42}." + EOS], fmt="chat", tools=[FunctionTool(boxed_lookup)])
+    r = rollout(qwen_tok, sandbox, [call, "It is \\boxed{42}." + EOS], fmt="chat",
+                tools=[FunctionTool(boxed_lookup)])
     assert judge(math_verifier, r).correct is True
 
 

@@ -172,7 +172,8 @@ def test_a_rollout_turn_through_the_engine_cuts_at_stop_strings_like_transformer
     hf = TransformersSampler(t.model, tok, max_new_tokens=24, use_chat_template=False, return_logprobs=True)
     cut = 0
     for temperature in (1.0, 0.0):
-        got = t.sampler.continue_ids(rows, stop_strings=stops, max_new_tokens=24, temperature=temperature, seed=11)
+        got = t.sampler.continue_ids(rows, stop_strings=stops, max_new_tokens=24, temperature=temperature,
+                                     seed=11)
         for row, c in zip(rows, got, strict=True):
             end = stop_string_end(tok, c.token_ids, stops)
             if c.finish_reason == "stop_string":

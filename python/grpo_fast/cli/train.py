@@ -41,8 +41,9 @@ def _join_verifiers(ctx: Any, param: Any, value: tuple[str, ...]) -> str | None:
 
 @click.command(name="train", cls=Command,
                context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--toy", type=click.Choice(["next_digit", "digit_sum"]), default=None,
-              help="Built-in toy task with a tiny random-init model (no download, runs on CPU).")
+@click.option("--toy", type=click.Choice(["next_digit", "digit_sum", "secret_fn"]), default=None,
+              help="Built-in toy task with a tiny random-init model (no download, runs on CPU); secret_fn "
+                   "needs --tools python to be solvable.")
 @click.option("--model", default=None, help="Policy: a local path or Hugging Face Hub id.")
 @click.option("--data", default=None, type=click.Path(), help="Prompts (JSONL / Parquet / datasets dir); with --offline, scored groups.")
 @click.option("--verifier", multiple=True, callback=_join_verifiers,

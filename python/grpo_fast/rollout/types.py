@@ -88,8 +88,8 @@ class Rollout(Completion):
             role = t.get("role") if isinstance(t, dict) else None
             want = "assistant" if k % 2 == 0 else "tool"
             if role != want:
-                raise DataError(f"turns alternate assistant, tool, assistant, ...: expected {want!r}, got {role!r}",
-                                field=f"turns[{k}].role")
+                raise DataError(f"turns alternate assistant, tool, assistant, ...: expected {want!r}, "
+                                f"got {role!r}", field=f"turns[{k}].role")
             if not isinstance(t.get("content"), str):
                 raise DataError("content must be a string", field=f"turns[{k}].content")
             ids = list(tokenizer(t["content"], add_special_tokens=False)["input_ids"])

@@ -22,7 +22,7 @@ class GRPOConfig:
     model: str | None = None
     """Path or Hub id of the policy (a causal LM). Ignored with `toy`, which builds a tiny model."""
     toy: str | None = None
-    """Run a built-in toy task (`next_digit`, `digit_sum`) with a tiny random-init model and a
+    """Run a built-in toy task (`next_digit`, `digit_sum`, `secret_fn`) with a tiny random-init model and a
     character tokenizer; no download. Overrides `model`, `data` and `verifier`."""
     data: str | None = None
     """Prompts (JSONL, Parquet, or a local HF `datasets` directory); with `offline`, scored groups."""

@@ -59,10 +59,14 @@ def build_model_and_tokenizer(cfg: GRPOConfig, resume_from: Path | None = None) 
         model = load_pretrained(AutoModelForCausalLM.from_pretrained, str(resume_from), dtype=torch.float32)
         return model, tok
     if cfg.toy:
-        from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model
+        from grpo_fast.trainer.toy_tasks import build_char_tokenizer, build_tiny_model, get_toy_task
 
-        tok = build_char_tokenizer()
-        return build_tiny_model(tok, seed=cfg.seed), tok
+        task = get_toy_task(cfg.toy)
+        tok = build_char_tokenizer(task.chars)
+        model = build_tiny_model(tok, seed=cfg.seed)
+        if task.warm_start is not None:
+            task.warm_start(model, tok, cfg.seed)
+        return model, tok
     check_model(cfg.model)
     tok = load_pretrained(AutoTokenizer.from_pretrained, cfg.model, padding_side="left")
     # float32 whatever the checkpoint's dtype: these are the master weights (bf16 runs as autocast).
