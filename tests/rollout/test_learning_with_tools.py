@@ -60,3 +60,34 @@ def test_without_the_tool_the_same_run_stays_at_chance(runs):
     assert max(sum(rewards[i:i + 10]) / 10 for i in range(len(rewards) - 9)) <= 0.2
     assert control.greedy_accuracy is not None and control.greedy_accuracy <= 0.25
     assert "tools/calls_per_rollout" not in control.history[-1]
+
+
+def test_the_sandboxs_f_is_the_gold_and_a_copied_call_reads_it(sandbox):
+    """The setup code the tool runs and the records' answers come from the same function."""
+    from grpo_fast.tools import build_tools
+    from grpo_fast.tools.base import ToolCall
+    from grpo_fast.trainer.toy_tasks import SECRET_FN_SETUP, get_toy_task
+
+    records = get_toy_task("secret_fn").records
+    [tool] = build_tools(["python"], sandbox=sandbox, setup_code=SECRET_FN_SETUP)
+    picks = records[::97]
+    got = tool.run_batch([ToolCall("python", {"code": f"print(f({r['prompt'][2:-2]}))\n"}) for r in picks])
+    assert [x.output for x in got] == [r["answer"] + "\n" for r in picks]
+    # Every digit is an answer about as often: guessing is right one time in ten.
+    counts = [sum(r["answer"] == str(d) for r in records) for d in range(10)]
+    assert min(counts) >= 60 and max(counts) <= 120
+
+
+@pytest.mark.parametrize(("case", "response", "correct"), [
+    ("the answer after the tool call", "```\nprint(f(123))\n```\n```output\n```\n7", True),
+    ("the answer at once", "7", True),
+    ("a wrong digit", "```\nprint(f(123))\n```\n```output\n```\n3", False),
+    ("the answer only inside the call", "```\nprint(7)\n```\n```output\n```\n", False),
+    ("more than the digit on the last line", "the answer is 7", False),
+])
+def test_toy_last_line_judges_the_last_line_exactly(case, response, correct):
+    from grpo_fast.trainer.toy_tasks import ToyLastLineVerifier
+    from grpo_fast.verifiers.base import VerifyItem
+
+    [v] = ToyLastLineVerifier().verify_batch([VerifyItem("f(123)=", response, {"answer": "7"})])
+    assert v.correct is correct, case
