@@ -28,39 +28,7 @@ const DIFFERENT_RTOL: f64 = 1e-5;
 /// Largest list / set compared element by element.
 const MAX_ITEMS: usize = 64;
 
-/// Split at top-level occurrences of `sep` (outside (), [], {}, \{ \}).
-fn split_top(s: &str, sep: u8) -> Vec<&str> {
-    let bytes = s.as_bytes();
-    let mut depth = 0i32;
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c == b'\\' {
-            // `\{` and `\}` nest like brackets; `\left` etc. are already gone.
-            match bytes.get(i + 1) {
-                Some(b'{') => depth += 1,
-                Some(b'}') => depth -= 1,
-                _ => {}
-            }
-            i += 2;
-            continue;
-        }
-        match c {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth -= 1,
-            _ if c == sep && depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    parts.push(&s[start..]);
-    parts
-}
+use crate::normalize::split_top_level as split_top;
 
 /// How many answers a normalised answer lists at its top level (`-2,3` has 2, `(1,2)` has 1).
 pub fn top_level_items(s: &str) -> usize {

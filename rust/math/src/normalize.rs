@@ -664,8 +664,8 @@ fn collapse_doubled_brackets(s: &str) -> String {
     String::from_utf8(kept).unwrap_or_else(|_| s.to_string())
 }
 
-/// Split at top-level occurrences of `sep` (outside brackets and `\{ \}`).
-fn split_top_level(s: &str, sep: u8) -> Vec<&str> {
+/// Split at top-level occurrences of `sep` (outside (), [], {} and `\{ \}`).
+pub(crate) fn split_top_level(s: &str, sep: u8) -> Vec<&str> {
     let b = s.as_bytes();
     let mut depth = 0i32;
     let mut parts = Vec::new();
