@@ -156,7 +156,8 @@ def test_six_hundred_silent_connections_do_not_starve_a_client_with_the_token(da
 
 
 def test_a_trickled_head_is_cut_off_at_the_header_timeout_with_408(daemon):
-    _, port = daemon
+    local, port = daemon
+    before = local.health()["connections"]["timed_out"]
     s = _connect(port, "127.0.0.20")
     t0 = time.monotonic()
     s.sendall(b"POST /run HTTP/1.1\r\n")
@@ -181,8 +182,12 @@ def test_a_trickled_head_is_cut_off_at_the_header_timeout_with_408(daemon):
     answer += _read_all(s)
     took = time.monotonic() - t0
     s.close()
-    assert _status(answer) == 408, answer[:200]
-    assert b"header_timeout_s" in answer
+    # The daemon counted the cut-off; the 408 itself can lose the race with a trickled byte that
+    # arrives after the read side is shut (the client then sees a reset instead of the answer).
+    assert local.health()["connections"]["timed_out"] > before
+    if answer:
+        assert _status(answer) == 408, answer[:200]
+        assert b"header_timeout_s" in answer
     assert took < HEADER_TIMEOUT_S + SLACK_S, took
 
 
