@@ -187,8 +187,9 @@ fn after_phrase(text: &str, segs: &[Segment]) -> Option<String> {
     if from >= to {
         return None;
     }
-    if !statement::opens_with_choice(text, from, to, segs) {
-        if let Some(v) = statement::first_sentence_value(text, from, to, segs, mode) {
+    let tail = statement::Sentences::new(text, from, to, segs);
+    if !tail.opens_with_choice() {
+        if let Some(v) = tail.first_value(mode) {
             return Some(v);
         }
     }
@@ -458,10 +459,11 @@ fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
         return found(t, Source::Whole);
     }
     let from = tail_window_start(text, &segs);
-    if let Some(v) = statement::conclusion_value(text, from, text.len(), &segs) {
+    let tail = statement::Sentences::new(text, from, text.len(), &segs);
+    if let Some(v) = tail.conclusion_value() {
         return found(&v, Source::Statement);
     }
-    if let Some(j) = statement::joined_segments(text, from, text.len(), &segs) {
+    if let Some(j) = tail.joined_segments() {
         return found(&j, Source::Dollar);
     }
     if let Some(d) = segments::last_nonempty(text, &segs) {
@@ -533,7 +535,7 @@ fn extract_gold_text(text: &str) -> Option<String> {
     }
     if has_prose(t, &segs) {
         let from = tail_window_start(t, &segs);
-        if let Some(v) = statement::conclusion_value(t, from, t.len(), &segs) {
+        if let Some(v) = statement::Sentences::new(t, from, t.len(), &segs).conclusion_value() {
             return Some(v);
         }
         if !t.contains('\\') && segs.is_empty() {

@@ -618,75 +618,72 @@ fn concluded(text: &str, toks: &[Token], rs: &[Run]) -> Option<String> {
     }
 }
 
-/// The value stated by the first sentence of `text[from..to]` (a phrase's tail).
-pub(crate) fn first_sentence_value(
-    text: &str,
-    from: usize,
-    to: usize,
-    segs: &[Segment],
-    mode: Mode,
-) -> Option<String> {
-    let sents = sentences(text, from, to, segs);
-    let first = sents.first()?;
-    stated(text, first, mode)
+/// The sentences of `text[from..to]`, tokenized once for every rule that reads them.
+pub(crate) struct Sentences<'a> {
+    text: &'a str,
+    sents: Vec<Vec<Token>>,
 }
 
-/// True when the first sentence of `text[from..to]` opens with a multiple-choice letter
-/// (`(B)`, `B`, `B)`), which the caller reads as written.
-pub(crate) fn opens_with_choice(text: &str, from: usize, to: usize, segs: &[Segment]) -> bool {
-    let sents = sentences(text, from, to, segs);
-    let Some(t) = sents
-        .first()
-        .and_then(|s| s.iter().find(|t| t.kind != Kind::Filler))
-    else {
-        return false;
-    };
-    let w = text[t.start..t.end].trim_matches(|c| c == '(' || c == ')');
-    t.body.is_none() && w.len() == 1 && w.bytes().all(|c| (b'A'..=b'E').contains(&c))
-}
+impl<'a> Sentences<'a> {
+    pub(crate) fn new(text: &'a str, from: usize, to: usize, segs: &[Segment]) -> Self {
+        Sentences {
+            text,
+            sents: sentences(text, from, to, segs),
+        }
+    }
 
-/// The value stated by the last sentence of `text[from..to]` that mentions any value, when it
-/// states one with a copula.
-pub(crate) fn conclusion_value(
-    text: &str,
-    from: usize,
-    to: usize,
-    segs: &[Segment],
-) -> Option<String> {
-    let sents = sentences(text, from, to, segs);
-    let last = sents
-        .iter()
-        .rev()
-        .find(|s| s.iter().any(|t| t.kind == Kind::Value))?;
-    stated(text, last, Mode::Conclusion)
-}
+    /// The last sentence that mentions any value.
+    fn last_valued(&self) -> Option<&[Token]> {
+        self.sents
+            .iter()
+            .rev()
+            .find(|s| s.iter().any(|t| t.kind == Kind::Value))
+            .map(Vec::as_slice)
+    }
 
-/// The last sentence's final run when it is several math segments joined by commas or
-/// "and"/"or" and nothing but words follow it: "We conclude that $a = 3$, $b = 4$." is
-/// `a = 3, b = 4`, "we get $x = 2$ or $x = -3$." is both roots, not the last one alone.
-pub(crate) fn joined_segments(
-    text: &str,
-    from: usize,
-    to: usize,
-    segs: &[Segment],
-) -> Option<String> {
-    let sents = sentences(text, from, to, segs);
-    let last = sents
-        .iter()
-        .rev()
-        .find(|s| s.iter().any(|t| t.kind == Kind::Value))?;
-    let rs = runs(last);
-    super::work::add(last.len() + rs.len());
-    let r = *rs.last()?;
-    let toks = &last[r.a..r.b];
-    let maths = toks.iter().filter(|t| t.body.is_some()).count();
-    let only_joined = toks
-        .iter()
-        .all(|t| t.body.is_some() || t.kind == Kind::Conn);
-    let ends = last[r.b..]
-        .iter()
-        .all(|t| matches!(t.kind, Kind::Word | Kind::Unit | Kind::Filler));
-    (maths >= 2 && only_joined && ends).then(|| run_text(text, last, r))
+    /// The value stated by the first sentence (a phrase's tail).
+    pub(crate) fn first_value(&self, mode: Mode) -> Option<String> {
+        stated(self.text, self.sents.first()?, mode)
+    }
+
+    /// True when the first sentence opens with a multiple-choice letter (`(B)`, `B`, `B)`),
+    /// which the caller reads as written.
+    pub(crate) fn opens_with_choice(&self) -> bool {
+        let Some(t) = self
+            .sents
+            .first()
+            .and_then(|s| s.iter().find(|t| t.kind != Kind::Filler))
+        else {
+            return false;
+        };
+        let w = self.text[t.start..t.end].trim_matches(|c| c == '(' || c == ')');
+        t.body.is_none() && w.len() == 1 && w.bytes().all(|c| (b'A'..=b'E').contains(&c))
+    }
+
+    /// The value stated by the last sentence that mentions any value, when it states one with
+    /// a copula.
+    pub(crate) fn conclusion_value(&self) -> Option<String> {
+        stated(self.text, self.last_valued()?, Mode::Conclusion)
+    }
+
+    /// The last sentence's final run when it is several math segments joined by commas or
+    /// "and"/"or" and nothing but words follow it: "We conclude that $a = 3$, $b = 4$." is
+    /// `a = 3, b = 4`, "we get $x = 2$ or $x = -3$." is both roots, not the last one alone.
+    pub(crate) fn joined_segments(&self) -> Option<String> {
+        let last = self.last_valued()?;
+        let rs = runs(last);
+        super::work::add(last.len() + rs.len());
+        let r = *rs.last()?;
+        let toks = &last[r.a..r.b];
+        let maths = toks.iter().filter(|t| t.body.is_some()).count();
+        let only_joined = toks
+            .iter()
+            .all(|t| t.body.is_some() || t.kind == Kind::Conn);
+        let ends = last[r.b..]
+            .iter()
+            .all(|t| matches!(t.kind, Kind::Word | Kind::Unit | Kind::Filler));
+        (maths >= 2 && only_joined && ends).then(|| run_text(self.text, last, r))
+    }
 }
 
 #[cfg(test)]
@@ -695,11 +692,11 @@ mod tests {
     use super::*;
 
     fn conclusion(t: &str) -> Option<String> {
-        conclusion_value(t, 0, t.len(), &segments(t))
+        Sentences::new(t, 0, t.len(), &segments(t)).conclusion_value()
     }
 
     fn tail(t: &str, mode: Mode) -> Option<String> {
-        first_sentence_value(t, 0, t.len(), &segments(t), mode)
+        Sentences::new(t, 0, t.len(), &segments(t)).first_value(mode)
     }
 
     #[test]
