@@ -589,11 +589,6 @@ mod tests {
     /// the controllers it offers. Needs root and a kernel with cgroup2; skipped otherwise.
     #[test]
     fn a_mounted_cgroup2_takes_slots_moves_processes_and_kills_them() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to mount cgroup2");
-            return;
-        }
         let Some(mnt) = mount_cgroup2("kill") else {
             return;
         };
@@ -661,11 +656,6 @@ mod tests {
     /// and memory on a hybrid host: the move and the subtree are what is exercised).
     #[test]
     fn the_daemon_moves_into_a_leaf_before_enabling_controllers() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to mount cgroup2");
-            return;
-        }
         let Some(mnt) = mount_cgroup2("leaf") else {
             return;
         };
@@ -743,7 +733,13 @@ mod tests {
         }
     }
 
+    /// A fresh cgroup2 mount for one test; None (the test is skipped) without root or cgroup2.
     fn mount_cgroup2(tag: &str) -> Option<PathBuf> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to mount cgroup2");
+            return None;
+        }
         let mnt = std::env::temp_dir().join(format!("grpo-cg2-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&mnt).unwrap();
         let path = std::ffi::CString::new(mnt.to_string_lossy().as_bytes()).unwrap();
