@@ -1,5 +1,5 @@
 """The command-line options that choose and configure verifiers (`--verifier`, `--verifier-config`,
-and the options of the `factual` and `format` verifiers), shared by the commands that verify."""
+and the options of the `factual`, `format` and `code` verifiers), shared by the commands that verify."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _PART_FLAGS = {
     "schema": ("format", "schema"),
     "schema_field": ("format", "schema_field"),
     "regex": ("format", "pattern"),
+    "code_dedupe": ("code", "dedupe"),
 }
 _OPTIONS = [
     click.option(
@@ -78,6 +79,13 @@ _OPTIONS = [
     ),
     click.option(
         "--regex", default=None, metavar="PATTERN", help="format: a regex the response must match in full."
+    ),
+    click.option(
+        "--code-dedupe/--no-code-dedupe",
+        default=None,
+        help="code: run each distinct program of a batch once and give its copies the same verdict "
+        "[default: on]; turn it off when programs draw random numbers or read the clock and copies "
+        "should be judged independently.",
     ),
 ]
 

@@ -3,12 +3,14 @@ daemon (`grpo-sandboxd`) and scores the fraction of tests passed (or all-or-noth
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from grpo_fast.errors import ConfigError, DataError
+from grpo_fast.errors import ConfigError, DataError, SandboxError
 from grpo_fast.sandbox.client import Client, tests_request
 from grpo_fast.sandbox.pool import Pool, parse_endpoints
 from grpo_fast.sandbox.tests_format import normalize_tests
@@ -67,6 +69,19 @@ def extract_code(response: str, language: str = "python", fallback: str = "none"
     return code
 
 
+def request_key(body: dict[str, Any]) -> bytes | None:
+    """A digest of the request exactly as the daemon would read it (its canonical JSON: keys
+    sorted, so dicts equal in content give one key); None for a body that is not plain JSON, which
+    is then sent as it is and never shared. Two bodies with one key are one program run against
+    the same tests under the same limits and options."""
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    # A digest, not the text: tests can be megabytes, and only one copy is held at a time.
+    return hashlib.blake2b(text.encode("ascii"), digest_size=16).digest()
+
+
 def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
@@ -96,6 +111,12 @@ class CodeVerifier(Verifier):
     fresh_process_per_test: run every test in a process of its own (slower; by default the tests
         of one response run one after another in one sandboxed process, each from a fresh
         `__main__`).
+    dedupe: within one `verify_batch`, send each distinct request (the same program against the
+        same tests with the same options) to the daemon once and give every copy that verdict,
+        with its own details dict and `"deduplicated": True` in it (the first copy has no such
+        key). A group of GRPO samples often repeats a program byte for byte. Turn it off where a
+        program's verdict depends on randomness, the clock or the machine and the copies should be
+        independent draws (with dedupe they share one).
     """
 
     name = "code"
@@ -118,6 +139,7 @@ class CodeVerifier(Verifier):
         timeout: float | None = None,
         fresh_process_per_test: bool = False,
         language_field: str = "language",
+        dedupe: bool = True,
     ):
         if scoring not in ("fraction", "all"):
             raise ConfigError(f"code verifier: scoring must be 'fraction' or 'all', not {scoring!r}")
@@ -138,6 +160,9 @@ class CodeVerifier(Verifier):
         self.fallback = fallback
         self.output_chars = output_chars
         self.fresh_process_per_test = fresh_process_per_test
+        if not isinstance(dedupe, bool):  # a config file's "false" string would otherwise be truthy
+            raise ConfigError(f"code verifier: dedupe must be true or false, not {dedupe!r}", field="dedupe")
+        self.dedupe = dedupe
         self._client = client
         self._socket = socket
         self._tcp = tcp
@@ -241,20 +266,34 @@ class CodeVerifier(Verifier):
 
     def verify_batch(self, items: Sequence[VerifyItem]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(items)
-        bodies, where, codes = [], [], {}
+        bodies: list[dict] = []  # what the daemon gets: each distinct request once (with dedupe)
+        pending: list[tuple[int, int, str, bool]] = []  # (item, its body, its code, a copy)
+        first: dict[bytes, int] = {}  # request key -> its body's index in `bodies`
         for i, it in enumerate(items):
             body, early, code = self._request(it)
             if early is not None:
                 verdicts[i] = early
-            else:
-                bodies.append(body)
-                where.append(i)
-                codes[i] = code
+                continue
+            key = request_key(body) if self.dedupe else None
+            sent = first.get(key) if key is not None else None
+            if sent is not None:
+                pending.append((i, sent, code, True))
+                continue
+            if key is not None:
+                first[key] = len(bodies)
+            pending.append((i, len(bodies), code, False))
+            bodies.append(body)
         if bodies:
             # A failure of the daemon as a whole raises SandboxError: it is not a per-item verdict.
             results = self.client.map(bodies)
-            for i, res in zip(where, results, strict=True):
-                verdicts[i] = self._verdict(res, codes[i])
+            if len(results) != len(bodies):  # a copy must never get another request's verdict
+                raise SandboxError(f"the sandbox answered {len(results)} of {len(bodies)} requests")
+            for i, sent, code, copy in pending:
+                # One verdict built per item, so each has a details dict of its own.
+                verdict = self._verdict(results[sent], code)
+                if copy and verdict.details is not None:
+                    verdict.details["deduplicated"] = True
+                verdicts[i] = verdict
         return [v for v in verdicts if v is not None]
 
     def _verdict(self, res: dict[str, Any], code: str) -> Verdict:
