@@ -120,8 +120,9 @@ pub fn open_input(path: &str) -> Result<Input> {
 /// `path`. Until then `path` keeps its old content (or stays absent); dropping the writer
 /// unfinished, an error, or a full disk removes the temporary file. So an output may be one of
 /// the inputs: the input is read from its own inode, which the final rename does not touch.
-/// A kill -9 leaves the temporary file behind, never a partial `path`. `-` is stdout, and a
-/// path that is not a regular file (`/dev/null`, a FIFO) is written in place.
+/// A kill -9 leaves the temporary file behind, never a partial `path`; the next write to the
+/// same `path` removes it (see `remove_abandoned_temps`). `-` is stdout, and a path that is not
+/// a regular file (`/dev/null`, a FIFO) is written in place.
 pub fn open_output(path: &str) -> Result<OutputSink> {
     open_output_with(path, false)
 }
@@ -204,6 +205,7 @@ fn create_temp(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    remove_abandoned_temps(target);
     loop {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let temp = target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()));
@@ -216,6 +218,10 @@ fn create_temp(
                 if let Some(meta) = existing {
                     let _ = file.set_permissions(meta.permissions());
                 }
+                // Held until the file is closed: how a writer in another PID namespace or on
+                // another host (a shared folder) tells `remove_abandoned_temps` it is alive.
+                // Best effort: a file system without locks leaves the PID check alone.
+                let _ = try_lock(&file);
                 return Ok((file, temp));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -227,6 +233,110 @@ fn create_temp(
             }
         }
     }
+}
+
+/// Removes the temporary siblings of `target` (`.NAME.tmp-PID-N`, exactly that pattern) that
+/// writers killed before `finish` left behind: a file is removed only when it is a regular
+/// file, nobody holds its lock (every writer locks its own until it closes it) and, checked
+/// after taking that lock, no process with its PID is alive on this host. A live writer's file
+/// is never touched: it is locked (wherever the writer runs, where the file system supports
+/// locks), and its PID is alive when it runs here. A dead writer's PID reused by an unrelated
+/// process keeps the file until that process ends (a leftover, never a loss). Best effort and
+/// silent: a file that cannot be checked is left alone.
+pub fn remove_abandoned_temps(target: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let prefix = format!(".{name}.tmp-");
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(pid) = file_name.to_str().and_then(|s| temp_pid(s, &prefix)) else {
+                continue;
+            };
+            if pid != std::process::id() {
+                remove_if_abandoned(&entry.path(), pid);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = target;
+}
+
+/// The writer's PID when `file_name` is `PREFIX<digits>-<digits>` and nothing else.
+fn temp_pid(file_name: &str, prefix: &str) -> Option<u32> {
+    let (pid, n) = file_name.strip_prefix(prefix)?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+#[cfg(unix)]
+fn remove_if_abandoned(path: &std::path::Path, pid: u32) {
+    use std::os::unix::fs::MetadataExt;
+
+    // Never a link, a folder or a FIFO (opening a FIFO would block).
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.file_type().is_file() {
+        return;
+    }
+    let Ok(file) = File::open(path) else {
+        return;
+    };
+    if try_lock(&file).is_err() || process_alive(pid) {
+        return;
+    }
+    // Still the file that was checked (not one created since under the same name).
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => {
+            let _ = std::fs::remove_file(path);
+        }
+        _ => {}
+    }
+}
+
+/// An exclusive, non-blocking `flock` on `file` (released when every handle to it is closed).
+#[cfg(unix)]
+fn try_lock(file: &File) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+
+    // SAFETY: flock on a descriptor this `File` owns; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// Whether a process with this PID exists here (one of another user counts: EPERM).
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true; // not a PID this system can have: leave the file alone
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// A file output being written to its temporary sibling.
@@ -352,5 +462,120 @@ pub fn same_file(a: &str, b: &str) -> bool {
         (Ok(_), Ok(_)) => std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok(),
         // Not both there yet: the same path spelt another way (`./o.jsonl`, `o.jsonl`).
         _ => a == b || std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A PID that belonged to a process which has ended (reaped, so nothing holds it).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn temp_names_match_exactly() {
+        let p = ".out.jsonl.tmp-";
+        assert_eq!(temp_pid(".out.jsonl.tmp-123-0", p), Some(123));
+        assert_eq!(temp_pid(".out.jsonl.tmp-7-42", p), Some(7));
+        for other in [
+            ".out.jsonl.tmp-123",       // files.py's pattern, not the writer's
+            ".out.jsonl.tmp-123-",      // no counter
+            ".out.jsonl.tmp--0",        // no PID
+            ".out.jsonl.tmp-12a-0",     // not a number
+            ".out.jsonl.tmp-1-0.bak",   // something after
+            ".out.jsonl.tmp-1-0-2",     // something after
+            ".out.jsonl.tmp-1.tmp-5-0", // another target's temp (`out.jsonl.tmp-1`)
+            "out.jsonl.tmp-1-0",        // not hidden
+            ".out.jsonl.gz.tmp-1-0",    // another target
+            ".out.jsonl.tmp-99999999999-0",
+        ] {
+            assert_eq!(temp_pid(other, p), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_abandoned_temps_of_the_target_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.jsonl");
+        let dead = dead_pid();
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let put = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"{\"prompt\":\"q\"}\n").unwrap();
+            p
+        };
+        let abandoned = [
+            put(&format!(".out.jsonl.tmp-{dead}-0")),
+            put(&format!(".out.jsonl.tmp-{dead}-17")),
+        ];
+        let kept = [
+            put(&format!(".out.jsonl.tmp-{}-0", live.id())), // a live writer here
+            put(&format!(".out.jsonl.tmp-{}-3", std::process::id())), // this process
+            put(&format!(".out.jsonl.tmp-{dead}-0.bak")),
+            put(&format!(".out.jsonl.tmp-{dead}")),
+            put(&format!(".other.jsonl.tmp-{dead}-0")),
+            put(&format!("out.jsonl.tmp-{dead}-0")),
+            put("out.jsonl"),
+        ];
+        // A dead PID whose file is locked: a writer elsewhere (another host or PID namespace).
+        let locked = put(&format!(".out.jsonl.tmp-{dead}-5"));
+        let holder = File::open(&locked).unwrap();
+        try_lock(&holder).unwrap();
+        // A folder and a link of the pattern are not files to remove.
+        std::fs::create_dir(dir.path().join(format!(".out.jsonl.tmp-{dead}-8"))).unwrap();
+        std::os::unix::fs::symlink(
+            &kept[6],
+            dir.path().join(format!(".out.jsonl.tmp-{dead}-9")),
+        )
+        .unwrap();
+
+        remove_abandoned_temps(&target);
+        for p in &abandoned {
+            assert!(!p.exists(), "{} was left", p.display());
+        }
+        for p in kept.iter().chain([&locked]) {
+            assert!(p.exists(), "{} was removed", p.display());
+        }
+        assert!(dir.path().join(format!(".out.jsonl.tmp-{dead}-8")).is_dir());
+        assert!(dir
+            .path()
+            .join(format!(".out.jsonl.tmp-{dead}-9"))
+            .symlink_metadata()
+            .is_ok());
+        drop(holder);
+        remove_abandoned_temps(&target);
+        assert!(!locked.exists(), "unlocked and its PID dead: abandoned");
+        live.kill().unwrap();
+        live.wait().unwrap();
+    }
+
+    #[test]
+    fn opening_an_output_clears_what_a_killed_writer_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("g.jsonl");
+        let left = dir.path().join(format!(".g.jsonl.tmp-{}-0", dead_pid()));
+        std::fs::write(&left, b"{\"partial\":").unwrap();
+        let path = target.to_str().unwrap();
+        let mut out = open_output(path).unwrap();
+        assert!(!left.exists());
+        // While it writes, its own temporary file is locked: another writer's cleanup keeps it.
+        out.write_all(b"{\"a\":1}\n").unwrap();
+        let mine: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(mine.len(), 1);
+        assert!(try_lock(&File::open(&mine[0]).unwrap()).is_err());
+        out.finish().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"{\"a\":1}\n");
     }
 }
