@@ -248,7 +248,23 @@ def test_key_ignores_the_order_of_keys_only():
     )
     # JSON tells these apart, and so does the daemon's reading of them.
     assert request_key({"timeout_ms": 1}) != request_key({"timeout_ms": 1.0})
+    assert request_key({"flag": True}) != request_key({"flag": 1})
     assert request_key({"code": "x"}) != request_key({"code": "x "})
+    assert request_key({"a": "b", "c": ""}) != request_key({"a": "", "c": "b"})
+    assert request_key({"args": [1, 2]}) == request_key({"args": (1, 2)})  # one JSON array
+
+
+@pytest.mark.parametrize("size", [10, 4095, 4096, 1 << 20], ids=["short", "just_short", "long", "megabyte"])
+def test_key_of_test_data_of_any_length(size):
+    # Long strings are hashed once per batch by identity: equal text in other objects must still
+    # give one key, and one character apart (at the end) another, within one memo as across two.
+    text = "1 " * (size // 2) + "9"[: size % 2]
+    same, other = "".join(list(text)), text[:-1] + ("x" if text[-1:] != "x" else "y")
+    memo: dict = {}
+    key = request_key({"tests": [{"stdin": text}]}, memo)
+    assert request_key({"tests": [{"stdin": same}]}, memo) == key == request_key({"tests": [{"stdin": same}]})
+    assert request_key({"tests": [{"stdin": other}]}, memo) != key
+    assert request_key({"tests": [{"stdin": text, "expected_stdout": ""}]}, memo) != key
 
 
 def test_a_body_that_is_not_plain_json_is_never_shared():

@@ -4,7 +4,6 @@ daemon (`grpo-sandboxd`) and scores the fraction of tests passed (or all-or-noth
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -69,17 +68,60 @@ def extract_code(response: str, language: str = "python", fallback: str = "none"
     return code
 
 
-def request_key(body: dict[str, Any]) -> bytes | None:
-    """A digest of the request exactly as the daemon would read it (its canonical JSON: keys
-    sorted, so dicts equal in content give one key); None for a body that is not plain JSON, which
-    is then sent as it is and never shared. Two bodies with one key are one program run against
-    the same tests under the same limits and options."""
+# Strings at least this long are hashed once per batch (by identity), then stand in by their digest:
+# the copies in a group share their record's test inputs and outputs, which can be megabytes.
+_LONG_TEXT = 4096
+
+
+def request_key(body: dict[str, Any], memo: dict[int, tuple[bytes, str]] | None = None) -> bytes | None:
+    """A digest of the request as the daemon would read it, equal for two bodies exactly when
+    they are the same JSON value (dict keys in any order; a tuple as a list), so two requests with
+    one key are one program run against the same tests under the same limits and options. None
+    for a body that is not plain JSON (such a body is sent as it is and never shared). `memo`:
+    the digests of long strings already seen in this batch, kept with the strings themselves so
+    that no id is reused while the memo lives."""
+    h = hashlib.sha256()
     try:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
+        _feed(h, body, {} if memo is None else memo)
+    except (TypeError, RecursionError):
         return None
-    # A digest, not the text: tests can be megabytes, and only one copy is held at a time.
-    return hashlib.blake2b(text.encode("ascii"), digest_size=16).digest()
+    return h.digest()
+
+
+def _feed(h: Any, value: Any, memo: dict[int, tuple[bytes, str]]) -> None:
+    """A typed, length-prefixed encoding of a JSON value: no two values share one (hashing JSON
+    text instead costs four times as much, most of it escaping long test strings)."""
+    if isinstance(value, str):
+        if len(value) >= _LONG_TEXT:
+            seen = memo.get(id(value))
+            if seen is None:
+                seen = memo[id(value)] = (
+                    hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest(),
+                    value,
+                )
+            h.update(b"S")
+            h.update(seen[0])
+        else:
+            data = value.encode("utf-8", "surrogatepass")
+            h.update(b"s%d:" % len(data))
+            h.update(data)
+    elif isinstance(value, dict):
+        h.update(b"d%d:" % len(value))
+        for k in sorted(value):  # a key that is not a string (JSON would turn it into one) is TypeError
+            if not isinstance(k, str):
+                raise TypeError(k)
+            _feed(h, k, memo)
+            _feed(h, value[k], memo)
+    elif isinstance(value, (list, tuple)):
+        h.update(b"l%d:" % len(value))
+        for x in value:
+            _feed(h, x, memo)
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = repr(value).encode()  # bool before int: the type's initial tells True from 1
+        h.update(b"%s%d:" % (type(value).__name__[:1].encode(), len(text)))
+        h.update(text)
+    else:
+        raise TypeError(type(value).__name__)
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -269,12 +311,13 @@ class CodeVerifier(Verifier):
         bodies: list[dict] = []  # what the daemon gets: each distinct request once (with dedupe)
         pending: list[tuple[int, int, str, bool]] = []  # (item, its body, its code, a copy)
         first: dict[bytes, int] = {}  # request key -> its body's index in `bodies`
+        memo: dict[int, tuple[bytes, str]] = {}
         for i, it in enumerate(items):
             body, early, code = self._request(it)
             if early is not None:
                 verdicts[i] = early
                 continue
-            key = request_key(body) if self.dedupe else None
+            key = request_key(body, memo) if self.dedupe else None
             sent = first.get(key) if key is not None else None
             if sent is not None:
                 pending.append((i, sent, code, True))
