@@ -90,6 +90,13 @@ from grpo_fast.errors import ConfigError
     "--report", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON here."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an evaluation of the same -o (else --report) file that was stopped: the groups it "
+    "finished and scored, kept beside it in FILE.partial, are not sampled again. Refused when the input or an "
+    "option that decides the samples changed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @with_sampler_options
 @with_tool_options
@@ -118,6 +125,7 @@ def eval_cmd(
     output: str | None,
     report: str | None,
     seed: int,
+    resume: bool,
     as_json: bool,
     **sampler_opts: Any,
 ) -> None:
@@ -127,6 +135,10 @@ def eval_cmd(
     -k. With --baseline, the same for a second model on the same prompts, the difference, pass@1 above
     the baseline and capability retention (pass@1 / baseline pass@1). A table goes to stderr; --json
     prints the report on stdout and --report writes it to a file.
+
+    With -o or --report, the scored groups are kept batch by batch in FILE.partial beside the first of
+    them until the run ends: a run stopped by Ctrl-C or SIGTERM (exit status 130 or 143), kill -9 or a
+    crash continues with the same command and --resume.
 
     \b
     Examples:
@@ -141,6 +153,7 @@ def eval_cmd(
     from grpo_fast.evaluation import parse_ks
 
     console = Console(stderr=True)
+    run = None
     if num_samples < 1:
         raise ConfigError(f"-n must be >= 1, got {num_samples}", field="num_samples")
     if not 0 < retention:
@@ -164,6 +177,8 @@ def eval_cmd(
                 "-o writes the completions a model generated; with --from they are in the file already",
                 field="output",
             )
+        if resume:
+            raise ConfigError("--resume continues sampling; --from samples nothing", field="resume")
     else:
         if not model:
             raise ConfigError(
@@ -174,7 +189,9 @@ def eval_cmd(
                 "--baseline-from goes with --from; to compare two models use --baseline MODEL",
                 field="baseline_from",
             )
-        main, base = _from_models(
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {batch_size}", field="batch_size")
+        main, base, run = _from_models(
             model,
             baseline,
             toy=toy,
@@ -190,14 +207,23 @@ def eval_cmd(
             batch_size=batch_size,
             seed=seed,
             output=output,
+            report=report,
+            resume=resume,
             sampler_opts=sampler_opts,
             console=console,
         )
-    res = build_report(main, base, k_list, retention)
-    if report:
-        from grpo_fast.files import atomic_write_text
+    try:
+        res = build_report(main, base, k_list, retention)
+        if report:
+            from grpo_fast.files import atomic_write_text
 
-        atomic_write_text(report, json.dumps(res, indent=2) + "\n")
+            atomic_write_text(report, json.dumps(res, indent=2) + "\n")
+    except BaseException:
+        if run is not None:
+            run.close()  # every group is kept: --resume writes the report without sampling
+        raise
+    if run is not None:
+        run.discard()
     if as_json:
         click.echo(json.dumps(res))
     console.print(report_table(res))
@@ -242,22 +268,37 @@ def _from_models(
     batch_size: int,
     seed: int,
     output: str | None,
+    report: str | None,
+    resume: bool,
     sampler_opts: dict[str, Any],
     console: Any,
-) -> tuple[_Evaluated, _Evaluated | None]:
+) -> tuple[_Evaluated, _Evaluated | None, Any]:
+    """The model's (and the baseline's) scored samples, and the run that kept them: its progress
+    file, complete, stays until the caller has written the report (`discard`)."""
     from grpo_fast.cli._common import data_format
+    from grpo_fast.cli.tool_options import pop_tool_overrides
+    from grpo_fast.evaluation import samples_from_record
+    from grpo_fast.resume import (
+        PartialRun,
+        chunks,
+        fingerprint,
+        keeps_progress,
+        model_identity,
+        run_until_stopped,
+    )
     from grpo_fast.trainer.inputs import check_model, load_task_inputs
 
     if toy:
         chat_template = False  # the toy tokenizer has no chat template; toy prompts are raw text
-    # The cheap checks (data, fields, verifier, model paths) before any model is loaded.
+    # The cheap checks (data, fields, verifier, model paths, an earlier run) before any model is loaded.
+    data_fmt = data_format(*fmt)
     inputs = load_task_inputs(
         toy=toy,
         data=data,
         verifier=verifier,
         limit=limit,
         use_chat_template=chat_template,
-        **data_format(*fmt),
+        **data_fmt,
     )
     check_model(model)
     if baseline:
@@ -283,49 +324,105 @@ def _from_models(
         "verifier": getattr(inputs.verifier, "name", None),
         "data": toy or data,
     }
+    sampler_opts = dict(sampler_opts)
+    tool_overrides = pop_tool_overrides(sampler_opts)  # --tools: each sample is a multi-turn rollout
+    sides = [model, baseline] if baseline else [model]
+    records = inputs.records
+    prompts = inputs.data.prompts(records)
+    n = len(records)
+    # Items: every prompt for the model, then every prompt for the baseline.
+    keys = [
+        fingerprint(side, r, p) for side in range(len(sides)) for r, p in zip(records, prompts, strict=True)
+    ]
+    # What decides the scored samples; -k, --retention and where the sandbox runs do not.
+    options = dict(
+        model=model_identity(model),
+        baseline=model_identity(baseline) if baseline else None,
+        toy=toy,
+        verifier=verifier,
+        num_samples=num_samples,
+        temperature=settings["temperature"],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        chat_template=chat_template,
+        seed=seed,
+        **data_fmt,
+        sampler=sampler_opts.get("sampler"),
+        vllm_mode=sampler_opts.get("vllm_mode"),
+        tools={k: v for k, v in tool_overrides.items() if k != "tool_sandbox"},
+    )
+    target = next((f for f in (output, report) if f and keeps_progress(f)), None)
     try:
-        out = []
-        for which in [model, baseline] if baseline else [model]:
-            scored = _generate_and_verify(
-                which,
-                inputs,
-                num_samples,
-                max_new_tokens,
-                temperature,
-                batch_size,
-                chat_template,
-                seed,
-                sampler_opts,
-            )
-            if which == model and output:
-                _write_scored(output, scored)
-            keys = [str(i) for i in range(len(scored))]
-            groups = [[_sample(c, v) for c, v in zip(g.completions, vs, strict=True)] for g, vs in scored]
-            out.append(_Evaluated(which, "model", keys, groups, "tokens", settings))
-    finally:
+        run = PartialRun(target, command="eval", options=options, keys=keys, resume=resume)
+    except BaseException:
         inputs.verifier.close()
-    return out[0], (out[1] if baseline else None)
+        raise
+    for note in run.notes:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+    with run_until_stopped(run, console):
+        try:
+            if run.done:
+                console.print(
+                    f"resuming: {run.done} of {run.total} groups were finished in {run.path}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            for s, which in enumerate(sides):
+                if run.done < (s + 1) * n:  # a side already finished loads no model
+                    _generate_and_verify(
+                        which,
+                        inputs,
+                        prompts,
+                        run,
+                        s * n,
+                        num_samples,
+                        max_new_tokens,
+                        temperature,
+                        batch_size,
+                        chat_template,
+                        seed,
+                        tool_overrides,
+                        sampler_opts,
+                    )
+        finally:
+            inputs.verifier.close()
+        if output:
+            from grpo_fast.data import RecordWriter
+
+            with RecordWriter(output) as w:
+                for chunk in chunks(run.lines(0, n), 1024):
+                    w.write_lines(chunk)
+        out = []
+        for s, which in enumerate(sides):
+            groups = [samples_from_record(rec, "tokens") for rec in run.records(s * n, (s + 1) * n)]
+            out.append(_Evaluated(which, "model", [str(i) for i in range(n)], groups, "tokens", settings))
+    return out[0], (out[1] if baseline else None), run
 
 
 def _generate_and_verify(
     model: str,
     inputs: Any,
+    prompts: list[Any],
+    run: Any,
+    lo: int,
     num_samples: int,
     max_new_tokens: int,
     temperature: float,
     batch_size: int,
     chat_template: bool,
     seed: int,
+    tool_overrides: dict[str, Any],
     sampler_opts: dict[str, Any],
-) -> list:
+) -> None:
+    """Samples and scores MODEL's groups that `run` has not finished (items lo.. lo + prompts, item
+    lo + i being prompt i), keeping each batch before the next."""
     from grpo_fast.cli._common import build_cli_sampler
-    from grpo_fast.cli.tool_options import pop_tool_overrides, wrap_sampler
+    from grpo_fast.cli.tool_options import wrap_sampler
+    from grpo_fast.resume import sample_batches
     from grpo_fast.verifiers.base import VerifyItem
 
     records, ver = inputs.records, inputs.verifier
-    sampler_opts = dict(sampler_opts)
-    tool_overrides = pop_tool_overrides(sampler_opts)  # --tools: each sample is a multi-turn rollout
-    # The same seed for model and baseline: both sample from the same random stream.
     sampler = build_cli_sampler(
         model,
         seed,
@@ -334,61 +431,49 @@ def _generate_and_verify(
         use_chat_template=chat_template,
         **sampler_opts,
     )
-    sampler = wrap_sampler(sampler, tool_overrides, max_new_tokens)
-    scored = []
+    sampler = wrap_sampler(sampler, dict(tool_overrides), max_new_tokens)
+
+    def sample(a: int, b: int) -> list[dict[str, Any]]:
+        # One sample per prompt is greedy decoding (temperature 0).
+        groups = sampler.generate(
+            prompts[a - lo : b - lo],
+            num_samples,
+            records=records[a - lo : b - lo],
+            temperature=0.0 if num_samples == 1 else None,
+        )
+        items = [VerifyItem(g.prompt_text, c.text, g.record) for g in groups for c in g.completions]
+        verdicts = ver.verify_batch(items)
+        out, k = [], 0
+        for g in groups:
+            out.append(_scored_record(g, verdicts[k : k + len(g.completions)]))
+            k += len(g.completions)
+        return out
+
     try:
-        for i in range(0, len(records), batch_size):
-            recs = records[i : i + batch_size]
-            # One sample per prompt is greedy decoding (temperature 0).
-            groups = sampler.generate(
-                inputs.data.prompts(recs),
-                num_samples,
-                records=recs,
-                temperature=0.0 if num_samples == 1 else None,
-            )
-            items = [VerifyItem(g.prompt_text, c.text, g.record) for g in groups for c in g.completions]
-            verdicts = ver.verify_batch(items)
-            k = 0
-            for g in groups:
-                scored.append((g, verdicts[k : k + len(g.completions)]))
-                k += len(g.completions)
+        # The same seeds for model and baseline: batch k of each draws from the same stream.
+        sample_batches(run, lo, lo + len(records), batch_size, seed, sample)
     finally:
         sampler.close()
-    return scored
 
 
-def _sample(completion: Any, verdict: Any) -> Any:
-    from grpo_fast.evaluation import Sample
-
-    return Sample(verdict.score, verdict.correct, verdict.extracted, len(completion.token_ids))
-
-
-def _write_scored(output: str, scored: list) -> None:
-    from pathlib import Path
-
-    from grpo_fast.data import RecordWriter
-    from grpo_fast.files import replacing
-
-    # The temporary sibling keeps the output's extensions, so it is compressed like the target.
-    with replacing(output, suffix="".join(Path(output).suffixes)) as tmp:
-        with RecordWriter(tmp) as w:
-            for g, vs in scored:
-                rec = dict(g.record)
-                # A record without a `prompt` gets the one the model was given, so `verify` reads the file.
-                rec.setdefault("prompt", g.prompt if isinstance(g.prompt, str) else g.prompt_text)
-                rec["responses"] = [
-                    {
-                        "text": c.text,
-                        "num_tokens": len(c.token_ids),
-                        "finish_reason": c.finish_reason,
-                        "score": v.score,
-                        "correct": v.correct,
-                        "reason": v.reason,
-                        "extracted": v.extracted,
-                    }
-                    for c, v in zip(g.completions, vs, strict=True)
-                ]
-                w.write(rec)
+def _scored_record(g: Any, verdicts: list) -> dict[str, Any]:
+    """A group with its verdicts, as -o writes it."""
+    rec = dict(g.record)
+    # A record without a `prompt` gets the one the model was given, so `verify` reads the file.
+    rec.setdefault("prompt", g.prompt if isinstance(g.prompt, str) else g.prompt_text)
+    rec["responses"] = [
+        {
+            "text": c.text,
+            "num_tokens": len(c.token_ids),
+            "finish_reason": c.finish_reason,
+            "score": v.score,
+            "correct": v.correct,
+            "reason": v.reason,
+            "extracted": v.extracted,
+        }
+        for c, v in zip(g.completions, verdicts, strict=True)
+    ]
+    return rec
 
 
 def _from_file(
