@@ -190,7 +190,8 @@ impl Engine {
     /// A `/run_tests` (or a `/batch` tests item), counted in `/metrics` with its verdicts.
     pub fn run_tests(&self, req: TestsRequest, queue: bool) -> Result<TestsResponse, ApiError> {
         let r = self.judge_tests(req, queue)?;
-        self.metrics.tests(&r.status, r.passed, r.total);
+        let cpu_ms = r.tests.iter().map(|t| t.cpu_ms).sum();
+        self.metrics.tests(&r.status, r.passed, r.total, cpu_ms);
         Ok(r)
     }
 

@@ -54,6 +54,7 @@ pub struct Metrics {
     seconds_us: [AtomicU64; PATHS.len()],
     runs: [AtomicU64; RUN_STATUSES.len()],
     run_cpu_us: AtomicU64,
+    test_cpu_us: AtomicU64,
     tests_requests: [AtomicU64; TESTS_STATUSES.len()],
     tests_passed: AtomicU64,
     tests_failed: AtomicU64,
@@ -68,6 +69,7 @@ impl Default for Metrics {
             seconds_us: counters(),
             runs: counters(),
             run_cpu_us: AtomicU64::new(0),
+            test_cpu_us: AtomicU64::new(0),
             tests_requests: counters(),
             tests_passed: AtomicU64::new(0),
             tests_failed: AtomicU64::new(0),
@@ -116,9 +118,15 @@ impl Metrics {
         }
     }
 
-    /// One tests request (a `/run_tests` or a `/batch` tests item) and its verdicts.
-    pub fn tests(&self, status: &str, passed: usize, total: usize) {
+    /// One tests request (a `/run_tests` or a `/batch` tests item), its verdicts, and the CPU
+    /// time its tests used (the programs' own, as reported per test: with the programs' CPU over
+    /// a window an operator sees how close the daemon runs to the machine's floor).
+    pub fn tests(&self, status: &str, passed: usize, total: usize, cpu_ms: f64) {
         self.tests_requests[index_of(&TESTS_STATUSES, status)].fetch_add(1, Ordering::Relaxed);
+        if cpu_ms.is_finite() && cpu_ms > 0.0 {
+            self.test_cpu_us
+                .fetch_add((cpu_ms * 1000.0) as u64, Ordering::Relaxed);
+        }
         self.tests_passed
             .fetch_add(passed as u64, Ordering::Relaxed);
         self.tests_failed
@@ -298,6 +306,17 @@ impl Metrics {
         );
         head(
             &mut out,
+            "test_cpu_seconds_total",
+            "counter",
+            "CPU time the programs of tests requests used, summed over their tests.",
+        );
+        let _ = writeln!(
+            out,
+            "grpo_sandbox_test_cpu_seconds_total {:.6}",
+            load(&self.test_cpu_us) as f64 / 1e6
+        );
+        head(
+            &mut out,
             "responses_truncated_total",
             "counter",
             "Answers whose program output was cut to server.max_response_output_bytes.",
@@ -389,7 +408,7 @@ mod tests {
         m.run("ok", 1.5);
         m.run("timeout", 1000.0);
         m.run("something new", 0.0);
-        m.tests("ok", 7, 10);
+        m.tests("ok", 7, 10, 250.0);
         let t = m.render(&gauges());
         assert_eq!(
             line(
@@ -408,6 +427,7 @@ mod tests {
         assert!(t.contains("grpo_sandbox_runs_total{status=\"memory_limit\"} 0\n"));
         assert!(t.contains("grpo_sandbox_run_cpu_seconds_total 1.001500\n"));
         assert!(t.contains("grpo_sandbox_tests_total{verdict=\"passed\"} 7\n"));
+        assert!(t.contains("grpo_sandbox_test_cpu_seconds_total 0.250000\n"));
         assert!(t.contains("grpo_sandbox_tests_total{verdict=\"failed\"} 3\n"));
         assert!(t.contains("grpo_sandbox_slot_restarts_total 3\n"));
         assert!(

@@ -156,6 +156,7 @@ impl BatchReader {
             mmap,
             max_line_bytes,
         )?;
+        crate::threads::ready()?;
         let reader = py.detach(|| GroupReader::open(&path, opts)).py_err()?;
         Ok(BatchReader {
             inner: Mutex::new(reader),
@@ -204,6 +205,7 @@ impl JsonlWriter {
 impl JsonlWriter {
     #[new]
     fn new(path: String) -> PyResult<Self> {
+        crate::threads::ready()?;
         Ok(JsonlWriter {
             inner: Mutex::new(Some(RecordWriter::create(&path).py_err()?)),
         })
@@ -270,6 +272,7 @@ pub fn write_advantages_file<'py>(
     max_line_bytes: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let method: Method = method.parse().py_err()?;
+    crate::threads::ready()?;
     let opts = read_options(
         on_error,
         rejects,

@@ -9,6 +9,7 @@ mod math;
 mod pattern;
 mod sandboxd;
 mod stats;
+mod threads;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
