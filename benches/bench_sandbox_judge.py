@@ -7,12 +7,18 @@ The plain checker is what a training script writes without a sandbox: per soluti
 a fresh `python3 main.py` (`subprocess.run(..., timeout=2)`), solutions spread over one worker
 thread per core. grpo-fast judges the same set through the `code` verifier end to end (the daemon
 started here), once with fraction scoring (every test runs) and once all-or-nothing (a program
-stops at its first failed test). Both checkers must agree on every solution's score; the script
+stops at its first failed test); identical programs of a problem are judged once (the verifier's
+default; --no-dedupe runs every copy). Both checkers must agree on every solution's score; the script
 prints the time of each, the ratios, and the per-outcome counts.
 
     python benches/bench_sandbox_judge.py                   # the set, both checkers, the ratios
     python benches/bench_sandbox_judge.py --write-set set.jsonl   # only write the set (records)
     python benches/bench_sandbox_judge.py --slots 8 --rounds 2
+    python benches/bench_sandbox_judge.py --slow 0 --blocked 4    # timeouts that only wait
+
+Each row also prints the floor: the programs' own CPU seconds (counted by the daemon) over the
+cores. A program spinning until its limit costs that limit in CPU in any checker, so on a set whose
+timeouts spin, the floor, not the checker, bounds the ratio.
 
 Needs root for the daemon's isolation (or --insecure, trusted code only).
 """
@@ -281,12 +287,15 @@ BLOCKERS = (
 )
 
 
-def make_set(seed: int = 7, problems: int = 60) -> list[dict]:
-    """The records: {"id", "tests": [{"stdin", "expected_stdout"}], "responses": [{"text", "kind"}]}."""
+def make_set(seed: int = 7, problems: int = 60, slow: int = 9, blocked: int = 2) -> list[dict]:
+    """The records: {"id", "tests": [{"stdin", "expected_stdout"}], "responses": [{"text", "kind"}]}.
+
+    `slow` solutions spin on their largest tests until the limit (about 1.3 timeouts each);
+    `blocked` ones sleep or deadlock on every test (5 or 6 timeouts each)."""
     rng = random.Random(seed)
     names = sorted(FAMILIES)
     records = []
-    blockers_left, slow_left = 2, 9
+    blockers_left, slow_left = blocked, slow
     for p in range(problems):
         fam = FAMILIES[names[p % len(names)]]()
         inputs = [fam.make(rng, n) for n in fam.sizes]
@@ -297,7 +306,7 @@ def make_set(seed: int = 7, problems: int = 60) -> list[dict]:
         if getattr(fam, "slow", None) and slow_left and p % 3 == 1:
             kinds[4] = "slow"
             slow_left -= 1
-        elif blockers_left and p % 7 == 3:
+        elif blockers_left and (p % 7 == 3 or blockers_left > (problems - p) // 3):
             kinds[4] = "blocked"
             blockers_left -= 1
         responses = []
@@ -369,27 +378,41 @@ def run_plain(records, all_or_nothing: bool, workers: int) -> tuple[float, list[
         with ThreadPoolExecutor(max_workers=workers) as pool:
             out = list(pool.map(lambda j: plain_check(j[0], j[1], all_or_nothing, tmp), jobs))
         seconds = time.perf_counter() - start
-    return seconds, [o[0] for o in out], sum(o[1] for o in out), sum(o[2] for o in out)
+    return seconds, [o[0] for o in out], sum(o[1] for o in out), sum(o[2] for o in out), None
 
 
 # ---- grpo-fast ------------------------------------------------------------------------------------
 
 
-def run_grpo(records, scoring: str, client) -> tuple[float, list[float], int, int]:
+def program_cpu_s(client) -> float:
+    """The daemon's count of CPU seconds the programs of tests requests used."""
+    for line in client.metrics().splitlines():
+        if line.startswith("grpo_sandbox_test_cpu_seconds_total "):
+            return float(line.split()[1])
+    raise RuntimeError("the daemon does not report grpo_sandbox_test_cpu_seconds_total")
+
+
+def run_grpo(
+    records, scoring: str, client, dedupe: bool = True
+) -> tuple[float, list[float], int, int, float]:
     from grpo_fast.verifiers import VerifyItem
     from grpo_fast.verifiers.code import CodeVerifier
 
-    verifier = CodeVerifier(scoring=scoring, timeout_ms=int(TIMEOUT_S * 1000), client=client)
+    verifier = CodeVerifier(scoring=scoring, timeout_ms=int(TIMEOUT_S * 1000), client=client, dedupe=dedupe)
     items = [VerifyItem("", r["text"], rec) for rec in records for r in rec["responses"]]
+    cpu0 = program_cpu_s(client)
     start = time.perf_counter()
     verdicts = verifier.verify_batch(items)
     seconds = time.perf_counter() - start
+    cpu = program_cpu_s(client) - cpu0
     runs = timeouts = 0
     for v in verdicts:
         d = v.details or {}
+        if d.get("deduplicated"):  # a copy of an identical program's verdict: nothing ran
+            continue
         runs += int(d.get("tests_total", 0)) - int(d.get("tests_skipped", 0))
         timeouts += int(d.get("tests_timed_out", 0))
-    return seconds, [v.score for v in verdicts], runs, timeouts
+    return seconds, [v.score for v in verdicts], runs, timeouts, cpu
 
 
 def main() -> None:
@@ -400,6 +423,13 @@ def main() -> None:
     ap.add_argument(
         "--workers", type=int, default=os.cpu_count(), help="plain checker threads (default: cores)"
     )
+    ap.add_argument("--slow", type=int, default=9, help="solutions that spin until their limit")
+    ap.add_argument("--blocked", type=int, default=2, help="solutions that sleep or deadlock")
+    ap.add_argument(
+        "--no-dedupe",
+        action="store_true",
+        help="run every copy of an identical program (the verifier judges it once by default)",
+    )
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; the median is printed")
     ap.add_argument("--write-set", metavar="PATH", help="write the set as JSONL records and stop")
     ap.add_argument("--skip-plain", action="store_true", help="grpo-fast only (no ratio)")
@@ -407,7 +437,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    records = make_set(args.seed, args.problems)
+    records = make_set(args.seed, args.problems, args.slow, args.blocked)
     if args.write_set:
         Path(args.write_set).write_text("".join(json.dumps(r) + "\n" for r in records))
         print(f"wrote {len(records)} records to {args.write_set}")
@@ -433,8 +463,8 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             rows = [
-                ("grpo-fast fraction", lambda: run_grpo(records, "fraction", client)),
-                ("grpo-fast all-or-nothing", lambda: run_grpo(records, "all", client)),
+                ("grpo-fast fraction", lambda: run_grpo(records, "fraction", client, not args.no_dedupe)),
+                ("grpo-fast all-or-nothing", lambda: run_grpo(records, "all", client, not args.no_dedupe)),
             ]
             if not args.skip_plain:
                 rows = [
@@ -464,13 +494,29 @@ def main() -> None:
                 + (f" (differ: {bad[:10]})" if bad else "")
             )
     base = table.get("plain subprocess, fraction", (None,))[0]
-    print(f"{'checker':34} {'seconds':>8} {'runs':>6} {'timeouts':>8} {'vs plain fraction':>18}")
-    for name, (secs, _scores, runs, timeouts) in table.items():
+    cores = os.cpu_count() or 1
+    # The floor: the programs' own CPU time spread over every core, what no checker can beat on
+    # this machine (a program spinning until its limit costs its limit in CPU in any checker).
+    print(
+        f"{'checker':34} {'seconds':>8} {'runs':>6} {'timeouts':>8} {'vs plain fraction':>18}"
+        f" {'floor s':>8} {'floor ratio':>11}"
+    )
+    for name, (secs, _scores, runs, timeouts, cpu) in table.items():
         ratio = f"{base / secs:.1f}x" if base else "-"
-        print(f"{name:34} {secs:8.2f} {runs:6d} {timeouts:8d} {ratio:>18}")
+        floor = f"{cpu / cores:8.2f} {base / (cpu / cores):10.1f}x" if cpu and base else f"{'-':>8} {'-':>11}"
+        print(f"{name:34} {secs:8.2f} {runs:6d} {timeouts:8d} {ratio:>18} {floor}")
+    print(
+        "floor s: the programs' own CPU seconds (the daemon's count) over the machine's cores;"
+        " floor ratio: plain fraction against that floor, the most any checker could reach here"
+    )
     if args.json:
         print(
-            json.dumps({name: {"seconds": r[0], "runs": r[2], "timeouts": r[3]} for name, r in table.items()})
+            json.dumps(
+                {
+                    name: {"seconds": r[0], "runs": r[2], "timeouts": r[3], "program_cpu_s": r[4]}
+                    for name, r in table.items()
+                }
+            )
         )
 
 
