@@ -278,14 +278,47 @@ impl Engine {
         if let Lang::Compiled(comp) = lang {
             return crate::compiled::tests(self, comp, &req, &plan, limits, queue);
         }
-        let units: Vec<Value> = plan.iter().map(|p| p.unit.clone()).collect();
+        let results = match self.python_units(&req, &plan, &limits, 0..total, queue)? {
+            Ok(units) => units,
+            Err(Harness::CompileError(e)) => {
+                return Ok(compile_error_answer(
+                    "the program does not compile".into(),
+                    total,
+                    "runtime_error".into(),
+                    Some(1),
+                    truncate(&e, req.keep_output_bytes),
+                ))
+            }
+            Err(Harness::Failed(m)) => return Ok(tests_failure("sandbox_error", m, total)),
+            Err(Harness::Report(_)) => unreachable!("python_units returns reports as units"),
+        };
+        Ok(judge_units(&req, &plan, &results, &limits))
+    }
+
+    /// Runs the tests `range` of a Python tests request on one slot and returns their units,
+    /// in order. The tests share processes (`tests_per_process`), so they run one after another;
+    /// when one times out while slots stand idle and no request waits, the rest are spread over
+    /// the idle slots in contiguous pieces (each spreading again the same way). A program that
+    /// blocks until its deadline on every test then costs about one limit of wall time, not one
+    /// per test; a spinning one costs the same CPU either way. Verdicts do not change: each test
+    /// already runs in a fresh process after a timeout kills its predecessor.
+    fn python_units(
+        &self,
+        req: &TestsRequest,
+        plan: &[Planned],
+        limits: &RunLimits,
+        range: std::ops::Range<usize>,
+        queue: bool,
+    ) -> Result<Result<Vec<Value>, Harness>, ApiError> {
+        let n = range.len();
+        let units: Vec<Value> = plan[range.clone()].iter().map(|p| p.unit.clone()).collect();
         // Served by the zygote ('U'): a fixed header it reads (units, ms per unit, output cap,
         // units per process; 0 = configured), then the request, which only T parses.
-        let zreq = self.base_request(&req.code, &limits, units);
+        let zreq = self.base_request(&req.code, limits, units);
         let per: u32 = if req.fresh_process_per_test { 1 } else { 0 };
         let mut payload = Vec::with_capacity(256);
         for v in [
-            total as u32,
+            n as u32,
             limits.timeout_ms.min(u32::MAX as u64) as u32,
             limits.max_output_bytes.min(u32::MAX as usize) as u32,
             per,
@@ -294,42 +327,74 @@ impl Engine {
         }
         serde_json::to_writer(&mut payload, &zreq)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let budget = self.budget(&limits, total);
+        let budget = self.budget(limits, n);
+        let spread = std::cell::Cell::new(false);
         let stop = |i: usize, u: &Value| {
-            req.stop_at_first_failure
-                && plan
-                    .get(i)
-                    .is_some_and(|p| !unit_passes(&req, p, u, &limits))
+            if req.stop_at_first_failure {
+                return plan
+                    .get(range.start + i)
+                    .is_some_and(|p| !unit_passes(req, p, u, limits));
+            }
+            let timed_out = u.get("timed_out").and_then(Value::as_bool) == Some(true);
+            if timed_out && n - i > 2 && self.pool.idle() > 0 && self.pool.queued() == 0 {
+                spread.set(true);
+                return true;
+            }
+            false
         };
         let report =
             match self.dispatch_bytes(protocol::TESTS, budget, budget, &payload, queue, &stop)? {
                 Harness::Report(r) => r,
-                Harness::CompileError(e) => {
-                    let r = compile_error_answer(
-                        "the program does not compile".into(),
-                        total,
-                        "runtime_error".into(),
-                        Some(1),
-                        truncate(&e, req.keep_output_bytes),
-                    );
-                    return Ok(r);
-                }
-                Harness::Failed(m) => return Ok(tests_failure("sandbox_error", m, total)),
+                other => return Ok(Err(other)),
             };
-        let results = report
+        let mut results = report
             .get("units")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         let stopped = report.get("stopped").and_then(Value::as_bool) == Some(true);
-        if results.len() != total && !(stopped && results.len() < total) {
-            return Ok(tests_failure(
-                "sandbox_error",
-                "the harness reported the wrong number of tests".into(),
-                total,
-            ));
+        if spread.get() {
+            // A unit the stop cut short (it had begun when the stop came) runs again in a piece.
+            let cut = results
+                .iter()
+                .position(|u| u.get("stopped").and_then(Value::as_bool) == Some(true));
+            results.truncate(cut.unwrap_or(results.len()));
         }
-        Ok(judge_units(&req, &plan, &results, &limits))
+        if spread.get() && results.len() < n {
+            let rest = range.start + results.len()..range.end;
+            let pieces = (self.pool.idle() + 1).clamp(2, rest.len());
+            let size = rest.len().div_ceil(pieces);
+            let ranges: Vec<_> = (rest.start..rest.end)
+                .step_by(size)
+                .map(|a| a..(a + size).min(rest.end))
+                .collect();
+            self.metrics.tests_spread();
+            let parts: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = ranges
+                    .into_iter()
+                    .map(|r| s.spawn(move || self.python_units(req, plan, limits, r, false)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Ok(Err(Harness::Failed("a test runner thread panicked".into())))
+                        })
+                    })
+                    .collect()
+            });
+            for part in parts {
+                match part? {
+                    Ok(units) => results.extend(units),
+                    Err(h) => return Ok(Err(h)),
+                }
+            }
+        } else if results.len() != n && !(stopped && results.len() < n) {
+            return Ok(Err(Harness::Failed(
+                "the harness reported the wrong number of tests".into(),
+            )));
+        }
+        Ok(Ok(results))
     }
 
     /// Turns the request's tests into harness units plus how to judge each one. Assertion-style

@@ -55,6 +55,7 @@ pub struct Metrics {
     runs: [AtomicU64; RUN_STATUSES.len()],
     run_cpu_us: AtomicU64,
     test_cpu_us: AtomicU64,
+    tests_spread: AtomicU64,
     tests_requests: [AtomicU64; TESTS_STATUSES.len()],
     tests_passed: AtomicU64,
     tests_failed: AtomicU64,
@@ -70,6 +71,7 @@ impl Default for Metrics {
             runs: counters(),
             run_cpu_us: AtomicU64::new(0),
             test_cpu_us: AtomicU64::new(0),
+            tests_spread: AtomicU64::new(0),
             tests_requests: counters(),
             tests_passed: AtomicU64::new(0),
             tests_failed: AtomicU64::new(0),
@@ -131,6 +133,11 @@ impl Metrics {
             .fetch_add(passed as u64, Ordering::Relaxed);
         self.tests_failed
             .fetch_add(total.saturating_sub(passed) as u64, Ordering::Relaxed);
+    }
+
+    /// A tests request whose remaining tests were spread over idle slots after a timeout.
+    pub fn tests_spread(&self) {
+        self.tests_spread.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An answer whose program output was cut to `server.max_response_output_bytes`.
@@ -314,6 +321,17 @@ impl Metrics {
             out,
             "grpo_sandbox_test_cpu_seconds_total {:.6}",
             load(&self.test_cpu_us) as f64 / 1e6
+        );
+        head(
+            &mut out,
+            "tests_spread_total",
+            "counter",
+            "Tests requests whose remaining tests were spread over idle slots after a timeout.",
+        );
+        let _ = writeln!(
+            out,
+            "grpo_sandbox_tests_spread_total {}",
+            load(&self.tests_spread)
         );
         head(
             &mut out,

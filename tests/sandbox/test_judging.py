@@ -211,6 +211,42 @@ def test_stop_at_first_failure_does_not_wait_for_later_timeouts(sandbox):
     assert r["first_failure"]["index"] == 1, r
 
 
+def _spread_count(sandbox) -> int:
+    line = next(x for x in sandbox.metrics().splitlines() if x.startswith("grpo_sandbox_tests_spread_total "))
+    return int(line.split()[1])
+
+
+def test_tests_after_a_timeout_spread_over_idle_slots_with_the_same_verdicts(sandbox):
+    # Even inputs block until the deadline. Run one after another, that is one limit per even
+    # test; after the first timeout the rest go to the idle slots, and every verdict stays the
+    # one a fresh process per test gives.
+    code = "n = int(input())\nif n % 2 == 0:\n    import time; time.sleep(30)\nprint(n * 2)\n"
+    tests = [{"stdin": f"{i}\n", "expected_stdout": f"{2 * i}\n"} for i in range(9)]
+    before = _spread_count(sandbox)
+    r = _tests_request(sandbox, code, tests, timeout_ms=300)
+    assert _spread_count(sandbox) > before
+    want = ["timeout" if i % 2 == 0 else "ok" for i in range(9)]
+    assert [t["status"] for t in r["tests"]] == want, r
+    assert [t["index"] for t in r["tests"]] == list(range(9)), r
+    assert all(t["timeout_kind"] == "wall" for t in r["tests"] if t["status"] == "timeout"), r
+    assert [t["stdout"] for t in r["tests"] if t["status"] == "ok"] == [f"{2 * i}\n" for i in range(1, 9, 2)]
+    assert r["passed"] == 4 and r["total"] == 9, r
+    fresh = _tests_request(sandbox, code, tests, timeout_ms=300, fresh_process_per_test=True)
+    assert [(t["status"], t["passed"]) for t in fresh["tests"]] == [(t["status"], t["passed"]) for t in r["tests"]]
+
+
+def test_no_spread_in_all_or_nothing_mode_or_for_the_last_tests(sandbox):
+    code = "n = int(input())\nif n >= 3:\n    import time; time.sleep(30)\nprint(n)\n"
+    tests = [{"stdin": str(i), "expected_stdout": str(i)} for i in range(5)]
+    before = _spread_count(sandbox)
+    r = _tests_request(sandbox, code, tests, stop_at_first_failure=True, timeout_ms=300)
+    assert [t["status"] for t in r["tests"]] == ["ok", "ok", "ok", "timeout", "skipped"], r
+    # Two tests left after a timeout are not worth a spread: they run on the same slot.
+    r = _tests_request(sandbox, code, tests, timeout_ms=300)
+    assert [t["status"] for t in r["tests"]] == ["ok", "ok", "ok", "timeout", "timeout"], r
+    assert _spread_count(sandbox) == before
+
+
 def test_stop_at_first_failure_with_assertion_tests(sandbox):
     code = "def add(a, b):\n    return a + b if a < 5 else 0\n"
     test_code = "assert add(1, 2) == 3\nassert add(6, 1) == 7\nassert add(2, 2) == 4\n"
