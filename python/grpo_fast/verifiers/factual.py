@@ -12,49 +12,15 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+from grpo_fast import _native
 from grpo_fast.errors import ConfigError, DataError, GrpoIOError
 from grpo_fast.verifiers.base import Verdict, Verifier, VerifyItem, check_choice, register_verifier
 
 # ---------------------------------------------------------------------------------------------------
 # normalisation
 
-_UNITS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_SMALL = {w: i for i, w in enumerate(_UNITS)} | {w: 10 * i for i, w in enumerate(_TENS) if w}
-_SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_ORDINAL_WORDS = {
-    "first": "one",
-    "second": "two",
-    "third": "three",
-    "fifth": "five",
-    "eighth": "eight",
-    "ninth": "nine",
-    "twelfth": "twelve",
-}
 # Letters NFKD does not split into a base letter and a mark.
 _LETTERS = str.maketrans(
     {
@@ -109,72 +75,6 @@ def _ordinal(n: int) -> str:
     return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }".replace(" ", "")
 
 
-def _ordinal_base(word: str) -> str | None:
-    """`twentieth` -> `twenty`, `fourth` -> `four`, `first` -> `one`; None for a non-ordinal."""
-    if word in _ORDINAL_WORDS:
-        return _ORDINAL_WORDS[word]
-    if word.endswith("ieth") and word[:-4] + "y" in _SMALL:
-        return word[:-4] + "y"
-    if word.endswith("th") and (word[:-2] in _SMALL or word[:-2] in _SCALES):
-        return word[:-2]
-    return None
-
-
-def _number_words(tokens: list[str]) -> list[str]:
-    """Runs of English number words become digits: `twenty one` -> `21`, `one hundred and five` ->
-    `105`, `two thousand` -> `2000`, `twenty first` -> `21st`; a numeral or `a` before a scale word
-    too (`2.5 million` -> `2500000`, `a million` -> `1000000`). Fractions in words ("two and a
-    half") are not read. A lone `and` is left alone."""
-    out: list[str] = []
-    i, n = 0, len(tokens)
-    while i < n:
-        total = current = Decimal(0)
-        j = i
-        seen = ordinal = False
-        if (
-            j + 1 < n
-            and tokens[j + 1] in _SCALES
-            and (tokens[j] in ("a", "an") or _NUMBER.fullmatch(tokens[j]))
-        ):
-            current, seen, j = (Decimal(1) if tokens[j] in ("a", "an") else Decimal(tokens[j])), True, j + 1
-        while j < n and not ordinal:
-            w = tokens[j]
-            base = _ordinal_base(w)
-            if base is not None:
-                w, ordinal = base, True
-            if w in _SMALL:
-                current += _SMALL[w]
-            elif w in _SCALES and (seen or w in ("hundred", "thousand")):
-                scale = _SCALES[w]
-                if scale == 100:
-                    current = (current or 1) * 100
-                else:
-                    total += (current or 1) * scale
-                    current = Decimal(0)
-            elif (
-                w == "and"
-                and seen
-                and j + 1 < n
-                and (tokens[j + 1] in _SMALL or _ordinal_base(tokens[j + 1]))
-            ):
-                j += 1
-                continue
-            else:
-                ordinal = False
-                break
-            seen = True
-            j += 1
-        if seen:
-            value = total + current
-            text = _canonical_number(format(value, "f"))
-            out.append(_ordinal(int(value)) if ordinal and value == int(value) else text)
-            i = j
-        else:
-            out.append(tokens[i])
-            i += 1
-    return out
-
-
 def normalize_tokens(text: str, drop_articles: bool = True) -> list[str]:
     """The tokens of an answer after normalisation: unicode NFKC, diacritics removed, case folded,
     `\\text{}` and `$` unwrapped, thousands separators and number words to digits (`twenty-one` =
@@ -200,15 +100,18 @@ def normalize_tokens(text: str, drop_articles: bool = True) -> list[str]:
             chars.append(" ")
     tokens = "".join(chars).split()
     if drop_articles:
-        # Before number words, so that a normalised answer normalises to itself ("one the million");
-        # `a` before a scale word is a number (`a million`).
-        tokens = [
-            t
-            for k, t in enumerate(tokens)
-            if t not in _ARTICLES or (t != "the" and k + 1 < len(tokens) and tokens[k + 1] in _SCALES)
-        ]
+        # `the` before number words, so that a normalised answer normalises to itself ("one the
+        # million"); `a` and `an` after them, since `a` before a scale word is a number (`a million`).
+        tokens = [t for t in tokens if t != "the"]
+    # Number words to digits (`twenty one` -> `21`, `one hundred and five` -> `105`, `2.5 million`
+    # -> `2500000`, `a million` -> `1000000`, `twenty first` -> `21st`): the number-word table and
+    # grammar of the math verifier (rust/math/src/words.rs), read here with ordinals and without
+    # fractions.
+    tokens = _native.number_words(tokens)
+    if drop_articles:
+        tokens = [t for t in tokens if t not in _ARTICLES]
     norm = []
-    for tok in _number_words(tokens):
+    for tok in tokens:
         if _NUMBER.fullmatch(tok):
             tok = _canonical_number(tok)
         elif m := _ORDINAL_DIGITS.fullmatch(tok):

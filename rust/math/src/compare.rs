@@ -254,11 +254,21 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
             return NotEqual;
         }
     }
-    match (matrix(gold), matrix(resp)) {
+    match (matrix_value(gold), matrix_value(resp)) {
         (Some(g), Some(r)) => return compare_matrices(&g, &r, depth),
         (Some(m), None) => return compare_vector(&m, resp, depth),
         (None, Some(m)) => return compare_vector(&m, gold, depth),
         (None, None) => {}
+    }
+    // "all real numbers except 2 and 3" (`\neq 2, \neq 3`) against `x \neq 2, x \neq 3`,
+    // `(-\infty,2)\cup(2,3)\cup(3,\infty)` or `\mathbb{R}\setminus\{2,3\}`: the same
+    // points taken out of the real line.
+    if let (Some((gl, g)), Some((rl, r))) = (excluded_points(gold), excluded_points(resp)) {
+        if gl == rl || gl.is_empty() || rl.is_empty() {
+            let g: Vec<&str> = g.iter().map(String::as_str).collect();
+            let r: Vec<&str> = r.iter().map(String::as_str).collect();
+            return match_unordered(&g, &r, depth);
+        }
     }
     if is_intervalish(gold) || is_intervalish(resp) {
         match (intervals(gold), intervals(resp)) {
@@ -446,6 +456,239 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
 /// Matrix environments that denote the matrix itself (`vmatrix` is a determinant: not here).
 const MATRIX_ENVS: [&str; 4] = ["pmatrix", "bmatrix", "Bmatrix", "matrix"];
 
+/// A matrix answer as rows of cells: written out, or a combination of matrices written out
+/// (see [`matrix_combination`]).
+fn matrix_value(s: &str) -> Option<Vec<Vec<String>>> {
+    if let Some(m) = matrix(s) {
+        return Some(
+            m.into_iter()
+                .map(|row| row.into_iter().map(str::to_string).collect())
+                .collect(),
+        );
+    }
+    matrix_combination(s)
+}
+
+/// A sum or difference of scalar multiples of matrices written out: `2\begin{pmatrix}1\\2
+/// \end{pmatrix}`, `-\begin{pmatrix}..\end{pmatrix}`, `\frac{1}{3}\begin{pmatrix}..
+/// \end{pmatrix}`, `\begin{pmatrix}..\end{pmatrix}\cdot 2`, `\begin{pmatrix}..\end{pmatrix}
+/// + \begin{pmatrix}..\end{pmatrix}`. The result's cells are the same combination of the
+/// operands' cells (`2\cdot(1)`), left to the scalar comparison. A scalar multiplies on either
+/// side (with `\cdot` or `\times` on the right); a product of two matrices is not read (None).
+fn matrix_combination(s: &str) -> Option<Vec<Vec<String>>> {
+    if !s.contains("\\begin{") {
+        return None;
+    }
+    // The top-level matrices, and the text between them.
+    let b = s.as_bytes();
+    let mut mats: Vec<(usize, usize)> = Vec::new();
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if depth == 0 && s[i..].starts_with("\\begin{") => {
+                let name_end = i + 7 + s[i + 7..].find('}')?;
+                let end_tag = format!("\\end{{{}}}", &s[i + 7..name_end]);
+                let end = name_end + s[name_end..].find(end_tag.as_str())? + end_tag.len();
+                mats.push((i, end));
+                i = end;
+                continue;
+            }
+            b'\\' => i += 1,
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    if mats.is_empty() || (mats.len() == 1 && mats[0] == (0, s.len())) {
+        return None;
+    }
+    // Each matrix's sign and scalar: `[+|-][coef][\cdot]` before it, `[\cdot coef]` after it.
+    let mut terms: Vec<(bool, String, Vec<Vec<&str>>)> = Vec::new();
+    let mut before = &s[..mats[0].0];
+    for (k, &(a, e)) in mats.iter().enumerate() {
+        let next_start = mats.get(k + 1).map_or(s.len(), |m| m.0);
+        let gap = &s[e..next_start];
+        // What follows the matrix up to the operator that starts the next term.
+        let (after, rest) = if k + 1 < mats.len() {
+            let op = top_level_sign(gap)?;
+            (&gap[..op], &gap[op..])
+        } else {
+            (gap, "")
+        };
+        let (negative, lead) = match before.trim_start().as_bytes().first() {
+            Some(b'-') => (true, before.trim_start()[1..].trim()),
+            Some(b'+') => (false, before.trim_start()[1..].trim()),
+            _ => (false, before.trim()),
+        };
+        let lead = strip_times(lead, false);
+        let trail = after.trim();
+        let trail = if trail.is_empty() {
+            ""
+        } else {
+            strip_times(trail, true)
+        };
+        if (!after.trim().is_empty() && trail.len() == after.trim().len())
+            || [lead, trail]
+                .iter()
+                .any(|c| !c.is_empty() && expr::parse(c).is_none())
+        {
+            return None;
+        }
+        let coef = match (lead.is_empty(), trail.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => lead.to_string(),
+            (true, false) => trail.to_string(),
+            (false, false) => format!("({lead})\\cdot({trail})"),
+        };
+        terms.push((negative, coef, matrix(&s[a..e])?));
+        before = rest;
+    }
+    let shape: Vec<usize> = terms[0].2.iter().map(Vec::len).collect();
+    if terms
+        .iter()
+        .any(|t| t.2.iter().map(Vec::len).collect::<Vec<_>>() != shape)
+    {
+        return None;
+    }
+    let cell = |r: usize, c: usize| {
+        let mut out = String::new();
+        for (k, (negative, coef, m)) in terms.iter().enumerate() {
+            if *negative {
+                out.push('-');
+            } else if k > 0 {
+                out.push('+');
+            }
+            if !coef.is_empty() {
+                out.push('(');
+                out.push_str(coef);
+                out.push_str(")\\cdot");
+            }
+            out.push('(');
+            out.push_str(m[r][c]);
+            out.push(')');
+        }
+        out
+    };
+    Some(
+        shape
+            .iter()
+            .enumerate()
+            .map(|(r, &cols)| (0..cols).map(|c| cell(r, c)).collect())
+            .collect(),
+    )
+}
+
+/// Position of the first `+` or `-` at the top level of `s` (outside brackets).
+fn top_level_sign(s: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            b'+' | b'-' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A scalar factor without its multiplication sign: `2\cdot` -> `2` (`leading` false), `\cdot
+/// 2` -> `2` (`leading` true, where the sign is required and returned unchanged when missing).
+fn strip_times(s: &str, leading: bool) -> &str {
+    for op in ["\\cdot", "\\times", "*"] {
+        let t = if leading {
+            s.strip_prefix(op)
+        } else {
+            s.strip_suffix(op)
+        };
+        if let Some(t) = t {
+            return t.trim();
+        }
+    }
+    s
+}
+
+/// The points an answer takes out of the real line, with the variable it names (empty when
+/// none): `x \neq 2, x \neq 3` (or `\neq 2, \neq 3`, from "all real numbers except 2 and 3"),
+/// `(-\infty,2)\cup(2,3)\cup(3,\infty)` and `\mathbb{R}\setminus\{2,3\}` are the points 2
+/// and 3; `x \neq \pm 1` is 1 and -1.
+fn excluded_points(s: &str) -> Option<(String, Vec<String>)> {
+    let mut points = Vec::new();
+    if let Some(rest) = [
+        "\\mathbb{R}\\setminus",
+        "\\mathbb{R}\\backslash",
+        "\\mathbb{R}-",
+    ]
+    .iter()
+    .find_map(|p| s.strip_prefix(p))
+    {
+        let inner = rest.strip_prefix("\\{")?.strip_suffix("\\}")?;
+        for v in split_top(inner, b',') {
+            plus_minus(v.trim(), &mut points);
+        }
+        return (!points.is_empty()).then(|| (String::new(), points));
+    }
+    let items = split_top(s, b',');
+    if find_top(items[0], "\\neq").is_some() {
+        let mut label: Option<&str> = None;
+        for it in items {
+            let p = find_top(it, "\\neq")?;
+            let (l, v) = (it[..p].trim(), it[p + 4..].trim());
+            if v.is_empty() || v.contains("\\neq") || (!l.is_empty() && !is_label(l)) {
+                return None;
+            }
+            match label {
+                Some(x) if x != l => return None,
+                _ => label = Some(l),
+            }
+            plus_minus(v, &mut points);
+        }
+        return Some((label.unwrap_or("").to_string(), points));
+    }
+    find_top(s, "\\cup")?;
+    // Open intervals that tile the line: each ends where the next begins.
+    let ivs = intervals(s)?;
+    let open = ivs.iter().all(|v| !v.lo_closed && !v.hi_closed);
+    let (Some(first), Some(last)) = (ivs.first(), ivs.last()) else {
+        return None;
+    };
+    if ivs.len() < 2
+        || !open
+        || !matches!(first.lo, End::Inf(false))
+        || !matches!(last.hi, End::Inf(true))
+    {
+        return None;
+    }
+    for w in ivs.windows(2) {
+        match (w[0].hi, w[1].lo) {
+            (End::At(x), End::At(y)) if x == y || compare_depth(x, y, 4) == Equal => {
+                points.push(x.to_string());
+            }
+            _ => return None,
+        }
+    }
+    Some((String::new(), points))
+}
+
+/// `\pm 1` is 1 and -1, `2 \pm \sqrt{3}` is `2+\sqrt{3}` and `2-\sqrt{3}`; other values are
+/// themselves.
+fn plus_minus(v: &str, out: &mut Vec<String>) {
+    match find_top(v, "\\pm") {
+        Some(p) => {
+            let (a, b) = (v[..p].trim(), v[p + 3..].trim());
+            out.push(format!("{a}+({b})"));
+            out.push(format!("{a}-({b})"));
+        }
+        None => out.push(v.to_string()),
+    }
+}
+
 /// `\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}` as rows of cells.
 fn matrix(s: &str) -> Option<Vec<Vec<&str>>> {
     // `\left[\begin{array}{cc} ... \end{array}\right]`: brackets around an array.
@@ -490,11 +733,11 @@ fn cells(body: &str) -> Option<Vec<Vec<&str>>> {
 }
 
 /// A column or row vector against a tuple written with parentheses (`(2, 3)`).
-fn compare_vector(m: &[Vec<&str>], other: &str, depth: usize) -> Decision {
+fn compare_vector<S: AsRef<str>>(m: &[Vec<S>], other: &str, depth: usize) -> Decision {
     let cells: Vec<&str> = if m.len() == 1 {
-        m[0].clone()
+        m[0].iter().map(AsRef::as_ref).collect()
     } else if m.iter().all(|r| r.len() == 1) {
-        m.iter().map(|r| r[0]).collect()
+        m.iter().map(|r| r[0].as_ref()).collect()
     } else {
         return Undecided;
     };
@@ -526,13 +769,13 @@ fn assignments(items: &[&str]) -> Option<Vec<String>> {
     Some(values)
 }
 
-fn compare_matrices(g: &[Vec<&str>], r: &[Vec<&str>], depth: usize) -> Decision {
+fn compare_matrices<S: AsRef<str>>(g: &[Vec<S>], r: &[Vec<S>], depth: usize) -> Decision {
     if g.len() != r.len() || g.iter().zip(r).any(|(a, b)| a.len() != b.len()) {
         return NotEqual;
     }
     let mut acc = Equal;
     for (a, b) in g.iter().flatten().zip(r.iter().flatten()) {
-        acc = both(acc, compare_depth(a, b, depth + 1));
+        acc = both(acc, compare_depth(a.as_ref(), b.as_ref(), depth + 1));
         if acc == NotEqual {
             break;
         }
@@ -1313,6 +1556,90 @@ mod tests {
 
     fn cmp(g: &str, r: &str) -> Decision {
         compare(&normalize(g), &normalize(r))
+    }
+
+    #[test]
+    fn excluded_points_and_matrix_combinations() {
+        let union = "(-\\infty,2)\\cup(2,3)\\cup(3,\\infty)";
+        let cases = [
+            ("x \\neq 2, x \\neq 3", "\\neq 2, \\neq 3", Equal),
+            ("x \\neq 2, x \\neq 3", union, Equal),
+            (union, "\\neq 3, \\neq 2", Equal),
+            (union, "\\mathbb{R} \\setminus \\{2, 3\\}", Equal),
+            ("x \\neq 2, x \\neq 3", "x \\neq 2", NotEqual),
+            (union, "\\neq 2, \\neq 4", NotEqual),
+            ("(-\\infty,-4)\\cup(-4,\\infty)", "\\neq -4", Equal),
+            ("(-\\infty,-1)\\cup(-1,1)\\cup(1,\\infty)", "x \\neq \\pm 1", Equal),
+            // Not the line less points (a closed end, a gap) or another variable: not read as
+            // points, left to the symbolic path.
+            ("(-\\infty,2]\\cup(2,\\infty)", "\\neq 2", Undecided),
+            ("(-\\infty,1)\\cup(2,\\infty)", "\\neq 1, \\neq 2", Undecided),
+            ("a \\neq 2", "b \\neq 2", Undecided),
+            (
+                "\\begin{pmatrix} 2 \\\\ 4 \\end{pmatrix}",
+                "2\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix} 2 \\\\ 4 \\end{pmatrix}",
+                "2\\begin{pmatrix}1\\\\3\\end{pmatrix}",
+                NotEqual,
+            ),
+            (
+                "\\begin{pmatrix} 4 & 6 \\\\ 1 & 5 \\end{pmatrix}",
+                "\\begin{pmatrix} 1 & 2 \\\\ 0 & 3 \\end{pmatrix} + \\begin{pmatrix} 3 & 4 \\\\ 1 & 2 \\end{pmatrix}",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix} 1 & 1 \\\\ 1 & 1 \\end{pmatrix}",
+                "\\begin{pmatrix} 2 & 0 \\\\ 0 & 2 \\end{pmatrix} - \\begin{pmatrix} 1 & -1 \\\\ -1 & 1 \\end{pmatrix}",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix} -1 \\\\ 3 \\end{pmatrix}",
+                "-\\begin{pmatrix} 1 \\\\ -3 \\end{pmatrix}",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix} \\frac{6}{5} \\\\ \\frac{12}{5} \\end{pmatrix}",
+                "\\frac{6}{5}\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix} 2 \\\\ 4 \\end{pmatrix}",
+                "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} \\cdot 2",
+                Equal,
+            ),
+            (
+                "\\begin{pmatrix} 2x \\\\ 2y \\end{pmatrix}",
+                "2\\begin{pmatrix} x \\\\ y \\end{pmatrix}",
+                Equal,
+            ),
+            ("(2, 4)", "2\\begin{pmatrix}1\\\\2\\end{pmatrix}", Equal),
+            (
+                "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+                "2\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+                NotEqual,
+            ),
+        ];
+        for (g, r, want) in cases {
+            assert_eq!(cmp(g, r), want, "{g} vs {r}");
+            assert_eq!(cmp(r, g), want, "{r} vs {g}");
+        }
+        // Shapes that do not add, and a product of matrices: not read as the matrix.
+        let unread = [
+            (
+                "\\begin{pmatrix} 2 \\\\ 4 \\end{pmatrix}",
+                "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + \\begin{pmatrix} 1 & 2 \\end{pmatrix}",
+            ),
+            (
+                "\\begin{pmatrix} 3 & 4 \\\\ 6 & 8 \\end{pmatrix}",
+                "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}\\begin{pmatrix} 3 & 4 \\end{pmatrix}",
+            ),
+        ];
+        for (g, r) in unread {
+            assert_ne!(cmp(g, r), Equal, "{g} vs {r}");
+        }
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum Func {
     Acos,
     Atan,
     Acot,
+    Sinh,
+    Cosh,
+    Tanh,
     Abs,
     Floor,
     Ceil,
@@ -495,15 +498,21 @@ impl<'a> Parser<'a> {
                     _ => None,
                 }
             }
-            // `\log_2 8`, `\log_{10}(x)`; plain `\log` is read as `\ln`, as sympy reads it.
-            "log" if self.peek() == Some(b'_') => {
-                self.pos += 1;
-                let base = self.exponent()?;
+            // `\log_2 8`, `\log_{10}(x)`, `\log_2 8x` (the argument read as `\sin 2x`'s); plain
+            // `\log` is the common logarithm, as latex2sympy (the symbolic path) and math-verify
+            // read it: `\log 100` = 2.
+            "log" => {
+                let base = if self.peek() == Some(b'_') {
+                    self.pos += 1;
+                    self.exponent()?
+                } else {
+                    Expr::Num(BigRational::from_integer(BigInt::from(10)))
+                };
                 self.skip_spaces();
                 if self.peek() == Some(b'^') {
                     return None;
                 }
-                let arg = self.power()?;
+                let arg = self.function_argument()?;
                 Some(Expr::Log(b(base), b(arg)))
             }
             "left" | "right" => self.atom(),
@@ -519,7 +528,10 @@ impl<'a> Parser<'a> {
                     "sec" => Func::Sec,
                     "csc" => Func::Csc,
                     "cot" => Func::Cot,
-                    "ln" | "log" => Func::Ln,
+                    "ln" => Func::Ln,
+                    "sinh" => Func::Sinh,
+                    "cosh" => Func::Cosh,
+                    "tanh" => Func::Tanh,
                     "exp" => Func::Exp,
                     "arcsin" => Func::Asin,
                     "arccos" => Func::Acos,
@@ -559,8 +571,10 @@ impl<'a> Parser<'a> {
     /// function, so `\sin x \cos x` is sin(x)·cos(x) and `\sin x (1 + x)` is sin(x)·(1 + x).
     fn function_argument(&mut self) -> Option<Expr> {
         self.skip_spaces();
+        // A bracketed argument is the argument; a power after it raises the value of the
+        // function: `\sin(x)^2` is (sin x)², as sympy reads it.
         if matches!(self.peek(), Some(b'(' | b'{' | b'|')) || self.command() == Some("left") {
-            return self.power();
+            return self.postfix();
         }
         let mut arg = self.power()?;
         loop {
@@ -603,6 +617,117 @@ impl<'a> Parser<'a> {
             _ => return None,
         })
     }
+}
+
+/// Functions whose argument may be written without brackets (`\sin 2x`). The hyperbolic and
+/// reciprocal ones the evaluator lacks are read by the same rule, for the symbolic path.
+const BRACKETLESS_FUNCTIONS: [&str; 19] = [
+    "sin", "cos", "tan", "sec", "csc", "cot", "sinh", "cosh", "tanh", "coth", "sech", "csch",
+    "arcsin", "arccos", "arctan", "arccot", "ln", "log", "exp",
+];
+
+/// `s` with the argument of every function written without brackets put in brackets, read by
+/// this parser's rule (see `function_argument`): `\sin 2x` -> `\sin(2x)`, `\sin^2 x` ->
+/// `\sin^2(x)`, `\sin x\cos x` -> `\sin(x)\cos(x)`, `\sin x (1+x)` -> `\sin(x)(1+x)`,
+/// `\sin{x}y` -> `\sin(x)y`, `\log_2 8x` -> `\log_2(8x)`. The normaliser applies it, so the
+/// symbolic path (latex2sympy, which reads `\sin x \cdot \cos x` as sin(x cos x)) reads what
+/// the fast path reads. A function whose argument this grammar cannot read is left as written.
+/// Linear in `s` apart from re-reading arguments that hold further functions (bounded by the
+/// parser's depth limit).
+pub fn bracket_function_arguments(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\\') || s.len() > 2000 {
+        return s.into();
+    }
+    let b = s.as_bytes();
+    // (position, text inserted there, bytes replaced).
+    let mut edits: Vec<(usize, &str, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let n = b[i + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        let name = &s[i + 1..i + 1 + n];
+        let after = i + 1 + n;
+        if n == 0 || !BRACKETLESS_FUNCTIONS.contains(&name) {
+            i = after.max(i + 2);
+            continue;
+        }
+        let mut p = Parser {
+            s: b,
+            pos: after,
+            has_decimal: false,
+            decimals: 0,
+            vars: Vec::new(),
+            depth: 0,
+        };
+        // `\log_2`, `\log_{10}`: the base; `\sin^2`, `\sin^{-1}`: the power.
+        let scripts_ok = (|| {
+            if name == "log" && p.peek() == Some(b'_') {
+                p.pos += 1;
+                p.exponent()?;
+            }
+            let before_spaces = p.pos;
+            p.skip_spaces();
+            if p.peek() == Some(b'^') {
+                p.pos += 1;
+                p.exponent()?;
+            } else {
+                p.pos = before_spaces;
+            }
+            Some(())
+        })();
+        // The spaces before the argument go: `\sin x` -> `\sin(x)`.
+        let name_end = p.pos;
+        p.skip_spaces();
+        let start = p.pos;
+        let bracketed = |c: u8| c == b'(' || c == b'|' || c == b'{';
+        match (scripts_ok, p.peek()) {
+            // `\sin{x}y`: a braced argument is the argument, as `\sin(x)y`.
+            (Some(()), Some(b'{')) if p.group().is_some() => {
+                edits.push((name_end, "(", start + 1 - name_end));
+                edits.push((p.pos - 1, ")", 1));
+            }
+            (Some(()), Some(c))
+                if !bracketed(c)
+                    && p.command() != Some("left")
+                    && p.function_argument().is_some() =>
+            {
+                let mut end = p.pos;
+                while end > start && b[end - 1] == b' ' {
+                    end -= 1;
+                }
+                if end > start {
+                    edits.push((name_end, "(", start - name_end));
+                    edits.push((end, ")", 0));
+                }
+            }
+            _ => {}
+        }
+        i = after;
+    }
+    if edits.is_empty() {
+        return s.into();
+    }
+    // At one position, insertions before a replacement: an inner function's `)` goes before the
+    // `}` an outer one turns into `)` (`\sin{\cos x}`).
+    edits.sort_by_key(|e| (e.0, e.2));
+    let mut out = String::with_capacity(s.len() + edits.len());
+    let mut at = 0;
+    for (pos, text, replaced) in edits {
+        if pos < at {
+            continue;
+        }
+        out.push_str(&s[at..pos]);
+        out.push_str(text);
+        at = pos + replaced;
+    }
+    out.push_str(&s[at..]);
+    out.into()
 }
 
 fn is_mixed(whole: &BigRational, n: &Expr, d: &Expr) -> bool {
@@ -1139,6 +1264,9 @@ pub fn eval(e: &Expr, value_of: &dyn Fn(&str) -> f64) -> C64 {
                 Func::Acos => x.acos(),
                 Func::Atan => x.atan(),
                 Func::Acot => x.inv().atan(),
+                Func::Sinh => x.sinh(),
+                Func::Cosh => x.cosh(),
+                Func::Tanh => x.tanh(),
                 Func::Abs => real(x.norm()),
                 Func::Floor if x.im == 0.0 => real(x.re.floor()),
                 Func::Ceil if x.im == 0.0 => real(x.re.ceil()),
@@ -1196,6 +1324,61 @@ mod tests {
         let huge_product = vec!["10^{100000}"; 120].join("\\cdot");
         assert_eq!(ex(&huge_product), None);
         assert!(ex("\\frac{1}{2004!}").is_some());
+    }
+
+    #[test]
+    fn function_arguments_made_explicit() {
+        let cases = [
+            ("\\sin x", "\\sin(x)"),
+            ("\\sin2x", "\\sin(2x)"),
+            ("\\tan3\\theta", "\\tan(3\\theta)"),
+            ("\\sin^2 x", "\\sin^2(x)"),
+            ("\\sin^{-1}x", "\\sin^{-1}(x)"),
+            ("\\sin x\\cos x", "\\sin(x)\\cos(x)"),
+            ("\\sin x\\cdot\\cos x", "\\sin(x)\\cdot\\cos(x)"),
+            ("\\sin x(1+x)", "\\sin(x)(1+x)"),
+            ("\\sin x/2", "\\sin(x)/2"),
+            ("\\sin{x}y", "\\sin(x)y"),
+            ("\\sin\\cos x", "\\sin(\\cos(x))"),
+            ("\\sin{\\cos x}", "\\sin(\\cos(x))"),
+            ("\\sin\\frac{\\pi}{6}x", "\\sin(\\frac{\\pi}{6}x)"),
+            ("\\frac{\\sin x}{x}", "\\frac{\\sin(x)}{x}"),
+            ("\\ln x^2", "\\ln(x^2)"),
+            ("\\log_2 8x", "\\log_2(8x)"),
+            ("\\log_{10}100", "\\log_{10}(100)"),
+            ("\\log x", "\\log(x)"),
+            ("\\cosh2x+\\sinh x", "\\cosh(2x)+\\sinh(x)"),
+            ("\\sin x!", "\\sin(x!)"),
+            ("\\sin{x}^2", "\\sin(x)^2"),
+            // Already bracketed, or not read by this grammar: as written.
+            ("\\sin(2x)", "\\sin(2x)"),
+            ("\\sin|x|", "\\sin|x|"),
+            ("\\sin", "\\sin"),
+            ("\\sin\\mathbf{v}", "\\sin\\mathbf{v}"),
+            ("\\frac{1}{2}", "\\frac{1}{2}"),
+            ("\\sinh", "\\sinh"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(bracket_function_arguments(s), want, "{s}");
+            // What the parser reads does not change.
+            if let (Some(a), Some(b)) = (parse(s), parse(want)) {
+                assert_eq!(a.expr, b.expr, "{s}");
+            }
+        }
+        // Bounded on hostile input.
+        let deep = "\\sin".repeat(1000) + "x";
+        assert!(bracket_function_arguments(&deep).len() >= deep.len());
+    }
+
+    #[test]
+    fn common_logarithm_and_hyperbolic_functions() {
+        assert_eq!(ex("\\log 100"), q(2, 1));
+        assert_eq!(ex("\\log 1000x"), None);
+        let e = |s: &str| eval(&parse(s).unwrap().expr, &|_| 0.7);
+        assert!((e("\\cosh 2x") - e("\\cosh^2 x + \\sinh^2 x")).norm() < 1e-12);
+        assert!((e("\\tanh x") - e("\\frac{\\sinh x}{\\cosh x}")).norm() < 1e-12);
+        assert!((e("\\log_2 8x") - e("3 + \\log_2 x")).norm() < 1e-12);
+        assert!((e("\\sin(x)^2") - e("\\sin^2 x")).norm() < 1e-12);
     }
 
     #[test]

@@ -258,48 +258,66 @@ fn is_bare_expression(text: &str) -> bool {
     if is_number_in_words(t) {
         return true;
     }
-    let mut run = 0;
-    let mut in_cmd = false;
-    let mut words = 0;
-    let mut skip_text_depth: Option<usize> = None;
-    let mut depth = 0usize;
-    let bytes = t.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'{' {
-            depth += 1;
-        } else if b == b'}' {
-            depth = depth.saturating_sub(1);
-            if skip_text_depth == Some(depth) {
-                skip_text_depth = None;
-            }
-        }
-        if skip_text_depth.is_some() {
-            continue;
-        }
-        if b == b'\\' {
-            in_cmd = true;
-            if t[i..].starts_with("\\text{") || t[i..].starts_with("\\mbox{") {
-                skip_text_depth = Some(depth);
-            }
-            continue;
-        }
-        if b.is_ascii_alphabetic() {
-            if !in_cmd {
-                run += 1;
-                if run == 3 {
-                    words += 1;
-                }
-            }
-        } else {
-            in_cmd = false;
-            run = 0;
-        }
-    }
     // A bare word beside the math ("so 5", "about 10") makes it prose, not an answer.
     let prose_token = t
         .split_whitespace()
         .any(|w| w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic()));
-    words == 0 && !prose_token
+    !has_prose_word(t.as_bytes(), Skip::Text) && !prose_token
+}
+
+/// What [`has_prose_word`] does not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Skip {
+    Nothing,
+    /// Letters inside braces (`$5 \text{each}$` is still an amount of money).
+    Braced,
+    /// What `\text{}` and `\mbox{}` hold (units such as `\text{ cm}`) and the names of
+    /// environments (`\begin{pmatrix}`).
+    Text,
+}
+
+/// An English word in `s`: a run of three or more ASCII letters that no backslash introduces
+/// (`\frac`, `\pi` are commands, not words). One pass.
+pub(crate) fn has_prose_word(b: &[u8], skip: Skip) -> bool {
+    let mut run = 0;
+    let mut in_cmd = false;
+    let mut depth = 0usize;
+    // Inside a skipped argument: the depth its closing brace returns to.
+    let mut skip_to: Option<usize> = None;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'{' {
+            depth += 1;
+        } else if c == b'}' {
+            depth = depth.saturating_sub(1);
+            if skip_to == Some(depth) {
+                skip_to = None;
+            }
+        }
+        if skip_to.is_some() {
+            continue;
+        }
+        if c.is_ascii_alphabetic() {
+            let hidden = in_cmd || (skip == Skip::Braced && depth > 0);
+            if !hidden {
+                run += 1;
+                if run >= 3 {
+                    return true;
+                }
+            }
+        } else {
+            in_cmd = c == b'\\';
+            run = 0;
+            if in_cmd
+                && skip == Skip::Text
+                && ["\\text{", "\\mbox{", "\\begin{", "\\end{"]
+                    .iter()
+                    .any(|p| b[i..].starts_with(p.as_bytes()))
+            {
+                skip_to = Some(depth);
+            }
+        }
+    }
+    false
 }
 
 /// "two-thirds", "twenty-five percent", "5 million": a number written (partly) in words, alone.
@@ -310,8 +328,8 @@ fn is_number_in_words(t: &str) -> bool {
         tok.split('-').all(|w| {
             let lower = w.to_ascii_lowercase();
             let l = lower.as_str();
-            let word = crate::normalize::cardinal_word(l).is_some()
-                || crate::normalize::denominator_word(l).is_some()
+            let word = crate::words::cardinal_word(l).is_some()
+                || crate::words::denominator_word(l).is_some()
                 || matches!(
                     l,
                     "hundred"

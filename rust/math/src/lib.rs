@@ -9,6 +9,7 @@ pub mod compare;
 pub mod expr;
 pub mod extract;
 pub mod normalize;
+pub mod words;
 
 pub use compare::Decision;
 pub use extract::Source;

@@ -348,67 +348,11 @@ fn rewrite_words(s: &str) -> String {
     out
 }
 
-pub(crate) fn cardinal_word(w: &str) -> Option<i64> {
-    const SMALL: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const TENS: [&str; 8] = [
-        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
-    if let Some(k) = SMALL.iter().position(|x| *x == w) {
-        return Some(k as i64);
-    }
-    TENS.iter()
-        .position(|x| *x == w)
-        .map(|k| 20 + 10 * k as i64)
-}
-
-/// The denominator a fraction word names: "half" 2, "thirds" 3, "quarter" 4, "tenths" 10.
-pub(crate) fn denominator_word(w: &str) -> Option<i64> {
-    let w = w.strip_suffix('s').unwrap_or(w);
-    Some(match w {
-        "half" | "halve" => 2,
-        "third" => 3,
-        "quarter" | "fourth" => 4,
-        "fifth" => 5,
-        "sixth" => 6,
-        "seventh" => 7,
-        "eighth" => 8,
-        "ninth" => 9,
-        "tenth" => 10,
-        "eleventh" => 11,
-        "twelfth" => 12,
-        "twentieth" => 20,
-        "hundredth" => 100,
-        "thousandth" => 1000,
-        _ => return None,
-    })
-}
-
 /// The number that the leading number words of `toks` name, as an integer or `\frac{n}{d}`,
-/// with how many tokens it used. Cardinals up to the billions ("three hundred twenty-five"),
-/// fractions ("two-thirds", "three quarters", "a half", "half"), a whole number and a
-/// fraction ("one and a half"). Ordinals alone ("third") are not fractions. Bounded: at most
-/// 16 tokens are read.
+/// with how many tokens it used (`crate::words`, the math grammar): cardinals up to the
+/// trillions ("three hundred twenty-five"), fractions ("two-thirds", "three quarters", "a
+/// half", "half"), a whole number and a fraction ("one and a half"). Ordinals alone ("third")
+/// are not fractions. Bounded: at most 16 tokens are read.
 fn number_words(toks: &[String]) -> Option<(String, usize)> {
     let mut parts: Vec<(String, usize)> = Vec::new();
     for (k, t) in toks.iter().take(16).enumerate() {
@@ -418,75 +362,9 @@ fn number_words(toks: &[String]) -> Option<(String, usize)> {
             }
         }
     }
-    let word = |i: usize| parts.get(i).map(|p| p.0.as_str());
-    // (whole part before "and", the cardinal being read, whether one was read).
-    let (mut whole, mut current, mut seen) = (0i64, 0i64, false);
-    let mut best: Option<(String, usize)> = None;
-    let mut i = 0;
-    while let Some(w) = word(i) {
-        if let Some(v) = cardinal_word(w) {
-            current += v;
-            seen = true;
-        } else if w == "hundred" && seen {
-            current = current.max(1) * 100;
-        } else if let (Some(scale), true) = (
-            match w {
-                "thousand" => Some(1_000i64),
-                "million" => Some(1_000_000),
-                "billion" => Some(1_000_000_000),
-                _ => None,
-            },
-            seen,
-        ) {
-            whole += current.max(1) * scale;
-            current = 0;
-        } else {
-            // A fraction: "[a|an|<cardinal>] <denominator>", after "<whole> and" or alone.
-            let mut j = i;
-            let mut whole_part = 0;
-            if w == "and" && seen {
-                whole_part = whole + current;
-                current = 0;
-                j += 1;
-            } else if w == "and" {
-                break;
-            }
-            let mut numerator = if current > 0 { Some(current) } else { None };
-            if matches!(word(j), Some("a" | "an")) {
-                numerator = Some(1);
-                j += 1;
-            } else if whole_part > 0 {
-                numerator = word(j).and_then(cardinal_word).filter(|n| *n > 0);
-                if numerator.is_some() {
-                    j += 1;
-                }
-            }
-            let Some(d) = word(j).and_then(denominator_word) else {
-                break;
-            };
-            // "third" alone is an ordinal; "half" alone is a half.
-            let n = match numerator {
-                Some(n) => n,
-                None if d == 2 && !seen => 1,
-                None => break,
-            };
-            let base = if whole_part > 0 { whole_part } else { whole };
-            let value = if base > 0 {
-                format!("\\frac{{{}}}{{{d}}}", base * d + n)
-            } else {
-                format!("\\frac{{{n}}}{{{d}}}")
-            };
-            return Some((value, parts[j].1));
-        }
-        if whole > 1_000_000_000_000 || current > 1_000_000_000_000 {
-            return None;
-        }
-        if seen {
-            best = Some(((whole + current).to_string(), parts[i].1));
-        }
-        i += 1;
-    }
-    best
+    let words: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+    let (reading, used) = crate::words::read(&words, crate::words::Grammar::Math)?;
+    Some((reading.latex(), parts[used - 1].1))
 }
 
 /// `12`, `-4.5`, `1,000.99`: a number as written in prose.
@@ -940,7 +818,7 @@ pub fn normalize(answer: &str) -> String {
     };
     let compact = brace_short_arguments(&compact);
     let out = strip_outer_braces(strip_delimiters(&compact));
-    match out {
+    let out = match out {
         "\\{\\}" => "\\emptyset".to_string(),
         _ if out.eq_ignore_ascii_case("infinity") => "\\infty".to_string(),
         // The real line, however it is written.
@@ -952,6 +830,12 @@ pub fn normalize(answer: &str) -> String {
         // list from a decimal comma (`3,5`) in the comparison.
         _ if spaced_comma && two_digit_runs(out) => out.replacen(',', ", ", 1),
         _ => strip_base_subscript(out).to_string(),
+    };
+    // `\sin 2x` -> `\sin(2x)`: what the fast path reads, written so that the symbolic path
+    // reads it too.
+    match crate::expr::bracket_function_arguments(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(bracketed) => bracketed,
     }
 }
 
@@ -1012,7 +896,7 @@ mod tests {
             ("18 dollars", "18"),
             ("\\boxed{\\boxed{5}}", "5"),
             ("\\sin 30^\\circ", "\\sin(30\\cdot\\frac{\\pi}{180})"),
-            ("\\sinπ30^\\circ", "\\sin\\pi(30\\cdot\\frac{\\pi}{180})"),
+            ("\\sinπ30^\\circ", "\\sin(\\pi)(30\\cdot\\frac{\\pi}{180})"),
             ("5 \\text{ m/s}", "5"),
             ("5 km/h", "5"),
             ("3 \\text{ m}^2", "3"),
@@ -1030,7 +914,7 @@ mod tests {
             ("1,2", "1,2"),
             ("\\left\\{1,2\\right\\}", "\\{1,2\\}"),
             ("2\\pi r", "2\\pi r"),
-            ("\\log_2 8", "\\log_2 8"),
+            ("\\log_2 8", "\\log_2(8)"),
             ("\\frac{\\sqrt 3}{2}", "\\frac{\\sqrt{3}}{2}"),
             ("\\varnothing", "\\emptyset"),
             ("$18", "18"),

@@ -59,6 +59,7 @@ fn math_check_batch<'py>(
             responses.len()
         )));
     }
+    crate::threads::ready()?;
     let opts = options(last_number_fallback)?;
     let results = py.detach(|| grpo_math::check_batch(&golds, &responses, &opts));
     let n = results.len();
@@ -115,11 +116,19 @@ fn math_compare(gold: &str, answer: &str) -> i8 {
     }
 }
 
+/// Runs of number words in lower-case tokens replaced by digits (`grpo_math::words`, the factual
+/// grammar): `["twenty", "one"]` -> `["21"]`.
+#[pyfunction]
+fn number_words(tokens: Vec<String>) -> Vec<String> {
+    grpo_math::words::number_words_to_digits(&tokens)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(math_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(math_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(math_extract, m)?)?;
     m.add_function(wrap_pyfunction!(math_extract_gold, m)?)?;
     m.add_function(wrap_pyfunction!(math_compare, m)?)?;
+    m.add_function(wrap_pyfunction!(number_words, m)?)?;
     Ok(())
 }

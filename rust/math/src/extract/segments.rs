@@ -143,29 +143,8 @@ fn is_currency(b: &[u8], open: usize, close: usize) -> bool {
     if b.get(close + 1).is_some_and(u8::is_ascii_digit) {
         return true;
     }
-    // An English word: three or more letters, not a command, outside braces.
-    let mut run = 0;
-    let mut depth = 0usize;
-    let mut in_cmd = false;
-    for &c in &b[open + 1..close] {
-        match c {
-            b'{' => depth += 1,
-            b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if c.is_ascii_alphabetic() {
-            if !in_cmd && depth == 0 {
-                run += 1;
-                if run >= 3 {
-                    return true;
-                }
-            }
-        } else {
-            in_cmd = c == b'\\';
-            run = 0;
-        }
-    }
-    false
+    // An English word outside braces.
+    super::has_prose_word(&b[open + 1..close], super::Skip::Braced)
 }
 
 fn starts_env(b: &[u8], env: &str) -> bool {
@@ -193,6 +172,14 @@ pub(crate) fn matrix_after_label(answer: &str) -> Option<&str> {
     let segs = segments(rhs);
     match segs.as_slice() {
         [seg] if seg.start == 0 && seg.end == rhs.len() && rhs.starts_with("\\begin") => Some(rhs),
+        // `3A = 3\begin{pmatrix}...\end{pmatrix}`, `A + B = \begin{pmatrix}...\end{pmatrix} +
+        // \begin{pmatrix}...\end{pmatrix}`: matrices written out after a label without any.
+        [_, ..]
+            if !t[..eq].contains("\\begin")
+                && segs.iter().all(|s| rhs[s.start..].starts_with("\\begin")) =>
+        {
+            Some(rhs)
+        }
         _ => None,
     }
 }
@@ -236,6 +223,10 @@ mod tests {
             Some("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}")
         );
         assert_eq!(matrix_after_label("x = 5"), None);
+        assert_eq!(
+            matrix_after_label("3A = 3\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+            Some("3\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}")
+        );
         assert_eq!(
             matrix_after_label("\\begin{pmatrix} a \\\\ b \\end{pmatrix} = \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix} + c"),
             None

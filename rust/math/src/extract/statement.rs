@@ -9,6 +9,8 @@
 //! window it is given, and windows are capped by the caller.
 
 use super::segments::Segment;
+use super::{has_prose_word, Skip};
+use crate::words;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -37,6 +39,8 @@ struct Token {
     kind: Kind,
     /// For a math segment: its trimmed content.
     body: Option<(usize, usize)>,
+    /// A fraction written in words ("two-thirds", "one and a half"), merged from word tokens.
+    words: bool,
 }
 
 /// How the caller found the sentence, which decides how much of it to trust.
@@ -124,7 +128,8 @@ fn classify(text: &str, t: &Token) -> Kind {
             return Kind::Word;
         }
         // A parenthetical aside with words in it is prose, not a value.
-        if (w.starts_with('(') || w.starts_with('[')) && has_prose_word(w) {
+        if (w.starts_with('(') || w.starts_with('[')) && has_prose_word(w.as_bytes(), Skip::Nothing)
+        {
             return Kind::Word;
         }
         return Kind::Value;
@@ -156,7 +161,8 @@ fn classify(text: &str, t: &Token) -> Kind {
         return Kind::Op;
     }
     // Unicode math written in prose: `π`, `√2`, `½`, `2π`, `x²`.
-    if w.chars().any(|c| "π√∞½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞²³".contains(c)) && !has_prose_word(w)
+    if w.chars().any(|c| "π√∞½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞²³".contains(c))
+        && !has_prose_word(w.as_bytes(), Skip::Nothing)
     {
         return Kind::Value;
     }
@@ -173,31 +179,13 @@ fn classify(text: &str, t: &Token) -> Kind {
         return Kind::Var;
     }
     // `f(x)`, `x^2`, `a+b`: letters with operators are math written without delimiters.
-    if letters <= 3 && bytes.iter().any(|c| b"=+^_()<>/".contains(c)) && !has_prose_word(w) {
+    if letters <= 3
+        && bytes.iter().any(|c| b"=+^_()<>/".contains(c))
+        && !has_prose_word(w.as_bytes(), Skip::Nothing)
+    {
         return Kind::Value;
     }
     Kind::Word
-}
-
-/// A run of three or more letters not introduced by a backslash: an English word.
-fn has_prose_word(w: &str) -> bool {
-    let b = w.as_bytes();
-    let mut run = 0;
-    let mut in_cmd = false;
-    for &c in b {
-        if c.is_ascii_alphabetic() {
-            if !in_cmd {
-                run += 1;
-                if run >= 3 {
-                    return true;
-                }
-            }
-        } else {
-            in_cmd = c == b'\\';
-            run = 0;
-        }
-    }
-    false
 }
 
 /// Brackets of the window matched in one pass: `close_of[i]` is the position of the bracket
@@ -253,6 +241,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
                 end: s.end,
                 kind: Kind::Value,
                 body: Some(s.body),
+                words: false,
             });
             i = s.end;
             continue;
@@ -269,6 +258,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
                 end: i + 1,
                 kind: Kind::Op,
                 body: None,
+                words: false,
             });
             i += 1;
             continue;
@@ -293,6 +283,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
                     end: i + 1,
                     kind,
                     body: None,
+                    words: false,
                 });
             }
             i += 1;
@@ -347,6 +338,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
             end,
             kind: Kind::Word,
             body: None,
+            words: false,
         };
         t.kind = classify(text, &t);
         cur.push(t);
@@ -556,9 +548,10 @@ fn stated(text: &str, toks: &[Token], mode: Mode) -> Option<String> {
     }
 }
 
-/// "all real numbers except $-4$", "defined for all real x except -4": the excluded value as a
-/// relation, `x \neq -4` (`\neq -4` when no variable is named). Only with "real" before the
-/// "except", so prose such as "she sold all except 3" keeps its number.
+/// "all real numbers except $-4$", "defined for all real x except -4": the excluded values as
+/// relations, `x \neq -4` (`\neq -4` when no variable is named), one for each value ("except 2
+/// and 3" is `\neq 2, \neq 3`). Only with "real" before the "except", so prose such as "she
+/// sold all except 3" keeps its number.
 fn excepted(text: &str, toks: &[Token], run_at: &[Option<Run>]) -> Option<String> {
     let word = |t: &Token| &text[t.start..t.end];
     let at = toks
@@ -582,16 +575,42 @@ fn excepted(text: &str, toks: &[Token], run_at: &[Option<Run>]) -> Option<String
         k += 1;
     }
     let r = run_at.get(k).copied().flatten()?;
-    let value = run_text(text, toks, r);
-    // "except x = -4": the run names its variable itself.
-    if value.contains('=') {
-        return Some(value.replacen('=', "\\neq", 1));
+    // "except 2 and 3", "except $x = 2$ and $x = 3$", "except $1$, $-2$, and $5$": each value
+    // between the connectors is excluded.
+    let mut items: Vec<String> = Vec::new();
+    let mut a = r.a;
+    for j in r.a..=r.b {
+        if j == r.b || toks[j].kind == Kind::Conn {
+            if j > a {
+                items.push(run_text(text, toks, Run { a, b: j }));
+            }
+            a = j + 1;
+        }
     }
     let label = match toks[..at].last() {
-        Some(t) if t.kind == Kind::Var => word(t),
-        _ => "",
+        Some(t) if t.kind == Kind::Var => word(t).to_string(),
+        // "all real $x$ except ...".
+        Some(Token {
+            body: Some((s, e)), ..
+        }) if e - s == 1 && text.as_bytes()[*s].is_ascii_alphabetic() => text[*s..*e].to_string(),
+        // "except $x = 2$ and 3": the name given to one value names the others.
+        _ => items
+            .iter()
+            .find_map(|v| v.split_once('=').map(|(l, _)| l.trim().to_string()))
+            .unwrap_or_default(),
     };
-    Some(format!("{label} \\neq {value}").trim().to_string())
+    let relations: Vec<String> = items
+        .iter()
+        .map(|v| {
+            if v.contains('=') {
+                // "except x = -4": the value names its variable itself.
+                v.replacen('=', "\\neq", 1)
+            } else {
+                format!("{label} \\neq {v}").trim().to_string()
+            }
+        })
+        .collect();
+    (!relations.is_empty()).then(|| relations.join(", "))
 }
 
 /// Words that open a conclusion: "Therefore x = 1 or x = -2."
@@ -618,32 +637,201 @@ fn concluded(text: &str, toks: &[Token], rs: &[Run]) -> Option<String> {
     }
 }
 
+/// Fractions written in words in one sentence ("two-thirds", "three quarters", "a third",
+/// "one and a half"; `crate::words`, the math grammar), as spans `[a, b)` of its tokens. Only
+/// where the words cannot be an ordinal or a coin: hyphenated, with a numerator of two or
+/// more, with a whole part, or followed by "of", "the", a comma, a verb such as "is", or the end
+/// of the sentence ("a third of the pie", "is one half.", but not "the third day", "a quarter
+/// mile" or "one of the two").
+fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
+    // Enough tokens for "two and three quarters".
+    const MAX_TOKENS: usize = 6;
+    let is_word = |t: &Token| {
+        t.body.is_none()
+            && matches!(t.kind, Kind::Word | Kind::Var | Kind::Conn)
+            && text[t.start..t.end]
+                .bytes()
+                .all(|c| c.is_ascii_alphabetic() || c == b'-')
+    };
+    let lower = |t: &Token| text[t.start..t.end].to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        super::work::add(MAX_TOKENS);
+        // A fraction starts with a count ("two", "a") or is "half", "quarter", ... alone.
+        let first = if is_word(&toks[i]) && toks[i].kind != Kind::Conn {
+            lower(&toks[i])
+        } else {
+            String::new()
+        };
+        let head = first.split('-').next().unwrap_or("");
+        if head.is_empty()
+            || !(matches!(head, "a" | "an")
+                || words::cardinal_word(head).is_some()
+                || words::denominator_word(head).is_some())
+        {
+            i += 1;
+            continue;
+        }
+        let mut parts: Vec<(String, usize)> = Vec::new();
+        for (k, t) in toks[i..].iter().enumerate().take(MAX_TOKENS) {
+            if !is_word(t) {
+                break;
+            }
+            for p in lower(t).split('-').filter(|p| !p.is_empty()) {
+                parts.push((p.to_string(), i + k));
+            }
+        }
+        let ws: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+        if let Some((words::Reading::Fraction { whole, num, .. }, used)) =
+            words::read(&ws, words::Grammar::Math)
+        {
+            let last = parts[used - 1].1;
+            let whole_token = parts.get(used).is_none_or(|p| p.1 != last);
+            let hyphen = toks[i..=last]
+                .iter()
+                .any(|t| text[t.start..t.end].contains('-'));
+            let free = match toks.get(last + 1) {
+                None => true,
+                Some(n) => {
+                    n.kind == Kind::Copula
+                        || (n.kind == Kind::Conn && n.end - n.start == 1)
+                        || matches!(lower(n).as_str(), "of" | "the")
+                }
+            };
+            if whole_token && (hyphen || whole > 0 || num >= 2 || free) {
+                out.push((i, last + 1));
+                i = last + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The content after the sentence's last copula that has any (past fillers) is a fraction in
+/// words.
+fn last_copula_states_words(toks: &[Token]) -> bool {
+    let mut next_content: Option<&Token> = None;
+    for t in toks.iter().rev() {
+        if t.kind == Kind::Copula && next_content.is_some() {
+            return next_content.is_some_and(|n| n.words);
+        }
+        if !matches!(t.kind, Kind::Filler | Kind::Copula) {
+            next_content = Some(t);
+        }
+    }
+    false
+}
+
+/// `toks` with each span of `spans` merged into one value token.
+fn merge_words(toks: &[Token], spans: &[(usize, usize)]) -> Vec<Token> {
+    let mut out = Vec::with_capacity(toks.len());
+    let mut next = spans.iter().peekable();
+    let mut i = 0;
+    while i < toks.len() {
+        match next.peek() {
+            Some(&&(a, b)) if a == i => {
+                out.push(Token {
+                    start: toks[a].start,
+                    end: toks[b - 1].end,
+                    kind: Kind::Value,
+                    body: None,
+                    words: true,
+                });
+                next.next();
+                i = b;
+            }
+            _ => {
+                out.push(toks[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The sentences of `text[from..to]`, tokenized once for every rule that reads them.
 pub(crate) struct Sentences<'a> {
     text: &'a str,
     sents: Vec<Vec<Token>>,
+    /// Each sentence with its fractions in words as values, where it has any: read only when
+    /// the sentence states nothing in digits or math.
+    worded: Vec<Option<Vec<Token>>>,
 }
 
 impl<'a> Sentences<'a> {
     pub(crate) fn new(text: &'a str, from: usize, to: usize, segs: &[Segment]) -> Self {
+        let sents = sentences(text, from, to, segs);
+        let worded = sents
+            .iter()
+            .map(|toks| {
+                let spans = word_fractions(text, toks);
+                (!spans.is_empty()).then(|| merge_words(toks, &spans))
+            })
+            .collect();
         Sentences {
             text,
-            sents: sentences(text, from, to, segs),
+            sents,
+            worded,
         }
     }
 
     /// The last sentence that mentions any value.
     fn last_valued(&self) -> Option<&[Token]> {
+        self.last_valued_index().map(|i| self.sents[i].as_slice())
+    }
+
+    fn last_valued_index(&self) -> Option<usize> {
         self.sents
             .iter()
-            .rev()
-            .find(|s| s.iter().any(|t| t.kind == Kind::Value))
-            .map(Vec::as_slice)
+            .rposition(|s| s.iter().any(|t| t.kind == Kind::Value))
     }
 
     /// The value stated by the first sentence (a phrase's tail).
     pub(crate) fn first_value(&self, mode: Mode) -> Option<String> {
-        stated(self.text, self.sents.first()?, mode)
+        (!self.sents.is_empty()).then(|| self.stated_in(0, mode))?
+    }
+
+    /// The value sentence `i` states. A fraction in words counts as a value where the sentence
+    /// states nothing else, or where it follows the sentence's last copula (the value after the
+    /// last "is" is the one stated, in words or not: "There are 3 outcomes and one is favourable,
+    /// so the probability is one third."). In a conclusion, a sentence whose last value is a
+    /// fraction in words states it, unless the fraction is its subject: a fraction is not
+    /// written in words as working ("She ate two-thirds of the pie.", "switching wins with
+    /// probability two-thirds").
+    fn stated_in(&self, i: usize, mode: Mode) -> Option<String> {
+        let plain = &self.sents[i];
+        let Some(worded) = self.worded[i].as_deref() else {
+            return stated(self.text, plain, mode);
+        };
+        if last_copula_states_words(worded) {
+            if let Some(v) = stated(self.text, worded, mode) {
+                return Some(v);
+            }
+        }
+        if let Some(v) = stated(self.text, plain, mode).or_else(|| stated(self.text, worded, mode))
+        {
+            return Some(v);
+        }
+        // Not the subject: "Half of them were red." states no half, nor does "Three quarters of
+        // the class walk." (the fraction opens it).
+        let opener = worded
+            .iter()
+            .position(|t| !matches!(t.kind, Kind::Filler | Kind::Conn));
+        match runs(worded).last() {
+            Some(r)
+                if mode == Mode::Conclusion
+                    && r.b == r.a + 1
+                    && worded[r.a].words
+                    && opener.is_some_and(|o| o < r.a)
+                    && worded[r.b..].iter().all(|t| t.kind != Kind::Copula) =>
+            {
+                Some(run_text(self.text, worded, *r))
+            }
+            _ => None,
+        }
     }
 
     /// True when the first sentence opens with a multiple-choice letter (`(B)`, `B`, `B)`),
@@ -660,10 +848,22 @@ impl<'a> Sentences<'a> {
         t.body.is_none() && w.len() == 1 && w.bytes().all(|c| (b'A'..=b'E').contains(&c))
     }
 
-    /// The value stated by the last sentence that mentions any value, when it states one with
-    /// a copula.
+    /// The value stated by the last sentence that mentions any value (see `stated_in`: with a
+    /// copula, or a fraction in words), or by a later sentence that mentions only fractions in
+    /// words.
     pub(crate) fn conclusion_value(&self) -> Option<String> {
-        stated(self.text, self.last_valued()?, Mode::Conclusion)
+        let last = self.last_valued_index();
+        if let Some(i) = last {
+            if let Some(v) = self.stated_in(i, Mode::Conclusion) {
+                return Some(v);
+            }
+        }
+        // A later sentence whose only values are fractions in words.
+        let w = self.worded.iter().rposition(Option::is_some)?;
+        if last.is_some_and(|i| i >= w) {
+            return None;
+        }
+        self.stated_in(w, Mode::Conclusion)
     }
 
     /// The last sentence's final run when it is several math segments joined by commas or
@@ -728,6 +928,59 @@ mod tests {
             ("So they need 12 more cookies.", Some("12")),
             ("I think it's 7.", Some("7")),
             ("3. Add them up.", None),
+            // Fractions in words.
+            ("She ate two-thirds of the pie.", Some("two-thirds")),
+            (
+                "So three quarters of the garden is planted.",
+                Some("three quarters"),
+            ),
+            ("Each of them gets one half of the money.", Some("one half")),
+            (
+                "There are 3 outcomes and one is favourable, so the probability is one third.",
+                Some("one third"),
+            ),
+            ("Each friend gets a third of the pizza.", Some("a third")),
+            (
+                "Therefore the tank is five eighths full.",
+                Some("five eighths"),
+            ),
+            (
+                "Each batch needs one and a half cups of flour.",
+                Some("one and a half"),
+            ),
+            ("So half of the students passed.", Some("half")),
+            ("It wins with probability Two-Thirds!", Some("Two-Thirds")),
+            ("Tom picks one of the two boxes.", None),
+            ("He was the third of five children to arrive.", None),
+            ("She walked a quarter mile.", None),
+            ("The first half is harder.", None),
+            (
+                "She gave a quarter of her 20 stickers to Sam, so Sam got 5 stickers.",
+                Some("5"),
+            ),
+            ("So she has 12 marbles. Half of them are red.", Some("12")),
+            (
+                "So 30 students walk. Three quarters of the class walk.",
+                Some("30"),
+            ),
+            ("Half of the 30 students passed.", None),
+            // Exclusions, every value.
+            (
+                "It is defined for all real numbers except 2 and 3.",
+                Some("\\neq 2, \\neq 3"),
+            ),
+            (
+                "So the domain is all real numbers except $x = 2$ and $x = 3$.",
+                Some("x \\neq 2, x \\neq 3"),
+            ),
+            (
+                "Hence all real $x$ except $1$, $-2$, and $5$.",
+                Some("x \\neq 1, x \\neq -2, x \\neq 5"),
+            ),
+            (
+                "All real numbers except $x = 2$ and 3.",
+                Some("x \\neq 2, x \\neq 3"),
+            ),
         ];
         for (t, want) in cases {
             assert_eq!(conclusion(t).as_deref(), want, "{t}");
