@@ -471,9 +471,13 @@ fn extract_plain(text: &str, last_number_fallback: bool) -> Option<Extracted> {
     }
     if is_bare_expression(text) {
         let t = text.trim();
-        let t = segments::first_nonempty(t)
-            .filter(|s| s.len() + 4 >= t.len())
-            .unwrap_or(t);
+        // `$x$`, `\(x\)`: the math inside its delimiters. A matrix environment is its own
+        // segment, so one with a factor before it (`2\begin{pmatrix}...`) is read whole.
+        let t = segments::segments(t)
+            .iter()
+            .find(|s| !s.body(t).is_empty())
+            .filter(|s| s.body(t).len() + 4 >= t.len() && !(s.start > 0 && s.body.0 == s.start))
+            .map_or(t, |s| s.body(t));
         return found(t, Source::Whole);
     }
     let from = tail_window_start(text, &segs);
@@ -543,7 +547,9 @@ fn extract_gold_text(text: &str) -> Option<String> {
     }
     let segs = segments::segments(t);
     if let Some(seg) = segs.first() {
-        if segs.len() == 1 && seg.body(t).len() + 4 >= t.len() {
+        // `$x$`; a matrix environment with a factor before it (`2\begin{pmatrix}...`) is whole.
+        let bare_after_factor = seg.start > 0 && seg.body.0 == seg.start;
+        if segs.len() == 1 && seg.body(t).len() + 4 >= t.len() && !bare_after_factor {
             return Some(seg.body(t).to_string());
         }
     }
@@ -603,6 +609,15 @@ mod tests {
             ),
             ("\\frac{1}{2}", Some(("\\frac{1}{2}", Source::Whole))),
             ("$3$", Some(("3", Source::Whole))),
+            (
+                "2\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+                Some(("2\\begin{pmatrix}1\\\\2\\end{pmatrix}", Source::Whole)),
+            ),
+            ("two-thirds", Some(("two-thirds", Source::Whole))),
+            (
+                "Maria ate 4 of the 6 pieces.\n\nShe ate two-thirds of the pie.",
+                Some(("two-thirds", Source::Statement)),
+            ),
             ("so 5", Some(("5", Source::Statement))),
             (
                 "<think>maybe \\boxed{4}</think> The answer is 5.",
@@ -650,6 +665,10 @@ mod tests {
             Some("\\frac{\\pi}{2}")
         );
         assert_eq!(extract_gold("$x^2$").as_deref(), Some("x^2"));
+        assert_eq!(
+            extract_gold("2\\begin{pmatrix}1\\end{pmatrix}").as_deref(),
+            Some("2\\begin{pmatrix}1\\end{pmatrix}")
+        );
         assert_eq!(extract_gold("  ").as_deref(), None);
         assert_eq!(extract_gold("The answer is 5.").as_deref(), Some("5"));
         assert_eq!(extract_gold("5 apples").as_deref(), Some("5"));
