@@ -138,6 +138,22 @@ def test_seeded_sampling_is_reproducible(colocated):
     assert [c.token_ids for c in a] == [c.token_ids for c in b]
 
 
+def test_seeded_continuations_of_identical_rows_are_distinct_draws(colocated):
+    """A multi-turn rollout continues every member of a group from the same prompt ids with one
+    call's seed. vLLM seeds a generator per request, so one seed for every row would give each
+    group member the same turn (and GRPO no signal); each row draws its own stream, still
+    reproducible from the call's seed."""
+    row = colocated.tokenizer("2+2=")["input_ids"]
+    a = colocated.sampler.continue_ids([row] * 4, max_new_tokens=8, temperature=1.0, seed=11)
+    assert len({tuple(c.token_ids) for c in a}) > 1, [c.token_ids for c in a]
+    b = colocated.sampler.continue_ids([row] * 4, max_new_tokens=8, temperature=1.0, seed=11)
+    assert [c.token_ids for c in a] == [c.token_ids for c in b]
+    # The same holds for a group sampled in one request (n > 1) and for identical prompts.
+    for groups in (colocated.sampler.generate(["1+1="], 4, seed=5), colocated.sampler.generate(["1+1="] * 4, 1, seed=5)):
+        draws = [tuple(c.token_ids) for g in groups for c in g.completions]
+        assert len(set(draws)) > 1, draws
+
+
 def test_colocated_training_step_syncs_weights_and_logs_the_mismatch(colocated):
     m = _assert_weights_sync(colocated)
     # The sampler's log-probs came back with the completions, so the mismatch is measured.

@@ -6,6 +6,7 @@ imported when an engine is built, never at module import."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -13,6 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from grpo_fast.errors import ConfigError
+
+
+def row_seed(seed: int, row: int) -> int:
+    """The seed of row `row` of a call seeded with `seed`: reproducible, and unrelated between
+    neighbouring seeds and rows (seed + row would make row 1 of seed s row 0 of seed s + 1)."""
+    digest = hashlib.blake2b(f"{seed}:{row}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 2
 
 # Sampling parameters a request may set; everything else is pinned (see `sampling_params`).
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
@@ -115,7 +123,12 @@ class VLLMEngine:
         """`n` completions per prompt; token ids include the stop token when one ended it. A completion
         ended by one of `stop_strings` has finish_reason "stop_string" (its tokens run through the one
         that completed it; `sampler.base.finish_turn` cuts them exactly)."""
-        sp = self.sampling_params(n, params, stop_ids, stop_strings)
+        sp: Any = self.sampling_params(n, params, stop_ids, stop_strings)
+        if params.get("seed") is not None and len(prompt_ids) > 1:
+            # vLLM seeds a generator per request: one seed for every prompt would make identical
+            # prompts (a group's rollouts continuing from the same ids) draw identical tokens.
+            sp = [self.sampling_params(n, {**params, "seed": row_seed(int(params["seed"]), i)}, stop_ids, stop_strings)
+                  for i in range(len(prompt_ids))]
         with self._lock:
             self._ensure_awake()
             outs = self.llm.generate([{"prompt_token_ids": list(x)} for x in prompt_ids], sp, use_tqdm=False)
