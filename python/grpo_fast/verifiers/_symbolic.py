@@ -4,6 +4,12 @@ with latex2sympy2_extended and sympy.
 
 Runs inside the worker processes of `_workers.py` only: sympy can take unbounded time or memory,
 and the parent enforces the deadline by killing the process.
+
+Both answers arrive normalised by the Rust fast path (`grpo_fast._native.math_normalize`), which
+writes out what its grammar reads and latex2sympy would read otherwise: a function's argument
+written without brackets is put in them (`\\sin x \\cdot \\cos x` arrives as
+`\\sin(x)\\cdot\\cos(x)`, which latex2sympy would read as sin(x cos x)), so both paths apply one
+definition. Plain `\\log` is the common logarithm on both.
 """
 
 from __future__ import annotations
@@ -461,12 +467,12 @@ def _items(s: str) -> tuple[str, list[str]] | None:
 
 # fmt: off
 _WARMUP: list[str | tuple[str, str]] = [
-    "1", "x^2-1", "\\frac{1}{2}", "\\sqrt{2}", "\\sqrt[3]{x}", "\\log_{2} 8", "\\ln 2", "\\sin x",
-    "\\cos^2 x", "3+4i", "\\pi r^2", "e^{2}", "x \\leq 2", "(-\\infty, 2]", "[1, 2)", "\\{1, 2\\}",
+    "1", "x^2-1", "\\frac{1}{2}", "\\sqrt{2}", "\\sqrt[3]{x}", "\\log_{2}(8)", "\\ln(2)", "\\sin(x)",
+    "\\cos^2(x)", "3+4i", "\\pi r^2", "e^{2}", "x \\leq 2", "(-\\infty, 2]", "[1, 2)", "\\{1, 2\\}",
     "(1, 2) \\cup (3, \\infty)", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "y=2x+3", "\\pm 2",
-    "5!", "\\binom{5}{2}", "\\frac{\\ln 5}{\\ln 3}", "x_1", "\\theta", "|x|",
+    "5!", "\\binom{5}{2}", "\\frac{\\ln(5)}{\\ln(3)}", "x_1", "\\theta", "|x|",
     # and the comparison code paths (simplify, sets, relations) once each
-    ("2y=4x+6", "y=2x+3"), ("x\\leq2", "(-\\infty,2]"), ("\\sin^2x", "1-\\cos^2x"), ("\\{1,2\\}", "\\{2,1\\}"),
+    ("2y=4x+6", "y=2x+3"), ("x\\leq2", "(-\\infty,2]"), ("\\sin^2(x)", "1-\\cos^2(x)"), ("\\{1,2\\}", "\\{2,1\\}"),
 ]
 # fmt: on
 

@@ -658,18 +658,24 @@ fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
     let mut i = 0;
     while i < toks.len() {
         super::work::add(MAX_TOKENS);
-        // A fraction starts with a count ("two", "a") or is "half", "quarter", ... alone.
-        let first = if is_word(&toks[i]) && toks[i].kind != Kind::Conn {
-            lower(&toks[i])
-        } else {
-            String::new()
-        };
-        let head = first.split('-').next().unwrap_or("");
-        if head.is_empty()
-            || !(matches!(head, "a" | "an")
-                || words::cardinal_word(head).is_some()
-                || words::denominator_word(head).is_some())
-        {
+        // A fraction starts with a count ("two", "a") or is "half", "quarter", ... alone. Most
+        // words are neither: tested in a small buffer, without allocating.
+        let w = &text[toks[i].start..toks[i].end];
+        let head = w.split('-').next().unwrap_or("").as_bytes();
+        let mut buf = [0u8; 16];
+        let starts = is_word(&toks[i])
+            && toks[i].kind != Kind::Conn
+            && !head.is_empty()
+            && head.len() <= buf.len()
+            && {
+                buf[..head.len()].copy_from_slice(head);
+                buf[..head.len()].make_ascii_lowercase();
+                let h = std::str::from_utf8(&buf[..head.len()]).unwrap_or("");
+                matches!(h, "a" | "an")
+                    || words::cardinal_word(h).is_some()
+                    || words::denominator_word(h).is_some()
+            };
+        if !starts {
             i += 1;
             continue;
         }
@@ -756,26 +762,31 @@ fn merge_words(toks: &[Token], spans: &[(usize, usize)]) -> Vec<Token> {
 pub(crate) struct Sentences<'a> {
     text: &'a str,
     sents: Vec<Vec<Token>>,
-    /// Each sentence with its fractions in words as values, where it has any: read only when
-    /// the sentence states nothing in digits or math.
-    worded: Vec<Option<Vec<Token>>>,
+    /// Each sentence with its fractions in words as values, where it has any: found on first
+    /// use (only the last sentences and a phrase's first one are ever read so).
+    worded: Vec<std::cell::OnceCell<Option<Vec<Token>>>>,
 }
 
 impl<'a> Sentences<'a> {
     pub(crate) fn new(text: &'a str, from: usize, to: usize, segs: &[Segment]) -> Self {
         let sents = sentences(text, from, to, segs);
-        let worded = sents
-            .iter()
-            .map(|toks| {
-                let spans = word_fractions(text, toks);
-                (!spans.is_empty()).then(|| merge_words(toks, &spans))
-            })
-            .collect();
+        let worded = sents.iter().map(|_| std::cell::OnceCell::new()).collect();
         Sentences {
             text,
             sents,
             worded,
         }
+    }
+
+    /// Sentence `i` with its fractions in words merged into values, when it has any.
+    fn worded(&self, i: usize) -> Option<&[Token]> {
+        self.worded[i]
+            .get_or_init(|| {
+                let toks = &self.sents[i];
+                let spans = word_fractions(self.text, toks);
+                (!spans.is_empty()).then(|| merge_words(toks, &spans))
+            })
+            .as_deref()
     }
 
     /// The last sentence that mentions any value.
@@ -803,7 +814,7 @@ impl<'a> Sentences<'a> {
     /// probability two-thirds").
     fn stated_in(&self, i: usize, mode: Mode) -> Option<String> {
         let plain = &self.sents[i];
-        let Some(worded) = self.worded[i].as_deref() else {
+        let Some(worded) = self.worded(i) else {
             return stated(self.text, plain, mode);
         };
         if last_copula_states_words(worded) {
@@ -859,10 +870,10 @@ impl<'a> Sentences<'a> {
             }
         }
         // A later sentence whose only values are fractions in words.
-        let w = self.worded.iter().rposition(Option::is_some)?;
-        if last.is_some_and(|i| i >= w) {
-            return None;
-        }
+        let after = last.map_or(0, |i| i + 1);
+        let w = (after..self.sents.len())
+            .rev()
+            .find(|&k| self.worded(k).is_some())?;
         self.stated_in(w, Mode::Conclusion)
     }
 
