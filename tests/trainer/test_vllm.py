@@ -248,12 +248,42 @@ def server(qwen_dir, tmp_path_factory):
         proc.kill()
         pytest.fail("vllm-serve did not come up in 240 s")
     yield url, "s3cret-token"
+    engines = _descendants(proc.pid)
+    assert engines, "vllm-serve started no engine process"
     proc.terminate()
     try:
-        proc.wait(30)
+        proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
+        pytest.fail("vllm-serve did not stop on SIGTERM")
+    # Stopped by SIGTERM, the server shuts its engine down: no engine-core process is left behind
+    # holding the (GPU) memory. Their exit is awaited, bounded, not timed.
+    deadline = time.time() + 60
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in engines):
+        time.sleep(0.5)
+    left = [p for p in engines if Path(f"/proc/{p}").exists()]
+    for p in left:
+        os.kill(p, 9)
     log.close()
+    assert proc.returncode == 0 and not left, (proc.returncode, left)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (vLLM's engine core and its workers)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def _post(url, path, body, token=None, content_type="application/json", length=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -71,6 +72,10 @@ def vllm_serve(model: str, host: str, port: int, token_file: str | None, dtype: 
     # One plain line a supervisor (or a test) can wait for.
     print(f"grpo-fast vllm-serve: ready on http://{h}:{p} (model {model}, dtype {server.health()['dtype']})",
           flush=True)
+    # SIGTERM (systemd, Kubernetes, SLURM, a test) must take the same way out as Ctrl-C: with
+    # Python's default handler the process dies at once and vLLM's engine-core process, left
+    # without its parent, keeps running and holding the GPU's memory.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -78,3 +83,7 @@ def vllm_serve(model: str, host: str, port: int, token_file: str | None, dtype: 
     finally:
         server.shutdown()
         engine.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
