@@ -302,6 +302,9 @@ def test_case(verdicts, request, gold, response, expected):
 
 # Plain answers that mean the same with gold and answer swapped.
 SYMMETRIC: list[tuple[str, str, bool]] = [
+    ("x = 1, x = \\frac{3 \\pm \\sqrt{5}}{2}", "1, \\frac{3+\\sqrt5}{2}, \\frac{3-\\sqrt5}{2}", True),
+    ("x = 1, x = \\frac{3 \\pm \\sqrt{5}}{2}", "1, \\frac{3+\\sqrt5}{2}", False),
+    ("2 \\pm \\sqrt{3}", "2-\\sqrt{3}, 2+\\sqrt{3}", True),
     ("x \\neq 2, x \\neq 3", UNION_23, True),
     ("\\mathbb{R} \\setminus \\{2, 3\\}", UNION_23, True),
     ("x \\neq \\pm 1", "(-\\infty,-1)\\cup(-1,1)\\cup(1,\\infty)", True),

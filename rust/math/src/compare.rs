@@ -254,6 +254,13 @@ fn compare_inner(gold: &str, resp: &str, depth: usize) -> Decision {
             return NotEqual;
         }
     }
+    // `x = \frac{3 \pm \sqrt{5}}{2}` is two answers, also as an item of a list.
+    let (g_pm, r_pm) = (plus_minus_listed(gold), plus_minus_listed(resp));
+    if g_pm.is_some() || r_pm.is_some() {
+        let g = g_pm.as_deref().unwrap_or(gold);
+        let r = r_pm.as_deref().unwrap_or(resp);
+        return compare_depth(g, r, depth + 1);
+    }
     match (matrix_value(gold), matrix_value(resp)) {
         (Some(g), Some(r)) => return compare_matrices(&g, &r, depth),
         (Some(m), None) => return compare_vector(&m, resp, depth),
@@ -674,6 +681,35 @@ fn excluded_points(s: &str) -> Option<(String, Vec<String>)> {
         }
     }
     Some((String::new(), points))
+}
+
+/// Positions of the `\pm` commands in `s` (not `\pmod`).
+fn plus_minus_at(s: &str) -> Vec<usize> {
+    s.match_indices("\\pm")
+        .map(|(i, _)| i)
+        .filter(|&i| !s[i + 3..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .collect()
+}
+
+/// An answer with `\pm` in its items, each such item written as its two answers: `x = 1, x =
+/// \frac{3 \pm \sqrt{5}}{2}` is `x = 1, x = \frac{3+\sqrt{5}}{2}, x = \frac{3-\sqrt{5}}{2}`,
+/// `\pm 2` is `+2,-2`. None when there is no `\pm`, an item has several, or `\mp` is used too.
+fn plus_minus_listed(s: &str) -> Option<String> {
+    if plus_minus_at(s).is_empty() || s.contains("\\mp") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for item in split_top(s, b',') {
+        match plus_minus_at(item).as_slice() {
+            [] => out.push(item.to_string()),
+            [p] => {
+                out.push(format!("{}+{}", &item[..*p], &item[p + 3..]));
+                out.push(format!("{}-{}", &item[..*p], &item[p + 3..]));
+            }
+            _ => return None,
+        }
+    }
+    Some(out.join(","))
 }
 
 /// `\pm 1` is 1 and -1, `2 \pm \sqrt{3}` is `2+\sqrt{3}` and `2-\sqrt{3}`; other values are
@@ -1570,6 +1606,17 @@ mod tests {
             (union, "\\neq 2, \\neq 4", NotEqual),
             ("(-\\infty,-4)\\cup(-4,\\infty)", "\\neq -4", Equal),
             ("(-\\infty,-1)\\cup(-1,1)\\cup(1,\\infty)", "x \\neq \\pm 1", Equal),
+            // `\pm` in a list is two of its answers.
+            (
+                "x = 1, x = \\frac{3 \\pm \\sqrt{5}}{2}",
+                "1, \\frac{3+\\sqrt5}{2}, \\frac{3-\\sqrt5}{2}",
+                Equal,
+            ),
+            ("1 \\pm \\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}", Equal),
+            ("\\pm 2", "2, -2", Equal),
+            ("\\pm 2", "2", NotEqual),
+            ("x = \\pm 3, x = 0", "x = 3, x = -3", NotEqual),
+            ("1 \\pm \\sqrt{2}", "1+\\sqrt{3}, 1-\\sqrt{3}", NotEqual),
             // Not the line less points (a closed end, a gap) or another variable: not read as
             // points, left to the symbolic path.
             ("(-\\infty,2]\\cup(2,\\infty)", "\\neq 2", Undecided),
