@@ -571,10 +571,10 @@ impl<'a> Parser<'a> {
     /// function, so `\sin x \cos x` is sin(x)·cos(x) and `\sin x (1 + x)` is sin(x)·(1 + x).
     fn function_argument(&mut self) -> Option<Expr> {
         self.skip_spaces();
-        // A bracketed argument is the argument; a power after it raises the value of the
-        // function: `\sin(x)^2` is (sin x)², as sympy reads it.
+        // A bracketed argument is the argument; a power or a factorial after it applies to the
+        // value of the function: `\sin(x)^2` is (sin x)², as sympy reads it.
         if matches!(self.peek(), Some(b'(' | b'{' | b'|')) || self.command() == Some("left") {
-            return self.postfix();
+            return self.atom();
         }
         let mut arg = self.power()?;
         loop {

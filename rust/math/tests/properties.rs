@@ -128,3 +128,70 @@ proptest! {
         }
     }
 }
+
+/// Expressions with functions written without brackets, for the bracketing rewrite.
+fn functionish() -> impl Strategy<Value = String> {
+    let atoms = prop::sample::select(vec![
+        "\\sin",
+        "\\cos",
+        "\\tan",
+        "\\sinh",
+        "\\ln",
+        "\\log",
+        "\\log_2",
+        "^2",
+        "^{-1}",
+        " ",
+        "x",
+        "y",
+        "2",
+        "3",
+        "\\theta",
+        "\\pi",
+        "(",
+        ")",
+        "{",
+        "}",
+        "+",
+        "-",
+        "/",
+        "\\cdot",
+        "!",
+        "|",
+        "\\frac{1}{2}",
+        "\\sqrt{x}",
+        "e^x",
+        ",",
+    ]);
+    prop::collection::vec(atoms, 0..14).prop_map(|v| v.concat())
+}
+
+proptest! {
+    /// Putting a function's argument in brackets changes nothing the fast path reads, and a
+    /// second pass changes nothing more.
+    #[test]
+    fn bracketing_function_arguments_keeps_the_reading(s in functionish()) {
+        use grpo_math::expr::{bracket_function_arguments, parse};
+        let once = bracket_function_arguments(&s).into_owned();
+        prop_assert_eq!(bracket_function_arguments(&once).into_owned(), once.clone());
+        if let Some(p) = parse(&s) {
+            let q = parse(&once);
+            prop_assert!(q.is_some(), "{} -> {}", s, once);
+            prop_assert_eq!(p.expr, q.unwrap().expr, "{} -> {}", s, once);
+        }
+    }
+
+    /// A fraction in words is read alike however it is spaced or hyphenated.
+    #[test]
+    fn fraction_words_read_alike(n in 1usize..10, d in 3usize..11, hyphen in any::<bool>()) {
+        const NUMS: [&str; 10] =
+            ["", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+        const DENS: [&str; 11] =
+            ["", "", "", "third", "quarter", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"];
+        let den = if n > 1 { format!("{}s", DENS[d]) } else { DENS[d].to_string() };
+        let words = format!("{}{}{}", NUMS[n], if hyphen { "-" } else { " " }, den);
+        let resp = format!("So the tank is {words} full.");
+        let gold = format!("\\frac{{{n}}}{{{d}}}");
+        prop_assert_eq!(check(&gold, &resp, &Options::default()).verdict, Verdict::Correct, "{}", resp);
+    }
+}

@@ -638,11 +638,12 @@ fn concluded(text: &str, toks: &[Token], rs: &[Run]) -> Option<String> {
 }
 
 /// Fractions written in words in one sentence ("two-thirds", "three quarters", "a third",
-/// "one and a half"; `crate::words`, the math grammar), as spans `[a, b)` of its tokens. Only
-/// where the words cannot be an ordinal or a coin: hyphenated, with a numerator of two or
-/// more, with a whole part, or followed by "of", "the", a comma, a verb such as "is", or the end
-/// of the sentence ("a third of the pie", "is one half.", but not "the third day", "a quarter
-/// mile" or "one of the two").
+/// "one and a half"; `crate::words`, the math grammar), as spans `[a, b)` of its tokens. "a
+/// third", "a quarter" and a bare "half" may be an ordinal or a noun, so they count only when
+/// followed by "of", "the", a comma, a verb such as "is", or the end of the sentence ("a third of
+/// the pie", "is a half.", but not "a third time", "a quarter mile", "half an hour"); a count in
+/// words ("one third", "two fifths"), a hyphen or a whole part makes a fraction anywhere. "the
+/// third day" and "one of the two" are no fractions.
 fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
     // Enough tokens for "two and three quarters".
     const MAX_TOKENS: usize = 6;
@@ -705,7 +706,10 @@ fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
                         || matches!(lower(n).as_str(), "of" | "the")
                 }
             };
-            if whole_token && (hyphen || whole > 0 || num >= 2 || free) {
+            // "one third" is a fraction; "a third" and "half" may be an ordinal or a noun
+            // ("a third time", "half an hour").
+            let counted = words::cardinal_word(&parts[0].0).is_some();
+            if whole_token && (hyphen || whole > 0 || num >= 2 || counted || free) {
                 out.push((i, last + 1));
                 i = last + 1;
                 continue;
