@@ -73,6 +73,16 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def sampler_identity(sampler_opts: dict[str, Any], tool_overrides: dict[str, Any]) -> dict[str, Any]:
+    """The sampler and tool options that decide the samples (where the tools' sandbox runs does
+    not), as part of a command's resume options."""
+    return {
+        "sampler": sampler_opts.get("sampler"),
+        "vllm_mode": sampler_opts.get("vllm_mode"),
+        "tools": {k: v for k, v in tool_overrides.items() if k != "tool_sandbox"},
+    }
+
+
 def model_identity(model: str) -> Any:
     """What identifies a model for a resume: a local folder (or file) by the names, sizes and
     modification times of its files, so that a checkpoint saved again at the same path is told

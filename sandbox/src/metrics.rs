@@ -277,17 +277,6 @@ impl Metrics {
             &RUN_STATUSES,
             &self.runs,
         );
-        head(
-            &mut out,
-            "run_cpu_seconds_total",
-            "counter",
-            "CPU time programs of /run and /batch run items used.",
-        );
-        let _ = writeln!(
-            out,
-            "grpo_sandbox_run_cpu_seconds_total {:.6}",
-            load(&self.run_cpu_us) as f64 / 1e6
-        );
         by_status(
             &mut out,
             "test_requests_total",
@@ -311,39 +300,32 @@ impl Metrics {
             "grpo_sandbox_tests_total{{verdict=\"failed\"}} {}",
             load(&self.tests_failed)
         );
-        head(
-            &mut out,
-            "test_cpu_seconds_total",
-            "counter",
-            "CPU time the programs of tests requests used, summed over their tests.",
-        );
-        let _ = writeln!(
-            out,
-            "grpo_sandbox_test_cpu_seconds_total {:.6}",
-            load(&self.test_cpu_us) as f64 / 1e6
-        );
-        head(
-            &mut out,
-            "tests_spread_total",
-            "counter",
-            "Tests requests whose remaining tests were spread over idle slots after a timeout.",
-        );
-        let _ = writeln!(
-            out,
-            "grpo_sandbox_tests_spread_total {}",
-            load(&self.tests_spread)
-        );
-        head(
-            &mut out,
-            "responses_truncated_total",
-            "counter",
-            "Answers whose program output was cut to server.max_response_output_bytes.",
-        );
-        let _ = writeln!(
-            out,
-            "grpo_sandbox_responses_truncated_total {}",
-            load(&self.output_truncated)
-        );
+        // The counters of a single sample.
+        for (name, help, value) in [
+            (
+                "run_cpu_seconds_total",
+                "CPU time programs of /run and /batch run items used.",
+                format!("{:.6}", load(&self.run_cpu_us) as f64 / 1e6),
+            ),
+            (
+                "test_cpu_seconds_total",
+                "CPU time the programs of tests requests used, summed over their tests.",
+                format!("{:.6}", load(&self.test_cpu_us) as f64 / 1e6),
+            ),
+            (
+                "tests_spread_total",
+                "Tests requests whose remaining tests were spread over idle slots after a timeout.",
+                load(&self.tests_spread).to_string(),
+            ),
+            (
+                "responses_truncated_total",
+                "Answers whose program output was cut to server.max_response_output_bytes.",
+                load(&self.output_truncated).to_string(),
+            ),
+        ] {
+            head(&mut out, name, "counter", help);
+            let _ = writeln!(out, "grpo_sandbox_{name} {value}");
+        }
         head(&mut out, "connections", "gauge", "Connections open.");
         let _ = writeln!(out, "grpo_sandbox_connections {}", g.connections_open);
         head(

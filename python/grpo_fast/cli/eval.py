@@ -285,6 +285,7 @@ def _from_models(
         keeps_progress,
         model_identity,
         run_until_stopped,
+        sampler_identity,
     )
     from grpo_fast.trainer.inputs import check_model, load_task_inputs
 
@@ -347,9 +348,7 @@ def _from_models(
         chat_template=chat_template,
         seed=seed,
         **data_fmt,
-        sampler=sampler_opts.get("sampler"),
-        vllm_mode=sampler_opts.get("vllm_mode"),
-        tools={k: v for k, v in tool_overrides.items() if k != "tool_sandbox"},
+        **sampler_identity(sampler_opts, tool_overrides),
     )
     target = next((f for f in (output, report) if f and keeps_progress(f)), None)
     try:

@@ -108,7 +108,14 @@ def generate(
 
     from grpo_fast.cli._common import data_format
     from grpo_fast.errors import ConfigError
-    from grpo_fast.resume import PartialRun, chunks, fingerprint, model_identity, run_until_stopped
+    from grpo_fast.resume import (
+        PartialRun,
+        chunks,
+        fingerprint,
+        model_identity,
+        run_until_stopped,
+        sampler_identity,
+    )
     from grpo_fast.trainer.inputs import check_model, load_task_inputs
 
     console = Console(stderr=True)
@@ -139,9 +146,7 @@ def generate(
         chat_template=chat_template,
         seed=seed,
         **fmt,
-        sampler=sampler_opts.get("sampler"),
-        vllm_mode=sampler_opts.get("vllm_mode"),
-        tools={k: v for k, v in tool_overrides.items() if k != "tool_sandbox"},
+        **sampler_identity(sampler_opts, tool_overrides),
     )
     run = PartialRun(
         output,
