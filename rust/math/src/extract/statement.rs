@@ -41,6 +41,8 @@ struct Token {
     body: Option<(usize, usize)>,
     /// A fraction written in words ("two-thirds", "one and a half"), merged from word tokens.
     words: bool,
+    /// With `words`: a count in words ("twelve", "one hundred and five"), not a fraction.
+    count: bool,
 }
 
 /// How the caller found the sentence, which decides how much of it to trust.
@@ -242,6 +244,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
                 kind: Kind::Value,
                 body: Some(s.body),
                 words: false,
+                count: false,
             });
             i = s.end;
             continue;
@@ -259,6 +262,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
                 kind: Kind::Op,
                 body: None,
                 words: false,
+                count: false,
             });
             i += 1;
             continue;
@@ -284,6 +288,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
                     kind,
                     body: None,
                     words: false,
+                    count: false,
                 });
             }
             i += 1;
@@ -339,6 +344,7 @@ fn sentences(text: &str, from: usize, to: usize, segs: &[Segment]) -> Vec<Vec<To
             kind: Kind::Word,
             body: None,
             words: false,
+            count: false,
         };
         t.kind = classify(text, &t);
         cur.push(t);
@@ -638,18 +644,20 @@ fn concluded(text: &str, toks: &[Token], rs: &[Run]) -> Option<String> {
 }
 
 /// Fractions written in words in one sentence ("two-thirds", "three quarters", "a third",
-/// "one and a half"; `crate::words`, the math grammar), as spans `[a, b)` of its tokens. "a
-/// third", "a quarter" and a bare "half" may be an ordinal or a noun, so they count only when
-/// followed by "of", "the", a comma, a verb such as "is", or the end of the sentence ("a third of
-/// the pie", "is a half.", but not "a third time", "a quarter mile", "half an hour"); a count in
-/// words ("one third", "two fifths"), a hyphen or a whole part makes a fraction anywhere. "the
-/// third day" and "one of the two" are no fractions.
-fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
-    // Enough tokens for "two and three quarters".
+/// "one and a half"; `crate::words`, the math grammar), as spans `[a, b)` of its tokens with
+/// whether the span is a count rather than a fraction. "a third", "a quarter" and a bare "half"
+/// may be an ordinal or a noun, so they count only when followed by "of", "the", a comma, a verb
+/// such as "is", or the end of the sentence ("a third of the pie", "is a half.", but not "a third
+/// time", "a quarter mile", "half an hour"); a count in words ("one third", "two fifths"), a
+/// hyphen or a whole part makes a fraction anywhere. "the third day" and "one of the two" are no
+/// fractions. With `cardinals`, counts in words ("twelve", "forty-two", "one hundred and five")
+/// are found too, under [`count_reads`].
+fn word_numbers(text: &str, toks: &[Token], cardinals: bool) -> Vec<(usize, usize, bool)> {
+    // Enough tokens for "two and three quarters", "one hundred and twenty-five".
     const MAX_TOKENS: usize = 6;
     let is_word = |t: &Token| {
         t.body.is_none()
-            && matches!(t.kind, Kind::Word | Kind::Var | Kind::Conn)
+            && matches!(t.kind, Kind::Word | Kind::Var | Kind::Conn | Kind::Unit)
             && text[t.start..t.end]
                 .bytes()
                 .all(|c| c.is_ascii_alphabetic() || c == b'-')
@@ -665,7 +673,7 @@ fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
         let head = w.split('-').next().unwrap_or("").as_bytes();
         let mut buf = [0u8; 16];
         let starts = is_word(&toks[i])
-            && toks[i].kind != Kind::Conn
+            && !matches!(toks[i].kind, Kind::Conn | Kind::Unit)
             && !head.is_empty()
             && head.len() <= buf.len()
             && {
@@ -690,43 +698,94 @@ fn word_fractions(text: &str, toks: &[Token]) -> Vec<(usize, usize)> {
             }
         }
         let ws: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
-        if let Some((words::Reading::Fraction { whole, num, .. }, used)) =
-            words::read(&ws, words::Grammar::Math)
-        {
-            let last = parts[used - 1].1;
-            let whole_token = parts.get(used).is_none_or(|p| p.1 != last);
-            let hyphen = toks[i..=last]
-                .iter()
-                .any(|t| text[t.start..t.end].contains('-'));
-            let free = match toks.get(last + 1) {
-                None => true,
-                Some(n) => {
-                    n.kind == Kind::Copula
-                        || (n.kind == Kind::Conn && n.end - n.start == 1)
-                        || matches!(lower(n).as_str(), "of" | "the")
+        let Some((reading, used)) = words::read(&ws, words::Grammar::Math) else {
+            i += 1;
+            continue;
+        };
+        let last = parts[used - 1].1;
+        // "three-year-old", "twenty-first": part of a longer word, no number.
+        let whole_token = parts.get(used).is_none_or(|p| p.1 != last);
+        match reading {
+            words::Reading::Fraction { whole, num, .. } if whole_token => {
+                let hyphen = toks[i..=last]
+                    .iter()
+                    .any(|t| text[t.start..t.end].contains('-'));
+                let free = match toks.get(last + 1) {
+                    None => true,
+                    Some(n) => {
+                        n.kind == Kind::Copula
+                            || (n.kind == Kind::Conn && n.end - n.start == 1)
+                            || matches!(lower(n).as_str(), "of" | "the")
+                    }
+                };
+                // "one third" is a fraction; "a third" and "half" may be an ordinal or a noun
+                // ("a third time", "half an hour").
+                let counted = words::cardinal_word(&parts[0].0).is_some();
+                if hyphen || whole > 0 || num >= 2 || counted || free {
+                    out.push((i, last + 1, false));
+                    i = last + 1;
+                    continue;
                 }
-            };
-            // "one third" is a fraction; "a third" and "half" may be an ordinal or a noun
-            // ("a third time", "half an hour").
-            let counted = words::cardinal_word(&parts[0].0).is_some();
-            if whole_token && (hyphen || whole > 0 || num >= 2 || counted || free) {
-                out.push((i, last + 1));
+            }
+            words::Reading::Number(d)
+                if cardinals
+                    && whole_token
+                    && d.k == 0
+                    && count_reads(text, toks, i, last, &ws[..used]) =>
+            {
+                out.push((i, last + 1, true));
                 i = last + 1;
                 continue;
             }
+            _ => {}
         }
         i += 1;
     }
     out
 }
 
+/// Words before a count in words that make it no stated value: "the one that", "no one", "each
+/// two", "at least one", "more than two", "the product of two numbers".
+const NOT_BEFORE_COUNT: [&str; 14] = [
+    "the", "this", "that", "these", "those", "no", "each", "every", "any", "another", "which",
+    "least", "most", "than",
+];
+
+/// Whether the count in words `toks[a..=last]` (its words `ws`) is read as a value. A count
+/// followed by "of" is a part of something named ("two of them", "one of the roots"), and one
+/// after a determiner or a bound ([`NOT_BEFORE_COUNT`], "of") is not the count stated. A lone
+/// "one" is mostly a pronoun or an article ("one way", "the one that"): it counts only right
+/// after a verb such as "is" at the end of a clause ("The answer is one.") or before "more"
+/// ("one more day").
+fn count_reads(text: &str, toks: &[Token], a: usize, last: usize, ws: &[&str]) -> bool {
+    let word = |t: &Token| text[t.start..t.end].to_ascii_lowercase();
+    let before = toks[..a].iter().rev().find(|t| t.kind != Kind::Filler);
+    let next = toks.get(last + 1);
+    if next.is_some_and(|n| matches!(word(n).as_str(), "of" | "another")) {
+        return false;
+    }
+    if before.is_some_and(|t| {
+        let w = word(t);
+        NOT_BEFORE_COUNT.contains(&w.as_str()) || w == "of"
+    }) {
+        return false;
+    }
+    if ws == ["one"] {
+        let more = next.is_some_and(|n| word(n) == "more");
+        let after_copula = before.is_some_and(|t| t.kind == Kind::Copula)
+            && next.is_none_or(|n| n.kind == Kind::Conn && n.end - n.start == 1);
+        return more || after_copula;
+    }
+    true
+}
+
 /// The content after the sentence's last copula that has any (past fillers) is a fraction in
 /// words.
-fn last_copula_states_words(toks: &[Token]) -> bool {
+fn last_copula_states_words(toks: &[Token], counts: bool) -> bool {
     let mut next_content: Option<&Token> = None;
     for t in toks.iter().rev() {
         if t.kind == Kind::Copula && next_content.is_some() {
-            return next_content.is_some_and(|n| n.words);
+            return next_content.is_some_and(|n| n.words && (counts || !n.count));
         }
         if !matches!(t.kind, Kind::Filler | Kind::Copula) {
             next_content = Some(t);
@@ -736,19 +795,20 @@ fn last_copula_states_words(toks: &[Token]) -> bool {
 }
 
 /// `toks` with each span of `spans` merged into one value token.
-fn merge_words(toks: &[Token], spans: &[(usize, usize)]) -> Vec<Token> {
+fn merge_words(toks: &[Token], spans: &[(usize, usize, bool)]) -> Vec<Token> {
     let mut out = Vec::with_capacity(toks.len());
     let mut next = spans.iter().peekable();
     let mut i = 0;
     while i < toks.len() {
         match next.peek() {
-            Some(&&(a, b)) if a == i => {
+            Some(&&(a, b, count)) if a == i => {
                 out.push(Token {
                     start: toks[a].start,
                     end: toks[b - 1].end,
                     kind: Kind::Value,
                     body: None,
                     words: true,
+                    count,
                 });
                 next.next();
                 i = b;
@@ -769,28 +829,37 @@ pub(crate) struct Sentences<'a> {
     /// Each sentence with its fractions in words as values, where it has any: found on first
     /// use (only the last sentences and a phrase's first one are ever read so).
     worded: Vec<std::cell::OnceCell<Option<Vec<Token>>>>,
+    /// The same with counts in words as values too (read in conclusions only).
+    counted: Vec<std::cell::OnceCell<Option<Vec<Token>>>>,
 }
 
 impl<'a> Sentences<'a> {
     pub(crate) fn new(text: &'a str, from: usize, to: usize, segs: &[Segment]) -> Self {
         let sents = sentences(text, from, to, segs);
         let worded = sents.iter().map(|_| std::cell::OnceCell::new()).collect();
+        let counted = sents.iter().map(|_| std::cell::OnceCell::new()).collect();
         Sentences {
             text,
             sents,
             worded,
+            counted,
         }
     }
 
-    /// Sentence `i` with its fractions in words merged into values, when it has any.
-    fn worded(&self, i: usize) -> Option<&[Token]> {
-        self.worded[i]
-            .get_or_init(|| {
-                let toks = &self.sents[i];
-                let spans = word_fractions(self.text, toks);
-                (!spans.is_empty()).then(|| merge_words(toks, &spans))
-            })
-            .as_deref()
+    /// Sentence `i` with its fractions in words (and with `cardinals` its counts in words)
+    /// merged into values, when it has any.
+    fn worded(&self, i: usize, cardinals: bool) -> Option<&[Token]> {
+        let cell = if cardinals {
+            &self.counted[i]
+        } else {
+            &self.worded[i]
+        };
+        cell.get_or_init(|| {
+            let toks = &self.sents[i];
+            let spans = word_numbers(self.text, toks, cardinals);
+            (!spans.is_empty()).then(|| merge_words(toks, &spans))
+        })
+        .as_deref()
     }
 
     /// The last sentence that mentions any value.
@@ -806,7 +875,7 @@ impl<'a> Sentences<'a> {
 
     /// The value stated by the first sentence (a phrase's tail).
     pub(crate) fn first_value(&self, mode: Mode) -> Option<String> {
-        (!self.sents.is_empty()).then(|| self.stated_in(0, mode))?
+        (!self.sents.is_empty()).then(|| self.stated_in(0, mode, false))?
     }
 
     /// The value sentence `i` states. A fraction in words counts as a value where the sentence
@@ -816,12 +885,20 @@ impl<'a> Sentences<'a> {
     /// fraction in words states it, unless the fraction is its subject: a fraction is not
     /// written in words as working ("She ate two-thirds of the pie.", "switching wins with
     /// probability two-thirds").
-    fn stated_in(&self, i: usize, mode: Mode) -> Option<String> {
+    ///
+    /// With `cardinals`, counts in words ("So she has twelve apples left.", "The answer is
+    /// forty-two.") are read by the same rules, except that a sentence with a value in digits or
+    /// math never states a count in words in its place: after its last copula, or as its last
+    /// value, only where it has none ("The sum is 12 because there are two groups." states 12).
+    /// As the last value of a sentence with no copula, a count is read only in the last
+    /// sentence of the window ("He needs three more days."), not in an aside after it.
+    fn stated_in(&self, i: usize, mode: Mode, cardinals: bool) -> Option<String> {
         let plain = &self.sents[i];
-        let Some(worded) = self.worded(i) else {
+        let Some(worded) = self.worded(i, cardinals) else {
             return stated(self.text, plain, mode);
         };
-        if last_copula_states_words(worded) {
+        let digits = plain.iter().any(|t| t.kind == Kind::Value);
+        if last_copula_states_words(worded, !digits) {
             if let Some(v) = stated(self.text, worded, mode) {
                 return Some(v);
             }
@@ -835,11 +912,13 @@ impl<'a> Sentences<'a> {
         let opener = worded
             .iter()
             .position(|t| !matches!(t.kind, Kind::Filler | Kind::Conn));
+        let last_sentence = i + 1 == self.sents.len();
         match runs(worded).last() {
             Some(r)
                 if mode == Mode::Conclusion
                     && r.b == r.a + 1
                     && worded[r.a].words
+                    && (!worded[r.a].count || (!digits && last_sentence))
                     && opener.is_some_and(|o| o < r.a)
                     && worded[r.b..].iter().all(|t| t.kind != Kind::Copula) =>
             {
@@ -864,21 +943,21 @@ impl<'a> Sentences<'a> {
     }
 
     /// The value stated by the last sentence that mentions any value (see `stated_in`: with a
-    /// copula, or a fraction in words), or by a later sentence that mentions only fractions in
-    /// words.
+    /// copula, or a number in words), or by a later sentence that mentions only numbers in
+    /// words (fractions or counts).
     pub(crate) fn conclusion_value(&self) -> Option<String> {
         let last = self.last_valued_index();
         if let Some(i) = last {
-            if let Some(v) = self.stated_in(i, Mode::Conclusion) {
+            if let Some(v) = self.stated_in(i, Mode::Conclusion, true) {
                 return Some(v);
             }
         }
-        // A later sentence whose only values are fractions in words.
+        // A later sentence whose only values are numbers in words.
         let after = last.map_or(0, |i| i + 1);
         let w = (after..self.sents.len())
             .rev()
-            .find(|&k| self.worded(k).is_some())?;
-        self.stated_in(w, Mode::Conclusion)
+            .find(|&k| self.worded(k, true).is_some())?;
+        self.stated_in(w, Mode::Conclusion, true)
     }
 
     /// The last sentence's final run when it is several math segments joined by commas or
@@ -979,6 +1058,38 @@ mod tests {
                 Some("30"),
             ),
             ("Half of the 30 students passed.", None),
+            // Counts in words.
+            ("So she has twelve apples left.", Some("twelve")),
+            ("The answer is forty-two.", Some("forty-two")),
+            (
+                "There are one hundred and five students.",
+                Some("one hundred and five"),
+            ),
+            ("He needs three more days.", Some("three")),
+            ("The total comes to two hundred.", Some("two hundred")),
+            (
+                "Therefore, the number of students is twelve.",
+                Some("twelve"),
+            ),
+            ("So the number of real roots is exactly one.", Some("one")),
+            ("She buys one more ticket.", Some("one")),
+            (
+                "He read 4 of the 7 chapters, so he needs three more days.",
+                Some("three"),
+            ),
+            ("Two of them are red.", None),
+            ("So one of the roots is negative.", None),
+            ("The first one that works is the answer we want.", None),
+            ("No one else came, so Ann was alone.", None),
+            ("This is one way to see it.", None),
+            ("He came in twenty-first place.", None),
+            (
+                "At least one box is empty, so the number of full boxes is $6$.",
+                Some("6"),
+            ),
+            ("The sum is 12 because there are two groups.", Some("12")),
+            ("So she has 12 marbles. We used two bags.", Some("12")),
+            ("Each of the three friends pays once.", None),
             // Exclusions, every value.
             (
                 "It is defined for all real numbers except 2 and 3.",
