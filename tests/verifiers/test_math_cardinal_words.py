@@ -10,6 +10,7 @@ count in words beside an answer in digits, which the digits win.
 from __future__ import annotations
 
 import pytest
+from _case_table import case_table_tests
 
 from grpo_fast.verifiers.math import MathVerifier
 
@@ -108,20 +109,7 @@ def verifier():
     v.close()
 
 
-@pytest.fixture(scope="module")
-def verdicts(verifier):
-    out = verifier.verify_pairs([c[1] for c in CASES], [c[2] for c in CASES])
-    return {c[0]: v for c, v in zip(CASES, out, strict=True)}
-
-
-def test_case_names_are_unique():
-    assert len({c[0] for c in CASES}) == len(CASES)
-
-
-@pytest.mark.parametrize(("gold", "response", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_case(verdicts, request, gold, response, expected):
-    vd = verdicts[request.node.callspec.id]
-    assert vd.correct is expected, f"{gold!r} vs {response!r}: {vd}"
+verdicts, test_case_names_are_unique, test_case = case_table_tests(CASES)
 
 
 def test_counts_in_words_in_general(verifier):

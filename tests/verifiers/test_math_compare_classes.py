@@ -12,6 +12,7 @@ import math
 from fractions import Fraction
 
 import pytest
+from _case_table import case_table_tests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -168,20 +169,7 @@ def verifier():
         yield v
 
 
-@pytest.fixture(scope="module")
-def verdicts(verifier):
-    out = verifier.verify_pairs([c[1] for c in CASES], [c[2] for c in CASES])
-    return {c[0]: vd for c, vd in zip(CASES, out, strict=True)}
-
-
-def test_ids_are_unique():
-    assert len({c[0] for c in CASES}) == len(CASES)
-
-
-@pytest.mark.parametrize(("gold", "response", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_case(verdicts, request, gold, response, expected):
-    vd = verdicts[request.node.callspec.id]
-    assert vd.correct is expected, f"{gold!r} vs {response!r}: {vd}"
+verdicts, test_ids_are_unique, test_case = case_table_tests(CASES)
 
 
 # Bare answers whose verdict must not depend on which side is the gold.

@@ -9,6 +9,7 @@ phrasings per class, with the near misses and the prose that must not be read as
 from __future__ import annotations
 
 import pytest
+from _case_table import case_table_tests
 
 from grpo_fast import _native
 from grpo_fast.verifiers.math import MathVerifier
@@ -284,20 +285,7 @@ def verifier():
     v.close()
 
 
-@pytest.fixture(scope="module")
-def verdicts(verifier):
-    out = verifier.verify_pairs([c[1] for c in CASES], [c[2] for c in CASES])
-    return {c[0]: v for c, v in zip(CASES, out, strict=True)}
-
-
-def test_case_names_are_unique():
-    assert len({c[0] for c in CASES}) == len(CASES)
-
-
-@pytest.mark.parametrize(("gold", "response", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_case(verdicts, request, gold, response, expected):
-    vd = verdicts[request.node.callspec.id]
-    assert vd.correct is expected, f"{gold!r} vs {response!r}: {vd}"
+verdicts, test_case_names_are_unique, test_case = case_table_tests(CASES)
 
 
 # Plain answers that mean the same with gold and answer swapped.
