@@ -2,7 +2,7 @@
 use grpo_core::Error;
 use pyo3::prelude::*;
 
-fn make(
+pub(crate) fn make(
     py: Python<'_>,
     class: &str,
     args: impl for<'a> FnOnce(Python<'a>, Bound<'a, PyAny>) -> PyResult<Bound<'a, PyAny>>,

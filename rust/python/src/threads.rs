@@ -21,14 +21,9 @@ pub fn ready() -> PyResult<()> {
                  under a memory limit (ulimit -v / RLIMIT_AS) too low for a thread's stack and \
                  allocator arena: raise it, or start fewer threads with RAYON_NUM_THREADS=1"
             );
-            let err = py
-                .import("grpo_fast.errors")
-                .and_then(|m| m.getattr("GrpoIOError"))
-                .and_then(|cls| cls.call1((msg, py.None())));
-            Err(match err {
-                Ok(exc) => PyErr::from_value(exc),
-                Err(e) => e,
-            })
+            Err(crate::errors::make(py, "GrpoIOError", |py, cls| {
+                cls.call1((msg, py.None()))
+            }))
         }),
     }
 }
