@@ -362,7 +362,8 @@ impl Engine {
         }
         if spread.get() && results.len() < n {
             let rest = range.start + results.len()..range.end;
-            let pieces = (self.pool.idle() + 1).clamp(2, rest.len());
+            // A unit after the timed-out one may have finished before the stop: `rest` can be 1.
+            let pieces = (self.pool.idle() + 1).max(2).min(rest.len());
             let size = rest.len().div_ceil(pieces);
             let ranges: Vec<_> = (rest.start..rest.end)
                 .step_by(size)
